@@ -1,0 +1,134 @@
+"""Settings, read from the environment in one place.
+
+Every setting has a documented default (see ``.env.example`` and the README). ``THUSA_ENV`` picks the
+mode: ``development`` (default), ``test`` or ``production``. In production the secrets must be set
+explicitly; in development and test they are generated once and kept under ``instance/`` so that tokens
+survive a restart of ``make run``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "test", "production")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the settings cannot make a safe application."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and meaning (the README's table is built from these)."""
+
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("THUSA_ENV", "development", "development, test or production"),
+    Setting("SECRET_KEY", "", "Flask secret; required in production, generated under instance/ otherwise"),
+    Setting("JWT_SECRET_KEY", "", "JWT signing key; required in production, generated under instance/ otherwise"),
+    Setting("DATABASE_URL", "", "SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset: instance/thusa.db"),
+    Setting("REDIS_URL", "", "redis://host:port/db; unset: the embedded Redis under instance/"),
+    Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys"),
+    Setting("PORT", "5000", "port of the web server started by make run"),
+    Setting("WEB_CONCURRENCY", "2", "gunicorn worker processes started by make run"),
+    Setting("JWT_ACCESS_MINUTES", "15", "lifetime of an access token"),
+    Setting("JWT_REFRESH_DAYS", "30", "lifetime of a refresh token"),
+    Setting("RATELIMIT_DEFAULT", "100 per minute", "API limit per user (per address when anonymous)"),
+    Setting("RATELIMIT_AUTH", "10 per minute", "limit per address on login, register and password reset"),
+    Setting("RATELIMIT_ENABLED", "true", "false turns rate limiting off (never in production)"),
+    Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call /api from a browser; empty: none"),
+    Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
+    Setting("TRUST_PROXY_HOPS", "0", "number of reverse proxies in front of the app (X-Forwarded-For/Proto)"),
+    Setting("PASSWORD_RESET_MINUTES", "15", "lifetime of a password reset code"),
+    Setting("PASSWORD_RESET_MAX_ATTEMPTS", "5", "wrong codes before a reset code is spent"),
+    Setting("USSD_SERVICE_CODE", "*384*2580#", "USSD service code shown in menus and accepted in requests"),
+    Setting("LOG_LEVEL", "INFO", "root log level"),
+)
+
+
+def _env(name: str) -> str:
+    default = next(s.default for s in SETTINGS if s.name == name)
+    return os.environ.get(name, default)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _persistent_secret(instance: Path, name: str) -> str:
+    """A random secret kept in ``instance/`` so development tokens outlive a restart."""
+    path = instance / f".{name.lower()}"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def instance_path() -> Path:
+    """The instance folder (absolute)."""
+    path = Path(_env("INSTANCE_PATH"))
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping from the environment, then apply ``overrides`` (tests pass theirs here).
+
+    Raises:
+        ConfigError: unknown ``THUSA_ENV``, or production without every secret it needs (all named at once).
+    """
+    overrides = dict(overrides or {})
+    env = overrides.get("THUSA_ENV", _env("THUSA_ENV"))
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"THUSA_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    instance = Path(overrides.get("INSTANCE_PATH", instance_path()))
+
+    if env == "production":
+        missing = [n for n in REQUIRED_IN_PRODUCTION if not (overrides.get(n) or os.environ.get(n))]
+        if missing:
+            raise ConfigError(f"THUSA_ENV=production needs these secrets set in the environment: {', '.join(missing)}")
+
+    def secret(name: str) -> str:
+        return os.environ.get(name) or (
+            secrets.token_urlsafe(48) if env == "test" else _persistent_secret(instance, name)
+        )
+
+    config = {
+        "THUSA_ENV": env,
+        "DEBUG": False,
+        "TESTING": env == "test",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": overrides.get("SECRET_KEY") or secret("SECRET_KEY"),
+        "JWT_SECRET_KEY": overrides.get("JWT_SECRET_KEY") or secret("JWT_SECRET_KEY"),
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL") or f"sqlite:///{instance / 'thusa.db'}",
+        "REDIS_URL": _env("REDIS_URL"),
+        "JWT_ACCESS_MINUTES": int(_env("JWT_ACCESS_MINUTES")),
+        "JWT_REFRESH_DAYS": int(_env("JWT_REFRESH_DAYS")),
+        "RATELIMIT_DEFAULT": _env("RATELIMIT_DEFAULT"),
+        "RATELIMIT_AUTH": _env("RATELIMIT_AUTH"),
+        "RATELIMIT_ENABLED": _bool(_env("RATELIMIT_ENABLED")),
+        "CORS_ORIGINS": [o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()],
+        "MAX_CONTENT_LENGTH": int(_env("MAX_CONTENT_LENGTH")),
+        "TRUST_PROXY_HOPS": int(_env("TRUST_PROXY_HOPS")),
+        "PASSWORD_RESET_MINUTES": int(_env("PASSWORD_RESET_MINUTES")),
+        "PASSWORD_RESET_MAX_ATTEMPTS": int(_env("PASSWORD_RESET_MAX_ATTEMPTS")),
+        "USSD_SERVICE_CODE": _env("USSD_SERVICE_CODE"),
+        "LOG_LEVEL": _env("LOG_LEVEL"),
+    }
+    if "DATABASE_URL" in overrides:
+        overrides["SQLALCHEMY_DATABASE_URI"] = overrides.pop("DATABASE_URL")
+    config.update(overrides)
+    if env == "production" and not config["RATELIMIT_ENABLED"]:
+        raise ConfigError("RATELIMIT_ENABLED=false is not allowed when THUSA_ENV=production")
+    return config

@@ -1,0 +1,154 @@
+"""One JSON shape for every error: ``{"error": {"code", "message", "details"}}``.
+
+Every 4xx/5xx, whether raised by Flask, webargs, flask-jwt-extended, flask-limiter, a service or an unexpected
+bug, leaves through here. Services raise :class:`ServiceError` subclasses and know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import marshmallow as ma
+import redis
+from flask import Flask, jsonify
+from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A domain error with an HTTP status, a stable machine code and a human message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: dict | None = None, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if code:
+            self.code = code
+
+
+class ValidationFailed(ServiceError):
+    status, code = 422, "validation_error"
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class ErrorBodySchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "stable machine-readable code"})
+    message = ma.fields.String(required=True, metadata={"description": "what went wrong, for people"})
+    details = ma.fields.Dict(required=True, metadata={"description": "per-field messages and other specifics"})
+
+
+class ErrorSchema(ma.Schema):
+    """The body of every error response."""
+
+    error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None):
+    """A Flask response in the one error shape."""
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ThusaApi(Api):
+    """flask-smorest's Api, answering its errors (webargs validation included) in Thusa's shape."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        status = error.code or 500
+        data = getattr(error, "data", None) or {}
+        details = data.get("errors") or data.get("messages") or {}
+        message = data.get("message")
+        if status == 422 and details:
+            message = message or "The request has invalid or unknown fields; see details."
+        elif status == 400 and details:
+            message = message or "The request could not be read; see details."
+        elif status == 413:
+            message = "The request body is larger than the limit of this server."
+        elif status == 429:
+            message = f"Too many requests: the limit is {error.description}. Try again later."
+        if not message:
+            message = error.description if isinstance(error.description, str) else HTTPStatus(status).phrase
+        headers = dict(data.get("headers") or {})
+        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return error_response(status, _HTTP_CODES.get(status, HTTPStatus(status).phrase.lower()), message,
+                              details, headers)  # fmt: skip
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that are not HTTPExceptions (the Api registers the HTTPException one)."""
+
+    @app.errorhandler(ServiceError)
+    def _service_error(error: ServiceError):
+        return error_response(error.status, error.code, error.message, error.details)
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError):
+        from app.extensions import db
+
+        db.session.rollback()
+        log.warning("integrity error: %s", error.orig.__class__.__name__)
+        return error_response(409, "conflict", "This conflicts with data that already exists or is still in use.")
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(error: redis.RedisError):
+        log.error("Redis unavailable: %s", error.__class__.__name__)
+        return error_response(503, "service_unavailable", "A backing service is unavailable; try again shortly.",
+                              headers={"Retry-After": "5"})  # fmt: skip
+
+    @app.errorhandler(OperationalError)
+    def _db_down(error: OperationalError):
+        from app.extensions import db
+
+        db.session.rollback()
+        log.error("database unavailable: %s", error.orig.__class__.__name__)
+        return error_response(503, "service_unavailable", "The database is unavailable; try again shortly.",
+                              headers={"Retry-After": "5"})  # fmt: skip
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

@@ -1,0 +1,61 @@
+"""Extensions, created unbound here and bound to the app in ``create_app`` with ``init_app``.
+
+The OpenAPI ``Api`` is the exception: flask-smorest keeps one spec per ``Api`` object, so ``create_app`` makes one
+per app (tests build many apps in one process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from app.models.base import Base
+from app.redis_conn import start_private_server
+
+
+class RedisClient:
+    """One Redis connection pool per app and process, made on first use (redis-py's pool is fork-safe)."""
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["thusa_redis"] = _AppRedis(app.config["REDIS_URL"] or None, Path(app.config["INSTANCE_PATH"]))
+
+    @property
+    def client(self) -> redis.Redis:
+        """The current app's client."""
+        return current_app.extensions["thusa_redis"].client
+
+
+class _AppRedis:
+    def __init__(self, url: str | None, instance: Path) -> None:
+        self.url = url
+        self.instance = instance
+        self._client: redis.Redis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            if not self.url:  # no REDIS_URL and no embedded server running: start one for this process
+                self.url = start_private_server(self.instance)
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        return self._client
+
+
+def _rate_limit_key() -> str:
+    from app.security import rate_limit_key
+
+    return rate_limit_key()
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+limiter = Limiter(key_func=_rate_limit_key, in_memory_fallback_enabled=True, headers_enabled=True)
+cors = CORS()
+redis_client = RedisClient()

@@ -1,0 +1,29 @@
+"""GSM 03.38 (GSM-7) character set: what fits one SMS segment without switching to UCS-2."""
+
+from __future__ import annotations
+
+BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+EXTENSION = set("^{}\\[~]|€\f")  # each costs two septets (escape + character)
+SINGLE_SEGMENT = 160
+
+
+def septets(text: str) -> int | None:
+    """Length in GSM-7 septets, or ``None`` when a character is outside GSM-7 (the SMS would go as UCS-2)."""
+    total = 0
+    for char in text:
+        if char in BASIC:
+            total += 1
+        elif char in EXTENSION:
+            total += 2
+        else:
+            return None
+    return total
+
+
+def fits_one_segment(text: str) -> bool:
+    """True when ``text`` is GSM-7 and fits a single 160-septet SMS segment."""
+    length = septets(text)
+    return length is not None and length <= SINGLE_SEGMENT

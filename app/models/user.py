@@ -1,0 +1,59 @@
+"""People who sign in: admins, clinic staff, viewers and pharmacists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, Timestamps, UUIDPrimaryKey
+from app.models.clinic import LANGUAGES, Clinic
+
+ROLE_ADMIN = "admin"  # everything, every clinic
+ROLE_STAFF = "staff"  # reads and writes their own clinic's data
+ROLE_VIEWER = "viewer"  # reads their own clinic's data
+ROLE_PHARMACIST = "pharmacist"  # their own consultations and the medication catalogue
+ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_VIEWER, ROLE_PHARMACIST)
+CLINIC_ROLES = (ROLE_STAFF, ROLE_VIEWER)
+
+
+class User(UUIDPrimaryKey, Timestamps, Base):
+    """An account. Never deleted: deactivated, so the audit log keeps its actor."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN {ROLES}", name="role"),
+        CheckConstraint(f"language IN {LANGUAGES}", name="language"),
+        CheckConstraint(f"role NOT IN {CLINIC_ROLES} OR clinic_id IS NOT NULL", name="clinic_for_clinic_roles"),
+        CheckConstraint(f"role != '{ROLE_PHARMACIST}' OR pharmacy_name IS NOT NULL", name="pharmacy_for_pharmacist"),
+    )
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(16), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"), index=True)
+    pharmacy_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Tokens issued before this instant are refused (set when the password changes).
+    password_changed_at: Mapped[datetime | None] = mapped_column()
+    last_login_at: Mapped[datetime | None] = mapped_column()
+
+    clinic: Mapped[Clinic | None] = relationship(lazy="joined")
+
+
+class PasswordResetCode(UUIDPrimaryKey, Base):
+    """A 6-digit code sent by SMS; only its HMAC is stored. Spent on use, expiry or too many wrong tries."""
+
+    __tablename__ = "password_reset_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,106 @@
+"""Users and authentication payloads."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from app.models.user import ROLES
+from app.schemas.common import PaginationQuery, PhoneNumber, language_field, page_of, trimmed
+from app.services.passwords import MAX_LENGTH
+
+
+def Password(**kwargs) -> ma.fields.String:  # noqa: N802 (reads like the other field classes)
+    """A write-only password; the policy itself is checked by the service, which knows the email too."""
+    return ma.fields.String(
+        load_only=True, validate=validate.Length(max=MAX_LENGTH), metadata={"description": "10+ characters, not common"},
+        **kwargs,
+    )
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    email = ma.fields.Email(required=True)
+    name = ma.fields.String()
+    phone = ma.fields.String(allow_none=True)
+    role = ma.fields.String(validate=validate.OneOf(ROLES))
+    clinic_id = ma.fields.UUID(allow_none=True)
+    pharmacy_name = ma.fields.String(allow_none=True)
+    language = ma.fields.String()
+    active = ma.fields.Boolean()
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+    last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+class UserCreateSchema(ma.Schema):
+    email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+    password = Password(required=True)
+    role = ma.fields.String(required=True, validate=validate.OneOf(ROLES))
+    name = trimmed(200, min_length=0, load_default="")
+    phone = PhoneNumber(allow_none=True, load_default=None)
+    clinic_id = ma.fields.UUID(allow_none=True, load_default=None, metadata={"description": "required for staff, viewer"})
+    pharmacy_name = trimmed(200, allow_none=True, load_default=None, metadata={"description": "required for pharmacist"})
+    language = language_field(load_default="en")
+
+
+class UserUpdateSchema(ma.Schema):
+    """Every field optional; only those sent change."""
+
+    email = ma.fields.Email(validate=validate.Length(max=254))
+    password = Password()
+    role = ma.fields.String(validate=validate.OneOf(ROLES))
+    name = trimmed(200, min_length=0)
+    phone = PhoneNumber(allow_none=True)
+    clinic_id = ma.fields.UUID(allow_none=True)
+    pharmacy_name = trimmed(200, allow_none=True)
+    language = language_field()
+    active = ma.fields.Boolean()
+
+
+class UserQuerySchema(PaginationQuery):
+    role = ma.fields.String(validate=validate.OneOf(ROLES))
+    clinic_id = ma.fields.UUID()
+    active = ma.fields.Boolean()
+    email = ma.fields.String(validate=validate.Length(max=254), metadata={"description": "exact email"})
+
+
+UserPageSchema = page_of(UserSchema, "UserPage")
+
+
+class RegisterSchema(ma.Schema):
+    """Self-registration, for pharmacists only."""
+
+    name = trimmed(200, required=True)
+    email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+    phone = PhoneNumber(required=True)
+    password = Password(required=True)
+    pharmacy_name = trimmed(200, required=True)
+    language = language_field(load_default="en")
+
+
+class LoginSchema(ma.Schema):
+    email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=MAX_LENGTH))
+
+
+class TokenPairSchema(ma.Schema):
+    access_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "access token lifetime, seconds"})
+    user = ma.fields.Nested(UserSchema, required=True)
+
+
+class PasswordResetSchema(ma.Schema):
+    email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
+
+
+class PasswordResetConfirmSchema(ma.Schema):
+    email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
+    code = ma.fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    password = Password(required=True)
+
+
+class AcceptedSchema(ma.Schema):
+    message = ma.fields.String(required=True)

@@ -1,0 +1,131 @@
+"""Who is calling and what they may do: JWT callbacks, the one role decorator, rate-limit keys, headers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import wraps
+
+from flask import Flask, request
+from flask_jwt_extended import current_user, decode_token, get_current_user, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import PyJWTError
+
+from app.errors import Forbidden, error_response
+from app.extensions import db, jwt
+from app.models import User
+from app.services import tokens
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller as services see it: no Flask objects, just ids, role and address (for the audit log)."""
+
+    user_id: uuid.UUID | None
+    role: str | None
+    clinic_id: uuid.UUID | None
+    remote_addr: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def current_actor() -> Actor:
+    """The actor of the current request (anonymous when no valid token was verified)."""
+    try:
+        user = get_current_user()
+    except RuntimeError:  # no token was verified for this request
+        user = None
+    return Actor(
+        user_id=user.id if user else None,
+        role=user.role if user else None,
+        clinic_id=user.clinic_id if user else None,
+        remote_addr=request.remote_addr,
+    )
+
+
+def roles_required(*roles: str):
+    """Require a valid, unrevoked access token of an active user, with one of ``roles`` (any role if none)."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            verify_jwt_in_request()
+            if roles and current_user.role not in roles:
+                raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+            return fn(*args, **kwargs)
+
+        wrapper.roles = roles
+        return wrapper
+
+    return decorator
+
+
+def rate_limit_key() -> str:
+    """Per user for a validly signed access token, per address otherwise. No I/O: the signature is enough here."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        try:
+            claims = decode_token(header[7:])
+            if claims.get("type") == "access":
+                return f"user:{claims['sub']}"
+        except (JWTExtendedException, PyJWTError, KeyError, ValueError):
+            pass
+    return f"addr:{request.remote_addr}"
+
+
+def _unauthorized(message: str, code: str = "unauthorized"):
+    return error_response(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def init_app(app: Flask) -> None:
+    """JWT callbacks (every token failure is a 401 in the one error shape) and security headers."""
+
+    @jwt.user_lookup_loader
+    def _load_user(_header, payload):
+        try:
+            user = db.session.get(User, uuid.UUID(payload["sub"]))
+        except (ValueError, KeyError):
+            return None
+        if user is None or not user.active:
+            return None
+        changed = user.password_changed_at
+        if changed is not None and payload.get("iat", 0) < int(changed.timestamp()):
+            return None
+        return user
+
+    @jwt.token_in_blocklist_loader
+    def _revoked(_header, payload) -> bool:
+        return tokens.is_revoked(payload)
+
+    jwt.user_lookup_error_loader(lambda _h, _p: _unauthorized("The account is inactive or the token is outdated."))
+    jwt.expired_token_loader(lambda _h, _p: _unauthorized("The token has expired.", "token_expired"))
+    jwt.revoked_token_loader(lambda _h, _p: _unauthorized("The token has been revoked.", "token_revoked"))
+    jwt.invalid_token_loader(lambda reason: _unauthorized(f"The token is invalid: {reason}", "token_invalid"))
+    jwt.unauthorized_loader(lambda reason: _unauthorized(f"Authentication required: {reason}"))
+    jwt.needs_fresh_token_loader(lambda _h, _p: _unauthorized("A fresh token is required."))
+    jwt.token_verification_failed_loader(lambda _h, _p: _unauthorized("The token was refused.", "token_invalid"))
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/api/v1/docs"):
+            # The interactive docs load Swagger UI from its CDN.
+            cdn = "https://cdn.jsdelivr.net"
+            headers.setdefault(
+                "Content-Security-Policy",
+                f"default-src 'self'; script-src 'self' 'unsafe-inline' {cdn}; style-src 'self' 'unsafe-inline' {cdn};"
+                " img-src 'self' data: https:; frame-ancestors 'none'",
+            )
+        else:
+            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        if request.path.startswith("/api/"):
+            headers.setdefault("Cache-Control", "no-store")
+        if app.config["THUSA_ENV"] == "production":
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response

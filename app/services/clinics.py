@@ -1,0 +1,76 @@
+"""Clinics: admins manage them; staff and viewers read their own."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from app.errors import Conflict, Forbidden, NotFound
+from app.extensions import db
+from app.models import Clinic, User
+from app.services import audit
+
+
+def _visible(actor) -> select:
+    stmt = select(Clinic).order_by(Clinic.name, Clinic.id)
+    if not actor.is_admin:
+        stmt = stmt.where(Clinic.id == actor.clinic_id)
+    return stmt
+
+
+def list_clinics(actor, *, page: int, per_page: int, country: str | None = None):
+    """A page of the clinics ``actor`` may see (admins: all; staff and viewers: their own)."""
+    stmt = _visible(actor)
+    if country:
+        stmt = stmt.where(Clinic.country == country)
+    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+
+
+def get_clinic(actor, clinic_id: uuid.UUID) -> Clinic:
+    """One clinic.
+
+    Raises:
+        NotFound: no such clinic. Forbidden: a clinic of someone else's.
+    """
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound("No clinic with this id.")
+    if not actor.is_admin and clinic.id != actor.clinic_id:
+        raise Forbidden("You can only see your own clinic.")
+    return clinic
+
+
+def create_clinic(actor, data: dict) -> Clinic:
+    """Create a clinic (admin)."""
+    clinic = Clinic(**data)
+    db.session.add(clinic)
+    db.session.flush()
+    audit.record(actor, "clinic.create", "clinic", clinic.id, {"fields": sorted(data)})
+    db.session.commit()
+    return clinic
+
+
+def update_clinic(actor, clinic_id: uuid.UUID, data: dict) -> Clinic:
+    """Change the given fields of a clinic (admin)."""
+    clinic = get_clinic(actor, clinic_id)
+    for field, value in data.items():
+        setattr(clinic, field, value)
+    audit.record(actor, "clinic.update", "clinic", clinic.id, {"fields": sorted(data)})
+    db.session.commit()
+    return clinic
+
+
+def delete_clinic(actor, clinic_id: uuid.UUID) -> None:
+    """Delete a clinic that nothing refers to any more (admin).
+
+    Raises:
+        Conflict: accounts still belong to it; move or deactivate them first.
+    """
+    clinic = get_clinic(actor, clinic_id)
+    users = db.session.scalar(select(func.count()).select_from(User).where(User.clinic_id == clinic.id))
+    if users:
+        raise Conflict(f"{users} account(s) still belong to this clinic; move them to another clinic first.")
+    db.session.delete(clinic)
+    audit.record(actor, "clinic.delete", "clinic", clinic.id, {"name": clinic.name})
+    db.session.commit()

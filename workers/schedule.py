@@ -1,0 +1,62 @@
+"""The periodic schedule: which job runs how often, and the loop that enqueues them.
+
+Any number of ``flask worker`` processes on any number of machines may run this loop; each period's run is
+claimed once in Redis (``SET NX``), so a job is enqueued once per period however many schedulers are up.
+(RQ's own cron scheduler enqueues from every process that runs it, which would send reminders twice.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from workers import QUEUE_OUTBOUND, enqueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job enqueued every ``every_seconds``, aligned to the clock (a 60 s job runs at each minute)."""
+
+    name: str
+    func: str  # dotted path, so the table can name jobs of modules that are not imported yet
+    every_seconds: int
+    queue: str
+
+
+SCHEDULE: tuple[PeriodicJob, ...] = (
+    PeriodicJob("requeue-stale-outbound", "workers.outbound.requeue_stale", 60, QUEUE_OUTBOUND),
+)
+
+
+def tick(connection: redis.Redis, now: float | None = None, schedule: tuple[PeriodicJob, ...] = SCHEDULE) -> list[str]:
+    """Enqueue every job whose period has started and that no scheduler has claimed yet.
+
+    Returns:
+        The ids of the jobs this call enqueued.
+    """
+    now = time.time() if now is None else now
+    enqueued = []
+    for job in schedule:
+        slot = int(now // job.every_seconds)
+        claim = f"thusa:periodic:{job.name}:{slot}"
+        if connection.set(claim, 1, nx=True, ex=job.every_seconds * 2):
+            job_id = f"periodic-{job.name}-{slot}"
+            enqueue(job.queue, job.func, job_id=job_id, retry=None, timeout=max(job.every_seconds - 5, 10))
+            enqueued.append(job_id)
+    return enqueued
+
+
+def run(connection: redis.Redis, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+    """Call :func:`tick` every ``poll_seconds`` until ``stop`` is set; Redis hiccups are logged, not fatal."""
+    while not stop.is_set():
+        try:
+            tick(connection)
+        except redis.RedisError:
+            log.warning("periodic scheduler: Redis unavailable, will retry", exc_info=True)
+        stop.wait(poll_seconds)
