@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = load_config(test_config)
     app = Flask(__name__, instance_path=config["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(config)
+    app.url_map.strict_slashes = False  # /api/v1/users and /api/v1/users/ are the same collection
     _configure(app)
 
     _configure_logging(app)

@@ -16,7 +16,7 @@ from app.services import clinics
 blp = Blueprint("clinics", __name__, url_prefix="/api/v1/clinics", description="Clinics.")
 
 
-@blp.route("/")
+@blp.route("")
 class Clinics(MethodView):
     @requires(blp, "admin", "staff", "viewer")
     @blp.arguments(ClinicQuerySchema, location="query")

@@ -16,7 +16,7 @@ from app.services import users
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts (admin).")
 
 
-@blp.route("/")
+@blp.route("")
 class Users(MethodView):
     @requires(blp, "admin")
     @blp.arguments(UserQuerySchema, location="query")
