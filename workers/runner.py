@@ -30,6 +30,11 @@ class AppWorker(SimpleWorker):
                 db.session.remove()
 
 
+def _run_periodic(app: Flask, connection, stop: threading.Event) -> None:
+    with app.app_context():  # enqueueing reads the app's Redis and queue settings
+        periodic.run(connection, stop)
+
+
 def run_worker(app: Flask, queue_names: tuple[str, ...] = QUEUES, *, burst: bool = False,
                with_scheduler: bool = True) -> bool:  # fmt: skip
     """Work the queues until stopped (SIGINT/SIGTERM: finish the current job, then exit).
@@ -50,7 +55,7 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = QUEUES, *, burst: bool
     worker.flask_app = app
     stop = threading.Event()
     if with_scheduler and not burst:
-        thread = threading.Thread(target=periodic.run, args=(connection, stop), name="periodic", daemon=True)
+        thread = threading.Thread(target=_run_periodic, args=(app, connection, stop), name="periodic", daemon=True)
         thread.start()
     try:
         return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=app.config["LOG_LEVEL"])

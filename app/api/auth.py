@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import current_app
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint
 
-from app.api.common import BEARER, documents, requires
+from app.api.common import BEARER, Blueprint, documents, requires
 from app.extensions import limiter
 from app.schemas.users import (
     AcceptedSchema,

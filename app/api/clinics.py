@@ -5,10 +5,15 @@ from __future__ import annotations
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.common import documents, requires
-from app.schemas.clinics import ClinicCreateSchema, ClinicPageSchema, ClinicQuerySchema, ClinicSchema, ClinicUpdateSchema
+from app.api.common import Blueprint, documents, requires
+from app.schemas.clinics import (
+    ClinicCreateSchema,
+    ClinicPageSchema,
+    ClinicQuerySchema,
+    ClinicSchema,
+    ClinicUpdateSchema,
+)
 from app.schemas.common import page_body
 from app.security import current_actor
 from app.services import clinics

@@ -1,10 +1,29 @@
-"""Helpers every blueprint uses: the role decorator with its OpenAPI documentation."""
+"""What every blueprint uses: a strict Blueprint, the role decorator with its OpenAPI documentation."""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+import flask_smorest
+import marshmallow as ma
+from webargs.flaskparser import FlaskParser
 
 from app.security import roles_required
+
+
+class StrictParser(FlaskParser):
+    """Unknown query parameters are errors, like unknown body fields: a typo in a filter must not go unnoticed."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the strict parser."""
+
+    ARGUMENTS_PARSER = StrictParser()
+
 
 BEARER = [{"bearerAuth": []}]
 

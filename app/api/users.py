@@ -5,9 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.common import documents, requires
+from app.api.common import Blueprint, documents, requires
 from app.schemas.common import page_body
 from app.schemas.users import UserCreateSchema, UserPageSchema, UserQuerySchema, UserSchema, UserUpdateSchema
 from app.security import current_actor

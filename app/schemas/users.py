@@ -7,13 +7,15 @@ from marshmallow import validate
 
 from app.models.user import ROLES
 from app.schemas.common import PaginationQuery, PhoneNumber, language_field, page_of, trimmed
-from app.services.passwords import MAX_LENGTH
+from app.services.passwords import MAX_LENGTH, MIN_LENGTH
 
 
 def Password(**kwargs) -> ma.fields.String:  # noqa: N802 (reads like the other field classes)
     """A write-only password; the policy itself is checked by the service, which knows the email too."""
     return ma.fields.String(
-        load_only=True, validate=validate.Length(max=MAX_LENGTH), metadata={"description": "10+ characters, not common"},
+        load_only=True,
+        validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH),
+        metadata={"description": f"{MIN_LENGTH} to {MAX_LENGTH} characters, not a common password"},
         **kwargs,
     )
 
@@ -39,8 +41,12 @@ class UserCreateSchema(ma.Schema):
     role = ma.fields.String(required=True, validate=validate.OneOf(ROLES))
     name = trimmed(200, min_length=0, load_default="")
     phone = PhoneNumber(allow_none=True, load_default=None)
-    clinic_id = ma.fields.UUID(allow_none=True, load_default=None, metadata={"description": "required for staff, viewer"})
-    pharmacy_name = trimmed(200, allow_none=True, load_default=None, metadata={"description": "required for pharmacist"})
+    clinic_id = ma.fields.UUID(
+        allow_none=True, load_default=None, metadata={"description": "required for staff, viewer"}
+    )
+    pharmacy_name = trimmed(
+        200, allow_none=True, load_default=None, metadata={"description": "required for pharmacist"}
+    )
     language = language_field(load_default="en")
 
 

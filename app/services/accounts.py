@@ -75,8 +75,9 @@ def request_password_reset(actor, email: str) -> None:
     )
     code = f"{secrets.randbelow(1_000_000):06d}"
     db.session.add(
-        PasswordResetCode(user_id=user.id, code_hash=_code_digest(code), created_at=now,
-                          expires_at=now + timedelta(minutes=minutes))  # fmt: skip
+        PasswordResetCode(
+            user_id=user.id, code_hash=_code_digest(code), created_at=now, expires_at=now + timedelta(minutes=minutes)
+        )  # fmt: skip
     )
     queue_outbound(
         channel="sms",

@@ -31,4 +31,3 @@ def record(actor, action: str, entity_type: str, entity_id: uuid.UUID | str | No
     )
     db.session.add(row)
     return row
-

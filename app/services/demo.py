@@ -47,9 +47,17 @@ def seed_demo() -> list[str]:
     for email, password, role, clinic_name, phone, name, pharmacy, language in ACCOUNTS:
         if db.session.scalar(select(User.id).where(User.email == email)) is None:
             db.session.add(
-                User(email=email, password_hash=hash_password(password), role=role, name=name, phone=phone,
-                     clinic_id=clinics[clinic_name].id if clinic_name else None, pharmacy_name=pharmacy,
-                     language=language, active=True)  # fmt: skip
+                User(
+                    email=email,
+                    password_hash=hash_password(password),
+                    role=role,
+                    name=name,
+                    phone=phone,
+                    clinic_id=clinics[clinic_name].id if clinic_name else None,
+                    pharmacy_name=pharmacy,
+                    language=language,
+                    active=True,
+                )  # fmt: skip
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
     db.session.commit()

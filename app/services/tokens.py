@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
@@ -31,7 +31,8 @@ def _family_ttl() -> int:
 
 def issue_pair(user: User, family: str | None = None) -> dict:
     """A new access + refresh token pair for ``user``, in ``family`` (a new one when not given)."""
-    claims = {"fam": family or uuid.uuid4().hex, "role": user.role}
+    # ``iat`` has whole seconds only; ``iat_ms`` lets a password change cut off tokens from the same second.
+    claims = {"fam": family or uuid.uuid4().hex, "role": user.role, "iat_ms": int(time.time() * 1000)}
     access_minutes = current_app.config["JWT_ACCESS_MINUTES"]
     return {
         "access_token": create_access_token(
@@ -45,6 +46,14 @@ def issue_pair(user: User, family: str | None = None) -> dict:
         "token_type": "Bearer",
         "expires_in": access_minutes * 60,
     }
+
+
+def issued_before(payload: dict, moment: datetime | None) -> bool:
+    """True when the token was issued before ``moment`` (e.g. the last password change)."""
+    if moment is None:
+        return False
+    issued_ms = payload.get("iat_ms", payload.get("iat", 0) * 1000)
+    return issued_ms < moment.timestamp() * 1000
 
 
 def is_revoked(payload: dict) -> bool:

@@ -104,7 +104,9 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
     if password is not None:
         set_password(user, password)
     _check_role_fields(user)
-    audit.record(actor, "user.update", "user", user.id, {"fields": sorted([*data, *(["password"] if password else [])])})
+    audit.record(
+        actor, "user.update", "user", user.id, {"fields": sorted([*data, *(["password"] if password else [])])}
+    )
     db.session.commit()
     return user
 
@@ -113,7 +115,7 @@ def set_password(user: User, password: str) -> None:
     """Check the policy, store the new hash and cut off every token issued before now."""
     _check_password(password, user.email)
     user.password_hash = hash_password(password)
-    user.password_changed_at = utcnow().replace(microsecond=0)
+    user.password_changed_at = utcnow()
 
 
 def deactivate_user(actor, user_id: uuid.UUID) -> User:

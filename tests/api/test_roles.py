@@ -1,0 +1,200 @@
+"""Who may call what: every ``/api/v1`` endpoint against every kind of caller, with the exact status expected.
+
+The product spec asks for one table-driven test: each endpoint × {anonymous, viewer, staff, staff of another
+clinic, pharmacist, admin}. ``TABLE`` below is that table; an issue that adds an endpoint adds its rows here, and
+``test_every_api_route_is_in_the_table`` fails until it does.
+
+Each row names a method, a path template, an optional body factory, the expected status per actor, and, when the
+row needs data of its own, a setup hook. Path templates and body factories read their values from a context:
+
+* ``home_clinic``, ``other_clinic``: the ids of the two clinics of the ``people`` fixture; the resource under test
+  belongs to ``home_clinic`` unless the row says otherwise, so ``other_staff`` is staff of another clinic.
+* ``staff_user``, ``staff_email``: the staff member of ``home_clinic``.
+* whatever the row's ``setup(people)`` returns.
+
+Every (row, actor) pair is its own test, so each request runs on a fresh database (on SQLite and on PostgreSQL,
+like every database test). Bodies are valid, so the status reflects authorization, never validation. Every error
+answer must also have the one error shape ``{"error": {"code", "message", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Message
+from app.services import accounts, tokens
+from tests.conftest import PASSWORD, bearer, make_clinic
+
+ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin")
+NEW_PASSWORD = "a-long-enough-passphrase-9"
+
+
+class Row(NamedTuple):
+    method: str
+    path: str
+    body: Callable[[dict], dict] | None
+    expected: dict[str, int]
+    setup: Callable[[dict], dict] | None = None
+    token: str = "access"  # which of the actor's tokens to send: "access" or "refresh"
+
+
+def row(method: str, path: str, body: Callable[[dict], dict] | None, statuses: tuple[int, ...], **options) -> Row:
+    """A table row; ``statuses`` are in the order of ``ACTORS``."""
+    assert len(statuses) == len(ACTORS), f"{method} {path}: one status per actor, in the order {ACTORS}"
+    return Row(method, path, body, dict(zip(ACTORS, statuses, strict=True)), **options)
+
+
+# --- bodies and setup hooks ---------------------------------------------------------------------------------------
+
+
+def register_body(ctx: dict) -> dict:
+    return {"name": "Kofi Mensah", "email": "kofi@example.org", "phone": "+233241112233", "password": NEW_PASSWORD,
+            "pharmacy_name": "Osu Pharmacy"}  # fmt: skip
+
+
+def login_body(ctx: dict) -> dict:
+    return {"email": ctx["staff_email"], "password": PASSWORD}
+
+
+def reset_body(ctx: dict) -> dict:
+    return {"email": ctx["staff_email"]}
+
+
+def reset_confirm_body(ctx: dict) -> dict:
+    return {"email": ctx["staff_email"], "code": ctx["reset_code"], "password": NEW_PASSWORD}
+
+
+def new_user_body(ctx: dict) -> dict:
+    return {"email": "new-viewer@example.org", "password": NEW_PASSWORD, "role": "viewer",
+            "clinic_id": ctx["home_clinic"]}  # fmt: skip
+
+
+def new_clinic_body(ctx: dict) -> dict:
+    return {"name": "Mochudi Clinic", "country": "BW", "timezone": "Africa/Gaborone", "default_language": "tn"}
+
+
+def rename_body(ctx: dict) -> dict:
+    return {"name": "Renamed"}
+
+
+def sent_reset_code(people: dict) -> dict:
+    """Ask for a reset code for the staff member and read it back from the SMS outbox."""
+    staff = people["users"]["staff"]
+    accounts.request_password_reset(None, staff.email)
+    text = db.session.scalar(select(Message.text).where(Message.user_id == staff.id))
+    return {"reset_code": re.search(r"\b\d{6}\b", text).group()}
+
+
+def empty_clinic(people: dict) -> dict:
+    """A clinic no account belongs to, so an admin may delete it."""
+    return {"empty_clinic": make_clinic("Mochudi Clinic").id}
+
+
+# --- the table ----------------------------------------------------------------------------------------------------
+
+# fmt: off
+TABLE = [
+    # Statuses are in the order of ACTORS: anonymous, viewer, staff, other_staff, pharmacist, admin.
+    #   method    path                                   body                (anon viewer staff other pharm admin)
+    row("GET",    "/api/v1/openapi.json",                None,               (200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs",                        None,               (200, 200, 200, 200, 200, 200)),
+
+    row("POST",   "/api/v1/auth/register",               register_body,      (201, 201, 201, 201, 201, 201)),
+    row("POST",   "/api/v1/auth/login",                  login_body,         (200, 200, 200, 200, 200, 200)),
+    # A refresh endpoint refuses access tokens, and takes each actor's own refresh token.
+    row("POST",   "/api/v1/auth/refresh",                None,               (401, 401, 401, 401, 401, 401)),
+    row("POST",   "/api/v1/auth/refresh",                None,               (401, 200, 200, 200, 200, 200),
+        token="refresh"),
+    row("POST",   "/api/v1/auth/logout",                 None,               (401, 204, 204, 204, 204, 204)),
+    row("GET",    "/api/v1/auth/me",                     None,               (401, 200, 200, 200, 200, 200)),
+    row("POST",   "/api/v1/auth/password-reset",         reset_body,         (202, 202, 202, 202, 202, 202)),
+    row("POST",   "/api/v1/auth/password-reset/confirm", reset_confirm_body, (204, 204, 204, 204, 204, 204),
+        setup=sent_reset_code),
+
+    row("GET",    "/api/v1/users",                       None,               (401, 403, 403, 403, 403, 200)),
+    row("POST",   "/api/v1/users",                       new_user_body,      (401, 403, 403, 403, 403, 201)),
+    row("GET",    "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200)),
+    row("PATCH",  "/api/v1/users/{staff_user}",          rename_body,        (401, 403, 403, 403, 403, 200)),
+    row("DELETE", "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200)),
+
+    # Staff and viewers list only their own clinic, which other_staff has too.
+    row("GET",    "/api/v1/clinics",                     None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/clinics",                     new_clinic_body,    (401, 403, 403, 403, 403, 201)),
+    row("GET",    "/api/v1/clinics/{home_clinic}",       None,               (401, 200, 200, 403, 403, 200)),
+    row("PATCH",  "/api/v1/clinics/{home_clinic}",       rename_body,        (401, 403, 403, 403, 403, 200)),
+    row("DELETE", "/api/v1/clinics/{empty_clinic}",      None,               (401, 403, 403, 403, 403, 204),
+        setup=empty_clinic),
+    # Accounts still belong to the home clinic.
+    row("DELETE", "/api/v1/clinics/{home_clinic}",       None,               (401, 403, 403, 403, 403, 409)),
+]
+# fmt: on
+
+
+# --- the tests ----------------------------------------------------------------------------------------------------
+
+
+def _case_id(table_row: Row, actor: str) -> str:
+    suffix = "" if table_row.token == "access" else f" ({table_row.token} token)"
+    return f"{table_row.method} {table_row.path}{suffix} as {actor}"
+
+
+CASES = [pytest.param(r, actor, id=_case_id(r, actor)) for r in TABLE for actor in ACTORS]
+
+
+def _context(people: dict) -> dict:
+    staff = people["users"]["staff"]
+    return {"home_clinic": people["home"].id, "other_clinic": people["other"].id, "staff_user": staff.id,
+            "staff_email": staff.email}  # fmt: skip
+
+
+def _headers(people: dict, actor: str, token: str) -> dict:
+    if actor == "anonymous":
+        return {}
+    if token == "refresh":
+        return bearer(tokens.issue_pair(people["users"][actor])["refresh_token"])
+    return bearer(people["tokens"][actor])
+
+
+def assert_error_shape(response) -> None:
+    body = response.get_json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str), body
+    assert isinstance(body["error"]["details"], dict), body
+
+
+@pytest.mark.parametrize(("table_row", "actor"), CASES)
+def test_status_for_each_endpoint_and_actor(client, people, table_row: Row, actor: str):
+    ctx = _context(people) | (table_row.setup(people) if table_row.setup else {})
+    response = client.open(
+        table_row.path.format(**ctx),
+        method=table_row.method,
+        headers=_headers(people, actor, table_row.token),
+        json=table_row.body(ctx) if table_row.body else None,
+    )
+    assert response.status_code == table_row.expected[actor], response.get_data(as_text=True)[:500]
+    if response.status_code >= 400:
+        assert_error_shape(response)
+
+
+def _shape(path: str) -> str:
+    """``/users/<uuid:user_id>`` and ``/users/{staff_user}`` both become ``/users/{}``."""
+    return re.sub(r"<[^>]*>|\{[^}]*\}", "{}", path)
+
+
+def test_every_api_route_is_in_the_table(app):
+    routes = {
+        (method, _shape(rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    table = {(r.method, _shape(r.path)) for r in TABLE}
+    assert sorted(routes - table) == [], "endpoints missing from TABLE"
+    assert sorted(table - routes) == [], "TABLE rows for endpoints that do not exist"
