@@ -10,6 +10,7 @@ import logging
 from http import HTTPStatus
 
 import marshmallow as ma
+from apispec import BasePlugin
 import redis
 from flask import Flask, jsonify
 from flask_smorest import Api
@@ -91,10 +92,30 @@ _HTTP_CODES = {
 }
 
 
+class CommonErrorsPlugin(BasePlugin):
+    """Document the errors every operation of a kind can give, so no endpoint has to list them by hand.
+
+    A JSON body can be malformed (400) or too large (413); a bearer-protected operation checks revocations in
+    Redis, which can be down (503).
+    """
+
+    def operation_helper(self, path=None, operations=None, **kwargs) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", "BAD_REQUEST")
+                responses.setdefault("413", "REQUEST_ENTITY_TOO_LARGE")
+            if operation.get("security"):
+                responses.setdefault("503", "SERVICE_UNAVAILABLE")
+
+
 class ThusaApi(Api):
     """flask-smorest's Api, answering its errors (webargs validation included) in Thusa's shape."""
 
     ERROR_SCHEMA = ErrorSchema
+
+    def __init__(self, app: Flask | None = None) -> None:
+        super().__init__(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
 
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
