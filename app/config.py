@@ -72,7 +72,9 @@ def _persistent_secret(instance: Path, name: str) -> str:
         return path.read_text().strip()
     instance.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+    descriptor = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+    )  # never readable by others, not even briefly
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value)
     return value

@@ -10,8 +10,8 @@ import logging
 from http import HTTPStatus
 
 import marshmallow as ma
-from apispec import BasePlugin
 import redis
+from apispec import BasePlugin
 from flask import Flask, jsonify
 from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError, OperationalError

@@ -9,6 +9,7 @@ for as long as it lives.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 from pathlib import Path
 
@@ -68,10 +69,8 @@ def start_private_server(instance: Path) -> str:
 
 
 def _stop_private_server() -> None:
-    try:
+    with contextlib.suppress(redis.RedisError):  # already gone
         _private_server.shutdown(save=True, now=True, force=True)
-    except redis.RedisError:
-        pass  # already gone
 
 
 def limiter_storage_uri(url: str) -> str:
