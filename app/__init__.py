@@ -116,6 +116,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin_immediate(connection) -> None:
     # A deferred transaction that reads and then writes cannot wait on the busy timeout when another writer
     # got there first: SQLite fails it at once with "database is locked". BEGIN IMMEDIATE takes the write lock
-    # up front, so concurrent webhooks and workers queue on the busy timeout instead. WAL keeps reads unblocked.
+    # up front, so concurrent webhooks and workers queue on the busy timeout instead (as Rails does for SQLite).
+    # The price: every transaction, even a read-only one, holds the one write lock until it ends, so code must
+    # end its transaction before any slow I/O (a provider call, a model run). PostgreSQL has no such limit.
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.start("worker", [str(bin_dir / "flask"), "--app", "wsgi", "worker"], env)
         workers = env.get("WEB_CONCURRENCY", "2")
         supervisor.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{args.host}:{args.port}", "--workers", workers,
-                                 "--threads", "4", "--graceful-timeout", "10", "wsgi:app"], env)  # fmt: skip
+                                 "--threads", "4", "--graceful-timeout", "10",
+                                 "--control-socket", str(instance / "gunicorn.ctl"), "wsgi:app"], env)  # fmt: skip
         base = f"http://{args.host}:{args.port}"
         _wait_for(lambda: _http_ok(f"{base}/healthz"), "the web server", 60)
         print(f"thusa: up at {base}  (API docs {base}/api/v1/docs, health {base}/readyz); Ctrl-C stops",

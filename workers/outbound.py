@@ -44,6 +44,7 @@ def send_message(message_id: str) -> str:
         return message.status if message else "missing"
 
     outbound = OutboundMessage(message.id, message.channel, message.address, message.text or "", message.language)
+    db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
     try:
         result = sender_for(message.channel).send(outbound)
     except SendError as exc:

@@ -1,0 +1,192 @@
+"""The Alembic migrations, run through the real ``flask db`` commands on SQLite and on PostgreSQL.
+
+Every revision upgrades and downgrades; the migrated schema matches the models exactly (no drift, types
+included); and the audit log is append-only in the database itself, whatever SQL reaches it.
+
+PostgreSQL runs in a database of this module's own (``<test database>_migrations``), created here and dropped at
+the end, so the shared test database that the other tests use is never downgraded under them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import PROJECT_ROOT
+from app.extensions import db
+from app.models import AuditLog, Base
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_postgres_schema
+
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+def _revisions_base_to_head() -> list[str]:
+    config = Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    script = ScriptDirectory.from_config(config)
+    assert len(script.get_heads()) == 1, "the migrations have more than one head"
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+REVISIONS = _revisions_base_to_head()
+
+
+@pytest.fixture(scope="module")
+def postgres_migrations_url() -> Iterator[str]:
+    """A PostgreSQL database of this module's own, created fresh and dropped afterwards."""
+    url = make_url(TEST_DATABASE_URL)
+    name = f"{url.database}_migrations"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # left over by a killed run
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path) -> str:
+    """An empty database, never migrated: a new SQLite file, or the module's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrations.db'}"
+    url = request.getfixturevalue("postgres_migrations_url")
+    reset_postgres_schema(url)
+    return url
+
+
+@pytest.fixture
+def migrations_app(empty_database_url, tmp_path) -> Iterator[Flask]:
+    app = create_app({"THUSA_ENV": "test", "DATABASE_URL": empty_database_url, "REDIS_URL": TEST_REDIS_URL,
+                      "INSTANCE_PATH": str(tmp_path / "instance")})  # fmt: skip
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _flask_db(app: Flask, *args: str) -> None:
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, f"flask db {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
+
+
+def _tables(app: Flask) -> set[str]:
+    with app.app_context():
+        tables = set(sa.inspect(db.engine).get_table_names())
+        db.engine.dispose()
+    return tables
+
+
+def _current_revisions(app: Flask) -> set[str]:
+    with app.app_context(), db.engine.connect() as connection:
+        heads = set(MigrationContext.configure(connection).get_current_heads())
+    return heads
+
+
+def _leftover_routines(app: Flask) -> list[str]:
+    """Triggers (SQLite) or trigger functions (PostgreSQL) a downgrade should have removed."""
+    with app.app_context(), db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            query = "SELECT proname FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace WHERE nspname = 'public'"
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        names = list(connection.execute(sa.text(query)).scalars())
+    return names
+
+
+def test_upgrade_downgrade_base_upgrade_again(migrations_app):
+    assert _tables(migrations_app) == set()
+
+    _flask_db(migrations_app, "upgrade")
+    assert _tables(migrations_app) == MODEL_TABLES | {"alembic_version"}
+    assert _current_revisions(migrations_app) == {REVISIONS[-1]}
+
+    _flask_db(migrations_app, "downgrade", "base")
+    assert _tables(migrations_app) <= {"alembic_version"}
+    assert _current_revisions(migrations_app) == set()
+    assert _leftover_routines(migrations_app) == []
+
+    _flask_db(migrations_app, "upgrade")
+    assert _tables(migrations_app) == MODEL_TABLES | {"alembic_version"}
+    assert _current_revisions(migrations_app) == {REVISIONS[-1]}
+
+
+def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(migrations_app):
+    for number, revision in enumerate(REVISIONS):
+        _flask_db(migrations_app, "upgrade", revision)
+        assert _current_revisions(migrations_app) == {revision}
+        tables_after_upgrade = _tables(migrations_app)
+        _flask_db(migrations_app, "downgrade", REVISIONS[number - 1] if number else "base")
+        _flask_db(migrations_app, "upgrade", revision)
+        assert _tables(migrations_app) == tables_after_upgrade, f"{revision}: downgrade then upgrade changed tables"
+    assert _tables(migrations_app) == MODEL_TABLES | {"alembic_version"}
+
+    for number in reversed(range(len(REVISIONS))):
+        _flask_db(migrations_app, "downgrade", REVISIONS[number - 1] if number else "base")
+        assert _current_revisions(migrations_app) == ({REVISIONS[number - 1]} if number else set())
+    assert _tables(migrations_app) <= {"alembic_version"}
+
+
+def test_migrated_schema_matches_the_models(migrations_app):
+    _flask_db(migrations_app, "upgrade")
+    with migrations_app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def _insert_audit_row(app: Flask) -> str:
+    with app.app_context():
+        row = AuditLog(action="user.login", entity_type="user", entity_id="42", details={"ok": True})
+        db.session.add(row)
+        db.session.commit()
+        row_id = row.id
+        db.session.remove()
+    return row_id
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_log SET action = 'tampered'", "DELETE FROM audit_log"],
+    ids=["update", "delete"],
+)
+def test_audit_log_is_append_only_in_the_database(migrations_app, statement):
+    _flask_db(migrations_app, "upgrade")
+    row_id = _insert_audit_row(migrations_app)
+
+    with migrations_app.app_context():
+        with pytest.raises(sa.exc.DBAPIError) as excinfo, db.engine.begin() as connection:
+            connection.execute(sa.text(statement))
+        assert "append-only" in str(excinfo.value.orig)
+
+        rows = db.session.execute(sa.select(AuditLog.id, AuditLog.action)).all()
+        db.session.remove()
+        db.engine.dispose()
+    assert rows == [(row_id, "user.login")]
+
+
+def test_audit_rows_can_still_be_added_after_a_refused_change(migrations_app):
+    _flask_db(migrations_app, "upgrade")
+    first = _insert_audit_row(migrations_app)
+    with migrations_app.app_context():
+        with pytest.raises(sa.exc.DBAPIError), db.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM audit_log"))
+        db.engine.dispose()
+    second = _insert_audit_row(migrations_app)
+    with migrations_app.app_context():
+        ids = set(db.session.scalars(sa.select(AuditLog.id)))
+        db.session.remove()
+        db.engine.dispose()
+    assert ids == {first, second}
