@@ -23,6 +23,8 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT was released; the real commit is still to come
+        return
     callbacks = session.info.pop(_KEY, [])
     for callback in callbacks:
         try:

@@ -47,7 +47,11 @@ def tick(connection: redis.Redis, now: float | None = None, schedule: tuple[Peri
         claim = f"thusa:periodic:{job.name}:{slot}"
         if connection.set(claim, 1, nx=True, ex=job.every_seconds * 2):
             job_id = f"periodic-{job.name}-{slot}"
-            enqueue(job.queue, job.func, job_id=job_id, retry=None, timeout=max(job.every_seconds - 5, 10))
+            try:
+                enqueue(job.queue, job.func, job_id=job_id, retry=None, timeout=max(job.every_seconds - 5, 10))
+            except Exception:
+                connection.delete(claim)  # let the next tick (here or on another worker) try this period again
+                raise
             enqueued.append(job_id)
     return enqueued
 

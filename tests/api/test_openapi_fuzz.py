@@ -16,7 +16,9 @@ from tests.conftest import TEST_REDIS_URL, bearer, login, make_clinic, make_user
 MAX_EXAMPLES = 25
 # Business rules the document cannot express (a staff account needs a clinic; a password must not be a common one)
 # reject some schema-valid bodies with 422 by design, so "every schema-valid request succeeds" is not a property here.
-EXCLUDED = [schemathesis.checks.positive_data_acceptance]  # per operation, role and backend: keeps `make test` well inside its time budget
+EXCLUDED = [
+    schemathesis.checks.positive_data_acceptance
+]  # per operation, role and backend: keeps `make test` well inside its time budget
 
 fuzz = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 

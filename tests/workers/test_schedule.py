@@ -1,0 +1,207 @@
+"""The periodic schedule: one enqueue per job and period, however many schedulers tick, and a loop that lasts.
+
+Time is passed in (``now``) or pinned, never waited for; the claims and the queues are on the real test Redis.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import types
+
+import pytest
+import redis
+
+from workers import QUEUES, get_queue, runner
+from workers import schedule as periodic
+from workers.schedule import SCHEDULE, PeriodicJob, run, tick
+
+NOW = 1_750_000_020.0  # an instant 20 s into a minute
+
+
+class CountingEvent(threading.Event):
+    """A stop event that sets itself after ``limit`` waits, so a loop runs a known number of times, at once."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        if self.waits >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def _job_ids() -> dict[str, list[str]]:
+    return {name: get_queue(name).job_ids for name in QUEUES}
+
+
+def _all_job_ids() -> list[str]:
+    return [job_id for ids in _job_ids().values() for job_id in ids]
+
+
+def _expected_id(job: PeriodicJob, now: float) -> str:
+    return f"periodic-{job.name}-{int(now // job.every_seconds)}"
+
+
+def test_the_schedule_is_not_empty():
+    assert SCHEDULE
+    assert len({job.name for job in SCHEDULE}) == len(SCHEDULE)
+
+
+@pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
+def test_every_schedule_entry_names_a_callable_on_a_known_queue(job):
+    module_name, _, attribute = job.func.rpartition(".")
+    target = getattr(importlib.import_module(module_name), attribute)
+    assert callable(target)
+    assert job.queue in QUEUES
+    assert job.every_seconds > 0
+
+
+def test_tick_enqueues_each_job_once_with_its_slot_id(app, redis_conn):
+    enqueued = tick(redis_conn, now=NOW)
+
+    assert enqueued == [_expected_id(job, NOW) for job in SCHEDULE]
+    for job in SCHEDULE:
+        queued = get_queue(job.queue).fetch_job(_expected_id(job, NOW))
+        assert queued is not None
+        assert queued.func_name == job.func
+        assert _expected_id(job, NOW) in get_queue(job.queue).job_ids
+
+
+def test_many_ticks_in_one_period_enqueue_once(app, redis_conn):
+    tick(redis_conn, now=NOW)
+    job = SCHEDULE[0]
+    start = (NOW // job.every_seconds) * job.every_seconds
+    later_in_the_same_period = [start, start + 1, NOW, start + job.every_seconds - 0.001]
+
+    assert all(tick(redis_conn, now=when) == [] for when in later_in_the_same_period)
+    assert sorted(_all_job_ids()) == sorted(_expected_id(job, NOW) for job in SCHEDULE)
+
+
+def test_two_schedulers_ticking_at_the_same_instant_enqueue_once(app, redis_conn):
+    # A second scheduler process: its own connection to the same Redis.
+    other = redis.Redis(connection_pool=redis.ConnectionPool(**redis_conn.connection_pool.connection_kwargs))
+    try:
+        first = tick(redis_conn, now=NOW)
+        second = tick(other, now=NOW)
+    finally:
+        other.close()
+
+    assert first == [_expected_id(job, NOW) for job in SCHEDULE]
+    assert second == []
+    assert sorted(_all_job_ids()) == sorted(first)
+
+
+def test_a_new_period_enqueues_again(app, redis_conn):
+    job = SCHEDULE[0]
+    tick(redis_conn, now=NOW)
+
+    next_period = NOW + job.every_seconds
+    assert tick(redis_conn, now=next_period) == [_expected_id(j, next_period) for j in SCHEDULE]
+
+    assert get_queue(job.queue).job_ids == [_expected_id(job, NOW), _expected_id(job, next_period)]
+    assert _expected_id(job, next_period) == f"periodic-{job.name}-{int(NOW // job.every_seconds) + 1}"
+
+
+def test_jobs_of_different_periods_are_claimed_separately(app, redis_conn):
+    fast = PeriodicJob("fast", "workers.outbound.requeue_stale", 10, "default")
+    slow = PeriodicJob("slow", "workers.outbound.requeue_stale", 3600, "default")
+
+    assert tick(redis_conn, now=NOW, schedule=(fast, slow)) == [_expected_id(fast, NOW), _expected_id(slow, NOW)]
+    assert tick(redis_conn, now=NOW + 10, schedule=(fast, slow)) == [_expected_id(fast, NOW + 10)]
+    assert get_queue("default").job_ids == [
+        _expected_id(fast, NOW),
+        _expected_id(slow, NOW),
+        _expected_id(fast, NOW + 10),
+    ]
+
+
+def test_run_returns_at_once_when_the_event_is_already_set(app, redis_conn):
+    stop = threading.Event()
+    stop.set()
+
+    run(redis_conn, stop, poll_seconds=0)
+
+    assert _all_job_ids() == []
+
+
+def test_run_ticks_until_the_event_is_set(app, redis_conn, monkeypatch):
+    monkeypatch.setattr(periodic, "time", types.SimpleNamespace(time=lambda: NOW))
+    stop = CountingEvent(limit=3)
+
+    run(redis_conn, stop, poll_seconds=0)
+
+    assert stop.waits == 3  # three ticks, then the loop saw the event and returned
+    assert sorted(_all_job_ids()) == sorted(_expected_id(job, NOW) for job in SCHEDULE)
+
+
+def test_run_survives_redis_being_unreachable(app, caplog):
+    down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    stop = CountingEvent(limit=3)
+
+    with caplog.at_level(logging.WARNING, logger="workers.schedule"):
+        run(down, stop, poll_seconds=0)
+
+    assert stop.waits == 3  # each failed tick was logged and the loop went on
+    warnings = [r for r in caplog.records if r.name == "workers.schedule" and r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert all("Redis unavailable" in r.getMessage() for r in warnings)
+
+
+def test_the_worker_process_runs_the_schedule_in_its_periodic_thread(app, redis_conn, monkeypatch):
+    """``run_worker`` starts the loop in its own thread, where no app context is inherited: it must still enqueue.
+
+    Only the thread's length is pinned: its stop event lets the loop tick twice, the RQ worker itself returns at
+    once (it would otherwise serve the queues until a signal), and the clock is fixed so the period is known.
+    """
+    monkeypatch.setattr(periodic, "time", types.SimpleNamespace(time=lambda: NOW))
+    started: list[str] = []
+    errors: list[BaseException] = []
+
+    class ThreadRunToCompletion:
+        """A real thread, started by ``run_worker`` as its periodic thread, that ``start`` waits for."""
+
+        def __init__(self, target, args=(), kwargs=None, name=None, daemon=None) -> None:
+            self.target, self.args, self.kwargs, self.name = target, args, kwargs or {}, name
+
+        def start(self) -> None:
+            def body() -> None:
+                try:
+                    self.target(*self.args, **self.kwargs)
+                except BaseException as exc:  # noqa: BLE001 (report whatever killed the thread)
+                    errors.append(exc)
+
+            started.append(self.name)
+            thread = threading.Thread(target=body)  # a fresh thread: no app context, as in production
+            thread.start()
+            thread.join(timeout=30)
+
+    monkeypatch.setattr(
+        runner, "threading", types.SimpleNamespace(Thread=ThreadRunToCompletion, Event=lambda: CountingEvent(2))
+    )
+    monkeypatch.setattr(runner.AppWorker, "work", lambda self, **kwargs: False)
+
+    runner.run_worker(app, burst=False, with_scheduler=True)
+
+    assert started == ["periodic"]
+    assert errors == []
+    assert sorted(_all_job_ids()) == sorted(_expected_id(job, NOW) for job in SCHEDULE)
+
+
+def test_a_burst_worker_runs_no_periodic_thread(app, redis_conn, monkeypatch):
+    started: list = []
+    monkeypatch.setattr(
+        runner,
+        "threading",
+        types.SimpleNamespace(Thread=lambda **kwargs: started.append(kwargs) or None, Event=threading.Event),
+    )
+    monkeypatch.setattr(runner.AppWorker, "work", lambda self, **kwargs: False)
+
+    runner.run_worker(app, burst=True, with_scheduler=True)
+
+    assert started == []
+    assert _all_job_ids() == []
