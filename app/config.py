@@ -53,7 +53,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PASSWORD_RESET_MAX_ATTEMPTS", "5", "wrong codes before a reset code is spent"),
     Setting("USSD_SERVICE_CODE", "*384*2580#", "USSD service code shown in menus and accepted in requests"),
     Setting("LOG_LEVEL", "INFO", "root log level"),
+    # --- messaging ------------------------------------------------------------------------------------------
+    Setting("PUBLIC_BASE_URL", "", "public https URL of this service (webhook signatures, status callbacks)"),
+    Setting("SMS_PROVIDERS", "twilio,africastalking", "SMS providers in failover order (those with credentials)"),
+    Setting("SMS_CAP_PER_NUMBER_HOUR", "10", "non-reminder SMS to one number per hour (SMS pumping guard)"),
+    Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
+    Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
+    Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
+    Setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID"),
+    Setting("TWILIO_AUTH_TOKEN", "", "Twilio auth token (signs webhooks)"),
+    Setting("TWILIO_FROM", "", "Twilio sender number or alphanumeric id for SMS"),
+    Setting("TWILIO_WHATSAPP_FROM", "", "Twilio WhatsApp sender, e.g. +14155238886"),
+    Setting("TWILIO_API_BASE_URL", "", "scheme://host[:port] of the Twilio API; unset: https://api.twilio.com"),
+    Setting("TWILIO_WHATSAPP_CONTENT_SID", "", "approved Twilio template (ContentSid) for WhatsApp outside 24 h"),
+    Setting("AT_USERNAME", "", "Africa's Talking username ('sandbox' for the sandbox)"),
+    Setting("AT_API_KEY", "", "Africa's Talking API key"),
+    Setting("AT_SENDER_ID", "", "Africa's Talking sender id or short code"),
+    Setting("AT_WEBHOOK_TOKEN", "", "secret path token in Africa's Talking callback URLs"),
+    Setting("AT_API_BASE_URL", "", "scheme://host[:port] of the AT API; unset: https://api.africastalking.com"),
+    Setting("TELEGRAM_BOT_TOKEN", "", "Telegram bot token"),
+    Setting("TELEGRAM_WEBHOOK_SECRET", "", "X-Telegram-Bot-Api-Secret-Token expected on Telegram webhooks"),
+    Setting("TELEGRAM_API_BASE_URL", "", "scheme://host[:port] of the Bot API; unset: https://api.telegram.org"),
+    Setting("WHATSAPP_TOKEN", "", "WhatsApp Cloud API access token"),
+    Setting("WHATSAPP_PHONE_NUMBER_ID", "", "WhatsApp Cloud API phone number id"),
+    Setting("WHATSAPP_APP_SECRET", "", "Meta app secret (X-Hub-Signature-256)"),
+    Setting("WHATSAPP_VERIFY_TOKEN", "", "token Meta sends when the webhook is registered (hub.verify_token)"),
+    Setting("WHATSAPP_API_BASE_URL", "", "scheme://host[:port] of the Graph API; unset: https://graph.facebook.com"),
+    Setting("WHATSAPP_API_VERSION", "v21.0", "Graph API version"),
+    Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
 )
+
+_INTEGERS = (
+    "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
+    "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
+    "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS",
+)  # fmt: skip
 
 
 def _env(name: str) -> str:
@@ -108,7 +142,13 @@ def load_config(overrides: dict | None = None) -> dict:
             secrets.token_urlsafe(48) if env == "test" else _persistent_secret(instance, name)
         )
 
-    config = {
+    config: dict = {setting.name: _env(setting.name) for setting in SETTINGS}
+    for name in _INTEGERS:
+        try:
+            config[name] = int(config[name])
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a whole number, not {config[name]!r}") from exc
+    config.update({
         "THUSA_ENV": env,
         "DEBUG": False,
         "TESTING": env == "test",
@@ -117,19 +157,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "JWT_SECRET_KEY": overrides.get("JWT_SECRET_KEY") or secret("JWT_SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL") or f"sqlite:///{instance / 'thusa.db'}",
         "REDIS_URL": _env("REDIS_URL"),
-        "JWT_ACCESS_MINUTES": int(_env("JWT_ACCESS_MINUTES")),
-        "JWT_REFRESH_DAYS": int(_env("JWT_REFRESH_DAYS")),
-        "RATELIMIT_DEFAULT": _env("RATELIMIT_DEFAULT"),
-        "RATELIMIT_AUTH": _env("RATELIMIT_AUTH"),
         "RATELIMIT_ENABLED": _bool(_env("RATELIMIT_ENABLED")),
         "CORS_ORIGINS": [o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()],
-        "MAX_CONTENT_LENGTH": int(_env("MAX_CONTENT_LENGTH")),
-        "TRUST_PROXY_HOPS": int(_env("TRUST_PROXY_HOPS")),
-        "PASSWORD_RESET_MINUTES": int(_env("PASSWORD_RESET_MINUTES")),
-        "PASSWORD_RESET_MAX_ATTEMPTS": int(_env("PASSWORD_RESET_MAX_ATTEMPTS")),
-        "USSD_SERVICE_CODE": _env("USSD_SERVICE_CODE"),
-        "LOG_LEVEL": _env("LOG_LEVEL"),
-    }
+        "SMS_PROVIDERS": [p.strip() for p in _env("SMS_PROVIDERS").split(",") if p.strip()],
+    })  # fmt: skip
     if "DATABASE_URL" in overrides:
         overrides["SQLALCHEMY_DATABASE_URI"] = overrides.pop("DATABASE_URL")
     config.update(overrides)

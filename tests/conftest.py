@@ -207,3 +207,12 @@ def people(app, client):
     }
     tokens = {name: login(client, user)["access_token"] for name, user in users.items()}
     return {"home": home, "other": other, "users": users, "tokens": tokens}
+
+
+@pytest.fixture
+def plain_app(tmp_path) -> Iterator[Flask]:
+    """An app with an empty in-memory database and no Redis use, for code that touches neither (channel adapters)."""
+    application = create_app({"THUSA_ENV": "test", "DATABASE_URL": "sqlite://", "REDIS_URL": TEST_REDIS_URL,
+                              "INSTANCE_PATH": str(tmp_path / "instance")})  # fmt: skip
+    with application.app_context():
+        yield application

@@ -3,7 +3,11 @@
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
-from app.models.message import Message
+from app.models.contact import Contact, Conversation
+from app.models.message import Message, MessageEvent
 from app.models.user import PasswordResetCode, User
 
-__all__ = ["AuditLog", "Base", "Clinic", "Message", "PasswordResetCode", "User", "utcnow"]
+__all__ = [
+    "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent", "PasswordResetCode", "User",
+    "utcnow",
+]  # fmt: skip

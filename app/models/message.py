@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, UUIDPrimaryKey
+from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
 
 DIRECTION_IN = "in"
 DIRECTION_OUT = "out"
@@ -18,20 +18,35 @@ CHANNELS = ("sms", "whatsapp", "telegram", "ussd")
 
 STATUS_RECEIVED = "received"  # inbound, stored, not yet handled
 STATUS_HANDLED = "handled"  # inbound, the engine has acted on it
+STATUS_SCHEDULED = "scheduled"  # outbound, waiting for its send_at
 STATUS_QUEUED = "queued"  # outbound, committed, waiting for a worker
 STATUS_SENDING = "sending"  # outbound, claimed by a worker
 STATUS_SENT = "sent"  # outbound, accepted by the provider
 STATUS_DELIVERED = "delivered"  # outbound, the provider reported delivery
-STATUS_FAILED = "failed"  # outbound, given up
+STATUS_READ = "read"  # outbound, the provider reported it read (chat)
+STATUS_FAILED = "failed"  # outbound: given up, or refused (opted out, capped); inbound: handling failed, retried
+STATUS_UNKNOWN = "unknown"  # outbound: a worker died mid-send; it may have gone out: a person must check
 STATUSES = (
     STATUS_RECEIVED,
     STATUS_HANDLED,
+    STATUS_SCHEDULED,
     STATUS_QUEUED,
     STATUS_SENDING,
     STATUS_SENT,
     STATUS_DELIVERED,
+    STATUS_READ,
     STATUS_FAILED,
+    STATUS_UNKNOWN,
 )
+# Delivery statuses only move forward along this order; failed is final.
+STATUS_RANK = {STATUS_QUEUED: 0, STATUS_SENDING: 1, STATUS_UNKNOWN: 1, STATUS_SENT: 2, STATUS_DELIVERED: 3,
+               STATUS_READ: 4}  # fmt: skip
+
+KIND_REPLY = "reply"  # the engine's answer to an inbound message
+KIND_REMINDER = "reminder"  # appointment reminders (not capped: the clinic asked for them)
+KIND_API = "api"  # sent through POST /api/v1/sms
+KIND_SYSTEM = "system"  # password reset codes, alerts, receipts
+KINDS = (KIND_REPLY, KIND_REMINDER, KIND_API, KIND_SYSTEM)
 
 
 class Message(UUIDPrimaryKey, Timestamps, Base):
@@ -42,12 +57,14 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint(f"direction IN {DIRECTIONS}", name="direction"),
         CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
         CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"kind IS NULL OR kind IN {KINDS}", name="kind"),
+        Index("ix_messages_provider_provider_id", "provider", "provider_id"),
     )
 
     direction: Mapped[str] = mapped_column(String(3))
     channel: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str | None] = mapped_column(String(32))
-    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(128))
     address: Mapped[str] = mapped_column(String(64), index=True)
     text: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(2))
@@ -58,3 +75,31 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None] = mapped_column()
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinics.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    media: Mapped[list] = mapped_column(JSON, default=list)  # [{"content_type", "url", "provider_media_id"}]
+    encoding: Mapped[str | None] = mapped_column(String(8))  # GSM-7 or UCS-2 (SMS)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    send_at: Mapped[datetime | None] = mapped_column(index=True)  # scheduled sends
+    received_at: Mapped[datetime | None] = mapped_column()  # inbound: when the person sent it
+    claimed_at: Mapped[datetime | None] = mapped_column()  # outbound: when a worker started sending it
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    # The inbound message this one answers: unique, so an inbound message gets at most one reply.
+    reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), unique=True)
+
+
+class MessageEvent(UUIDPrimaryKey, Base):
+    """Every delivery report and send attempt, kept as it came (the message's status is the furthest one)."""
+
+    __tablename__ = "message_events"
+
+    message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # status | attempt
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    raw_status: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Placeholder: the africastalking adapter is being written (issue 3)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the telegram adapter is being written (issue 3)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the twilio adapter is being written (issue 3)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the whatsapp adapter is being written (issue 3)."""
