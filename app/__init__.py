@@ -48,8 +48,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from app import api as rest
     from app import cli
+    from bots import webhooks
 
     rest.init_app(app, openapi)
+    app.register_blueprint(webhooks.bp)
     cli.init_app(app)
     return app
 
@@ -92,6 +94,8 @@ def _configure_logging(app: Flask) -> None:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs full request URLs at INFO, and Telegram puts the bot token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # twilio's client logs every request (URL with the account SID, headers) at INFO.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     if app.config["THUSA_ENV"] == "development":
         # Bodies of console messages (reset codes, reminders) are shown in development only.
         logging.getLogger("bots.channels.console").setLevel(logging.DEBUG)

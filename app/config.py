@@ -60,6 +60,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
     Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
     Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
+    Setting("SEND_RETRY_BACKOFF_SECONDS", "1", "pause before the 2nd try of a provider (doubles for the 3rd)"),
     Setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID"),
     Setting("TWILIO_AUTH_TOKEN", "", "Twilio auth token (signs webhooks)"),
     Setting("TWILIO_FROM", "", "Twilio sender number or alphanumeric id for SMS"),

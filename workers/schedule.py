@@ -29,9 +29,7 @@ class PeriodicJob:
     queue: str
 
 
-SCHEDULE: tuple[PeriodicJob, ...] = (
-    PeriodicJob("requeue-stale-outbound", "workers.outbound.requeue_stale", 60, QUEUE_OUTBOUND),
-)
+SCHEDULE: tuple[PeriodicJob, ...] = (PeriodicJob("sweep-messages", "workers.outbound.sweep", 60, QUEUE_OUTBOUND),)
 
 
 def tick(connection: redis.Redis, now: float | None = None, schedule: tuple[PeriodicJob, ...] = SCHEDULE) -> list[str]:

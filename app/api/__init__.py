@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.api import auth, clinics, health, users
+from app.api import auth, clinics, health, messaging, users
 
-BLUEPRINTS = (auth.blp, users.blp, clinics.blp)
+BLUEPRINTS = (auth.blp, users.blp, clinics.blp, messaging.sms_blp, messaging.messages_blp)
 
 
 def init_app(app, openapi) -> None:

@@ -43,6 +43,46 @@ CATALOG: dict[str, Text] = {
         note="nomoro (67), fetola (48), romela (52) from shared/LANGUAGE.md; 'metsotso' (minutes) and the "
         "expiry phrase are built, not sourced.",
     ),
+    "opt_out_confirmation": Text(
+        en="Thusa: you will get no more messages from us. Reply START to get them again.",
+        tn="Thusa: ga o kitla o amogela melaetsa gape. Araba ka START go e amogela gape.",
+        note="amogela (71), melaetsa (23), araba (51); 'ga o kitla' (you will not) is built.",
+    ),
+    "opt_in_confirmation": Text(
+        en="Thusa: welcome back. You will get our messages again. Reply STOP to stop them.",
+        tn="Thusa: o amogetswe gape. O tla amogela melaetsa gape. Araba ka STOP go e emisa.",
+        note="o amogetswe (12), emisa (53).",
+    ),
+    "help": Text(
+        en="Thusa: reply STOP to stop messages, SETSWANA or ENGLISH to change language. For other help, call your "
+        "clinic.",
+        tn="Thusa: araba ka STOP go emisa melaetsa, SETSWANA kgotsa ENGLISH go fetola puo. Thuso e nngwe: leletsa "
+        "kokelwana ya gago.",
+        note="fetola puo (48, 64), leletsa (57), kokelwana (13, uncertain); 'kgotsa' (or) is common but unsourced.",
+    ),
+    "language_set": Text(
+        en="Thusa: we will write to you in English. Reply SETSWANA for Setswana.",
+        tn="Thusa: re tla go kwalela ka Setswana. Araba ka ENGLISH go bona Sekgoa.",
+        note="Sekgoa (65); 're tla go kwalela' (we will write to you) is built.",
+    ),
+    "default_reply": Text(
+        en="Thusa: sorry, we did not understand your message. For help, call your clinic.",
+        tn="Thusa: maswabi, ga re a tlhaloganya molaetsa wa gago. Go bona thuso, leletsa kokelwana ya gago.",
+        note="maswabi (9), molaetsa (23), thuso (54), leletsa (57), kokelwana (13, uncertain); 'tlhaloganya' "
+        "(understand) is not in the glossary. No 'Reply HELP': Twilio answers HELP itself (LANGUAGE.md section 4).",
+    ),
+    "ussd_unavailable": Text(
+        en="Thusa: this menu is not available yet. Please try again later.",
+        tn="Thusa: lenaneo le ga le ise le nne teng. Tsweetswee leka gape moragonyana.",
+        channel="ussd",
+        note="lenaneo (62, uncertain), leka gape (78); the rest is built.",
+    ),
+    "ussd_error": Text(
+        en="Thusa: sorry, something went wrong. Please dial again.",
+        tn="Thusa: maswabi, go nnile le phoso. Tsweetswee leletsa gape.",
+        channel="ussd",
+        note="maswabi (9), phoso (77), leletsa (57); 'go nnile le' (there was) is built.",
+    ),
 }
 
 

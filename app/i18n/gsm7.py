@@ -27,3 +27,16 @@ def fits_one_segment(text: str) -> bool:
     """True when ``text`` is GSM-7 and fits a single 160-septet SMS segment."""
     length = septets(text)
     return length is not None and length <= SINGLE_SEGMENT
+
+
+def sms_encoding(text: str) -> tuple[str, int]:
+    """How an SMS of ``text`` goes out: ``("GSM-7", segments)`` or ``("UCS-2", segments)``.
+
+    A single segment holds 160 GSM-7 septets or 70 UCS-2 code units; concatenated segments lose room to their
+    header (153 and 67).
+    """
+    length = septets(text)
+    if length is not None:
+        return "GSM-7", 1 if length <= SINGLE_SEGMENT else -(-length // 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return "UCS-2", 1 if units <= 70 else -(-units // 67)

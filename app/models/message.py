@@ -79,6 +79,7 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinics.id", ondelete="SET NULL"), index=True)
     kind: Mapped[str | None] = mapped_column(String(16))
     media: Mapped[list] = mapped_column(JSON, default=list)  # [{"content_type", "url", "provider_media_id"}]
+    buttons: Mapped[list] = mapped_column(JSON, default=list)  # quick replies: [{"id", "title"}]
     encoding: Mapped[str | None] = mapped_column(String(8))  # GSM-7 or UCS-2 (SMS)
     segments: Mapped[int | None] = mapped_column(Integer)
     send_at: Mapped[datetime | None] = mapped_column(index=True)  # scheduled sends

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import NamedTuple
 
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Message
+from app.models import Message, utcnow
 from app.services import accounts, tokens
+from bots.outbox import queue_outbound
 from tests.conftest import PASSWORD, bearer, make_clinic
 
 ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin")
@@ -91,6 +93,22 @@ def sent_reset_code(people: dict) -> dict:
     return {"reset_code": re.search(r"\b\d{6}\b", text).group()}
 
 
+def sms_body(ctx: dict) -> dict:
+    return {"to": "+26772000099", "message": "Dumela! Ke Thusa."}
+
+
+def scheduled_sms_body(ctx: dict) -> dict:
+    return {**sms_body(ctx), "send_at": (utcnow() + timedelta(days=1)).isoformat()}
+
+
+def home_message(people: dict) -> dict:
+    """An SMS the home clinic sent."""
+    message = queue_outbound(channel="sms", address="+26772000098", text="Dumela", kind="api",
+                             clinic_id=people["home"].id)  # fmt: skip
+    db.session.commit()
+    return {"home_message": message.id}
+
+
 def empty_clinic(people: dict) -> dict:
     """A clinic no account belongs to, so an admin may delete it."""
     return {"empty_clinic": make_clinic("Mochudi Clinic").id}
@@ -132,6 +150,14 @@ TABLE = [
         setup=empty_clinic),
     # Accounts still belong to the home clinic.
     row("DELETE", "/api/v1/clinics/{home_clinic}",       None,               (401, 403, 403, 403, 403, 409)),
+
+    # Staff send for their own clinic (other_staff for theirs); viewers and pharmacists send nothing.
+    row("POST",   "/api/v1/sms/send",                    sms_body,           (401, 403, 202, 202, 403, 202)),
+    row("POST",   "/api/v1/sms/schedule",                scheduled_sms_body, (401, 403, 202, 202, 403, 202)),
+    row("GET",    "/api/v1/sms/status/{home_message}",   None,               (401, 200, 200, 403, 403, 200),
+        setup=home_message),
+    row("GET",    "/api/v1/sms/queue",                   None,               (401, 200, 200, 200, 403, 200)),
+    row("GET",    "/api/v1/messages",                    None,               (401, 200, 200, 200, 403, 200)),
 ]
 # fmt: on
 

@@ -123,11 +123,13 @@ def test_webhooks_can_write_while_the_worker_waits_on_a_provider(app_factory, da
     class SlowProvider:
         """Stands in for a provider call: while it is "on the network", is the database still writable?"""
 
+        name = "slow"
+
         def send(self, message):
             seen_during_send.append(_another_writer_can_start(path))
             return SendResult(provider="fake", provider_id="fake-1")
 
-    monkeypatch.setattr(outbound, "sender_for", lambda channel: SlowProvider())
+    monkeypatch.setattr(outbound, "senders_for", lambda channel, config: [SlowProvider()])
     app = app_factory()
     with app.app_context():
         message = Message(direction="out", channel="sms", address="+26771234567", text="Dumela", status="queued")

@@ -1,8 +1,8 @@
 """Outbound sends: the real RQ worker, the claim that makes a send happen once, the sweeper, send errors.
 
 The worker runs in burst mode in this process (``workers.runner.run_worker``), on the test Redis and the test
-database. A failing channel is registered through the channel registry as a fake provider: no real provider
-client exists yet, so this is the only way to make a send fail.
+database. Here a failing channel stands in for every provider, to test the worker's own rules; the real provider
+clients against fake provider servers (failover included) are tested in ``tests/workers/test_failover.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-import bots.channels
 import workers.outbound
 from app.extensions import db
 from app.models import Message, utcnow
@@ -32,7 +31,7 @@ from bots.channels.base import REGISTRY, Channel, SendError, register
 from bots.messages import OutboundMessage, SendResult
 from bots.outbox import queue_outbound
 from workers import QUEUE_OUTBOUND, get_queue
-from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, requeue_stale, send_message
+from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 
 PHONE = "+26771234567"
@@ -58,11 +57,10 @@ def failing_channel(monkeypatch):
     FailingChannel.calls = 0
     FailingChannel.retryable = True
 
-    def sender_for(channel: str) -> Channel:
-        return REGISTRY[FailingChannel.name]()
+    def senders_for(channel: str, config) -> list[Channel]:
+        return [REGISTRY[FailingChannel.name](config)]
 
-    monkeypatch.setattr(bots.channels, "sender_for", sender_for)
-    monkeypatch.setattr(workers.outbound, "sender_for", sender_for)
+    monkeypatch.setattr(workers.outbound, "senders_for", senders_for)
     yield FailingChannel
     REGISTRY.pop(FailingChannel.name, None)
 
@@ -99,6 +97,16 @@ def _add_row(*, direction: str = DIRECTION_OUT, status: str = STATUS_QUEUED, age
 # --- the real worker -----------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def app(app_factory):
+    """No pauses between a provider's tries in these tests."""
+    application = app_factory(SEND_RETRY_BACKOFF_SECONDS="0")
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
 def test_the_worker_sends_a_queued_message(app, keep_signal_handlers):
     message_id = _queued()
     assert get_queue(QUEUE_OUTBOUND).job_ids == [f"send-{message_id}"]
@@ -131,7 +139,7 @@ def test_the_worker_leaves_a_retryable_failure_queued_and_schedules_a_retry(app,
     assert row.status == STATUS_QUEUED
     assert row.attempts == 1
     assert "HTTP 503" in row.last_error
-    assert failing_channel.calls == 1
+    assert failing_channel.calls == 3  # three tries of the one provider within one job run
     # the retry declared at enqueue: RQ parks the job for later instead of failing it
     assert f"send-{message_id}" in get_queue(QUEUE_OUTBOUND).scheduled_job_registry.get_job_ids()
 
@@ -170,13 +178,13 @@ def test_sending_an_unknown_id_reports_missing(app):
 def test_a_retryable_send_error_leaves_the_row_queued_and_re_raises(app, failing_channel):
     message_id = _queued()
 
-    with pytest.raises(SendError, match="HTTP 503"):
+    with pytest.raises(AllProvidersFailed, match="HTTP 503"):
         send_message(str(message_id))
 
     row = _row(message_id)
     assert row.status == STATUS_QUEUED
     assert row.attempts == 1
-    assert row.last_error == "provider said no (HTTP 503)"
+    assert "test-failing: provider said no (HTTP 503)" in row.last_error
     assert row.sent_at is None
 
 
@@ -209,7 +217,7 @@ def test_the_attempt_before_the_last_still_retries(app, failing_channel):
     db.session.execute(update(Message).where(Message.id == message_id).values(attempts=MAX_ATTEMPTS - 2))
     db.session.commit()
 
-    with pytest.raises(SendError):
+    with pytest.raises(AllProvidersFailed):
         send_message(str(message_id))
     assert _row(message_id).status == STATUS_QUEUED
 
@@ -227,27 +235,42 @@ def test_a_failed_message_is_not_sent_again(app, failing_channel):
 # --- the sweeper ---------------------------------------------------------------------------------------------------
 
 
-def test_requeue_stale_enqueues_only_queued_outbound_rows_older_than_stale_after(app):
+def test_sweep_enqueues_only_queued_outbound_rows_older_than_stale_after_without_a_job(app):
     old = STALE_AFTER + timedelta(seconds=30)
     stale = _add_row(age=old)
     fresh = _add_row(age=STALE_AFTER - timedelta(seconds=30))
     _add_row(status=STATUS_SENT, age=old)
     _add_row(status=STATUS_FAILED, age=old)
-    _add_row(status=STATUS_SENDING, age=old)
-    _add_row(direction=DIRECTION_IN, status=STATUS_RECEIVED, age=old)
     assert get_queue(QUEUE_OUTBOUND).job_ids == []
 
-    assert requeue_stale() == 1
+    assert sweep()["requeued"] == 1
 
     job_ids = get_queue(QUEUE_OUTBOUND).job_ids
     assert job_ids == [f"send-{stale}"]
     assert f"send-{fresh}" not in job_ids
     assert list(get_queue(QUEUE_OUTBOUND).fetch_job(f"send-{stale}").args) == [str(stale)]
+    # Its job is pending now: a second sweep does not enqueue it again.
+    assert sweep()["requeued"] == 0
 
 
-def test_requeue_stale_with_nothing_stale_enqueues_nothing(app):
+def test_sweep_marks_rows_a_dead_worker_left_mid_send_unknown_and_never_resends_them(app):
+    stuck = _add_row(status=STATUS_SENDING, age=timedelta(0))
+    recent = _add_row(status=STATUS_SENDING, age=timedelta(0))
+    db.session.execute(update(Message).where(Message.id == stuck).values(claimed_at=utcnow() - STUCK_AFTER * 2))
+    db.session.execute(update(Message).where(Message.id == recent).values(claimed_at=utcnow()))
+    db.session.commit()
+
+    assert sweep()["unknown"] == 1
+
+    assert _row(stuck).status == "unknown"
+    assert _row(recent).status == STATUS_SENDING
+    assert get_queue(QUEUE_OUTBOUND).job_ids == []
+    assert send_message(str(stuck)) == "unknown"  # a stray job cannot send it either
+
+
+def test_sweep_with_nothing_stale_enqueues_nothing(app):
     _add_row(age=timedelta(0))
-    assert requeue_stale() == 0
+    assert sweep() == {"released": 0, "requeued": 0, "unknown": 0}
     assert get_queue(QUEUE_OUTBOUND).job_ids == []
 
 

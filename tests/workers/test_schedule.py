@@ -108,8 +108,8 @@ def test_a_new_period_enqueues_again(app, redis_conn):
 
 
 def test_jobs_of_different_periods_are_claimed_separately(app, redis_conn):
-    fast = PeriodicJob("fast", "workers.outbound.requeue_stale", 10, "default")
-    slow = PeriodicJob("slow", "workers.outbound.requeue_stale", 3600, "default")
+    fast = PeriodicJob("fast", "workers.outbound.sweep", 10, "default")
+    slow = PeriodicJob("slow", "workers.outbound.sweep", 3600, "default")
 
     assert tick(redis_conn, now=NOW, schedule=(fast, slow)) == [_expected_id(fast, NOW), _expected_id(slow, NOW)]
     assert tick(redis_conn, now=NOW + 10, schedule=(fast, slow)) == [_expected_id(fast, NOW + 10)]

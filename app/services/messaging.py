@@ -1,0 +1,160 @@
+"""Contacts, inbound storage, delivery status and consent: the database side of every message.
+
+The webhook layer stores what channel adapters parsed through :func:`store_inbound` and :func:`apply_status`
+before anything acts on it; the engine and the outbox use the contact functions. All functions work in the
+caller's transaction and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Contact, Message, MessageEvent, utcnow
+from app.models.message import (
+    DIRECTION_IN,
+    DIRECTION_OUT,
+    STATUS_FAILED,
+    STATUS_RANK,
+    STATUS_RECEIVED,
+)
+from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
+
+
+def _get_or_create(model, lookup: dict, **defaults):
+    row = db.session.scalar(select(model).filter_by(**lookup))
+    if row is not None:
+        return row, False
+    try:
+        with db.session.begin_nested():
+            row = model(**lookup, **defaults)
+            db.session.add(row)
+        return row, True
+    except IntegrityError:  # another request created it first
+        return db.session.scalar(select(model).filter_by(**lookup)), False
+
+
+def contact_for(address: str, *, name: str | None = None) -> Contact:
+    """The contact for an E.164 number or chat id, created on first contact."""
+    contact, _ = _get_or_create(Contact, {"address": address}, name=name)
+    if name and not contact.name:
+        contact.name = name
+    return contact
+
+
+def store_inbound(inbound: InboundMessage) -> tuple[Message, bool]:
+    """Store an inbound message once, whatever the provider retries.
+
+    Returns:
+        The message row and whether this call created it (False: a retry or a concurrent duplicate).
+    """
+    key = f"in:{inbound.provider}:{inbound.provider_id}"
+    existing = db.session.scalar(select(Message).where(Message.dedupe_key == key))
+    if existing is not None:
+        return existing, False
+    contact = contact_for(inbound.sender, name=inbound.sender_name)
+    now = utcnow()
+    if inbound.channel == WHATSAPP:
+        contact.last_whatsapp_inbound_at = now
+    message = Message(
+        direction=DIRECTION_IN,
+        channel=inbound.channel,
+        provider=inbound.provider,
+        provider_id=inbound.provider_id,
+        address=inbound.sender,
+        text=inbound.text,
+        media=[
+            {"content_type": m.content_type, "url": m.url, "provider_media_id": m.provider_media_id}
+            for m in inbound.media
+        ],
+        status=STATUS_RECEIVED,
+        dedupe_key=key,
+        contact_id=contact.id,
+        received_at=inbound.received_at or now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+    except IntegrityError:  # the same delivery raced us; theirs won
+        return db.session.scalar(select(Message).where(Message.dedupe_key == key)), False
+    return message, True
+
+
+def advance_status(message: Message, status: str) -> bool:
+    """Move an outbound message's status forward; never back, never out of ``failed``.
+
+    Returns:
+        True when the status changed.
+    """
+    current = message.status
+    if current in (status, STATUS_FAILED):
+        return False
+    if status == STATUS_FAILED:
+        # A failure report after delivery is a late, out-of-order callback: delivery wins.
+        if STATUS_RANK.get(current, 0) >= STATUS_RANK["delivered"]:
+            return False
+    elif STATUS_RANK.get(status, -1) <= STATUS_RANK.get(current, -1):
+        return False
+    message.status = status
+    return True
+
+
+def apply_status(update: StatusUpdate) -> Message | None:
+    """Record a delivery report and advance its message. Unknown messages and statuses are recorded, not errors.
+
+    Returns:
+        The outbound message the report is about, if we know it.
+    """
+    message = db.session.scalar(
+        select(Message).where(
+            Message.direction == DIRECTION_OUT,
+            Message.provider == update.provider,
+            Message.provider_id == update.provider_id,
+        )
+    )
+    db.session.add(
+        MessageEvent(
+            message_id=message.id if message else None,
+            kind="status",
+            provider=update.provider,
+            provider_id=update.provider_id,
+            raw_status=update.raw_status[:64],
+            status=update.status,
+            error_code=update.error_code,
+            at=update.at or utcnow(),
+        )
+    )
+    if message is None:
+        return None
+    if update.status and advance_status(message, update.status) and update.status == STATUS_FAILED:
+        message.error_code = update.error_code
+    if update.opted_out and message.contact_id:
+        contact = db.session.get(Contact, message.contact_id)
+        opt_out(contact)
+    return message
+
+
+def opt_out(contact: Contact) -> bool:
+    """Mark the contact opted out. Returns False when it already was."""
+    if contact.opted_out_at is not None:
+        return False
+    contact.opted_out_at = utcnow()
+    return True
+
+
+def opt_in(contact: Contact) -> bool:
+    """Clear an opt-out. Returns False when the contact was not opted out."""
+    if contact.opted_out_at is None:
+        return False
+    contact.opted_out_at = None
+    return True
+
+
+def record_event(message_id: uuid.UUID, kind: str, *, provider: str | None = None, detail: str | None = None,
+                 error_code: str | None = None, status: str | None = None) -> None:  # fmt: skip
+    """Keep a send attempt (or another event) on a message's history."""
+    db.session.add(MessageEvent(message_id=message_id, kind=kind, provider=provider, detail=(detail or "")[:500] or None,
+                                error_code=error_code, status=status))  # fmt: skip

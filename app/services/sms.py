@@ -1,0 +1,129 @@
+"""SMS through the API, and the message log: what staff send, what is pending, what came and went."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy import select
+
+from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
+from app.extensions import db
+from app.models import Clinic, Message, MessageEvent, utcnow
+from app.models.message import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
+from app.services import audit
+from bots.messages import SMS
+from bots.outbox import queue_outbound
+
+
+class InvalidPhoneNumber(ServiceError):
+    status, code = 400, "invalid_phone_number"
+
+
+def _clinic_for(actor, clinic_id: uuid.UUID | None) -> Clinic | None:
+    """The clinic a request acts for: staff and viewers always their own; admins the one they name, if any."""
+    if not actor.is_admin:
+        if clinic_id is not None and clinic_id != actor.clinic_id:
+            raise Forbidden("You can only act for your own clinic.")
+        clinic_id = actor.clinic_id
+    if clinic_id is None:
+        return None
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise ValidationFailed("No clinic with this id.", {"json": {"clinic_id": ["No clinic with this id."]}})
+    return clinic
+
+
+def recipient(to: str, clinic: Clinic | None) -> str:
+    """``to`` in E.164; a national number is read in the clinic's country.
+
+    Raises:
+        InvalidPhoneNumber: not a valid number (400, naming the field).
+    """
+    region = clinic.country if clinic is not None else None
+    try:
+        number = phonenumbers.parse(to, None if to.strip().startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(
+            "The recipient is not a phone number.", {"json": {"to": [f"Not a phone number: {exc}."]}}
+        ) from exc
+    if not phonenumbers.is_valid_number(number):
+        hint = "" if region else " Write it with its country code, e.g. +26771234567."
+        raise InvalidPhoneNumber("The recipient is not a valid phone number.",
+                                 {"json": {"to": [f"Not a valid phone number.{hint}"]}})  # fmt: skip
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def send(actor, *, to: str, text: str, clinic_id: uuid.UUID | None = None, send_at: datetime | None = None) -> Message:
+    """Queue (or schedule) an SMS; it is committed before its send is enqueued.
+
+    Raises:
+        InvalidPhoneNumber, OptedOut (409), SendCapReached (429), ValidationFailed (a past ``send_at``).
+    """
+    if send_at is not None and send_at <= utcnow():
+        raise ValidationFailed("send_at must be in the future.", {"json": {"send_at": ["Must be in the future."]}})
+    clinic = _clinic_for(actor, clinic_id)
+    address = recipient(to, clinic)
+    message = queue_outbound(channel=SMS, address=address, text=text, kind=KIND_API, user_id=actor.user_id,
+                             clinic_id=clinic.id if clinic else None, send_at=send_at)  # fmt: skip
+    audit.record(actor, "sms.schedule" if send_at else "sms.send", "message", message.id,
+                 {"segments": message.segments, "encoding": message.encoding})  # fmt: skip
+    db.session.commit()
+    return message
+
+
+def _visible(actor):
+    stmt = select(Message)
+    if not actor.is_admin:
+        stmt = stmt.where(Message.clinic_id == actor.clinic_id)
+    return stmt
+
+
+def get(actor, message_id: uuid.UUID) -> tuple[Message, list[MessageEvent]]:
+    """One message with its delivery history (an audited read: messages are patient data)."""
+    message = db.session.get(Message, message_id)
+    if message is None:
+        raise NotFound("No message with this id.")
+    if not actor.is_admin and message.clinic_id != actor.clinic_id:
+        raise Forbidden("This message is not your clinic's.")
+    events = db.session.scalars(
+        select(MessageEvent).where(MessageEvent.message_id == message.id).order_by(MessageEvent.at, MessageEvent.id)
+    ).all()
+    audit.record(actor, "message.read", "message", message.id)
+    db.session.commit()
+    return message, list(events)
+
+
+def pending(actor, *, page: int, per_page: int):
+    """Messages waiting to go out: scheduled, queued or being sent, soonest first."""
+    stmt = (
+        _visible(actor)
+        .where(Message.status.in_((STATUS_SCHEDULED, STATUS_QUEUED, STATUS_SENDING)))
+        .order_by(Message.send_at.is_(None).desc(), Message.send_at, Message.created_at, Message.id)
+    )
+    result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+    audit.record(actor, "message.list", "message", None, {"view": "queue", "count": len(result.items)})
+    db.session.commit()
+    return result
+
+
+def log(actor, *, page: int, per_page: int, phone: str | None = None, direction: str | None = None,
+        channel: str | None = None, status: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, clinic_id: uuid.UUID | None = None):  # fmt: skip
+    """The message log, newest first, filtered. Every read is audited (filters named, never their values)."""
+    stmt = _visible(actor).order_by(Message.created_at.desc(), Message.id)
+    for column, value in ((Message.address, phone), (Message.direction, direction), (Message.channel, channel),
+                          (Message.status, status), (Message.clinic_id, clinic_id)):  # fmt: skip
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Message.created_at < until)
+    result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+    filters = sorted(k for k, v in {"phone": phone, "direction": direction, "channel": channel, "status": status,
+                                    "from": since, "to": until, "clinic_id": clinic_id}.items() if v is not None)  # fmt: skip
+    audit.record(actor, "message.list", "message", None, {"filters": filters, "count": len(result.items)})
+    db.session.commit()
+    return result

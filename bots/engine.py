@@ -1,0 +1,195 @@
+"""The dialogue engine: one place that decides what happens with every inbound message.
+
+Order for SMS and chat: global keywords first (opt-out, opt-in for opted-out contacts only, HELP, language), then
+the contact's active flow, then a flow that wants to start, then a default reply in the contact's language. An
+inbound message gets at most one reply (the outbox row is unique per inbound message). One contact's messages are
+handled in order: the contact row is locked and every earlier unhandled message of theirs goes first.
+
+USSD is synchronous: :func:`handle_ussd` returns the screen for the HTTP answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from sqlalchemy import or_, select
+
+from app.extensions import db
+from app.models import Contact, Conversation, Message, utcnow
+from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
+from app.services import messaging
+from bots.flows import FLOWS, Context, Reply
+from bots.messages import Button
+from bots.outbox import OptedOut, SendCapReached, queue_outbound
+
+log = logging.getLogger(__name__)
+
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "EMISA"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "THUSO"})
+LANGUAGE_WORDS = {"ENGLISH": "en", "SEKGOA": "en", "SETSWANA": "tn", "TSWANA": "tn"}
+
+
+def keyword(text: str) -> str:
+    """The message as a keyword: upper case, no punctuation or extra spaces (``' stop! '`` → ``STOP``)."""
+    return re.sub(r"[^\w ]+", "", text, flags=re.UNICODE).strip().upper()
+
+
+def _conversation(contact: Contact, channel: str) -> Conversation:
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.contact_id == contact.id, Conversation.channel == channel)
+    )
+    if conversation is None:
+        conversation = Conversation(contact_id=contact.id, channel=channel, state={})
+        db.session.add(conversation)
+        db.session.flush()
+    return conversation
+
+
+def _lock_contact(contact_id: uuid.UUID) -> Contact:
+    # PostgreSQL: a row lock serialises one contact's messages across workers. SQLite: BEGIN IMMEDIATE already has.
+    return db.session.scalar(select(Contact).where(Contact.id == contact_id).with_for_update())
+
+
+def _keywords(ctx: Context) -> Reply | None:
+    word = keyword(ctx.text)
+    contact = ctx.contact
+    if contact.opted_out_at is not None:
+        if word in OPT_IN_WORDS:
+            messaging.opt_in(contact)
+            return Reply(ctx.t("opt_in_confirmation"))
+        return None  # nothing else is ever sent to an opted-out contact
+    if word in OPT_OUT_WORDS:
+        messaging.opt_out(contact)
+        ctx.conversation.flow, ctx.conversation.state = None, {}
+        return Reply(ctx.t("opt_out_confirmation"))
+    if word in HELP_WORDS:
+        return Reply(ctx.t("help"))
+    if word in LANGUAGE_WORDS:
+        contact.language = LANGUAGE_WORDS[word]
+        return Reply(ctx.t("language_set"))
+    return None
+
+
+_NO_FLOW = object()
+
+
+def _run_flows(ctx: Context):
+    """The active or starting flow's reply (``None``: the flow chose not to answer), or ``_NO_FLOW``."""
+    conversation = ctx.conversation
+    active = FLOWS.get(conversation.flow or "")
+    if active is not None:
+        reply = active.resume(ctx)
+        flow = active
+    else:
+        flow = next((f for f in FLOWS.values() if ctx.channel in f.channels and f.can_start(ctx)), None)
+        if flow is None:
+            return _NO_FLOW
+        conversation.state = {}
+        reply = flow.start(ctx)
+    if ctx.finished or (reply is not None and reply.end):
+        flow.close(ctx)
+        conversation.flow, conversation.state = None, {}
+    else:
+        conversation.flow = flow.name
+    return reply
+
+
+def decide(message: Message, contact: Contact) -> Reply | None:
+    """What to answer ``message`` (and the state changes that go with it, in the current transaction)."""
+    ctx = Context(contact=contact, conversation=_conversation(contact, message.channel), message=message,
+                  text=(message.text or "").strip())  # fmt: skip
+    reply = _keywords(ctx)
+    if reply is None and contact.opted_out_at is None:
+        reply = _run_flows(ctx)
+        if reply is _NO_FLOW:
+            reply = Reply(ctx.t("default_reply"))
+    return reply
+
+
+def _reply(message: Message, contact: Contact, reply: Reply) -> None:
+    try:
+        queue_outbound(
+            channel=message.channel,
+            address=message.address,
+            text=reply.text,
+            language=contact.language,
+            kind=KIND_REPLY,
+            reply_to_id=message.id,
+            buttons=reply.buttons,
+            allow_opted_out=contact.opted_out_at is not None,  # the one opt-out confirmation
+        )
+    except (OptedOut, SendCapReached) as exc:
+        log.warning("no reply to message %s: %s", message.id, exc.code)
+
+
+def handle_message(message_id: str) -> int:
+    """Handle an inbound SMS or chat message, and any earlier unhandled ones of the same contact, in order.
+
+    Args:
+        message_id: the stored inbound message.
+
+    Returns:
+        How many messages this call handled (0 when another worker already did).
+
+    Raises:
+        Exception: whatever a flow raised; the message is marked ``failed`` first, and the job is retried.
+    """
+    message = db.session.get(Message, uuid.UUID(message_id))
+    if message is None or message.direction != DIRECTION_IN or message.contact_id is None:
+        return 0
+    contact = _lock_contact(message.contact_id)
+    pending = db.session.scalars(
+        select(Message)
+        .where(
+            Message.contact_id == contact.id,
+            Message.direction == DIRECTION_IN,
+            Message.channel != "ussd",
+            or_(Message.status == STATUS_RECEIVED, Message.id == message.id),
+            Message.received_at <= message.received_at,
+        )
+        .order_by(Message.received_at, Message.created_at)
+    ).all()
+    handled = 0
+    for item in pending:
+        if item.status not in (STATUS_RECEIVED, STATUS_FAILED):
+            continue
+        try:
+            with db.session.begin_nested():
+                reply = decide(item, contact)
+                if reply is not None:
+                    _reply(item, contact, reply)
+                item.status = STATUS_HANDLED
+                item.last_error = None
+        except Exception as exc:
+            item.status = STATUS_FAILED
+            item.last_error = f"{exc.__class__.__name__}"[:500]
+            db.session.commit()
+            log.exception("handling inbound message %s failed; it is kept and will be retried", item.id)
+            raise
+        handled += 1
+    db.session.commit()
+    return handled
+
+
+def handle_ussd(message: Message) -> Reply:
+    """The screen for one USSD hop (the caller stores it and renders ``CON``/``END``).
+
+    A flow for USSD (the appointments and stock issues add them) answers; without one, the session ends politely.
+    """
+    contact = _lock_contact(message.contact_id)
+    conversation = _conversation(contact, message.channel)
+    ctx = Context(contact=contact, conversation=conversation, message=message, text=(message.text or "").strip())
+    reply = _run_flows(ctx)
+    if reply is _NO_FLOW or reply is None:
+        reply = Reply(ctx.t("ussd_unavailable"), end=True)
+    message.status = STATUS_HANDLED
+    conversation.updated_at = utcnow()
+    return reply
+
+
+def buttons_of(message: Message) -> tuple[Button, ...]:
+    """The quick replies stored on an outbound message."""
+    return tuple(Button(b["id"], b["title"]) for b in message.buttons or [])

@@ -1,0 +1,159 @@
+"""The only HTTP entry for providers: verify → parse → store → answer; acting happens after commit.
+
+Every inbound message is stored (once per provider id) before anything acts on it. A provider's retry of the
+same message answers 2xx and does nothing new. A request that fails its authenticity check is refused (403, or
+404 for a wrong Africa's Talking path token) before anything is parsed or stored. Delivery reports are applied
+here; messages are handed to the engine by a job (SMS, chat) or answered in the same response (USSD).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from app.errors import error_response
+from app.extensions import db, limiter
+from app.i18n import t
+from app.models import Message
+from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_SENT
+from app.services import messaging
+from app.transactions import after_commit
+from bots import engine
+from bots.channels import Channel, MalformedPayload, WebhookRejected, adapter
+from bots.messages import USSD
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+limiter.exempt(bp)  # providers retry on 429; their volume is bounded by what people send
+
+
+def _channel(name: str) -> Channel:
+    return adapter(name, current_app.config)
+
+
+def _verified(channel: Channel, kind: str) -> Response | None:
+    try:
+        channel.verify(request, kind)
+    except WebhookRejected as exc:
+        log.warning("%s %s webhook refused: %s", channel.name, kind, exc)
+        return error_response(exc.status, "forbidden" if exc.status == 403 else "not_found", str(exc))
+    return None
+
+
+def _receive(name: str, kind: str) -> Response:
+    channel = _channel(name)
+    refused = _verified(channel, kind)
+    if refused is not None:
+        return refused
+    try:
+        parsed = channel.parse(request, kind)
+    except MalformedPayload as exc:
+        return error_response(400, "malformed_payload", str(exc), exc.details)
+    from workers.inbound import enqueue_handle
+
+    for inbound in parsed.messages:
+        message, created = messaging.store_inbound(inbound)
+        if created:
+            message_id = message.id
+            after_commit(db.session(), lambda message_id=message_id: enqueue_handle(message_id))
+    for update in parsed.statuses:
+        messaging.apply_status(update)
+    db.session.commit()
+    return channel.acknowledge(kind)
+
+
+@bp.post("/twilio/sms")
+def twilio_sms():
+    """Inbound SMS and WhatsApp messages from Twilio."""
+    return _receive("twilio", "inbound")
+
+
+@bp.post("/twilio/status")
+def twilio_status():
+    """Twilio status callbacks."""
+    return _receive("twilio", "status")
+
+
+@bp.post("/africastalking/<token>/sms")
+def africastalking_sms(token: str):
+    """Inbound SMS from Africa's Talking (the path token is the only proof of origin)."""
+    return _receive("africastalking", "inbound")
+
+
+@bp.post("/africastalking/<token>/delivery")
+def africastalking_delivery(token: str):
+    """Africa's Talking delivery reports."""
+    return _receive("africastalking", "status")
+
+
+@bp.post("/telegram")
+def telegram():
+    """Telegram updates."""
+    return _receive("telegram", "inbound")
+
+
+@bp.route("/whatsapp", methods=["GET", "POST"])
+def whatsapp():
+    """WhatsApp Cloud API: the GET subscription handshake, and POSTed messages and statuses."""
+    if request.method == "GET":
+        channel = _channel("whatsapp")
+        try:
+            return channel.verify_subscription(request)
+        except WebhookRejected as exc:
+            return error_response(exc.status, "forbidden", str(exc))
+    return _receive("whatsapp", "inbound")
+
+
+@bp.post("/africastalking/<token>/ussd")
+def africastalking_ussd(token: str):
+    """A USSD hop: answered in this response with ``CON`` (menu, wait for input) or ``END`` (last screen).
+
+    A replayed hop (same session and input) gets the same screen again. Errors never become 4xx/5xx here
+    (Africa's Talking would drop the session with a generic error): the person sees a short apology instead.
+    """
+    channel = _channel("africastalking")
+    refused = _verified(channel, "ussd")
+    if refused is not None:
+        return refused
+    try:
+        parsed = channel.parse(request, "ussd")
+    except MalformedPayload as exc:
+        return error_response(400, "malformed_payload", str(exc), exc.details)
+    if not parsed.messages:
+        return channel.acknowledge("ussd")
+    message, created = messaging.store_inbound(parsed.messages[0])
+    if not created:
+        previous = db.session.query(Message).filter_by(reply_to_id=message.id).one_or_none()
+        if previous is not None:
+            db.session.rollback()
+            prefix, _, text = (previous.text or "END ").partition(" ")
+            return channel.ussd_response(text, end=prefix == "END")
+    db.session.commit()  # the hop is stored before any flow acts on it
+    try:
+        reply = engine.handle_ussd(message)
+        db.session.add(_ussd_screen(message, reply.text, reply.end))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("USSD hop %s failed", message.id)
+        message = db.session.get(Message, message.id)
+        message.status = STATUS_FAILED
+        db.session.commit()
+        return channel.ussd_response(t("ussd_error", message_language(message)), end=True)
+    return channel.ussd_response(reply.text, end=reply.end)
+
+
+def _ussd_screen(inbound: Message, text: str, end: bool) -> Message:
+    # The screen, as shown (with CON/END), is kept in the message log and lets a replayed hop get the same answer.
+    return Message(direction=DIRECTION_OUT, channel=USSD, provider=inbound.provider, address=inbound.address,
+                   text=f"{'END' if end else 'CON'} {text}", status=STATUS_SENT, kind=KIND_REPLY,
+                   reply_to_id=inbound.id, contact_id=inbound.contact_id)  # fmt: skip
+
+
+def message_language(message: Message) -> str | None:
+    from app.models import Contact
+
+    contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
+    return contact.language if contact else None
