@@ -21,7 +21,6 @@ from app.models import Contact, Conversation, Message, utcnow
 from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from app.services import messaging
 from bots.flows import FLOWS, Context, Reply
-from bots.messages import Button
 from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
@@ -190,6 +189,12 @@ def handle_ussd(message: Message) -> Reply:
     return reply
 
 
-def buttons_of(message: Message) -> tuple[Button, ...]:
-    """The quick replies stored on an outbound message."""
-    return tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
+def close_ussd(message: Message) -> None:
+    """The provider says the USSD session ended: let the active flow close, and forget its state."""
+    contact = _lock_contact(message.contact_id)
+    conversation = _conversation(contact, message.channel)
+    flow = FLOWS.get(conversation.flow or "")
+    if flow is not None:
+        flow.close(Context(contact=contact, conversation=conversation, message=message, text=""))
+    conversation.flow, conversation.state = None, {}
+    message.status = STATUS_HANDLED

@@ -21,7 +21,7 @@ from app.services import messaging
 from app.transactions import after_commit
 from bots import engine
 from bots.channels import Channel, MalformedPayload, WebhookRejected, adapter
-from bots.messages import USSD
+from bots.messages import SESSION_CLOSE, USSD
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,13 @@ def africastalking_ussd(token: str):
         return error_response(400, "malformed_payload", str(exc), exc.details)
     if not parsed.messages:
         return channel.acknowledge("ussd")
-    message, created = messaging.store_inbound(parsed.messages[0])
+    inbound = parsed.messages[0]
+    message, created = messaging.store_inbound(inbound)
+    if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
+        if created:
+            engine.close_ussd(message)
+        db.session.commit()
+        return channel.acknowledge("ussd")
     if not created:
         previous = db.session.query(Message).filter_by(reply_to_id=message.id).one_or_none()
         if previous is not None:

@@ -47,20 +47,31 @@ class AllProvidersFailed(Exception):
     """Every provider failed with a retryable error; RQ retries the job later."""
 
 
-def _whatsapp_plan(message: Message, contact: Contact | None) -> tuple[str, dict | None]:
-    """Inside the 24-hour window: free text. Outside: the approved template, else fall back to SMS."""
+# Each WhatsApp provider's approved template for messages outside the 24-hour window.
+TEMPLATE_SETTINGS = {"twilio": "TWILIO_WHATSAPP_CONTENT_SID", "whatsapp": "WHATSAPP_TEMPLATE_REMINDER"}
+
+
+def _plan(message: Message, contact: Contact | None) -> tuple[str, dict | None, list]:
+    """Which channel, template and providers to use.
+
+    WhatsApp inside the 24-hour window: free text. Outside it: the providers that have an approved template send
+    that template (the text as its variable); with none, the message falls back to SMS.
+    """
+    config = current_app.config
+    if message.channel != WHATSAPP:
+        return message.channel, None, senders_for(message.channel, config)
+    providers = senders_for(WHATSAPP, config)
     last = contact.last_whatsapp_inbound_at if contact else None
     if last is not None and utcnow() - last < WHATSAPP_WINDOW:
-        return WHATSAPP, None
-    config = current_app.config
-    template_name = config.get("WHATSAPP_TEMPLATE_REMINDER") or config.get("TWILIO_WHATSAPP_CONTENT_SID")
-    if template_name:
-        return WHATSAPP, {"name": template_name, "language": message.language or "en",
-                          "variables": {"1": message.text or ""}}  # fmt: skip
-    return SMS, None
+        return WHATSAPP, None, providers
+    with_template = [p for p in providers if config.get(TEMPLATE_SETTINGS.get(p.name, ""))]
+    if with_template:
+        template = {"language": message.language or "en", "variables": {"1": message.text or ""}}
+        return WHATSAPP, template, with_template
+    return SMS, None, senders_for(SMS, config)
 
 
-def _try_providers(outbound: OutboundMessage) -> tuple[str, str | None]:
+def _try_providers(outbound: OutboundMessage, providers: list) -> tuple[str, str | None]:
     """Send through each provider in order: a few tries each on retryable errors, within a time budget.
 
     Returns:
@@ -74,7 +85,7 @@ def _try_providers(outbound: OutboundMessage) -> tuple[str, str | None]:
     tries, budget = config["SEND_ATTEMPTS_PER_PROVIDER"], config["SEND_PROVIDER_SECONDS"]
     backoff = float(config.get("SEND_RETRY_BACKOFF_SECONDS", 1))
     errors = []
-    for provider in senders_for(outbound.channel, config):
+    for provider in providers:
         deadline = time.monotonic() + budget
         for attempt in range(1, tries + 1):
             try:
@@ -128,19 +139,17 @@ def send_message(message_id: str) -> str:
         contact = db.session.scalar(select(Contact).where(Contact.address == message.address))
     if contact is not None and contact.opted_out_at is not None and message.created_at < contact.opted_out_at:
         return _finish(message, STATUS_FAILED, error="opted out before it was sent", code="opted_out")
-    channel, template = message.channel, None
-    if channel == WHATSAPP:
-        channel, template = _whatsapp_plan(message, contact)
-        if channel != message.channel:
-            messaging.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window: SMS")
-            message.channel = channel
+    channel, template, providers = _plan(message, contact)
+    if channel != message.channel:
+        messaging.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
+        message.channel = channel
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
     outbound = OutboundMessage(message.id, channel, message.address, message.text or "", message.language,
                                buttons=buttons, template=template)  # fmt: skip
     db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
 
     try:
-        provider, provider_id = _try_providers(outbound)
+        provider, provider_id = _try_providers(outbound, providers)
     except SendError as exc:
         if exc.opted_out and contact is not None:
             messaging.opt_out(contact)

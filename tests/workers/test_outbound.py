@@ -19,11 +19,9 @@ import workers.outbound
 from app.extensions import db
 from app.models import Message, utcnow
 from app.models.message import (
-    DIRECTION_IN,
     DIRECTION_OUT,
     STATUS_FAILED,
     STATUS_QUEUED,
-    STATUS_RECEIVED,
     STATUS_SENDING,
     STATUS_SENT,
 )
