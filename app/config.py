@@ -56,7 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
     # --- messaging ------------------------------------------------------------------------------------------
     Setting("PUBLIC_BASE_URL", "", "public https URL of this service (webhook signatures, status callbacks)"),
     Setting("SMS_PROVIDERS", "twilio,africastalking", "SMS providers in failover order (those with credentials)"),
-    Setting("SMS_CAP_PER_NUMBER_HOUR", "10", "non-reminder SMS to one number per hour (SMS pumping guard)"),
+    Setting("SMS_CAP_PER_NUMBER_HOUR", "20", "non-reminder SMS to one number per hour (SMS pumping guard)"),
     Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
     Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
     Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
