@@ -21,6 +21,7 @@ from app.models import Contact, Conversation, Message, utcnow
 from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from app.services import messaging
 from bots.flows import FLOWS, Context, Reply
+from bots.messages import SMS, WHATSAPP
 from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def decide(message: Message, contact: Contact) -> Reply | None:
 
 
 def _reply(message: Message, contact: Contact, reply: Reply) -> None:
+    if message.channel in (SMS, WHATSAPP) and not message.address.startswith("+"):
+        log.info("no reply to message %s: the sender is not a phone number", message.id)  # e.g. a network's alert
+        return
     try:
         queue_outbound(
             channel=message.channel,
