@@ -144,6 +144,8 @@ def handle_message(message_id: str) -> int:
     if message is None or message.direction != DIRECTION_IN or message.contact_id is None:
         return 0
     contact = _lock_contact(message.contact_id)
+    # Another worker may have handled these messages while this one waited for the lock: read them afresh.
+    db.session.expire_all()
     pending = db.session.scalars(
         select(Message)
         .where(

@@ -134,9 +134,7 @@ def send_message(message_id: str) -> str:
     if not claimed or message is None:
         return message.status if message else "missing"
 
-    contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
-    if contact is None:
-        contact = db.session.scalar(select(Contact).where(Contact.address == message.address))
+    contact = messaging.contact_of(message)
     if contact is not None and contact.opted_out_at is not None and message.created_at < contact.opted_out_at:
         return _finish(message, STATUS_FAILED, error="opted out before it was sent", code="opted_out")
     channel, template, providers = _plan(message, contact)
@@ -151,7 +149,7 @@ def send_message(message_id: str) -> str:
     try:
         provider, provider_id = _try_providers(outbound, providers)
     except SendError as exc:
-        if exc.opted_out and contact is not None:
+        if exc.opted_out:
             messaging.opt_out(contact)
         return _finish(
             message, STATUS_FAILED, error=str(exc), code=exc.code or ("opted_out" if exc.opted_out else None)
@@ -172,6 +170,8 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
         message.status = status
     for name, value in fields.items():
         setattr(message, name, value)
+    if message.provider_id:
+        messaging.link_early_reports(message)
     message.last_error = error[:500] if error else None
     if code:
         message.error_code = code[:32]

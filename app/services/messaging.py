@@ -115,6 +115,7 @@ def apply_status(update: StatusUpdate) -> Message | None:
             Message.provider_id == update.provider_id,
         )
     )
+    error_code = (update.error_code or "")[:32] or None  # free text from some providers
     db.session.add(
         MessageEvent(
             message_id=message.id if message else None,
@@ -123,18 +124,40 @@ def apply_status(update: StatusUpdate) -> Message | None:
             provider_id=update.provider_id,
             raw_status=update.raw_status[:64],
             status=update.status,
-            error_code=update.error_code,
+            error_code=error_code,
             at=update.at or utcnow(),
         )
     )
     if message is None:
         return None
     if update.status and advance_status(message, update.status) and update.status == STATUS_FAILED:
-        message.error_code = update.error_code
-    if update.opted_out and message.contact_id:
-        contact = db.session.get(Contact, message.contact_id)
-        opt_out(contact)
+        message.error_code = error_code
+    if update.opted_out:
+        opt_out(contact_of(message))
     return message
+
+
+def contact_of(message: Message) -> Contact:
+    """The message's contact, created for its address when the message had none (e.g. an API send)."""
+    contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
+    return contact or contact_for(message.address)
+
+
+def link_early_reports(message: Message) -> None:
+    """Apply delivery reports that arrived before the send recorded its provider id (fast providers do that)."""
+    early = db.session.scalars(
+        select(MessageEvent)
+        .where(
+            MessageEvent.message_id.is_(None),
+            MessageEvent.provider == message.provider,
+            MessageEvent.provider_id == message.provider_id,
+        )
+        .order_by(MessageEvent.at, MessageEvent.id)
+    ).all()
+    for event in early:
+        event.message_id = message.id
+        if event.status:
+            advance_status(message, event.status)
 
 
 def opt_out(contact: Contact) -> bool:
