@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
 
 from app.errors import error_response
 from app.extensions import db, limiter
@@ -54,9 +55,8 @@ def _receive(name: str, kind: str) -> Response:
     from workers.inbound import enqueue_handle
 
     for inbound in parsed.messages:
-        message, created = messaging.store_inbound(inbound)
+        message_id, created = messaging.store_inbound_id(inbound)
         if created:
-            message_id = message.id
             after_commit(db.session(), lambda message_id=message_id: enqueue_handle(message_id))
     for update in parsed.statuses:
         messaging.apply_status(update)
@@ -124,27 +124,29 @@ def africastalking_ussd(token: str):
     if not parsed.messages:
         return channel.acknowledge("ussd")
     inbound = parsed.messages[0]
-    message, created = messaging.store_inbound(inbound)
+    message_id, created = messaging.store_inbound_id(inbound)
+    db.session.commit()  # the hop is stored before any flow acts on it
+    # One transaction per hop answers it: locked (PostgreSQL: the row; SQLite: BEGIN IMMEDIATE), so a replay that
+    # arrives while the first is being answered waits, then gets the same screen; the flow runs once.
+    message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
     if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
         if created:
             engine.close_ussd(message)
         db.session.commit()
         return channel.acknowledge("ussd")
-    if not created:
-        previous = db.session.query(Message).filter_by(reply_to_id=message.id).one_or_none()
-        if previous is not None:
-            db.session.rollback()
-            prefix, _, text = (previous.text or "END ").partition(" ")
-            return channel.ussd_response(text, end=prefix == "END")
-    db.session.commit()  # the hop is stored before any flow acts on it
+    previous = db.session.scalar(select(Message.text).where(Message.reply_to_id == message_id))
+    if previous is not None:
+        db.session.commit()
+        prefix, _, text = previous.partition(" ")
+        return channel.ussd_response(text, end=prefix == "END")
     try:
         reply = engine.handle_ussd(message)
         db.session.add(_ussd_screen(message, reply.text, reply.end))
         db.session.commit()
     except Exception:
         db.session.rollback()
-        log.exception("USSD hop %s failed", message.id)
-        message = db.session.get(Message, message.id)
+        log.exception("USSD hop %s failed", message_id)
+        message = db.session.get(Message, message_id)
         message.status = STATUS_FAILED
         db.session.commit()
         return channel.ussd_response(t("ussd_error", message_language(message)), end=True)

@@ -19,6 +19,7 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from app.extensions import db, redis_client
+from app.i18n.gsm7 import sms_encoding
 from app.models import Contact, Message, utcnow
 from app.models.message import (
     DIRECTION_IN,
@@ -141,6 +142,7 @@ def send_message(message_id: str) -> str:
     if channel != message.channel:
         messaging.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
         message.channel = channel
+        message.encoding, message.segments = sms_encoding(message.text or "")
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
     outbound = OutboundMessage(message.id, channel, message.address, message.text or "", message.language,
                                buttons=buttons, template=template)  # fmt: skip
@@ -149,6 +151,9 @@ def send_message(message_id: str) -> str:
     try:
         provider, provider_id = _try_providers(outbound, providers)
     except SendError as exc:
+        if exc.maybe_sent:
+            log.error("message %s: the provider's answer was unreadable; marked unknown, not resent", message.id)
+            return _finish(message, STATUS_UNKNOWN, error=str(exc), code=exc.code)
         if exc.opted_out:
             messaging.opt_out(contact)
         return _finish(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Contact, Message, MessageEvent, utcnow
@@ -24,63 +24,78 @@ from app.models.message import (
 from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
 
 
-def _get_or_create(model, lookup: dict, **defaults):
-    row = db.session.scalar(select(model).filter_by(**lookup))
-    if row is not None:
-        return row, False
-    try:
-        with db.session.begin_nested():
-            row = model(**lookup, **defaults)
-            db.session.add(row)
-        return row, True
-    except IntegrityError:  # another request created it first
-        return db.session.scalar(select(model).filter_by(**lookup)), False
+def _insert(model):
+    """An INSERT that can skip rows violating a unique constraint (ON CONFLICT DO NOTHING) on both backends."""
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(model)
+
+
+def _contact_id(address: str, name: str | None = None) -> uuid.UUID:
+    """The id of the contact for ``address``, created on first contact; safe against concurrent first contacts."""
+    contact_id = db.session.scalar(select(Contact.id).where(Contact.address == address))
+    if contact_id is None:
+        contact_id = db.session.scalar(
+            _insert(Contact)
+            .values(address=address, name=name)
+            .on_conflict_do_nothing(index_elements=["address"])
+            .returning(Contact.id)
+        )
+    # None: a concurrent request created it between our select and insert.
+    return contact_id or db.session.scalar(select(Contact.id).where(Contact.address == address))
 
 
 def contact_for(address: str, *, name: str | None = None) -> Contact:
     """The contact for an E.164 number or chat id, created on first contact."""
-    contact, _ = _get_or_create(Contact, {"address": address}, name=name)
+    contact = db.session.get(Contact, _contact_id(address, name))
     if name and not contact.name:
         contact.name = name
     return contact
 
 
-def store_inbound(inbound: InboundMessage) -> tuple[Message, bool]:
-    """Store an inbound message once, whatever the provider retries.
+def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
+    """Store an inbound message once, whatever the provider retries (the webhooks' hot path: no ORM objects).
+
+    Concurrent deliveries of the same message are settled by the unique ``dedupe_key``: the database inserts one
+    and skips the others (PostgreSQL waits for the first to commit), so exactly one row exists.
 
     Returns:
-        The message row and whether this call created it (False: a retry or a concurrent duplicate).
+        The message id and whether this call created it (False: a retry or a concurrent duplicate).
     """
     key = f"in:{inbound.provider}:{inbound.provider_id}"
-    existing = db.session.scalar(select(Message).where(Message.dedupe_key == key))
-    if existing is not None:
-        return existing, False
-    contact = contact_for(inbound.sender, name=inbound.sender_name)
+    contact_id = _contact_id(inbound.sender, inbound.sender_name)
     now = utcnow()
-    if inbound.channel == WHATSAPP:
-        contact.last_whatsapp_inbound_at = now
-    message = Message(
-        direction=DIRECTION_IN,
-        channel=inbound.channel,
-        provider=inbound.provider,
-        provider_id=inbound.provider_id,
-        address=inbound.sender,
-        text=inbound.text,
-        media=[
-            {"content_type": m.content_type, "url": m.url, "provider_media_id": m.provider_media_id}
-            for m in inbound.media
-        ],
-        status=STATUS_RECEIVED,
-        dedupe_key=key,
-        contact_id=contact.id,
-        received_at=inbound.received_at or now,
+    message_id = db.session.scalar(
+        _insert(Message)
+        .values(
+            direction=DIRECTION_IN,
+            channel=inbound.channel,
+            provider=inbound.provider,
+            provider_id=inbound.provider_id,
+            address=inbound.sender,
+            text=inbound.text,
+            media=[
+                {"content_type": m.content_type, "url": m.url, "provider_media_id": m.provider_media_id}
+                for m in inbound.media
+            ],
+            status=STATUS_RECEIVED,
+            dedupe_key=key,
+            contact_id=contact_id,
+            received_at=inbound.received_at or now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Message.id)
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:  # the same delivery raced us; theirs won
-        return db.session.scalar(select(Message).where(Message.dedupe_key == key)), False
-    return message, True
+    if message_id is None:
+        return db.session.scalar(select(Message.id).where(Message.dedupe_key == key)), False
+    if inbound.channel == WHATSAPP:
+        db.session.execute(update(Contact).where(Contact.id == contact_id).values(last_whatsapp_inbound_at=now))
+    return message_id, True
+
+
+def store_inbound(inbound: InboundMessage) -> tuple[Message, bool]:
+    """:func:`store_inbound_id`, returning the message row itself."""
+    message_id, created = store_inbound_id(inbound)
+    return db.session.get(Message, message_id), created
 
 
 def advance_status(message: Message, status: str) -> bool:

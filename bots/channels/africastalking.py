@@ -348,7 +348,7 @@ class AfricasTalkingChannel(Channel):
                 text, [message.address], sender_id=self.config.get("AT_SENDER_ID") or None, timeout=SEND_TIMEOUT
             )
         except requests.JSONDecodeError as exc:  # "application/json" that is not JSON: AT may have accepted it
-            raise SendError("Africa's Talking: unreadable answer", retryable=False, code="bad_response") from exc
+            raise SendError("Africa's Talking: unreadable answer", code="bad_response", maybe_sent=True) from exc
         except ValueError as exc:  # the SDK's own number check, before any request
             raise SendError(
                 "Africa's Talking: invalid phone number", retryable=False, code="InvalidPhoneNumber"
@@ -378,7 +378,7 @@ class AfricasTalkingChannel(Channel):
                 answer = json.loads(answer)
             except ValueError:
                 # A 2xx we cannot read: AT may have accepted it, so a retry could send it twice.
-                raise SendError("Africa's Talking: unreadable answer", retryable=False, code="bad_response") from None
+                raise SendError("Africa's Talking: unreadable answer", code="bad_response", maybe_sent=True) from None
         data = answer.get("SMSMessageData") if isinstance(answer, dict) else None
         if not isinstance(data, dict):
             raise SendError("Africa's Talking: answer without SMSMessageData", retryable=False, code="bad_response")

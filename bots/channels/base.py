@@ -26,13 +26,17 @@ class SendError(Exception):
         retryable: a timeout, a 5xx or a 429: trying again (or another provider) can help.
         code: the provider's error code, if any.
         opted_out: the provider says the recipient has opted out (e.g. Twilio 21610): never retry, opt them out.
+        maybe_sent: the provider answered success in a form we cannot read: it may have accepted the message, so
+            it must never be sent again; the worker marks it ``unknown`` for a person to check.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None, opted_out: bool = False):
+    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None, opted_out: bool = False,
+                 maybe_sent: bool = False):  # fmt: skip
         super().__init__(message)
-        self.retryable = retryable and not opted_out
+        self.retryable = retryable and not opted_out and not maybe_sent
         self.code = code
         self.opted_out = opted_out
+        self.maybe_sent = maybe_sent
 
 
 class WebhookRejected(Exception):

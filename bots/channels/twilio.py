@@ -307,10 +307,11 @@ class TwilioChannel(Channel):
             log.warning("twilio %s message %s: not sent (%s)", message.channel, message.id, exc.__class__.__name__)
             raise SendError(f"Twilio unreachable ({exc.__class__.__name__})", retryable=True) from None
         except (TwilioException, ValueError) as exc:
-            # A 2xx whose body is not Twilio's JSON came from something else (a proxy): nothing was sent.
+            # A 2xx whose body is not Twilio's JSON: Twilio may have accepted it, so it must not go again.
             log.warning("twilio %s message %s: unreadable answer (%s)", message.channel, message.id,
                         exc.__class__.__name__)  # fmt: skip
-            raise SendError(f"unreadable answer from Twilio ({exc.__class__.__name__})", retryable=True) from None
+            raise SendError(f"unreadable answer from Twilio ({exc.__class__.__name__})", code="bad_response",
+                            maybe_sent=True) from None
         if not created.sid:
             log.warning("twilio %s message %s: accepted without a sid", message.channel, message.id)
         log.info("twilio %s message %s accepted as %s", message.channel, message.id, created.sid)

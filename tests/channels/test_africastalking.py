@@ -559,11 +559,11 @@ def test_a_str_answer_is_parsed_too(fake, answer):
     [("<html>gateway</html>", {"Content-Type": "text/html"}), ("not json", {"Content-Type": "application/json"})],
     ids=["html", "json_content_type_not_json"],
 )
-def test_an_unreadable_2xx_is_a_permanent_error(fake, body, headers):
+def test_an_unreadable_2xx_may_have_been_sent_so_it_is_never_retried(fake, body, headers):
     fake.respond(200, body, headers)
     with pytest.raises(SendError) as error:
         adapter(AT_API_BASE_URL=fake.base_url).send(outbound())
-    assert (error.value.retryable, error.value.code) == (False, "bad_response")
+    assert (error.value.maybe_sent, error.value.retryable, error.value.code) == (True, False, "bad_response")
 
 
 @pytest.mark.parametrize(

@@ -911,12 +911,12 @@ def test_accepted_without_a_sid(clean_env):
     assert result.provider == "twilio" and result.provider_id is None
 
 
-def test_unreadable_success_answer_is_retryable(clean_env):
+def test_unreadable_success_answer_may_have_been_sent_so_it_is_never_retried(clean_env):
     with FakeProvider() as server:
         server.respond(200, "<html>captive portal</html>")
         with pytest.raises(SendError) as failed:
             twilio_for(server.base_url).send(outbound())
-    assert failed.value.retryable
+    assert (failed.value.maybe_sent, failed.value.retryable, failed.value.code) == (True, False, "bad_response")
 
 
 @pytest.mark.parametrize(
