@@ -141,15 +141,15 @@ def handle_message(message_id: str) -> int:
         Exception: whatever a flow raised; the message is marked ``failed`` first, and the job is retried.
     """
     message = db.session.get(Message, uuid.UUID(message_id))
-    if message is None or message.direction != DIRECTION_IN or message.contact_id is None:
+    if message is None or message.direction != DIRECTION_IN:
         return 0
-    contact = _lock_contact(message.contact_id)
+    contact = _lock_contact(messaging.link_contact(message).id)
     # Another worker may have handled these messages while this one waited for the lock: read them afresh.
     db.session.expire_all()
     pending = db.session.scalars(
         select(Message)
         .where(
-            Message.contact_id == contact.id,
+            Message.address == contact.address,
             Message.direction == DIRECTION_IN,
             Message.channel != "ussd",
             or_(Message.status == STATUS_RECEIVED, Message.id == message.id),
@@ -161,6 +161,7 @@ def handle_message(message_id: str) -> int:
     for item in pending:
         if item.status not in (STATUS_RECEIVED, STATUS_FAILED):
             continue
+        messaging.link_contact(item)
         try:
             with db.session.begin_nested():
                 reply = decide(item, contact)
@@ -184,7 +185,7 @@ def handle_ussd(message: Message) -> Reply:
 
     A flow for USSD (the appointments and stock issues add them) answers; without one, the session ends politely.
     """
-    contact = _lock_contact(message.contact_id)
+    contact = _lock_contact(messaging.link_contact(message).id)
     conversation = _conversation(contact, message.channel)
     ctx = Context(contact=contact, conversation=conversation, message=message, text=(message.text or "").strip())
     reply = _run_flows(ctx)
@@ -197,7 +198,7 @@ def handle_ussd(message: Message) -> Reply:
 
 def close_ussd(message: Message) -> None:
     """The provider says the USSD session ended: let the active flow close, and forget its state."""
-    contact = _lock_contact(message.contact_id)
+    contact = _lock_contact(messaging.link_contact(message).id)
     conversation = _conversation(contact, message.channel)
     flow = FLOWS.get(conversation.flow or "")
     if flow is not None:

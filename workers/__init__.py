@@ -32,5 +32,10 @@ def get_queue(name: str) -> Queue:
 def enqueue(queue_name: str, func: Callable | str, *args, job_id: str | None = None, retry: Retry | None = DEFAULT_RETRY,
             timeout: int = 300):  # fmt: skip
     """Enqueue ``func(*args)`` on ``queue_name``. Arguments must be JSON values (ids, not objects)."""
-    return get_queue(queue_name).enqueue_call(func, args=args, job_id=job_id, retry=retry, timeout=timeout,
-                                              result_ttl=3600, failure_ttl=7 * 86400)  # fmt: skip
+    queue = get_queue(queue_name)
+    # One round trip to Redis instead of two: enqueueing is on the webhooks' hot path.
+    with queue.connection.pipeline() as pipe:
+        job = queue.enqueue_call(func, args=args, job_id=job_id, retry=retry, timeout=timeout, result_ttl=3600,
+                                 failure_ttl=7 * 86400, pipeline=pipe)  # fmt: skip
+        pipe.execute()
+    return job

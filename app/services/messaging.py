@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -25,9 +25,10 @@ from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
 
 
 def _insert(model):
-    """An INSERT that can skip rows violating a unique constraint (ON CONFLICT DO NOTHING) on both backends."""
+    """A Core INSERT into ``model``'s table (no ORM bulk machinery) that can skip rows violating a unique
+    constraint (ON CONFLICT DO NOTHING), on both backends."""
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return insert(model)
+    return insert(model.__table__)
 
 
 def _contact_id(address: str, name: str | None = None) -> uuid.UUID:
@@ -38,7 +39,7 @@ def _contact_id(address: str, name: str | None = None) -> uuid.UUID:
             _insert(Contact)
             .values(address=address, name=name)
             .on_conflict_do_nothing(index_elements=["address"])
-            .returning(Contact.id)
+            .returning(Contact.__table__.c.id)
         )
     # None: a concurrent request created it between our select and insert.
     return contact_id or db.session.scalar(select(Contact.id).where(Contact.address == address))
@@ -53,17 +54,16 @@ def contact_for(address: str, *, name: str | None = None) -> Contact:
 
 
 def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
-    """Store an inbound message once, whatever the provider retries (the webhooks' hot path: no ORM objects).
+    """Store an inbound message once, whatever the provider retries: the webhooks' hot path, one statement.
 
     Concurrent deliveries of the same message are settled by the unique ``dedupe_key``: the database inserts one
-    and skips the others (PostgreSQL waits for the first to commit), so exactly one row exists.
+    and skips the others (PostgreSQL waits for the first to commit), so exactly one row exists. The contact is
+    linked later, when the engine handles the message (:func:`link_contact`).
 
     Returns:
         The message id and whether this call created it (False: a retry or a concurrent duplicate).
     """
     key = f"in:{inbound.provider}:{inbound.provider_id}"
-    contact_id = _contact_id(inbound.sender, inbound.sender_name)
-    now = utcnow()
     message_id = db.session.scalar(
         _insert(Message)
         .values(
@@ -79,23 +79,37 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
             ],
             status=STATUS_RECEIVED,
             dedupe_key=key,
-            contact_id=contact_id,
-            received_at=inbound.received_at or now,
+            received_at=inbound.received_at or utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Message.id)
+        .returning(Message.__table__.c.id)
     )
     if message_id is None:
         return db.session.scalar(select(Message.id).where(Message.dedupe_key == key)), False
-    if inbound.channel == WHATSAPP:
-        db.session.execute(update(Contact).where(Contact.id == contact_id).values(last_whatsapp_inbound_at=now))
     return message_id, True
 
 
+def link_contact(message: Message) -> Contact:
+    """The contact of an inbound message, created on first contact and linked to the message.
+
+    A WhatsApp message also opens (or extends) the contact's 24-hour window for free-text replies.
+    """
+    contact = db.session.get(Contact, message.contact_id) if message.contact_id else contact_for(message.address)
+    message.contact_id = contact.id
+    if message.channel == WHATSAPP:
+        at = message.received_at or utcnow()
+        if contact.last_whatsapp_inbound_at is None or contact.last_whatsapp_inbound_at < at:
+            contact.last_whatsapp_inbound_at = at
+    return contact
+
+
 def store_inbound(inbound: InboundMessage) -> tuple[Message, bool]:
-    """:func:`store_inbound_id`, returning the message row itself."""
+    """:func:`store_inbound_id`, returning the message row itself, linked to its contact when new."""
     message_id, created = store_inbound_id(inbound)
-    return db.session.get(Message, message_id), created
+    message = db.session.get(Message, message_id)
+    if created:
+        link_contact(message)
+    return message, created
 
 
 def advance_status(message: Message, status: str) -> bool:

@@ -98,7 +98,7 @@ def test_store_inbound_stores_the_message_and_its_contact(app):
     assert (row.address, row.text, row.status, row.received_at) == (PHONE, "Dumela", "received", sent)
     assert row.media == [{"content_type": "image/jpeg", "url": "https://x.test/1.jpg", "provider_media_id": None}]
     contact = db.session.get(Contact, row.contact_id)
-    assert (contact.address, contact.name, contact.opted_out_at) == (PHONE, "Neo", None)
+    assert (contact.address, contact.opted_out_at) == (PHONE, None)
 
 
 def test_store_inbound_without_a_provider_time_uses_now(app):
