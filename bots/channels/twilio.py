@@ -310,8 +310,9 @@ class TwilioChannel(Channel):
             # A 2xx whose body is not Twilio's JSON: Twilio may have accepted it, so it must not go again.
             log.warning("twilio %s message %s: unreadable answer (%s)", message.channel, message.id,
                         exc.__class__.__name__)  # fmt: skip
-            raise SendError(f"unreadable answer from Twilio ({exc.__class__.__name__})", code="bad_response",
-                            maybe_sent=True) from None
+            raise SendError(
+                f"unreadable answer from Twilio ({exc.__class__.__name__})", code="bad_response", maybe_sent=True
+            ) from None
         if not created.sid:
             log.warning("twilio %s message %s: accepted without a sid", message.channel, message.id)
         log.info("twilio %s message %s accepted as %s", message.channel, message.id, created.sid)
