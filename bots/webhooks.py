@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import t
-from app.models import Message
+from app.models import Contact, Message
 from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_SENT
 from app.services import messaging
 from app.transactions import after_commit
@@ -149,7 +149,7 @@ def africastalking_ussd(token: str):
         message = db.session.get(Message, message_id)
         message.status = STATUS_FAILED
         db.session.commit()
-        return channel.ussd_response(t("ussd_error", message_language(message)), end=True)
+        return channel.ussd_response(t("ussd_error", _language_of(message)), end=True)
     return channel.ussd_response(reply.text, end=reply.end)
 
 
@@ -160,8 +160,6 @@ def _ussd_screen(inbound: Message, text: str, end: bool) -> Message:
                    reply_to_id=inbound.id, contact_id=inbound.contact_id)  # fmt: skip
 
 
-def message_language(message: Message) -> str | None:
-    from app.models import Contact
-
+def _language_of(message: Message) -> str | None:
     contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
     return contact.language if contact else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,6 +208,15 @@ def people(app, client):
     }
     tokens = {name: login(client, user)["access_token"] for name, user in users.items()}
     return {"home": home, "other": other, "users": users, "tokens": tokens}
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    """The RQ worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture

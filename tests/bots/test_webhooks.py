@@ -89,17 +89,6 @@ def app(app_factory):
         db.engine.dispose()
 
 
-@pytest.fixture
-def keep_signal_handlers():
-    """The RQ worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards."""
-    import signal
-
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 

@@ -157,15 +157,6 @@ def app(configure):
     return configure()
 
 
-@pytest.fixture
-def keep_signal_handlers():
-    """The RQ worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 

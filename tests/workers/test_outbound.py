@@ -8,7 +8,6 @@ clients against fake provider servers (failover included) are tested in ``tests/
 from __future__ import annotations
 
 import logging
-import signal
 import uuid
 from datetime import timedelta
 
@@ -61,15 +60,6 @@ def failing_channel(monkeypatch):
     monkeypatch.setattr(workers.outbound, "senders_for", senders_for)
     yield FailingChannel
     REGISTRY.pop(FailingChannel.name, None)
-
-
-@pytest.fixture
-def keep_signal_handlers():
-    """The RQ worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 def _queued(text: str = BODY) -> uuid.UUID:
