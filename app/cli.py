@@ -1,4 +1,5 @@
-"""Flask commands: ``users create``, ``seed-demo``, ``worker`` (plus Flask-Migrate's ``db``)."""
+"""Flask commands: ``users create``, ``seed-demo``, ``worker``, ``telegram set-webhook`` / ``webhook-info`` (plus
+Flask-Migrate's ``db``)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,51 @@ def worker_command(queues, burst, no_scheduler):
                with_scheduler=not no_scheduler)  # fmt: skip
 
 
+telegram_cli = AppGroup("telegram", help="Telegram Bot API setup.")
+
+
+@telegram_cli.command("set-webhook")
+@click.option("--drop-pending", is_flag=True, help="Drop the updates Telegram has queued but not delivered yet.")
+def telegram_set_webhook_command(drop_pending):
+    """Register PUBLIC_BASE_URL/webhooks/telegram with Telegram (secret_token = TELEGRAM_WEBHOOK_SECRET).
+
+    PUBLIC_BASE_URL must be https (Telegram calls nothing else); http is accepted only for 127.0.0.1 / localhost,
+    for tests and a local Bot API server. The bot token is never printed.
+    """
+    from bots.channels import telegram
+
+    try:
+        url = telegram.set_webhook(current_app.config, drop_pending=drop_pending)
+    except telegram.WebhookSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        telegram.shutdown()  # close the Bot API connections and the loop thread before the command returns
+    click.echo(f"webhook set: {url} (updates: {', '.join(telegram.ALLOWED_UPDATES)}; "
+               f"pending updates {'dropped' if drop_pending else 'kept'})")  # fmt: skip
+
+
+@telegram_cli.command("webhook-info")
+def telegram_webhook_info_command():
+    """Print Telegram's getWebhookInfo: the registered URL, pending updates and the last delivery error."""
+    from bots.channels import telegram
+
+    try:
+        info = telegram.webhook_info(current_app.config)
+    except telegram.WebhookSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        telegram.shutdown()
+    click.echo(f"url: {info['url'] or '(none: no webhook set)'}")
+    click.echo(f"pending_update_count: {info['pending_update_count']}")
+    click.echo(f"last_error_message: {info['last_error_message'] or '(none)'}")
+    if info["last_error_date"]:
+        click.echo(f"last_error_date: {info['last_error_date']}")
+    if info["allowed_updates"]:
+        click.echo(f"allowed_updates: {', '.join(info['allowed_updates'])}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(telegram_cli)

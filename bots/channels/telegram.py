@@ -33,10 +33,11 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Request
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
@@ -438,6 +439,134 @@ def _send_error(exc: TelegramError) -> SendError:
     if isinstance(exc, NetworkError):  # connection errors, 5xx, 502 ...
         return SendError(f"telegram: network or server error ({detail})", code="network")
     return SendError(f"telegram: {detail}", code="error")  # e.g. an unreadable answer: may work next time
+
+
+# --- registering the webhook (``flask --app wsgi telegram set-webhook`` / ``webhook-info``) ---------------------
+
+WEBHOOK_PATH = "/webhooks/telegram"
+ALLOWED_UPDATES = ("message", "callback_query")  # what parse() reads; Telegram then sends nothing else
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook refuses any other secret_token
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+class WebhookSetupError(Exception):
+    """The webhook could not be registered or read. The message is fit to show and never holds the token."""
+
+
+def webhook_url(config: Mapping[str, Any]) -> str:
+    """``PUBLIC_BASE_URL`` + ``/webhooks/telegram``, checked the way Telegram will check it.
+
+    Telegram only calls https URLs. Plain http is accepted for 127.0.0.1 / localhost only, so tests (and a local
+    Bot API server) can run; the real Bot API refuses such a URL.
+
+    Raises:
+        WebhookSetupError: ``PUBLIC_BASE_URL`` is unset, not a URL, or http on another host.
+    """
+    base = (config.get("PUBLIC_BASE_URL") or "").strip().rstrip("/")
+    if not base:
+        raise WebhookSetupError("PUBLIC_BASE_URL is not set: Telegram needs the service's public https URL")
+    try:
+        parts = urlsplit(base)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme not in ("https", "http") or parts.query or parts.fragment:
+        raise WebhookSetupError(f"PUBLIC_BASE_URL is not an http(s) URL like https://thusa.example.org: {base!r}")
+    if parts.scheme == "http" and host not in _LOCAL_HOSTS:
+        raise WebhookSetupError(f"PUBLIC_BASE_URL must be https (Telegram calls only https webhooks): {base!r}")
+    return base + WEBHOOK_PATH
+
+
+def set_webhook(config: Mapping[str, Any], *, drop_pending: bool = False) -> str:
+    """Register this service's webhook with Telegram (``setWebhook``) and return the URL registered.
+
+    ``url`` is :func:`webhook_url`, ``secret_token`` is ``TELEGRAM_WEBHOOK_SECRET`` (what :meth:`TelegramChannel.
+    verify` expects back), ``allowed_updates`` is ``message`` and ``callback_query``.
+
+    Args:
+        config: the app settings (``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_WEBHOOK_SECRET``, ``PUBLIC_BASE_URL``,
+            ``TELEGRAM_API_BASE_URL``).
+        drop_pending: ask Telegram to drop the updates it has queued but not delivered yet.
+
+    Raises:
+        WebhookSetupError: a setting is missing or invalid (nothing is sent), or the Bot API refused or could not
+            be reached.
+    """
+    token = _setup_token(config)
+    secret = config.get("TELEGRAM_WEBHOOK_SECRET") or ""
+    if not secret:
+        raise WebhookSetupError("TELEGRAM_WEBHOOK_SECRET is not set: without it every Telegram update is refused")
+    if not _SECRET_TOKEN.fullmatch(secret):
+        raise WebhookSetupError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters, only A-Z, a-z, 0-9, _ and - "
+                                "(Telegram refuses any other secret_token)")  # fmt: skip
+    url = webhook_url(config)
+
+    async def call(bot: Bot) -> bool:
+        return await bot.set_webhook(url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES),
+                                     drop_pending_updates=drop_pending, **_timeouts())  # fmt: skip
+
+    if _setup_call(config, token, "setWebhook", call) is not True:
+        raise WebhookSetupError("telegram: setWebhook did not answer true")
+    return url
+
+
+def webhook_info(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Telegram's ``getWebhookInfo``: ``url`` ('' when none is set), ``pending_update_count``,
+    ``last_error_message`` and ``last_error_date`` (None when there was no error), ``allowed_updates``.
+
+    Raises:
+        WebhookSetupError: ``TELEGRAM_BOT_TOKEN`` is unset, or the Bot API refused or could not be reached.
+    """
+    token = _setup_token(config)
+
+    async def call(bot: Bot) -> Any:
+        return await bot.get_webhook_info(**_timeouts())
+
+    info = _setup_call(config, token, "getWebhookInfo", call)
+    return {
+        "url": (info.url or "").replace(token, "<token>"),
+        "pending_update_count": info.pending_update_count,
+        "last_error_message": info.last_error_message,
+        "last_error_date": info.last_error_date.isoformat() if info.last_error_date else None,
+        "allowed_updates": list(info.allowed_updates or ()),
+    }
+
+
+def _setup_token(config: Mapping[str, Any]) -> str:
+    token = config.get("TELEGRAM_BOT_TOKEN") or ""
+    if not token:
+        raise WebhookSetupError("TELEGRAM_BOT_TOKEN is not set")
+    return token
+
+
+def _timeouts() -> dict[str, float]:
+    return {
+        "connect_timeout": TelegramChannel.connect_timeout,
+        "write_timeout": TelegramChannel.write_timeout,
+        "read_timeout": TelegramChannel.read_timeout,
+        "pool_timeout": TelegramChannel.pool_timeout,
+    }
+
+
+def _setup_call(config: Mapping[str, Any], token: str, method: str,
+                call: Callable[[Bot], Coroutine[Any, Any, Any]]) -> Any:  # fmt: skip
+    """Run ``call(bot)`` on the process's shared loop and Bot, bounded by ``TelegramChannel.send_timeout``."""
+    client, loop = _client(token, (config.get("TELEGRAM_API_BASE_URL") or "").rstrip("/"))
+    future = asyncio.run_coroutine_threadsafe(call(client.bot), loop)
+    try:
+        return future.result(TelegramChannel.send_timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise WebhookSetupError(f"telegram: {method}: no answer within {TelegramChannel.send_timeout} s") from None
+    except InvalidToken:
+        raise WebhookSetupError(f"telegram: {method}: the bot token (TELEGRAM_BOT_TOKEN) was rejected") from None
+    except TelegramError as exc:
+        detail = _redact(f"{exc.__class__.__name__}: {exc.message}").replace(token, "<token>")
+        if isinstance(exc, BadRequest | Forbidden):  # BadRequest is a NetworkError subclass: test it first
+            raise WebhookSetupError(f"telegram: {method} refused ({detail})") from None
+        if isinstance(exc, NetworkError):  # TimedOut, connection errors, 5xx
+            raise WebhookSetupError(f"telegram: {method}: Bot API unreachable or failing ({detail})") from None
+        raise WebhookSetupError(f"telegram: {method} failed ({detail})") from None
 
 
 # --- small readers for untyped JSON --------------------------------------------------------------------------------
