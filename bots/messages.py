@@ -22,10 +22,6 @@ SESSION_NEW = "new"  # first hop of a USSD session (AT sends text="")
 SESSION_RESUME = "resume"  # a later hop
 SESSION_CLOSE = "close"  # the session ended (end-of-session notification)
 
-# Normalised delivery statuses, in the order they can only move forward (failed is final).
-STATUS_ORDER = ("queued", "sending", "sent", "delivered", "read")
-FINAL_STATUSES = ("failed",)
-
 
 @dataclass(frozen=True)
 class Media:

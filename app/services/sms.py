@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import select
 
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
@@ -13,6 +12,7 @@ from app.extensions import db
 from app.models import Clinic, Message, MessageEvent, utcnow
 from app.models.message import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
 from app.services import audit
+from app.services.phones import to_e164
 from bots.messages import SMS
 from bots.outbox import queue_outbound
 
@@ -41,18 +41,10 @@ def recipient(to: str, clinic: Clinic | None) -> str:
     Raises:
         InvalidPhoneNumber: not a valid number (400, naming the field).
     """
-    region = clinic.country if clinic is not None else None
     try:
-        number = phonenumbers.parse(to, None if to.strip().startswith("+") else region)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(
-            "The recipient is not a phone number.", {"json": {"to": [f"Not a phone number: {exc}."]}}
-        ) from exc
-    if not phonenumbers.is_valid_number(number):
-        hint = "" if region else " Write it with its country code, e.g. +26771234567."
-        raise InvalidPhoneNumber("The recipient is not a valid phone number.",
-                                 {"json": {"to": [f"Not a valid phone number.{hint}"]}})  # fmt: skip
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return to_e164(to, clinic.country if clinic is not None else None)
+    except ValueError as exc:
+        raise InvalidPhoneNumber("The recipient is not a valid phone number.", {"json": {"to": [str(exc)]}}) from exc
 
 
 def send(actor, *, to: str, text: str, clinic_id: uuid.UUID | None = None, send_at: datetime | None = None) -> Message:
