@@ -21,11 +21,22 @@ from app.errors import Conflict, ServiceError
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.models import Contact, Message, utcnow
-from app.models.message import DIRECTION_OUT, KIND_REMINDER, KIND_SYSTEM, STATUS_QUEUED, STATUS_SCHEDULED
+from app.models.message import (
+    DIRECTION_OUT,
+    KIND_NOTICE,
+    KIND_REMINDER,
+    KIND_SYSTEM,
+    STATUS_QUEUED,
+    STATUS_SCHEDULED,
+)
 from app.transactions import after_commit
 from bots.messages import SMS, Button
 
 log = logging.getLogger(__name__)
+
+
+# What a clinic sends its own patients about their appointments is not counted against the SMS-pumping caps.
+UNCAPPED_KINDS = (KIND_REMINDER, KIND_NOTICE)
 
 
 class OptedOut(Conflict):
@@ -74,6 +85,7 @@ def queue_outbound(
     kind: str = KIND_SYSTEM,
     user_id: uuid.UUID | None = None,
     clinic_id: uuid.UUID | None = None,
+    appointment_id: uuid.UUID | None = None,
     reply_to_id: uuid.UUID | None = None,
     buttons: tuple[Button, ...] = (),
     send_at: datetime | None = None,
@@ -87,9 +99,11 @@ def queue_outbound(
         address: E.164 number or chat id.
         text: the body, already translated.
         language: ``en`` or ``tn``, for the record.
-        kind: ``reply``, ``reminder``, ``api`` or ``system``; every kind but reminders counts against the caps.
+        kind: ``reply``, ``reminder``, ``notice``, ``api`` or ``system``; all but reminders and notices count
+            against the SMS caps.
         user_id: the account it concerns, if any.
         clinic_id: the clinic it is sent for (scopes it in the API).
+        appointment_id: the appointment it is about (reminders and notices; checked again at send time).
         reply_to_id: the inbound message this answers (at most one reply each).
         buttons: quick replies for chat channels.
         send_at: a future time to send at (the row waits as ``scheduled``).
@@ -109,7 +123,7 @@ def queue_outbound(
     contact = db.session.scalar(select(Contact).where(Contact.address == address))
     if contact is not None and contact.opted_out_at is not None and not allow_opted_out:
         raise OptedOut("This number has opted out of messages from Thusa; nothing is sent until they reply START.")
-    if channel == SMS and kind != KIND_REMINDER:
+    if channel == SMS and kind not in UNCAPPED_KINDS:
         _check_caps(address)
     encoding, segments = sms_encoding(text) if channel == SMS else (None, None)
     scheduled = send_at is not None and send_at > utcnow()
@@ -122,6 +136,7 @@ def queue_outbound(
         kind=kind,
         user_id=user_id,
         clinic_id=clinic_id,
+        appointment_id=appointment_id,
         contact_id=contact.id if contact else None,
         reply_to_id=reply_to_id,
         buttons=[{"id": b.id, "title": b.title} for b in buttons],

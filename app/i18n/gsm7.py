@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -40,3 +42,19 @@ def sms_encoding(text: str) -> tuple[str, int]:
         return "GSM-7", 1 if length <= SINGLE_SEGMENT else -(-length // 153)
     units = len(text.encode("utf-16-le")) // 2
     return "UCS-2", 1 if units <= 70 else -(-units // 67)
+
+
+def fold(text: str) -> str:
+    """``text`` with every character outside GSM-7 replaced by its plain Latin letter (``š`` → ``s``) or ``?``.
+
+    For names shown in SMS (a clinic called "Tšhabong Clinic"): one non-GSM-7 character would turn the whole SMS
+    into UCS-2, 70 characters per segment instead of 160.
+    """
+    out = []
+    for char in text:
+        if char in BASIC or char in EXTENSION:
+            out.append(char)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", char) if c in BASIC)
+        out.append(base or ("'" if char in "‘’" else '"' if char in "“”" else "-" if char in "–—" else "?"))
+    return "".join(out)

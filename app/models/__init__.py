@@ -1,5 +1,6 @@
 """SQLAlchemy 2.0 typed models, one module per domain area. Importing this package registers them all."""
 
+from app.models.appointment import Appointment, Patient
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
@@ -8,6 +9,6 @@ from app.models.message import Message, MessageEvent
 from app.models.user import PasswordResetCode, User
 
 __all__ = [
-    "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent", "PasswordResetCode", "User",
-    "utcnow",
+    "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
+    "PasswordResetCode", "Patient", "User", "utcnow",
 ]  # fmt: skip

@@ -46,7 +46,8 @@ KIND_REPLY = "reply"  # the engine's answer to an inbound message
 KIND_REMINDER = "reminder"  # appointment reminders (not capped: the clinic asked for them)
 KIND_API = "api"  # sent through POST /api/v1/sms
 KIND_SYSTEM = "system"  # password reset codes, alerts, receipts
-KINDS = (KIND_REPLY, KIND_REMINDER, KIND_API, KIND_SYSTEM)
+KIND_NOTICE = "notice"  # an appointment booked, moved or cancelled by the clinic (not capped, like reminders)
+KINDS = (KIND_REPLY, KIND_REMINDER, KIND_API, KIND_SYSTEM, KIND_NOTICE)
 
 
 class Message(UUIDPrimaryKey, Timestamps, Base):
@@ -88,6 +89,10 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     # The inbound message this one answers: unique, so an inbound message gets at most one reply.
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), unique=True)
+    # The appointment a reminder, notice or patient reply is about (scopes it to the clinic; retention erases it).
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), index=True
+    )
 
 
 class MessageEvent(UUIDPrimaryKey, Base):
