@@ -94,31 +94,43 @@ def reminder_key(appointment: Appointment, offset: int) -> str:
 
 
 def plan_reminders(appointment: Appointment, now: datetime | None = None, *, after_offset: int | None = None) -> None:
-    """Set the appointment's next reminder: the earliest offset still ahead, moved into the sending hours.
+    """Set the appointment's next reminder (:func:`next_reminder`); none for an appointment no longer active."""
+    appointment.next_reminder_at, appointment.next_reminder_offset = next_reminder(
+        appointment.clinic, appointment.appointment_datetime, appointment.status, now or utcnow(),
+        after_offset=after_offset,
+    )  # fmt: skip
+
+
+def next_reminder(clinic: Clinic, at: datetime, status: str, now: datetime, *,
+                  after_offset: int | None = None) -> tuple[datetime | None, int | None]:  # fmt: skip
+    """When the next reminder of an appointment at ``at`` is due, and for which offset: the earliest offset still
+    ahead, moved into the clinic's sending hours. A pure function, so the CSV import can plan 100,000 rows fast.
 
     Offsets whose time has passed are skipped (a new booking sends nothing by itself); a reminder whose next
     allowed sending time is not before the appointment is dropped.
 
     Args:
-        appointment: the appointment (its clinic's offsets and sending hours apply).
-        now: the current time (tests and the import pass one).
+        clinic: its offsets and sending hours apply.
+        at: the appointment time (UTC).
+        status: the appointment's status; only active appointments get reminders.
+        now: the current time.
         after_offset: plan only offsets smaller than this one (it was just sent).
+
+    Returns:
+        ``(send_at, offset)``, or ``(None, None)`` when no reminder is left.
     """
-    now = now or utcnow()
-    appointment.next_reminder_at = appointment.next_reminder_offset = None
-    if appointment.status not in ACTIVE_STATUSES or appointment.appointment_datetime <= now:
-        return
-    clinic = appointment.clinic
+    if status not in ACTIVE_STATUSES or at <= now:
+        return None, None
     for offset in sorted({int(o) for o in clinic.reminder_offsets_minutes}, reverse=True):
         if after_offset is not None and offset >= after_offset:
             continue
-        due = appointment.appointment_datetime - timedelta(minutes=offset)
+        due = at - timedelta(minutes=offset)
         if due <= now:
             continue
         send_at = next_send_time(clinic, due)
-        if send_at < appointment.appointment_datetime:
-            appointment.next_reminder_at, appointment.next_reminder_offset = send_at, offset
-            return
+        if send_at < at:
+            return send_at, offset
+    return None, None
 
 
 def due_offset(appointment: Appointment, now: datetime) -> int | None:
