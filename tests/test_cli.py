@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Clinic, User
-from app.services.demo import ACCOUNTS, CLINICS
+from app.models import Appointment, Clinic, Message, User, utcnow
+from app.services.demo import ACCOUNTS, APPOINTMENTS, CLINICS
 
 
 def test_users_create_takes_the_password_from_the_environment(runner, monkeypatch):
@@ -54,6 +56,11 @@ def test_seed_demo_is_idempotent_and_prints_the_sign_ins(runner):
     assert gaborone.country == "BW"
     staff = db.session.scalars(select(User).where(User.role == "staff")).all()
     assert gaborone.id in {user.clinic_id for user in staff}
+    booked = db.session.scalars(select(Appointment)).all()
+    assert sorted(a.external_ref for a in booked) == sorted(ref for ref, *_ in APPOINTMENTS)
+    assert {a.clinic_id for a in booked} == {gaborone.id}
+    assert all(a.next_reminder_at is not None or a.appointment_datetime - utcnow() < timedelta(days=1) for a in booked)
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 0  # booking sends nothing by itself
 
 
 def test_demo_accounts_can_sign_in(client, runner):

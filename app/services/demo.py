@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: a clinic in Gaborone with staff, a clinic in Accra, a pharmacist, an admin.
+"""Demo data for ``make run``: a clinic in Gaborone with staff and patients' appointments, a clinic in Accra, a
+pharmacist, an admin.
 
 Idempotent: run it any number of times; existing rows (matched by name or email) are left as they are.
 The passwords are public (printed by ``make run``), so ``seed-demo`` refuses to run in production.
@@ -6,10 +7,13 @@ The passwords are public (printed by ``make run``), so ``seed-demo`` refuses to 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Clinic, User
+from app.models import Appointment, Clinic, User
+from app.services import appointments
 from app.services.passwords import hash_password
 
 CLINICS = (
@@ -27,6 +31,14 @@ ACCOUNTS = (
     ("pharmacist@thusa.example", "thusa-pharmacist-demo", "pharmacist", None, "+233241000002", "Kwame Asante",
      "Makola Pharmacy", "en"),
 )  # fmt: skip
+
+# (external ref, phone, name, language, days from today, local time): patients of the Gaborone clinic, so reminders
+# and replies can be tried on the console SMS gateway and at /simulator.
+APPOINTMENTS = (
+    ("DEMO-1", "+26772000001", "Mpho Kgosi", "tn", 1, time(9, 0)),
+    ("DEMO-2", "+26772000002", "Lesego Tau", "en", 3, time(10, 30)),
+    ("DEMO-3", "+26772000003", "Onalenna Seretse", None, 5, time(14, 0)),
+)
 
 
 def seed_demo() -> list[str]:
@@ -60,5 +72,17 @@ def seed_demo() -> list[str]:
                 )  # fmt: skip
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
+    _seed_appointments(clinics["Gaborone Main Clinic"])
     db.session.commit()
     return lines
+
+
+def _seed_appointments(clinic: Clinic) -> None:
+    today = datetime.now(UTC).astimezone(appointments.zone(clinic)).date()
+    for ref, phone, name, language, days, at in APPOINTMENTS:
+        key = appointments.import_key(external_ref=ref, phone=phone, at=datetime.now(UTC))
+        exists = select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
+        if db.session.scalar(exists) is None:
+            when = datetime.combine(today + timedelta(days=days), at, tzinfo=appointments.zone(clinic))
+            appointments.create(None, clinic, patient_phone=phone, appointment_datetime=when.astimezone(UTC),
+                                language=language, patient_name=name, external_ref=ref)  # fmt: skip
