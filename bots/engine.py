@@ -1,9 +1,10 @@
 """The dialogue engine: one place that decides what happens with every inbound message.
 
 Order for SMS and chat: global keywords first (opt-out, opt-in for opted-out contacts only, HELP, language), then
-the contact's active flow, then a flow that wants to start, then a default reply in the contact's language. An
-inbound message gets at most one reply (the outbox row is unique per inbound message). One contact's messages are
-handled in order: the contact row is locked and every earlier unhandled message of theirs goes first.
+the contact's active flow, then a flow that wants to start (catch-all flows last), then a default reply in the
+contact's language. An inbound message gets at most one reply (the outbox row is unique per inbound message). One
+contact's messages are handled in order: the contact row is locked and every earlier unhandled message of theirs
+goes first.
 
 USSD is synchronous: :func:`handle_ussd` returns the screen for the HTTP answer.
 """
@@ -20,7 +21,7 @@ from app.extensions import db
 from app.models import Contact, Conversation, Message, utcnow
 from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from app.services import messaging
-from bots.flows import FLOWS, Context, Reply
+from bots.flows import FLOWS, Context, Flow, Reply
 from bots.messages import SMS, WHATSAPP
 from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
@@ -76,6 +77,15 @@ def _keywords(ctx: Context) -> Reply | None:
 _NO_FLOW = object()
 
 
+def _starting_flow(ctx: Context) -> Flow | None:
+    """The first flow (in registration order) that this message starts; catch-all flows only after the others."""
+    for catch_all in (False, True):
+        for flow in FLOWS.values():
+            if flow.catch_all == catch_all and ctx.channel in flow.channels and flow.can_start(ctx):
+                return flow
+    return None
+
+
 def _run_flows(ctx: Context):
     """The active or starting flow's reply (``None``: the flow chose not to answer), or ``_NO_FLOW``."""
     conversation = ctx.conversation
@@ -84,7 +94,7 @@ def _run_flows(ctx: Context):
         reply = active.resume(ctx)
         flow = active
     else:
-        flow = next((f for f in FLOWS.values() if ctx.channel in f.channels and f.can_start(ctx)), None)
+        flow = _starting_flow(ctx)
         if flow is None:
             return _NO_FLOW
         conversation.state = {}
@@ -118,10 +128,15 @@ def _reply(message: Message, contact: Contact, reply: Reply) -> None:
             channel=message.channel,
             address=message.address,
             text=reply.text,
-            language=contact.language,
+            language=reply.language or contact.language,
             kind=KIND_REPLY,
+            # A flow that linked the message to an appointment (a patient's answer) links its reply too: the
+            # clinic sees both in its message log, and retention erases both with the appointment.
+            clinic_id=message.clinic_id,
+            appointment_id=message.appointment_id,
             reply_to_id=message.id,
             buttons=reply.buttons,
+            dedupe_key=reply.dedupe_key,
             allow_opted_out=contact.opted_out_at is not None,  # the one opt-out confirmation
         )
     except (OptedOut, SendCapReached) as exc:
@@ -180,14 +195,37 @@ def handle_message(message_id: str) -> int:
     return handled
 
 
-def handle_ussd(message: Message) -> Reply:
+def _forget_flow(contact: Contact, conversation: Conversation, message: Message) -> None:
+    flow = FLOWS.get(conversation.flow or "")
+    if flow is not None:
+        flow.close(Context(contact=contact, conversation=conversation, message=message, text=""))
+    conversation.flow, conversation.state = None, {}
+
+
+def handle_ussd(message: Message, *, session_id: str | None = None, history: str | None = None) -> Reply:
     """The screen for one USSD hop (the caller stores it and renders ``CON``/``END``).
 
-    A flow for USSD (the appointments and stock issues add them) answers; without one, the session ends politely.
+    A hop of a new session starts afresh: whatever a previous session left (one that ended without a close
+    notification) is closed and forgotten first. The USSD entry flow (``bots.flows.ussd``) answers; without a USSD
+    flow, the session ends politely.
+
+    Args:
+        message: the stored hop (locked by the caller).
+        session_id: the provider's session id; ``None`` when unknown (no session check).
+        history: every input of the session so far, joined with ``*`` (Africa's Talking's ``text``); flows read
+            the new input relative to the history they stored (``ctx.extra["ussd_history"]``).
+
+    Returns:
+        The screen, with ``end`` set when the session ends.
     """
     contact = _lock_contact(messaging.link_contact(message).id)
     conversation = _conversation(contact, message.channel)
-    ctx = Context(contact=contact, conversation=conversation, message=message, text=(message.text or "").strip())
+    if session_id is not None and conversation.session_id != session_id:
+        _forget_flow(contact, conversation, message)
+        conversation.session_id = session_id
+    extra = {} if history is None else {"ussd_history": history}
+    ctx = Context(contact=contact, conversation=conversation, message=message, text=(message.text or "").strip(),
+                  extra=extra)  # fmt: skip
     reply = _run_flows(ctx)
     if reply is _NO_FLOW or reply is None:
         reply = Reply(ctx.t("ussd_unavailable"), end=True)
@@ -196,12 +234,13 @@ def handle_ussd(message: Message) -> Reply:
     return reply
 
 
-def close_ussd(message: Message) -> None:
-    """The provider says the USSD session ended: let the active flow close, and forget its state."""
+def close_ussd(message: Message, *, session_id: str | None = None) -> None:
+    """The provider says the USSD session ended: let the active flow close, and forget its state.
+
+    A late notification for an older session (the person has already dialled again) leaves the new session alone.
+    """
     contact = _lock_contact(messaging.link_contact(message).id)
     conversation = _conversation(contact, message.channel)
-    flow = FLOWS.get(conversation.flow or "")
-    if flow is not None:
-        flow.close(Context(contact=contact, conversation=conversation, message=message, text=""))
-    conversation.flow, conversation.state = None, {}
+    if session_id is None or conversation.session_id in (None, session_id):
+        _forget_flow(contact, conversation, message)
     message.status = STATUS_HANDLED

@@ -131,7 +131,7 @@ def africastalking_ussd(token: str):
     message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
     if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
         if created:
-            engine.close_ussd(message)
+            engine.close_ussd(message, session_id=inbound.session_id)
         db.session.commit()
         return channel.acknowledge("ussd")
     previous = db.session.scalar(select(Message.text).where(Message.reply_to_id == message_id))
@@ -140,7 +140,7 @@ def africastalking_ussd(token: str):
         prefix, _, text = previous.partition(" ")
         return channel.ussd_response(text, end=prefix == "END")
     try:
-        reply = engine.handle_ussd(message)
+        reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"))
         db.session.add(_ussd_screen(message, reply.text, reply.end))
         db.session.commit()
     except Exception:
@@ -157,7 +157,8 @@ def _ussd_screen(inbound: Message, text: str, end: bool) -> Message:
     # The screen, as shown (with CON/END), is kept in the message log and lets a replayed hop get the same answer.
     return Message(direction=DIRECTION_OUT, channel=USSD, provider=inbound.provider, address=inbound.address,
                    text=f"{'END' if end else 'CON'} {text}", status=STATUS_SENT, kind=KIND_REPLY,
-                   reply_to_id=inbound.id, contact_id=inbound.contact_id)  # fmt: skip
+                   reply_to_id=inbound.id, contact_id=inbound.contact_id, clinic_id=inbound.clinic_id,
+                   appointment_id=inbound.appointment_id)  # fmt: skip
 
 
 def _language_of(message: Message) -> str | None:

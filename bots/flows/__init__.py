@@ -17,11 +17,18 @@ from bots.messages import Button
 
 @dataclass(frozen=True)
 class Reply:
-    """What to answer: text, optional quick replies, and for USSD whether the session ends (``END``)."""
+    """What to answer: text, optional quick replies, and for USSD whether the session ends (``END``).
+
+    ``language`` records the text's language when it is not the contact's (an appointment's texts follow the
+    appointment). ``dedupe_key``: the reply is sent only if no message with this key was ever queued (a once-a-day
+    help text, say); with one already there, this message gets no reply.
+    """
 
     text: str
     buttons: tuple[Button, ...] = ()
     end: bool = False
+    language: str | None = None
+    dedupe_key: str | None = None
 
 
 @dataclass
@@ -68,6 +75,9 @@ class Flow:
 
     name: ClassVar[str] = ""
     channels: ClassVar[tuple[str, ...]] = ()
+    # A flow that starts on almost anything (every message of a patient with an upcoming visit) is tried only
+    # after the flows that start on something specific, whatever order their modules registered in.
+    catch_all: ClassVar[bool] = False
 
     def can_start(self, ctx: Context) -> bool:
         """Whether this message starts this flow (checked when no flow is active)."""
@@ -92,3 +102,7 @@ def register(cls: type[Flow]) -> type[Flow]:
     """Class decorator: make a flow known to the engine, in registration order."""
     FLOWS[cls.name] = cls()
     return cls
+
+
+# The application's flows register themselves on import (after the names above exist: they import them).
+from bots.flows import appointments, ussd  # noqa: E402, F401

@@ -553,6 +553,80 @@ def test_the_engine_persists_a_flows_state_in_the_database(app, survey):
     assert chat.state == {"answers": ["41"]}
 
 
+class CatchAllFlow(Flow):
+    """Takes every SMS, like the appointment replies take every message of a patient with an upcoming visit."""
+
+    name = "test-catch-all"
+    channels = ("sms",)
+    catch_all = True
+
+    def can_start(self, ctx: Context) -> bool:
+        return True
+
+    def start(self, ctx: Context) -> Reply:
+        ctx.finish()
+        return Reply("caught")
+
+
+class KeywordFlow(Flow):
+    """Starts on LINK only."""
+
+    name = "test-keyword"
+    channels = ("sms",)
+
+    def can_start(self, ctx: Context) -> bool:
+        return ctx.text.upper().startswith("LINK")
+
+    def start(self, ctx: Context) -> Reply:
+        ctx.finish()
+        return Reply("linked")
+
+
+class LinkingFlow(Flow):
+    """Links the message to a clinic, answers in Setswana once per key (the text names the key)."""
+
+    name = "test-linking"
+    channels = ("sms",)
+    clinic_id = None
+
+    def can_start(self, ctx: Context) -> bool:
+        return ctx.text.startswith("KEY")
+
+    def start(self, ctx: Context) -> Reply:
+        ctx.message.clinic_id = type(self).clinic_id
+        ctx.finish()
+        return Reply(f"answer to {ctx.text}", language="tn", dedupe_key=f"test:{ctx.text}")
+
+
+def test_a_catch_all_flow_starts_only_when_no_other_flow_does(app):
+    register(CatchAllFlow)  # registered first, still tried last
+    register(KeywordFlow)
+
+    assert the_reply(say("LINK 123456")).text == "linked"
+    assert the_reply(say("anything else")).text == "caught"
+
+
+def test_a_reply_carries_the_flows_links_language_and_dedupe_key(app):
+    from tests.conftest import make_clinic
+
+    clinic = make_clinic()
+    LinkingFlow.clinic_id = clinic.id
+    register(LinkingFlow)
+    new_contact(language="en")
+
+    first = say("KEY-1")
+
+    reply = the_reply(first)
+    assert (first.clinic_id, reply.clinic_id, reply.appointment_id) == (clinic.id, clinic.id, None)
+    assert (reply.text, reply.language, reply.dedupe_key) == ("answer to KEY-1", "tn", "test:KEY-1")
+
+    again = say("KEY-1")  # the same key: this message gets no reply of its own
+    assert again.status == STATUS_HANDLED
+    assert replies_to(again) == []
+    assert the_reply(say("KEY-2")).text == "answer to KEY-2"
+    assert len(outbound()) == 2
+
+
 # --- ordering ------------------------------------------------------------------------------------------------------
 
 
@@ -732,6 +806,83 @@ def test_ussd_messages_are_not_picked_up_by_the_sms_engine(app, ussd_menu):
     assert reload(hop).status == "received"
 
 
+class HistoryFlow(Flow):
+    """Shows the history the engine passed, and what it remembered from the previous hop."""
+
+    name = "test-history"
+    channels = ("ussd",)
+    closed = 0
+
+    def can_start(self, ctx: Context) -> bool:
+        return True
+
+    def start(self, ctx: Context) -> Reply:
+        return self.resume(ctx)
+
+    def resume(self, ctx: Context) -> Reply:
+        before = ctx.state.get("history")
+        ctx.save(history=ctx.extra.get("ussd_history"))
+        return Reply(f"{before} -> {ctx.extra.get('ussd_history')}")
+
+    def close(self, ctx: Context) -> None:
+        type(self).closed += 1
+
+
+@pytest.fixture
+def history_flow():
+    HistoryFlow.closed = 0
+    register(HistoryFlow)
+    yield HistoryFlow
+    FLOWS.pop(HistoryFlow.name, None)
+
+
+def hop(history: str, session: str) -> Reply:
+    message = ussd(history.rsplit("*", 1)[-1], session=session, event="resume" if history else "new")
+    reply = handle_ussd(message, session_id=session, history=history)
+    db.session.commit()
+    return reply
+
+
+def test_handle_ussd_passes_the_history_and_keeps_state_within_a_session(app, history_flow):
+    assert hop("", "ATUid_A").text == "None -> "
+    assert hop("1", "ATUid_A").text == " -> 1"
+    assert hop("1*2*3", "ATUid_A").text == "1 -> 1*2*3"
+    chat = conversation(channel="ussd")
+    assert (chat.flow, chat.session_id, chat.state) == ("test-history", "ATUid_A", {"history": "1*2*3"})
+    assert HistoryFlow.closed == 0
+
+
+def test_a_new_session_closes_and_forgets_what_the_last_one_left(app, history_flow):
+    hop("", "ATUid_A")
+    hop("1", "ATUid_A")  # no close notification ever comes for this session
+
+    assert hop("", "ATUid_B").text == "None -> "  # not "1 -> "
+
+    assert HistoryFlow.closed == 1
+    chat = conversation(channel="ussd")
+    assert (chat.session_id, chat.state) == ("ATUid_B", {"history": ""})
+
+
+def test_a_late_close_notification_of_an_old_session_is_ignored(app, history_flow):
+    hop("", "ATUid_A")
+    hop("", "ATUid_B")
+    hop("4", "ATUid_B")
+
+    late = ussd("", session="ATUid_A", event="close")
+    close_ussd(late, session_id="ATUid_A")
+    db.session.commit()
+
+    chat = conversation(channel="ussd")
+    assert (chat.flow, chat.state) == ("test-history", {"history": "4"})
+    assert reload(late).status == STATUS_HANDLED
+
+    current = ussd("", session="ATUid_B", event="close")
+    close_ussd(current, session_id="ATUid_B")
+    db.session.commit()
+    chat = conversation(channel="ussd")
+    assert (chat.flow, chat.state) == (None, {})
+
+
 # --- nothing from the outbox to an opted-out contact ---------------------------------------------------------------
 
 
@@ -775,7 +926,8 @@ def test_after_opting_back_in_new_messages_are_sent(app):
     say("STOP")
     say("START")
 
-    message = queue_outbound(channel="sms", address=PHONE, text="Your appointment is tomorrow", kind="reminder")
+    # An API send: a reminder is checked against its appointment at send time, and this one has none.
+    message = queue_outbound(channel="sms", address=PHONE, text="Your results are ready", kind="api")
     db.session.commit()
 
     assert send_message(str(message.id)) == STATUS_SENT

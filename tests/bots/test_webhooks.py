@@ -457,10 +457,10 @@ def test_africastalking_ussd_fixture_replay(app, client, case):
         (inbound,) = inbound_rows()
         assert inbound.channel == "ussd" and inbound.provider_id.endswith(":end")
         return
-    # No USSD flow is registered yet: every hop gets the engine's polite END screen, in the same response.
+    # The number has no appointment: whatever hop of the session comes first, the patient menu says so and ends.
     assert response.mimetype == "text/plain"
     body = response.get_data(as_text=True)
-    assert body == "END " + t("ussd_unavailable", "en")
+    assert body == "END " + t("ussd_patient_none", "en")
     assert added(before) == {"messages": 2, "message_events": 0, "contacts": 1}
     (inbound,) = inbound_rows()
     (screen,) = outbound_rows()
@@ -1159,7 +1159,7 @@ def test_the_first_ussd_hop_is_answered_in_the_response_and_stored(app, client):
     assert response.mimetype == "text/plain"
     body = response.get_data(as_text=True)
     assert body.startswith("END ")
-    assert body == "END " + t("ussd_unavailable", "en")  # no USSD flow is registered yet
+    assert body == "END " + t("ussd_patient_none", "en")  # the patient menu: this number has no appointment
     assert len(body) - len("END ") <= 160
     assert added(before) == {"messages": 2, "message_events": 0, "contacts": 1}
     (inbound,) = inbound_rows()
@@ -1176,7 +1176,7 @@ def test_the_first_ussd_hop_is_answered_in_the_response_and_stored(app, client):
 def test_a_ussd_screen_is_in_the_contacts_language(app, client):
     db.session.add(Contact(address=PHONE, language="tn"))
     db.session.commit()
-    assert ussd_hop(client).get_data(as_text=True) == "END " + t("ussd_unavailable", "tn")
+    assert ussd_hop(client).get_data(as_text=True) == "END " + t("ussd_patient_none", "tn")
 
 
 def test_a_ussd_hop_with_a_wrong_token_is_not_found_and_stores_nothing(app, client):
@@ -1195,7 +1195,7 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
     entered: list[uuid.UUID] = []
     guard = threading.Lock()
 
-    def slow_handle_ussd(message):
+    def slow_handle_ussd(message, **session):
         with guard:
             entered.append(message.id)
             first = len(entered) == 1
@@ -1203,7 +1203,7 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
             replay_arrived.wait(timeout=2)
         else:
             replay_arrived.set()
-        return original(message)
+        return original(message, **session)
 
     monkeypatch.setattr(engine, "handle_ussd", slow_handle_ussd)
     fields = {"sessionId": "ATUid_race", "phoneNumber": PHONE, "serviceCode": "*384*2580#", "text": ""}
@@ -1228,7 +1228,7 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
         thread.join(timeout=30)
 
     assert errors == []
-    screen_text = "END " + t("ussd_unavailable", "en")
+    screen_text = "END " + t("ussd_patient_none", "en")
     assert answers == [(200, screen_text), (200, screen_text)]
     (inbound,) = inbound_rows()
     assert inbound.status == "handled"
