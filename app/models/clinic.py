@@ -19,6 +19,9 @@ DEFAULT_SEND_WINDOW = (time(7, 0), time(20, 0))  # reminders only go out between
 # Opening hours per weekday: a list of [open, close] local "HH:MM" pairs; a missing or empty day is closed.
 DEFAULT_OPENING_HOURS = {day: [["07:30", "16:30"]] for day in WEEKDAYS[:5]}
 SMS_NAME_LENGTH = 30  # a clinic's name as it appears in SMS and USSD texts, so every reminder fits one segment
+# GSM-7 extension characters cost two septets each; in a name shown in SMS they become one-septet lookalikes.
+_ONE_SEPTET = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")", "~": "-", "|": "/", "\\": "/", "^": "'",
+                             "€": "E", "\f": " "})  # fmt: skip
 
 
 def default_opening_hours() -> dict:
@@ -55,7 +58,7 @@ class Clinic(UUIDPrimaryKey, Timestamps, Base):
     @property
     def sms_name(self) -> str:
         """The clinic's name as SMS and USSD texts show it."""
-        name = fold(self.short_name or self.name).strip()
+        name = fold(self.short_name or self.name).translate(_ONE_SEPTET).strip()
         if len(name) <= SMS_NAME_LENGTH:
             return name
         cut = name[:SMS_NAME_LENGTH].rsplit(" ", 1)[0]
