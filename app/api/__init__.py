@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.api import auth, clinics, health, messaging, users
+from app.api import appointments, audit, auth, clinics, health, messaging, patients, reports, users
 
-BLUEPRINTS = (auth.blp, users.blp, clinics.blp, messaging.sms_blp, messaging.messages_blp)
+BLUEPRINTS = (auth.blp, users.blp, clinics.blp, messaging.sms_blp, messaging.messages_blp, appointments.blp,
+              patients.blp, reports.blp, audit.blp)  # fmt: skip
 
 
 def init_app(app, openapi) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import flask_smorest
 import marshmallow as ma
 from webargs.flaskparser import FlaskParser
@@ -9,14 +11,45 @@ from webargs.flaskparser import FlaskParser
 from app.security import roles_required
 
 
+def _unstorable(value) -> bool:
+    """Whether ``value`` holds text the databases cannot store: a NUL character (PostgreSQL refuses it) or a lone
+    surrogate (JSON can carry "\\ud800"; UTF-8 cannot encode it)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, Mapping):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
 class StrictParser(FlaskParser):
-    """Unknown query parameters are errors, like unknown body fields: a typo in a filter must not go unnoticed."""
+    """Unknown query parameters are errors, like unknown body fields: a typo in a filter must not go unnoticed.
+
+    Text a database cannot store (NUL, lone surrogates) is refused here for every endpoint, as a 422 naming the
+    field; otherwise it reaches the database and fails there with a 500.
+    """
 
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
         "query": ma.RAISE,
         "querystring": ma.RAISE,
     }
+
+    def _load_location_data(self, *, schema, req, location):
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        if isinstance(data, Mapping):
+            bad = sorted(str(k) for k, v in data.items() if _unstorable(k) or _unstorable(v))
+            if bad:
+                message = ["Must not contain NUL characters or lone surrogates."]
+                raise ma.ValidationError({k.encode("utf-8", "replace").decode(): message for k in bad})
+        return data
 
 
 class Blueprint(flask_smorest.Blueprint):

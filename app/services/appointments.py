@@ -14,9 +14,11 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.i18n import t
 from app.models import Appointment, Clinic, Patient, utcnow
@@ -32,6 +34,7 @@ from app.models.appointment import (
 from app.models.clinic import WEEKDAYS
 from app.models.message import KIND_NOTICE
 from app.services import audit, messaging
+from app.services.phones import to_e164
 from bots.outbox import OptedOut, queue_outbound
 
 SLOT_LEAD = timedelta(hours=2)  # a slot offered to a patient starts at least this long from now
@@ -366,3 +369,341 @@ def _starts_between(clinic_id: uuid.UUID, start: datetime, end: datetime, exclud
     if exclude is not None:
         stmt = stmt.where(Appointment.id != exclude)
     return list(db.session.scalars(stmt))
+
+
+# --- The REST API: scope, lists, edits, bulk changes, re-planning -----------------------------------------------
+# Unlike the rules above, these are entry points: each ends its own transaction (commit, or rollback on error), as
+# the other services the API calls do. Reads of patient data are audited.
+
+BULK_CREATE, BULK_CANCEL, BULK_RESCHEDULE = "create", "cancel", "reschedule"
+UPCOMING_DAYS = 7
+
+
+@contextlib.contextmanager
+def _unit_of_work():
+    """Commit what the block did, or roll all of it back: an error never leaves a half-made change behind."""
+    try:
+        yield
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+
+
+def clinic_for(actor, clinic_id: uuid.UUID | None, *, location: str = "json", required: bool = False) -> Clinic | None:
+    """The clinic a request acts for: staff and viewers always their own; admins the one they name.
+
+    Raises:
+        Forbidden: a non-admin named another clinic. ValidationFailed: no such clinic, or an admin named none
+            where one is ``required`` (the error names ``clinic_id`` in ``location``).
+    """
+    if not actor.is_admin:
+        if clinic_id is not None and clinic_id != actor.clinic_id:
+            raise Forbidden("You can only act for your own clinic.")
+        clinic_id = actor.clinic_id
+    if clinic_id is None:
+        if required:
+            raise ValidationFailed("Say which clinic: clinic_id is required for admins.",
+                                   {location: {"clinic_id": ["Required for admins."]}})  # fmt: skip
+        return None
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise ValidationFailed("No clinic with this id.", {location: {"clinic_id": ["No clinic with this id."]}})
+    return clinic
+
+
+def phone_of(value: str, clinic: Clinic | None, *, field: str = "patient_phone", location: str = "json") -> str:
+    """A patient's number in E.164; a national number is read in the clinic's country.
+
+    Raises:
+        ValidationFailed: not a valid number (422 naming ``field``).
+    """
+    try:
+        return to_e164(value, clinic.country if clinic is not None else None)
+    except ValueError as exc:
+        raise ValidationFailed("The patient's phone number is not valid.", {location: {field: [str(exc)]}}) from exc
+
+
+def phone_filter(value: str, clinic: Clinic | None) -> str:
+    """What a ``phone`` filter matches exactly: the number in E.164 when it reads as one, else the text as given
+    (so ``erased:<id>`` and numbers of another country still match, and a filter is never an error)."""
+    try:
+        return to_e164(value, clinic.country if clinic is not None else None)
+    except ValueError:
+        return value.strip()
+
+
+def clinic_instant(clinic: Clinic, moment: datetime) -> datetime:
+    """``moment`` as a UTC instant; without an offset it is the clinic's wall-clock time."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(clinic))
+    return moment.astimezone(UTC)
+
+
+def _bound(value: date | datetime, timezone: str, *, end: bool) -> datetime:
+    """A period's bound as a UTC instant: a date is its day's start (``end``: the next day's start) in
+    ``timezone``; a date-time without offset is read in ``timezone``."""
+    tz = ZoneInfo(timezone)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    day = value + timedelta(days=1) if end else value
+    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+
+
+def in_period(since: date | datetime | None, until: date | datetime | None, clinic: Clinic | None):
+    """A WHERE clause: the appointment falls in [since, until) in its clinic's time.
+
+    Without a clinic, the bounds are worked out once per time zone in use (a handful), so one query covers clinics
+    in Botswana and Ghana alike; the statement must join :class:`Clinic`.
+    """
+    if since is None and until is None:
+        return true()
+    zones = [clinic.timezone] if clinic is not None else db.session.scalars(select(Clinic.timezone).distinct()).all()
+    clauses = []
+    for timezone in zones:
+        parts = [] if clinic is not None else [Clinic.timezone == timezone]
+        if since is not None:
+            parts.append(Appointment.appointment_datetime >= _bound(since, timezone, end=False))
+        if until is not None:
+            parts.append(Appointment.appointment_datetime < _bound(until, timezone, end=True))
+        clauses.append(and_(*parts))
+    return or_(false(), *clauses)
+
+
+def visible(actor):
+    """Appointments ``actor`` may see, joined with their clinic and patient: all for admins, else their clinic's."""
+    stmt = (
+        select(Appointment)
+        .join(Clinic, Appointment.clinic_id == Clinic.id)
+        .join(Patient, Appointment.patient_id == Patient.id)
+        .options(contains_eager(Appointment.clinic), contains_eager(Appointment.patient))
+    )
+    if not actor.is_admin:
+        stmt = stmt.where(Appointment.clinic_id == actor.clinic_id)
+    return stmt
+
+
+def _own(actor, appointment_id: uuid.UUID) -> Appointment:
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None:
+        raise NotFound("No appointment with this id.")
+    if not actor.is_admin and appointment.clinic_id != actor.clinic_id:
+        raise Forbidden("This appointment is not your clinic's.")
+    return appointment
+
+
+def read(actor, appointment_id: uuid.UUID) -> Appointment:
+    """One appointment (an audited read).
+
+    Raises:
+        NotFound, Forbidden: another clinic's.
+    """
+    appointment = _own(actor, appointment_id)
+    audit.record(actor, "appointment.read", "appointment", appointment.id, {"view": "one"})
+    db.session.commit()
+    return appointment
+
+
+def list_appointments(actor, *, page: int, per_page: int, since: date | datetime | None = None,
+                      until: date | datetime | None = None, status: str | None = None, phone: str | None = None,
+                      clinic_id: uuid.UUID | None = None):  # fmt: skip
+    """A page of appointments in time order, filtered; an audited read (filter names, never their values).
+
+    Dates are whole days in each clinic's time; ``until`` is exclusive for a date-time, inclusive for a date.
+    """
+    clinic = clinic_for(actor, clinic_id, location="query")
+    stmt = visible(actor).where(in_period(since, until, clinic))
+    if clinic is not None:
+        stmt = stmt.where(Appointment.clinic_id == clinic.id)
+    if status is not None:
+        stmt = stmt.where(Appointment.status == status)
+    if phone is not None:
+        stmt = stmt.where(Patient.phone == phone_filter(phone, clinic))
+    stmt = stmt.order_by(Appointment.appointment_datetime, Appointment.id)
+    result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+    filters = sorted(k for k, v in {"from": since, "to": until, "status": status, "phone": phone,
+                                    "clinic_id": clinic_id}.items() if v is not None)  # fmt: skip
+    audit.record(actor, "appointment.read", "appointment", None,
+                 {"view": "list", "filters": filters, "count": len(result.items)})  # fmt: skip
+    db.session.commit()
+    return result
+
+
+def upcoming(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None = None, now: datetime | None = None):
+    """Active appointments from now to the end of the 7th day (today included) in each clinic's time, soonest
+    first; an audited read."""
+    now = now or utcnow()
+    clinic = clinic_for(actor, clinic_id, location="query")
+    zones = [clinic.timezone] if clinic is not None else db.session.scalars(select(Clinic.timezone).distinct()).all()
+    ends = []
+    for timezone in zones:
+        today = now.astimezone(ZoneInfo(timezone)).date()
+        end = _bound(today + timedelta(days=UPCOMING_DAYS - 1), timezone, end=True)
+        ends.append(
+            and_(Appointment.appointment_datetime < end, *([Clinic.timezone == timezone] if clinic is None else []))
+        )
+    stmt = visible(actor).where(
+        Appointment.status.in_(ACTIVE_STATUSES), Appointment.appointment_datetime > now, or_(false(), *ends)
+    )
+    if clinic is not None:
+        stmt = stmt.where(Appointment.clinic_id == clinic.id)
+    stmt = stmt.order_by(Appointment.appointment_datetime, Appointment.id)
+    result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+    audit.record(actor, "appointment.read", "appointment", None, {"view": "upcoming", "count": len(result.items)})
+    db.session.commit()
+    return result
+
+
+def _create(actor, data: dict, *, location: str = "json") -> Appointment:
+    clinic = clinic_for(actor, data.get("clinic_id"), location=location, required=True)
+    return create(
+        actor,
+        clinic,
+        patient_phone=phone_of(data["patient_phone"], clinic, location=location),
+        appointment_datetime=clinic_instant(clinic, data["appointment_datetime"]),
+        language=data.get("language"),
+        patient_name=data.get("patient_name"),
+        external_ref=data.get("external_ref"),
+        channel=data.get("channel"),
+    )
+
+
+def book(actor, data: dict) -> Appointment:
+    """Book an appointment from the API's fields (the CSV columns): the number is read in the clinic's country,
+    a time without offset in the clinic's time.
+
+    Raises:
+        ValidationFailed (a bad number or clinic, a past time), Forbidden (another clinic), Conflict (a duplicate).
+    """
+    with _unit_of_work():
+        return _create(actor, data)
+
+
+def edit(actor, appointment_id: uuid.UUID, data: dict) -> Appointment:
+    """Change an appointment's time, language, patient name or external reference; only the fields given.
+
+    A new time is a reschedule by the clinic (:func:`reschedule`: reminders re-planned, the patient told).
+
+    Raises:
+        NotFound, Forbidden, Conflict (the appointment is over, or the reference is another appointment's),
+        ValidationFailed (a past time).
+    """
+    appointment = _own(actor, appointment_id)
+    with _unit_of_work():
+        if "external_ref" in data and data["external_ref"] != appointment.external_ref:
+            key = import_key(external_ref=data["external_ref"], phone=appointment.patient.phone,
+                             at=appointment.appointment_datetime)  # fmt: skip
+            taken = db.session.scalar(
+                select(Appointment.id).where(Appointment.clinic_id == appointment.clinic_id,
+                                             Appointment.import_key == key, Appointment.id != appointment.id)
+            )  # fmt: skip
+            if taken:
+                raise Conflict("Another appointment of this clinic has this external_ref (or number and time).")
+            appointment.external_ref, appointment.import_key = data["external_ref"], key
+        if "patient_name" in data:
+            if appointment.patient.erased_at is not None:
+                raise Conflict("This patient's personal data was erased; book a new appointment instead.")
+            appointment.patient.name = data["patient_name"]
+        if "language" in data:
+            appointment.language = data["language"]
+        if "appointment_datetime" in data:
+            at = clinic_instant(appointment.clinic, data["appointment_datetime"])
+            if at != appointment.appointment_datetime:
+                reschedule(actor, appointment, at)
+        audit.record(actor, "appointment.update", "appointment", appointment.id, {"fields": sorted(data)})
+    return appointment
+
+
+def withdraw(actor, appointment_id: uuid.UUID) -> Appointment:
+    """Cancel for the clinic (:func:`cancel`: no more reminders, the patient told in their language).
+
+    Raises:
+        NotFound, Forbidden, Conflict: it is no longer active (already cancelled, attended, missed).
+    """
+    appointment = _own(actor, appointment_id)
+    with _unit_of_work():
+        return cancel(actor, appointment)
+
+
+def record_attendance(actor, appointment_id: uuid.UUID, attended: bool) -> Appointment:
+    """Whether the patient came (:func:`set_attendance`).
+
+    Raises:
+        NotFound, Forbidden, Conflict: it was cancelled.
+    """
+    appointment = _own(actor, appointment_id)
+    with _unit_of_work():
+        return set_attendance(actor, appointment, attended)
+
+
+def _bulk_one(actor, item: dict) -> tuple[int, Appointment]:
+    action = item["action"]
+    if action == BULK_CREATE:
+        return 201, _create(actor, item, location="item")
+    appointment = _own(actor, item["id"])
+    if action == BULK_CANCEL:
+        return 200, cancel(actor, appointment)
+    return 200, reschedule(actor, appointment, clinic_instant(appointment.clinic, item["appointment_datetime"]))
+
+
+def bulk(actor, items: list[dict | ServiceError]) -> list[dict]:
+    """Create, cancel and reschedule many appointments, each item on its own: one that fails (in its own SAVEPOINT)
+    undoes nothing of the others. Items the API could not read arrive as the error to report.
+
+    Args:
+        actor: who acts; staff only for their clinic.
+        items: ``{"action": "create", <book fields>}``, ``{"action": "cancel", "id"}`` or
+            ``{"action": "reschedule", "id", "appointment_datetime"}``; or a :class:`ServiceError`.
+
+    Returns:
+        One result per item, in order: ``{"index", "status", "id"}`` or ``{"index", "status", "error"}``, where
+        ``status`` is the HTTP status the item alone would have got.
+    """
+    results = []
+    try:
+        for index, item in enumerate(items):
+            if isinstance(item, ServiceError):
+                results.append(_bulk_error(index, item.status, item.code, item.message, item.details))
+                continue
+            try:
+                with db.session.begin_nested():
+                    status, appointment = _bulk_one(actor, item)
+                    db.session.flush()
+                results.append({"index": index, "status": status, "id": appointment.id})
+            except ServiceError as exc:
+                results.append(_bulk_error(index, exc.status, exc.code, exc.message, exc.details))
+            except IntegrityError:
+                results.append(_bulk_error(index, 409, "conflict", "This conflicts with data that already exists."))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return results
+
+
+def _bulk_error(index: int, status: int, code: str, message: str, details: dict | None = None) -> dict:
+    return {"index": index, "status": status, "error": {"code": code, "message": message, "details": details or {}}}
+
+
+def replan_clinic(clinic: Clinic, now: datetime | None = None) -> int:
+    """Plan again the next reminder of every future active appointment of ``clinic`` (its offsets, sending hours
+    or time zone changed). In the caller's transaction; one UPDATE per batch, not a query per appointment.
+
+    Returns:
+        How many appointments were re-planned.
+    """
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Appointment.id, Appointment.appointment_datetime, Appointment.status).where(
+            Appointment.clinic_id == clinic.id,
+            Appointment.status.in_(ACTIVE_STATUSES),
+            Appointment.appointment_datetime > now,
+        )
+    ).all()
+    changes = []
+    for appointment_id, at, status in rows:
+        send_at, offset = next_reminder(clinic, at, status, now)
+        changes.append({"id": appointment_id, "next_reminder_at": send_at, "next_reminder_offset": offset})
+    if changes:
+        db.session.execute(update(Appointment), changes)
+    return len(changes)

@@ -19,9 +19,10 @@ answer must also have the one error shape ``{"error": {"code", "message", "detai
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import pytest
@@ -29,7 +30,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Message, utcnow
-from app.services import accounts, tokens
+from app.services import accounts, appointments, tokens
 from bots.outbox import queue_outbound
 from tests.conftest import PASSWORD, bearer, make_clinic
 
@@ -44,6 +45,7 @@ class Row(NamedTuple):
     expected: dict[str, int]
     setup: Callable[[dict], dict] | None = None
     token: str = "access"  # which of the actor's tokens to send: "access" or "refresh"
+    files: Callable[[dict], dict] | None = None  # a multipart form instead of a JSON body (uploads)
 
 
 def row(method: str, path: str, body: Callable[[dict], dict] | None, statuses: tuple[int, ...], **options) -> Row:
@@ -114,6 +116,41 @@ def empty_clinic(people: dict) -> dict:
     return {"empty_clinic": make_clinic("Mochudi Clinic").id}
 
 
+APPOINTMENT_AT = "2031-03-04T09:00:00+02:00"
+
+
+def appointment_body(ctx: dict) -> dict:
+    """A booking naming the home clinic (so other_staff is refused, and admins have their clinic)."""
+    return {"patient_phone": "+26772000097", "appointment_datetime": APPOINTMENT_AT,
+            "clinic_id": str(ctx["home_clinic"])}  # fmt: skip
+
+
+def appointment_change_body(ctx: dict) -> dict:
+    return {"language": "en"}
+
+
+def attendance_body(ctx: dict) -> dict:
+    return {"attended": True}
+
+
+def bulk_body(ctx: dict) -> dict:
+    """One cancel of the home clinic's appointment: the request is 200 for every writer (results per item)."""
+    return {"items": [{"action": "cancel", "id": str(ctx["home_appointment"])}]}
+
+
+def upload_form(ctx: dict) -> dict:
+    csv = b"patient_phone,appointment_datetime,language\n+26772000096,2031-03-04 09:00,tn\n"
+    return {"file": (io.BytesIO(csv), "appointments.csv")}
+
+
+def home_appointment(people: dict) -> dict:
+    """An appointment (and so a patient) at the home clinic."""
+    appointment = appointments.create(None, people["home"], patient_phone="+26772000095",
+                                      appointment_datetime=datetime.fromisoformat(APPOINTMENT_AT))  # fmt: skip
+    db.session.commit()
+    return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
+
+
 # --- the table ----------------------------------------------------------------------------------------------------
 
 # fmt: off
@@ -158,6 +195,36 @@ TABLE = [
         setup=home_message),
     row("GET",    "/api/v1/sms/queue",                   None,               (401, 200, 200, 200, 403, 200)),
     row("GET",    "/api/v1/messages",                    None,               (401, 200, 200, 200, 403, 200)),
+
+    # Appointments: staff write for their own clinic, viewers read theirs; other_staff list and book their own
+    # (the booking body names the home clinic, so theirs is refused).
+    row("GET",    "/api/v1/appointments",                None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/appointments",                appointment_body,   (401, 403, 201, 403, 403, 201)),
+    row("GET",    "/api/v1/appointments/upcoming",       None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/appointments/bulk",           bulk_body,          (401, 403, 200, 200, 403, 200),
+        setup=home_appointment),
+    row("POST",   "/api/v1/appointments/upload",         None,               (401, 403, 200, 200, 403, 200),
+        files=upload_form),
+    row("POST",   "/api/v1/appointments/upload?clinic_id={home_clinic}", None, (401, 403, 200, 403, 403, 200),
+        files=upload_form),
+    row("GET",    "/api/v1/appointments/{home_appointment}", None,           (401, 200, 200, 403, 403, 200),
+        setup=home_appointment),
+    row("PUT",    "/api/v1/appointments/{home_appointment}", appointment_change_body, (401, 403, 200, 403, 403, 200),
+        setup=home_appointment),
+    row("DELETE", "/api/v1/appointments/{home_appointment}", None,           (401, 403, 200, 403, 403, 200),
+        setup=home_appointment),
+    row("PUT",    "/api/v1/appointments/{home_appointment}/attendance", attendance_body,
+        (401, 403, 200, 403, 403, 200), setup=home_appointment),
+
+    row("GET",    "/api/v1/reports/attendance",          None,               (401, 200, 200, 200, 403, 200)),
+
+    row("GET",    "/api/v1/patients",                    None,               (401, 200, 200, 200, 403, 200)),
+    row("GET",    "/api/v1/patients/{home_patient}",     None,               (401, 200, 200, 403, 403, 200),
+        setup=home_appointment),
+    row("DELETE", "/api/v1/patients/{home_patient}",     None,               (401, 403, 403, 403, 403, 204),
+        setup=home_appointment),
+
+    row("GET",    "/api/v1/audit",                       None,               (401, 403, 403, 403, 403, 200)),
 ]
 # fmt: on
 
@@ -203,6 +270,7 @@ def test_status_for_each_endpoint_and_actor(client, people, table_row: Row, acto
         method=table_row.method,
         headers=_headers(people, actor, table_row.token),
         json=table_row.body(ctx) if table_row.body else None,
+        data=table_row.files(ctx) if table_row.files else None,
     )
     assert response.status_code == table_row.expected[actor], response.get_data(as_text=True)[:500]
     if response.status_code >= 400:
@@ -210,8 +278,8 @@ def test_status_for_each_endpoint_and_actor(client, people, table_row: Row, acto
 
 
 def _shape(path: str) -> str:
-    """``/users/<uuid:user_id>`` and ``/users/{staff_user}`` both become ``/users/{}``."""
-    return re.sub(r"<[^>]*>|\{[^}]*\}", "{}", path)
+    """``/users/<uuid:user_id>`` and ``/users/{staff_user}`` both become ``/users/{}`` (a query string is dropped)."""
+    return re.sub(r"<[^>]*>|\{[^}]*\}", "{}", path.split("?")[0])
 
 
 def test_every_api_route_is_in_the_table(app):

@@ -1,0 +1,239 @@
+"""Appointments: the JSON fields of the REST API (the CSV columns), lists, bulk changes and the import report."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from marshmallow import validate
+
+from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES
+from app.schemas.common import PaginationQuery, language_field, page_of
+
+BULK_LIMIT = 1000  # items in one POST /bulk
+YEARS = (2000, 2200)  # appointment times outside these years are typing mistakes (and overflow time zone maths)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def storable(value: str) -> None:
+    """Text the databases can store: no NUL character (PostgreSQL refuses it) and no lone UTF-16 surrogate (JSON
+    allows ``"\\ud800"``, UTF-8 cannot encode it). Refused here, as a 422, rather than failing in the database."""
+    if "\x00" in value:
+        raise ma.ValidationError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ma.ValidationError("Must be valid Unicode text (it holds a lone surrogate).") from None
+
+
+def text_field(max_length: int, *, min_length: int = 1, **kwargs) -> ma.fields.String:
+    """A trimmed string of ``min_length`` to ``max_length`` characters (after trimming) the databases can store."""
+    return _Trimmed(validate=[validate.Length(min=min_length, max=max_length), storable], **kwargs)
+
+
+class _Trimmed(ma.fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def _in_years(moment: datetime) -> None:
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ma.ValidationError(f"The year must be between {YEARS[0]} and {YEARS[1]}.")
+
+
+def appointment_time(**kwargs) -> ma.fields.DateTime:
+    """ISO 8601 with an offset, or without one (then read in the clinic's time); ``YYYY-MM-DD HH:MM`` works too."""
+    kwargs.setdefault("metadata", {}).update(
+        description="ISO 8601; with an offset (e.g. 2026-03-04T09:00:00+02:00), or without one for clinic time",
+        example="2026-03-04T09:00:00+02:00",
+    )
+    return ma.fields.DateTime(validate=_in_years, **kwargs)
+
+
+class DayOrMoment(ma.fields.Field):
+    """A query bound: a date (``YYYY-MM-DD``, a whole day in clinic time) or an ISO 8601 date-time."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("type", "string")
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> date | datetime:
+        invalid = ma.ValidationError("Not a date (YYYY-MM-DD) or an ISO 8601 date-time.")
+        if not isinstance(value, str):
+            raise invalid
+        text = value.strip()
+        if _DATE.match(text):
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise invalid from None
+            _in_years(datetime(day.year, 1, 1))
+            return day
+        try:
+            moment = ma.fields.DateTime().deserialize(text)
+        except ma.ValidationError:
+            raise invalid from None
+        _in_years(moment)
+        return moment
+
+
+class LocalDateTime(ma.fields.DateTime):
+    """The appointment time in its clinic's time zone, with the offset (read only)."""
+
+    def get_value(self, obj, attr, accessor=None, default=ma.missing):
+        return obj.appointment_datetime.astimezone(ZoneInfo(obj.clinic.timezone))
+
+
+# --- responses ----------------------------------------------------------------------------------------------------
+
+
+class AppointmentSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    clinic_id = ma.fields.UUID(required=True)
+    patient_id = ma.fields.UUID(required=True)
+    patient_phone = ma.fields.String(required=True, attribute="patient.phone",
+                                     metadata={"description": "E.164 (erased:<patient id> after erasure)"})  # fmt: skip
+    patient_name = ma.fields.String(allow_none=True, attribute="patient.name")
+    appointment_datetime = ma.fields.AwareDateTime(required=True, metadata={"description": "UTC"})
+    local_datetime = LocalDateTime(required=True, metadata={"description": "clinic time, with its offset"})
+    language = ma.fields.String(allow_none=True, metadata={"description": "en, tn, or null: the patient's"})
+    status = ma.fields.String(required=True, validate=validate.OneOf(STATUSES))
+    reminders_sent = ma.fields.Integer(required=True)
+    attended = ma.fields.Boolean(allow_none=True, metadata={"description": "null until known"})
+    confirmed_at = ma.fields.AwareDateTime(allow_none=True)
+    cancelled_by = ma.fields.String(allow_none=True, validate=validate.OneOf(CANCELLED_BY))
+    external_ref = ma.fields.String(allow_none=True)
+    channel = ma.fields.String(required=True)
+    next_reminder_at = ma.fields.AwareDateTime(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+AppointmentPageSchema = page_of(AppointmentSchema, "AppointmentPage")
+
+
+class BulkErrorSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    message = ma.fields.String(required=True)
+    details = ma.fields.Dict(required=True)
+
+
+class BulkResultSchema(ma.Schema):
+    index = ma.fields.Integer(required=True, metadata={"description": "the item's position in the request, from 0"})
+    status = ma.fields.Integer(required=True, metadata={"description": "what the item alone would have answered"})
+    id = ma.fields.UUID(metadata={"description": "the appointment, when the item succeeded"})
+    error = ma.fields.Nested(BulkErrorSchema, metadata={"description": "the error, when it failed"})
+
+
+class BulkResponseSchema(ma.Schema):
+    results = ma.fields.List(ma.fields.Nested(BulkResultSchema), required=True)
+
+
+class ImportErrorSchema(ma.Schema):
+    line = ma.fields.Integer(required=True, metadata={"description": "the file's line; the header is line 1"})
+    column = ma.fields.String(allow_none=True, metadata={"description": "the header name"})
+    message = ma.fields.String(required=True)
+
+
+class ImportReportSchema(ma.Schema):
+    imported = ma.fields.Integer(required=True)
+    updated = ma.fields.Integer(required=True)
+    unchanged = ma.fields.Integer(required=True)
+    errors = ma.fields.List(ma.fields.Nested(ImportErrorSchema), required=True)
+    error_count = ma.fields.Integer(required=True, metadata={"description": "all errors (the list may be capped)"})
+
+
+# --- requests -----------------------------------------------------------------------------------------------------
+
+
+class AppointmentCreateSchema(ma.Schema):
+    """The CSV columns as JSON fields."""
+
+    patient_phone = ma.fields.String(
+        required=True, validate=[validate.Length(min=1, max=32), storable],
+        metadata={"description": "E.164, or a national number of the clinic's country", "example": "+26771234567"},
+    )  # fmt: skip
+    appointment_datetime = appointment_time(required=True)
+    language = language_field(allow_none=True, load_default=None)
+    patient_name = text_field(200, allow_none=True, load_default=None)
+    external_ref = text_field(100, allow_none=True, load_default=None,
+                              metadata={"description": "the clinic system's own id"})  # fmt: skip
+    clinic_id = ma.fields.UUID(load_default=None, metadata={"description": "admins only (required for them)"})
+    channel = ma.fields.String(allow_none=True, load_default=None, validate=validate.OneOf(PATIENT_CHANNELS),
+                               metadata={"description": "where the patient's reminders go: sms or whatsapp"})  # fmt: skip
+
+
+class AppointmentUpdateSchema(ma.Schema):
+    """Every field optional; only those sent change. A new time re-plans the reminders and tells the patient."""
+
+    appointment_datetime = appointment_time()
+    language = language_field(allow_none=True)
+    patient_name = text_field(200, allow_none=True)
+    external_ref = text_field(100, allow_none=True)
+
+
+class AttendanceSchema(ma.Schema):
+    attended = ma.fields.Boolean(required=True)
+
+
+class AppointmentQuerySchema(PaginationQuery):
+    since = DayOrMoment(
+        data_key="from", metadata={"description": "a date (from its start, clinic time) or a date-time"}
+    )
+    until = DayOrMoment(data_key="to", metadata={"description": "a date (to its end, clinic time) or a date-time "
+                                                                "(exclusive)"})  # fmt: skip
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+    phone = ma.fields.String(validate=[validate.Length(min=1, max=64), storable],
+                             metadata={"description": "E.164, or a national number of the clinic's country"})  # fmt: skip
+    clinic_id = ma.fields.UUID(metadata={"description": "admins: any clinic; others: only their own"})
+
+
+class UpcomingQuerySchema(PaginationQuery):
+    clinic_id = ma.fields.UUID(metadata={"description": "admins: any clinic; others: only their own"})
+
+
+class BulkCreateItemSchema(AppointmentCreateSchema):
+    action = ma.fields.String(required=True, validate=validate.Equal("create"))
+
+
+class BulkCancelItemSchema(ma.Schema):
+    action = ma.fields.String(required=True, validate=validate.Equal("cancel"))
+    id = ma.fields.UUID(required=True)
+
+
+class BulkRescheduleItemSchema(ma.Schema):
+    action = ma.fields.String(required=True, validate=validate.Equal("reschedule"))
+    id = ma.fields.UUID(required=True)
+    appointment_datetime = appointment_time(required=True)
+
+
+BULK_ITEM_SCHEMAS = {
+    "create": BulkCreateItemSchema,
+    "cancel": BulkCancelItemSchema,
+    "reschedule": BulkRescheduleItemSchema,
+}
+
+
+class BulkRequestSchema(ma.Schema):
+    items = ma.fields.List(
+        ma.fields.Dict(),
+        required=True,
+        validate=validate.Length(min=1, max=BULK_LIMIT),
+        metadata={
+            "description": f"1 to {BULK_LIMIT} items, each checked on its own: "
+            '{"action": "create", <the fields of POST /appointments>}, {"action": "cancel", "id"}, or '
+            '{"action": "reschedule", "id", "appointment_datetime"}'
+        },
+    )
+
+
+class UploadFileSchema(ma.Schema):
+    file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                                  "description": "the CSV file (UTF-8, , or ; separated)"})  # fmt: skip
+
+
+class UploadQuerySchema(ma.Schema):
+    atomic = ma.fields.Boolean(load_default=False, metadata={"description": "import nothing if any row is invalid"})
+    clinic_id = ma.fields.UUID(metadata={"description": "admins: the clinic of rows without a clinic_id column value"})
