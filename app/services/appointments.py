@@ -359,6 +359,19 @@ def free_slots(clinic: Clinic, *, count: int = 3, now: datetime | None = None,
     return found
 
 
+def slot_is_free(appointment: Appointment, at: datetime) -> bool:
+    """Whether ``appointment`` can still move to ``at``: far enough ahead, on the slot grid, with room left.
+
+    The clinic's row is locked first (PostgreSQL; SQLite's write lock is already held), so two patients answering
+    at the same moment cannot both take the last place in a slot.
+    """
+    if at < utcnow() + SLOT_LEAD:
+        return False
+    db.session.execute(select(Clinic.id).where(Clinic.id == appointment.clinic_id).with_for_update())
+    # The first free slot from `at` on is `at` itself exactly when that slot still has room.
+    return free_slots(appointment.clinic, count=1, now=at - SLOT_LEAD, exclude=appointment.id) == [at]
+
+
 def _starts_between(clinic_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None) -> list[datetime]:
     stmt = select(Appointment.appointment_datetime).where(
         Appointment.clinic_id == clinic_id,

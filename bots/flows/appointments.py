@@ -9,7 +9,7 @@ text at most once a day per contact, then silence. Every text is in the appointm
 (:func:`app.services.appointments.text_for`); the inbound message and the reply are linked to the appointment and
 its clinic, so the clinic sees them in its message log and retention erases them with it.
 
-The helpers for the shared steps (:func:`link`, :func:`slot_still_free`) are used by the USSD patient menu too.
+The helpers for the shared steps (:func:`link`, :func:`still_active`) are used by the USSD patient menu too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import t
-from app.models import Appointment, Clinic, Message, utcnow
+from app.models import Appointment, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.message import DIRECTION_OUT
 from app.services import appointments
@@ -63,21 +63,6 @@ def link(ctx: Context, appointment: Appointment) -> None:
     """Tie the inbound message (and so the engine's reply or USSD screen) to the appointment and its clinic."""
     ctx.message.appointment_id = appointment.id
     ctx.message.clinic_id = appointment.clinic_id
-
-
-def slot_still_free(appointment: Appointment, at: datetime) -> bool:
-    """Whether the appointment can still move to ``at``: far enough ahead and with room left in that slot.
-
-    The clinic's row is locked first (PostgreSQL; SQLite's write lock is already held), so two patients answering
-    at the same moment cannot both take the last place in a slot.
-    """
-    if at < utcnow() + appointments.SLOT_LEAD:
-        return False
-    db.session.execute(select(Clinic.id).where(Clinic.id == appointment.clinic_id).with_for_update())
-    # The first free slot from `at` on is `at` itself exactly when that slot still has room.
-    found = appointments.free_slots(appointment.clinic, count=1, now=at - appointments.SLOT_LEAD,
-                                    exclude=appointment.id)  # fmt: skip
-    return found == [at]
 
 
 def upcoming(ctx: Context) -> Appointment | None:
@@ -153,7 +138,7 @@ class AppointmentReplies(Flow):
             return self._offer(ctx, appointment, appointments.request_change(None, appointment))
         if answer is not None:  # a letter of the open offer
             chosen = slots[LETTERS.index(answer)]
-            if not slot_still_free(appointment, chosen):  # taken while the patient was choosing
+            if not appointments.slot_is_free(appointment, chosen):  # taken while the patient was choosing
                 return self._offer(ctx, appointment, appointments.free_slots(appointment.clinic,
                                                                              exclude=appointment.id))  # fmt: skip
             appointments.reschedule(None, appointment, chosen, by_patient=True)

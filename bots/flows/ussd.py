@@ -27,7 +27,7 @@ from app.models import Appointment, Patient, User
 from app.models.user import ROLE_STAFF
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
-from bots.flows.appointments import link, normalise, slot_still_free, still_active
+from bots.flows.appointments import link, normalise, still_active
 from bots.messages import USSD
 
 SCREEN_LIMIT = 160  # characters after CON/END that every network shows
@@ -140,7 +140,7 @@ class PatientMenu(Flow):
             return self._menu(ctx, appointment)
         if choice.isdigit() and 1 <= int(choice) <= len(slots):
             chosen = slots[int(choice) - 1]
-            if not slot_still_free(appointment, chosen):  # taken while the patient was choosing
+            if not appointments.slot_is_free(appointment, chosen):  # taken while the patient was choosing
                 return self._slots(ctx, appointment, appointments.free_slots(appointment.clinic,
                                                                              exclude=appointment.id))  # fmt: skip
             appointments.reschedule(None, appointment, chosen, by_patient=True)
