@@ -82,12 +82,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSAPP_API_BASE_URL", "", "scheme://host[:port] of the Graph API; unset: https://graph.facebook.com"),
     Setting("WHATSAPP_API_VERSION", "v21.0", "Graph API version"),
     Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
+    # --- appointments ---------------------------------------------------------------------------------------
+    Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased"),
 )
 
 _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
     "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
-    "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS",
+    "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
 )  # fmt: skip
 
 
@@ -149,6 +151,8 @@ def load_config(overrides: dict | None = None) -> dict:
             config[name] = int(config[name])
         except ValueError as exc:
             raise ConfigError(f"{name} must be a whole number, not {config[name]!r}") from exc
+    if config["MESSAGE_RETENTION_DAYS"] < 1:  # 0 or less would erase the texts of appointments still to come
+        raise ConfigError(f"MESSAGE_RETENTION_DAYS must be at least 1, not {config['MESSAGE_RETENTION_DAYS']}")
     config.update({
         "THUSA_ENV": env,
         "DEBUG": False,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict, ServiceError
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # What a clinic sends its own patients about their appointments is not counted against the SMS-pumping caps.
 UNCAPPED_KINDS = (KIND_REMINDER, KIND_NOTICE)
+ENQUEUE_CHUNK = 40  # send jobs (of up to 25 messages each) per Redis round trip when many are enqueued at once
 
 
 class OptedOut(Conflict):
@@ -166,3 +170,147 @@ def enqueue_send(message_id: uuid.UUID) -> None:
     from workers.outbound import send_message
 
     enqueue(QUEUE_OUTBOUND, send_message, str(message_id), job_id=f"send-{message_id}")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for :func:`queue_many`: what :func:`queue_outbound` takes, for kinds the caps do not count."""
+
+    channel: str
+    address: str
+    text: str
+    language: str | None = None
+    kind: str = KIND_REMINDER
+    clinic_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+    dedupe_key: str | None = None
+    send_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueuedMany:
+    """What :func:`queue_many` did: the rows it wrote, and what it skipped."""
+
+    ids: list[uuid.UUID]  # new rows, queued or scheduled
+    scheduled: int  # of those, how many wait for their send_at
+    duplicates: int  # already in the outbox under the same dedupe_key
+    opted_out: int  # not written: the recipient has opted out
+
+
+# The columns of a bulk insert that vary per row, in the order of _BULK_INSERT's arrays.
+_BULK_COLUMNS = ("id", "channel", "address", "text", "language", "kind", "clinic_id", "appointment_id", "contact_id",
+                 "encoding", "segments", "send_at", "status", "dedupe_key")  # fmt: skip
+_BULK_INSERT = text(
+    "INSERT INTO messages (id, channel, address, text, language, kind, clinic_id, appointment_id, contact_id,"
+    " encoding, segments, send_at, status, dedupe_key, direction, buttons, media, attempts, created_at, updated_at)"
+    " SELECT *, :direction, '[]', '[]', 0, :stamp, :stamp FROM unnest(CAST(:id AS uuid[]),"
+    " CAST(:channel AS varchar[]), CAST(:address AS varchar[]), CAST(:text AS text[]), CAST(:language AS varchar[]),"
+    " CAST(:kind AS varchar[]), CAST(:clinic_id AS uuid[]), CAST(:appointment_id AS uuid[]),"
+    " CAST(:contact_id AS uuid[]), CAST(:encoding AS varchar[]), CAST(:segments AS integer[]),"
+    " CAST(:send_at AS timestamptz[]), CAST(:status AS varchar[]), CAST(:dedupe_key AS varchar[]))"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+
+
+def _insert_rows(rows: list[dict], stamp: datetime) -> set[uuid.UUID]:
+    """Insert outbox rows, skipping a dedupe_key already there; returns the ids inserted.
+
+    PostgreSQL gets one statement of a few arrays (``unnest``): several times faster than a multi-row VALUES list,
+    whose thousands of placeholders the driver must parse. SQLite gets the multi-row INSERT.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in _BULK_COLUMNS}
+        return set(db.session.scalars(_BULK_INSERT, {**columns, "direction": DIRECTION_OUT, "stamp": stamp}))
+    full = [{**row, "direction": DIRECTION_OUT, "buttons": [], "media": [], "attempts": 0, "created_at": stamp,
+             "updated_at": stamp} for row in rows]  # fmt: skip
+    statement = sqlite.insert(Message.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return set(db.session.scalars(statement.returning(Message.__table__.c.id), full))
+
+
+def queue_many(messages: Sequence[Outgoing], *, now: datetime | None = None) -> QueuedMany:
+    """Write many outbound messages to the outbox in the caller's transaction, in bulk; their sends are enqueued on
+    commit in batch jobs (:func:`enqueue_sends`).
+
+    The rules are :func:`queue_outbound`'s: nothing goes to an opted-out contact, SMS encoding and segments are
+    recorded, a ``dedupe_key`` already in the outbox writes nothing (``ON CONFLICT DO NOTHING``, so two callers
+    racing on the same key write one row). Only kinds the SMS caps do not count (reminders, notices) are taken.
+
+    Args:
+        messages: the messages.
+        now: the current time; a message with a later ``send_at`` waits as ``scheduled``.
+
+    Returns:
+        The ids of the new rows, and how many were duplicates or opted out.
+
+    Raises:
+        ValueError: a message of a kind the SMS caps count (send those with :func:`queue_outbound`).
+    """
+    capped = sorted({m.kind for m in messages if m.kind not in UNCAPPED_KINDS})
+    if capped:
+        raise ValueError(f"queue_many takes only {', '.join(UNCAPPED_KINDS)} messages, not {', '.join(capped)}")
+    if not messages:
+        return QueuedMany([], 0, 0, 0)
+    now = now or utcnow()
+    addresses = sorted({m.address for m in messages})
+    contacts = {
+        address: (contact_id, opted_out_at)
+        for address, contact_id, opted_out_at in db.session.execute(
+            select(Contact.address, Contact.id, Contact.opted_out_at).where(Contact.address.in_(addresses))
+        )
+    }
+    rows, opted_out, stamp = [], 0, utcnow()
+    for m in messages:
+        contact_id, opted_out_at = contacts.get(m.address, (None, None))
+        if opted_out_at is not None:
+            opted_out += 1
+            continue
+        encoding, segments = sms_encoding(m.text) if m.channel == SMS else (None, None)
+        scheduled = m.send_at is not None and m.send_at > now
+        rows.append({
+            "id": uuid.uuid4(), "channel": m.channel, "address": m.address, "text": m.text, "language": m.language,
+            "kind": m.kind, "clinic_id": m.clinic_id, "appointment_id": m.appointment_id, "contact_id": contact_id,
+            "encoding": encoding, "segments": segments, "send_at": m.send_at,
+            "status": STATUS_SCHEDULED if scheduled else STATUS_QUEUED, "dedupe_key": m.dedupe_key,
+        })  # fmt: skip
+    if not rows:
+        return QueuedMany([], 0, 0, opted_out)
+    inserted = _insert_rows(rows, stamp)
+    ids = [row["id"] for row in rows if row["id"] in inserted]
+    to_send = [row["id"] for row in rows if row["id"] in inserted and row["status"] == STATUS_QUEUED]
+    if to_send:
+        after_commit(db.session(), lambda: enqueue_sends(to_send))
+    return QueuedMany(ids, len(ids) - len(to_send), len(rows) - len(ids), opted_out)
+
+
+def enqueue_sends(message_ids: Iterable[uuid.UUID | str]) -> None:
+    """Enqueue the sends of many outbox rows: one batch job (``workers.outbound.send_batch``) per
+    ``SEND_BATCH`` rows, up to 40 jobs per Redis round trip.
+
+    Each row also gets a key naming its batch job, so the sweeper knows it is pending. A batch job is not retried
+    by RQ: a row it could not send stays ``queued`` and the sweeper gives it a job of its own (retried with
+    back-off). A single row gets the job :func:`enqueue_send` makes.
+    """
+    from rq import Queue
+
+    from workers import DEFAULT_RETRY, QUEUE_OUTBOUND, get_queue
+    from workers.outbound import BATCH_KEY, BATCH_KEY_SECONDS, SEND_BATCH, send_batch, send_message
+
+    queue = get_queue(QUEUE_OUTBOUND)
+    ids = [str(message_id) for message_id in message_ids]
+    batches = [ids[start : start + SEND_BATCH] for start in range(0, len(ids), SEND_BATCH)]
+    for first in range(0, len(batches), ENQUEUE_CHUNK):
+        with queue.connection.pipeline() as pipe:
+            jobs = []
+            for batch in batches[first : first + ENQUEUE_CHUNK]:
+                if len(batch) == 1:
+                    jobs.append(Queue.prepare_data(send_message, args=(batch[0],), job_id=f"send-{batch[0]}",
+                                                   retry=DEFAULT_RETRY, timeout=300, result_ttl=3600,
+                                                   failure_ttl=7 * 86400))  # fmt: skip
+                    continue
+                job_id = f"send-batch-{batch[0]}"
+                jobs.append(Queue.prepare_data(send_batch, args=(batch,), job_id=job_id, timeout=300,
+                                               result_ttl=3600, failure_ttl=7 * 86400))  # fmt: skip
+                for message_id in batch:
+                    pipe.set(f"{BATCH_KEY}{message_id}", job_id, ex=BATCH_KEY_SECONDS)
+            queue.enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()

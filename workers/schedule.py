@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from workers import QUEUE_OUTBOUND, enqueue
+from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,13 @@ class PeriodicJob:
     queue: str
 
 
-SCHEDULE: tuple[PeriodicJob, ...] = (PeriodicJob("sweep-messages", "workers.outbound.sweep", 60, QUEUE_OUTBOUND),)
+SCHEDULE: tuple[PeriodicJob, ...] = (
+    PeriodicJob("sweep-messages", "workers.outbound.sweep", 60, QUEUE_OUTBOUND),
+    PeriodicJob("queue-reminders", "workers.reminders.queue_due_reminders", 60, QUEUE_REMINDERS),
+    # Hourly, so each clinic's day ends on time in its own time zone (Gaborone's at 22:00 UTC, Accra's at 00:00).
+    PeriodicJob("mark-missed", "workers.reminders.mark_missed", 3600, QUEUE_DEFAULT),
+    PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
+)
 
 
 def tick(connection: redis.Redis, now: float | None = None, schedule: tuple[PeriodicJob, ...] = SCHEDULE) -> list[str]:

@@ -9,11 +9,17 @@ import importlib
 import logging
 import threading
 import types
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import redis
+from sqlalchemy import select
 
-from workers import QUEUES, get_queue, runner
+from app.extensions import db
+from app.models import Appointment, Message
+from app.services import appointments
+from tests.conftest import make_clinic
+from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, QUEUE_REMINDERS, QUEUES, get_queue, runner
 from workers import schedule as periodic
 from workers.schedule import SCHEDULE, PeriodicJob, run, tick
 
@@ -101,10 +107,65 @@ def test_a_new_period_enqueues_again(app, redis_conn):
     tick(redis_conn, now=NOW)
 
     next_period = NOW + job.every_seconds
-    assert tick(redis_conn, now=next_period) == [_expected_id(j, next_period) for j in SCHEDULE]
+    new_slot = [j for j in SCHEDULE if int(next_period // j.every_seconds) != int(NOW // j.every_seconds)]
+    assert job in new_slot
+    assert tick(redis_conn, now=next_period) == [_expected_id(j, next_period) for j in new_slot]
 
     assert get_queue(job.queue).job_ids == [_expected_id(job, NOW), _expected_id(job, next_period)]
     assert _expected_id(job, next_period) == f"periodic-{job.name}-{int(NOW // job.every_seconds) + 1}"
+
+
+@pytest.mark.parametrize(
+    ("name", "func", "every_seconds", "queue"),
+    [
+        ("sweep-messages", "workers.outbound.sweep", 60, QUEUE_OUTBOUND),
+        ("queue-reminders", "workers.reminders.queue_due_reminders", 60, QUEUE_REMINDERS),
+        ("mark-missed", "workers.reminders.mark_missed", 3600, QUEUE_DEFAULT),
+        ("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
+    ],
+)
+def test_the_schedule_runs_each_job_at_its_period_on_its_queue(name, func, every_seconds, queue):
+    assert PeriodicJob(name, func, every_seconds, queue) in SCHEDULE
+
+
+@pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
+def test_each_job_is_enqueued_once_per_period_whatever_the_ticks(app, redis_conn, job):
+    start = (NOW // job.every_seconds) * job.every_seconds
+    instants = [start, start + 1, start + job.every_seconds - 1, start + job.every_seconds,
+                start + 2 * job.every_seconds - 1, start + 2 * job.every_seconds]  # fmt: skip
+    for when in instants:
+        tick(redis_conn, now=when, schedule=(job,))
+
+    slots = int(start // job.every_seconds)
+    assert get_queue(job.queue).job_ids == [f"periodic-{job.name}-{slots + n}" for n in range(3)]
+
+
+def test_the_reminder_job_the_scheduler_enqueues_runs_in_the_worker_and_its_reminders_go_out(app, redis_conn,
+                                                                                             keep_signal_handlers):  # fmt: skip
+    """The whole road with the real clock: tick → worker runs queue_due_reminders → the worker sends each reminder
+    (console sender: no provider configured) → counted on the appointment."""
+    clinic = make_clinic()
+    clinic.reminder_offsets_minutes = [1440]
+    clinic.send_window_start, clinic.send_window_end = time(0, 0), time.max  # any hour: the real clock decides
+    now = datetime.now(UTC)
+    patient = appointments.patient_for("+26771234567")
+    appointment = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
+                              appointment_datetime=now + timedelta(hours=23), import_key="ref:E2E-1")  # fmt: skip
+    db.session.add(appointment)
+    db.session.flush()
+    appointments.plan_reminders(appointment, now - timedelta(hours=2))  # booked earlier: due an hour ago
+    db.session.commit()
+    db.session.close()
+
+    assert "periodic-queue-reminders-" + str(int(now.timestamp() // 60)) in tick(redis_conn, now=now.timestamp())
+    runner.run_worker(app, burst=True, with_scheduler=False)
+
+    db.session.expire_all()
+    (reminder,) = db.session.scalars(select(Message).where(Message.kind == "reminder")).all()
+    assert (reminder.status, reminder.provider) == ("sent", "console")
+    assert reminder.dedupe_key == appointments.reminder_key(appointment, 1440)
+    done = db.session.get(Appointment, appointment.id)
+    assert (done.reminders_sent, done.next_reminder_at) == (1, None)
 
 
 def test_jobs_of_different_periods_are_claimed_separately(app, redis_conn):
