@@ -30,7 +30,7 @@ from app.schemas.appointments import (
 )
 from app.schemas.common import page_body
 from app.security import current_actor
-from app.services import appointment_import, appointments
+from app.services import appointment_import, appointments, clinics
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments",
                 description="Clinic appointments (staff: their clinic; admins: all; viewers: read).")  # fmt: skip
@@ -118,7 +118,7 @@ def upload(query, files):
     naming ``file``.
     """
     actor = current_actor()
-    appointments.clinic_for(actor, query.get("clinic_id"), location="query")
+    clinics.clinic_for(actor, query.get("clinic_id"), location="query")
     data = files["file"].read()
     if not data:
         raise ValidationFailed("The file is empty.", {"files": {"file": ["The file is empty."]}})

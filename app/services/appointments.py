@@ -33,7 +33,7 @@ from app.models.appointment import (
 )
 from app.models.clinic import WEEKDAYS
 from app.models.message import KIND_NOTICE
-from app.services import audit, messaging
+from app.services import audit, clinics, messaging
 from app.services.phones import to_e164
 from bots.outbox import OptedOut, queue_outbound
 
@@ -403,28 +403,6 @@ def _unit_of_work():
     db.session.commit()
 
 
-def clinic_for(actor, clinic_id: uuid.UUID | None, *, location: str = "json", required: bool = False) -> Clinic | None:
-    """The clinic a request acts for: staff and viewers always their own; admins the one they name.
-
-    Raises:
-        Forbidden: a non-admin named another clinic. ValidationFailed: no such clinic, or an admin named none
-            where one is ``required`` (the error names ``clinic_id`` in ``location``).
-    """
-    if not actor.is_admin:
-        if clinic_id is not None and clinic_id != actor.clinic_id:
-            raise Forbidden("You can only act for your own clinic.")
-        clinic_id = actor.clinic_id
-    if clinic_id is None:
-        if required:
-            raise ValidationFailed("Say which clinic: clinic_id is required for admins.",
-                                   {location: {"clinic_id": ["Required for admins."]}})  # fmt: skip
-        return None
-    clinic = db.session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise ValidationFailed("No clinic with this id.", {location: {"clinic_id": ["No clinic with this id."]}})
-    return clinic
-
-
 def phone_of(value: str, clinic: Clinic | None, *, field: str = "patient_phone", location: str = "json") -> str:
     """A patient's number in E.164; a national number is read in the clinic's country.
 
@@ -524,7 +502,7 @@ def list_appointments(actor, *, page: int, per_page: int, since: date | datetime
 
     Dates are whole days in each clinic's time; ``until`` is exclusive for a date-time, inclusive for a date.
     """
-    clinic = clinic_for(actor, clinic_id, location="query")
+    clinic = clinics.clinic_for(actor, clinic_id, location="query")
     stmt = visible(actor).where(in_period(since, until, clinic))
     if clinic is not None:
         stmt = stmt.where(Appointment.clinic_id == clinic.id)
@@ -546,7 +524,7 @@ def upcoming(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None = N
     """Active appointments from now to the end of the 7th day (today included) in each clinic's time, soonest
     first; an audited read."""
     now = now or utcnow()
-    clinic = clinic_for(actor, clinic_id, location="query")
+    clinic = clinics.clinic_for(actor, clinic_id, location="query")
     zones = [clinic.timezone] if clinic is not None else db.session.scalars(select(Clinic.timezone).distinct()).all()
     ends = []
     for timezone in zones:
@@ -568,7 +546,7 @@ def upcoming(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None = N
 
 
 def _create(actor, data: dict, *, location: str = "json") -> Appointment:
-    clinic = clinic_for(actor, data.get("clinic_id"), location=location, required=True)
+    clinic = clinics.clinic_for(actor, data.get("clinic_id"), location=location, required=True)
     return create(
         actor,
         clinic,

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Clinic, User
 from app.services import appointments, audit
@@ -79,3 +79,25 @@ def delete_clinic(actor, clinic_id: uuid.UUID) -> None:
     db.session.delete(clinic)
     audit.record(actor, "clinic.delete", "clinic", clinic.id, {"name": clinic.name})
     db.session.commit()
+
+
+def clinic_for(actor, clinic_id: uuid.UUID | None, *, location: str = "json", required: bool = False) -> Clinic | None:
+    """The clinic a request acts for: staff and viewers always their own; admins the one they name.
+
+    Raises:
+        Forbidden: a non-admin named another clinic. ValidationFailed: no such clinic, or an admin named none
+            where one is ``required`` (the error names ``clinic_id`` in ``location``).
+    """
+    if not actor.is_admin:
+        if clinic_id is not None and clinic_id != actor.clinic_id:
+            raise Forbidden("You can only act for your own clinic.")
+        clinic_id = actor.clinic_id
+    if clinic_id is None:
+        if required:
+            raise ValidationFailed("Say which clinic: clinic_id is required for admins.",
+                                   {location: {"clinic_id": ["Required for admins."]}})  # fmt: skip
+        return None
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise ValidationFailed("No clinic with this id.", {location: {"clinic_id": ["No clinic with this id."]}})
+    return clinic

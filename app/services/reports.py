@@ -12,7 +12,8 @@ from app.models import Appointment, Clinic, Contact, Patient
 from app.models.appointment import PATIENT_CHANNELS, STATUS_ATTENDED, STATUS_CANCELLED, STATUS_MISSED
 from app.models.clinic import LANGUAGES
 from app.services import audit
-from app.services.appointments import clinic_for, in_period
+from app.services.appointments import in_period
+from app.services.clinics import clinic_for
 
 REMINDER_BUCKETS = ("0", "1", "2", "3+")
 COUNTS = ("appointments", "reminded", "confirmed", "attended", "missed", "cancelled")

@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import Clinic, Message, MessageEvent, utcnow
 from app.models.message import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
 from app.services import audit
+from app.services.clinics import clinic_for
 from app.services.phones import to_e164
 from bots.messages import SMS
 from bots.outbox import queue_outbound
@@ -19,20 +20,6 @@ from bots.outbox import queue_outbound
 
 class InvalidPhoneNumber(ServiceError):
     status, code = 400, "invalid_phone_number"
-
-
-def _clinic_for(actor, clinic_id: uuid.UUID | None) -> Clinic | None:
-    """The clinic a request acts for: staff and viewers always their own; admins the one they name, if any."""
-    if not actor.is_admin:
-        if clinic_id is not None and clinic_id != actor.clinic_id:
-            raise Forbidden("You can only act for your own clinic.")
-        clinic_id = actor.clinic_id
-    if clinic_id is None:
-        return None
-    clinic = db.session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise ValidationFailed("No clinic with this id.", {"json": {"clinic_id": ["No clinic with this id."]}})
-    return clinic
 
 
 def recipient(to: str, clinic: Clinic | None) -> str:
@@ -55,7 +42,7 @@ def send(actor, *, to: str, text: str, clinic_id: uuid.UUID | None = None, send_
     """
     if send_at is not None and send_at <= utcnow():
         raise ValidationFailed("send_at must be in the future.", {"json": {"send_at": ["Must be in the future."]}})
-    clinic = _clinic_for(actor, clinic_id)
+    clinic = clinic_for(actor, clinic_id)
     address = recipient(to, clinic)
     message = queue_outbound(channel=SMS, address=address, text=text, kind=KIND_API, user_id=actor.user_id,
                              clinic_id=clinic.id if clinic else None, send_at=send_at)  # fmt: skip
