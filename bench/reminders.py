@@ -51,6 +51,9 @@ from urllib.parse import parse_qs
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/reminders.py` from anywhere: the project's packages
 
+import upload_csv  # noqa: E402  (bench/, beside this script: part (c), and the database preparation)
+from upload_csv import prepare_database  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/thusa_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 ACCOUNT_SID = "AC" + "b" * 32
@@ -154,33 +157,6 @@ class FakeTwilioProcess:
 
 
 # --- setup ---------------------------------------------------------------------------------------------------------
-
-
-def _engine(url: str):
-    import sqlalchemy as sa
-
-    return sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
-
-
-def prepare_database(url: str) -> None:
-    """Create the database if missing and wipe its schema (the migrations then build it from scratch)."""
-    import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.get_backend_name().startswith("postgresql"):
-        raise SystemExit(f"--database-url must be PostgreSQL, not {parsed.get_backend_name()}")
-    server = _engine(parsed.set(database="postgres").render_as_string(hide_password=False))
-    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        exists = connection.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                   {"name": parsed.database})  # fmt: skip
-        if not exists:
-            quoted = parsed.database.replace('"', '""')
-            connection.exec_driver_sql(f'CREATE DATABASE "{quoted}"')
-    with _engine(url).begin() as connection:
-        connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")  # fail, not hang, if something holds it
-        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-        connection.exec_driver_sql("CREATE SCHEMA public")
 
 
 def settings(args: argparse.Namespace, instance: str, twilio_base_url: str) -> dict:
@@ -556,18 +532,8 @@ def explain_send(app, count: int) -> list[str]:
 
 def bench_upload(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Part (c): bench/upload_csv.py's ``run``. Returns the lines to print and what was missed."""
-    try:
-        from upload_csv import run
-    except ImportError as exc:
-        return [f"(c) CSV upload: NOT RUN: bench/upload_csv.py with run(database_url, redis_url, rows) is missing "
-                f"({exc})"], ["(c) not run"]  # fmt: skip
-    result = run(args.database_url, args.redis_url, args.rows)
-    try:
-        from upload_csv import describe
-
-        lines = ["(c) " + describe(result)]
-    except ImportError:
-        lines = [f"(c) CSV upload: {result}"]
+    result = upload_csv.run(args.database_url, args.redis_url, args.rows)
+    lines = ["(c) " + upload_csv.describe(result)]
     return lines, ([] if result.get("passed") else ["(c) CSV upload target missed"])
 
 
