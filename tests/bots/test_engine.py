@@ -24,6 +24,7 @@ from bots.engine import close_ussd, handle_message, handle_ussd
 from bots.flows import FLOWS, Context, Flow, Reply, register
 from bots.messages import InboundMessage
 from bots.outbox import OptedOut, queue_outbound
+from tests.flows import contact, conversation
 from workers.outbound import send_message
 
 PHONE = "+26771234567"
@@ -99,20 +100,6 @@ def the_reply(message: Message) -> Message:
     rows = replies_to(message)
     assert len(rows) == 1, [r.text for r in rows]
     return rows[0]
-
-
-def contact(address: str = PHONE) -> Contact:
-    db.session.expire_all()
-    return db.session.scalar(select(Contact).where(Contact.address == address))
-
-
-def conversation(address: str = PHONE, channel: str = "sms") -> Conversation | None:
-    db.session.expire_all()
-    return db.session.scalar(
-        select(Conversation)
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .where(Contact.address == address, Conversation.channel == channel)
-    )
 
 
 def new_contact(address: str = PHONE, *, language: str | None = None, opted_out: bool = False) -> Contact:
