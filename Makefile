@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
+# Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
+TEST_WORKERS ?= auto
 
 .PHONY: run test worker lint format bench clean
 
@@ -21,7 +23,7 @@ run: $(VENV)/.runtime ## install, migrate, seed demo data, start web + worker + 
 	$(PY) -m app.launcher
 
 test: $(VENV)/.dev ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 worker: $(VENV)/.runtime ## one more worker against the configured Redis
 	$(VENV)/bin/flask --app wsgi worker

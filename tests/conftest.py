@@ -18,14 +18,34 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
 from app.models import Base, Clinic, User
 from app.services.passwords import hash_password
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BASE_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _per_worker(database_url: str, redis_url: str, worker: str | None) -> tuple[str, str]:
+    """pytest-xdist runs tests in parallel processes (gw0, gw1, ...): each gets a PostgreSQL database of its own
+    (``test_gw0``) and a Redis database of its own (15, 14, ... counted down from the configured one), since every
+    test empties both."""
+    if not worker or not worker.startswith("gw"):
+        return database_url, redis_url
+    index = int(worker[2:])
+    db_url = make_url(database_url)
+    db_url = db_url.set(database=f"{db_url.database}_{worker}").render_as_string(hide_password=False)
+    base, _, number = redis_url.rpartition("/")
+    if not number.isdigit() or int(number) - index < 0:
+        raise pytest.UsageError(f"TEST_REDIS_URL {redis_url} leaves no Redis database for xdist worker {worker}")
+    return db_url, f"{base}/{int(number) - index}"
+
+
+TEST_DATABASE_URL, TEST_REDIS_URL = _per_worker(BASE_DATABASE_URL, BASE_REDIS_URL,
+                                                os.environ.get("PYTEST_XDIST_WORKER"))  # fmt: skip
 BACKENDS = ("sqlite", "postgresql")
 PASSWORD = "correct-horse-battery"
 
@@ -40,6 +60,7 @@ START_HINT = {
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail the run at once, saying how to fix it, when PostgreSQL or Redis is not there: never skip silently."""
     try:
+        _create_database_if_missing(TEST_DATABASE_URL)
         engine = sa.create_engine(TEST_DATABASE_URL, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
@@ -51,6 +72,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis is not reachable at {TEST_REDIS_URL} ({exc}); {START_HINT['redis']}", returncode=3)
+
+
+def _create_database_if_missing(url: str) -> None:
+    """An xdist worker's own database, made next to the configured one on first use."""
+    if url == BASE_DATABASE_URL:
+        return
+    name = make_url(url).database
+    admin = sa.create_engine(BASE_DATABASE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+            if exists.first() is None:
+                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 def _migrate(url: str, instance: Path) -> None:

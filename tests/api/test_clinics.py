@@ -168,7 +168,8 @@ def test_opening_hours_messages_say_what_is_wrong(client, people):
 def _future_appointment(clinic, days: int = 10):
     from app.services import appointments
 
-    at = utcnow().replace(second=0, microsecond=0) + timedelta(days=days)
+    # 10:00 UTC is midday in the clinic: the reminders fall inside the default sending hours whenever the suite runs.
+    at = (utcnow() + timedelta(days=days)).replace(hour=10, minute=0, second=0, microsecond=0)
     appointment = appointments.create(None, clinic, patient_phone="+26771234567", appointment_datetime=at)
     db.session.commit()
     return appointment

@@ -289,6 +289,7 @@ def test_over_the_per_prefix_cap_the_send_is_a_429(app_factory, people, fixed_ho
         "2099-01-01T10:00:00",  # no offset: ambiguous, refused
         "tomorrow",
     ],
+    ids=["an-hour-ago", "400-days-ago", "no-offset", "not-a-time"],  # stable ids: xdist's workers must agree
 )
 def test_a_schedule_in_the_past_or_without_an_offset_is_a_422_naming_send_at(client, people, send_at):
     response = post_schedule(client, people, to=PHONE, send_at=send_at)
