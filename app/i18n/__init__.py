@@ -271,6 +271,7 @@ CATALOG: dict[str, Text] = {
         channel="web",
         note="melaetsa (23); 'ga go ise go nne le' (there is not yet) is built.",
     ),
+    "sim_staff": Text(en="staff", tn="badiredi", channel="web", note="badiredi (20)."),
     "sim_dial_as": Text(en="Phone number", tn="Nomoro ya mogala", channel="web", note="'nomoro ya mogala' (67)."),
     "sim_service_code": Text(
         en="Service code", tn="Khoutu ya tirelo", channel="web", note="'khoutu ya tirelo' (service code) is built."

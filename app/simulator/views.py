@@ -12,9 +12,10 @@ import logging
 
 import httpx
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from sqlalchemy.exc import IntegrityError
 
 from app.errors import error_response
-from app.extensions import limiter
+from app.extensions import db, limiter
 from app.i18n import CATALOG, LANGUAGES, t
 from app.simulator import demo, signing
 from bots.channels.console import save_media
@@ -290,5 +291,12 @@ def reminders():
 @bp.post("/api/reset")
 def reset():
     """Put the demo data back where it started (idempotent)."""
-    demo.reset()
+    try:
+        demo.reset()
+    except IntegrityError:
+        # Rows of another area still point at demo data this reset does not know how to remove: change nothing.
+        db.session.rollback()
+        log.exception("simulator: reset refused by the database")
+        return error_response(409, "reset_blocked", "Some demo data is still in use by other records; nothing "
+                              "was reset.")  # fmt: skip
     return jsonify(result="reset", notice=t("sim_reset_done", _language()), clinics=demo.clinics(_language()))

@@ -167,6 +167,8 @@ def test_the_language_switch_shows_the_page_in_setswana(page):
 
 @pytest.mark.xfail(reason="needs issue 5", strict=False)
 def test_staff_walk_the_stock_menu(page):
+    # The demo staff member's language is Setswana: the checks read the screens' shapes (INTERFACES.md), not words.
+    main_menu = re.compile(r"(?ms)^1 \S.*^5 \S.*^7 \S")
     page.get_by_label("Phone number", exact=True).select_option(STAFF)
     page.get_by_role("button", name=re.compile(r"^Dial ")).click()
     screen = page.locator("#ussd-screen")
@@ -174,14 +176,13 @@ def test_staff_walk_the_stock_menu(page):
     answer = page.locator("#ussd-input")
     answer.fill(STAFF_PIN)
     page.locator("#ussd-answer").click()
-    expect(screen).to_contain_text(re.compile(r"1 Check stock|Tlhola"), timeout=5_000)
-    expect(screen).to_contain_text("5 ")
-    answer.fill("1")
+    expect(screen).to_have_text(main_menu, timeout=5_000)
+    answer.fill("1")  # check stock: "N. <name> <level> <unit>" lines
     page.locator("#ussd-answer").click()
-    expect(screen).to_have_text(re.compile(r"^1\. .+ \d+ \S+$", re.MULTILINE), timeout=5_000)
-    answer.fill("00")
+    expect(screen).to_have_text(re.compile(r"(?m)^1\. .+ \d+ \S+$"), timeout=5_000)
+    answer.fill("00")  # back to the main menu
     page.locator("#ussd-answer").click()
-    expect(screen).to_contain_text(re.compile(r"2 Receive|3 Dispense|Amogela"), timeout=5_000)
+    expect(screen).to_have_text(main_menu, timeout=5_000)
 
 
 def _jpeg(page, path: Path) -> Path:

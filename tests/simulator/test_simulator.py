@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -414,3 +414,23 @@ def test_create_app_in_development_serves_the_simulator(tmp_path, monkeypatch):
                               "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
                               "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")})  # fmt: skip
     assert "simulator.page" in application.view_functions
+
+
+def test_a_reset_blocked_by_another_areas_rows_changes_nothing_and_says_so(served, sim):
+    # Stands for a table of another area (say, consultations) that still points at demo data the reset removes.
+    sim.post("/simulator/api/sms", json={"phone": PATIENT, "text": "hello"}, headers=HEADERS)
+    with served.app_context():
+        kind = "uuid" if db.engine.dialect.name == "postgresql" else "CHAR(32)"
+        db.session.execute(text(f"CREATE TABLE sim_probe (appointment_id {kind} NOT NULL "
+                                "REFERENCES appointments (id) ON DELETE RESTRICT)"))  # fmt: skip
+        db.session.execute(text("INSERT INTO sim_probe (appointment_id) SELECT id FROM appointments LIMIT 1"))
+        db.session.commit()
+    try:
+        response = sim.post("/simulator/api/reset", json={}, headers=HEADERS)
+        assert response.status_code == 409
+        assert response.get_json()["error"]["code"] == "reset_blocked"
+        assert [m["text"] for m in read(sim, PATIENT)] == ["hello"]
+    finally:
+        with served.app_context():
+            db.session.execute(text("DROP TABLE sim_probe"))
+            db.session.commit()

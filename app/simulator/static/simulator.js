@@ -69,8 +69,44 @@
 
   const lastSeen = { sms: "", ussd: "", chat: "" };
 
+  function bubble(m) {
+    const item = document.createElement("li");
+    item.className = "bubble " + (m.direction === "in" ? "mine" : "theirs");
+    item.dataset.id = m.id;
+    item.dataset.direction = m.direction;
+    if (m.media) {
+      const tag = document.createElement("span");
+      tag.className = "media";
+      tag.textContent = "[" + T.sim_photo + "]";
+      item.appendChild(tag);
+    }
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = m.text;
+    item.appendChild(text);
+    return item;
+  }
+
+  function buttonsFor(m) {
+    const row = document.createElement("div");
+    row.className = "buttons";
+    m.buttons.forEach((b) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "quick";
+      button.textContent = b.title;
+      button.addEventListener("click", () => sendChat({ button: { id: b.id, title: b.title } }));
+      row.appendChild(button);
+    });
+    return row;
+  }
+
+  // Appends only what is new, so a screen reader announces each new message once (the lists are aria-live).
   function renderThread(list, messages, withButtons) {
-    list.textContent = "";
+    const shown = [...list.querySelectorAll("li.bubble")].map((li) => li.dataset.id);
+    const ids = messages.map((m) => m.id);
+    const continues = shown.length <= ids.length && shown.every((id, i) => ids[i] === id);
+    if (!continues || !messages.length) list.textContent = "";
     if (!messages.length) {
       const empty = document.createElement("li");
       empty.className = "empty";
@@ -78,36 +114,15 @@
       list.appendChild(empty);
       return;
     }
+    list.querySelectorAll("li.empty").forEach((li) => li.remove());
+    const fresh = messages.slice(continues ? shown.length : 0);
+    if (!fresh.length) return;
+    list.querySelectorAll(".buttons").forEach((row) => row.remove()); // only the newest question can be answered
+    fresh.forEach((m) => list.appendChild(bubble(m)));
     const newest = messages[messages.length - 1];
-    messages.forEach((m) => {
-      const item = document.createElement("li");
-      item.className = "bubble " + (m.direction === "in" ? "mine" : "theirs");
-      item.dataset.direction = m.direction;
-      if (m.media) {
-        const tag = document.createElement("span");
-        tag.className = "media";
-        tag.textContent = "[" + T.sim_photo + "]";
-        item.appendChild(tag);
-      }
-      const text = document.createElement("span");
-      text.className = "text";
-      text.textContent = m.text;
-      item.appendChild(text);
-      if (withButtons && m.buttons.length && m === newest && m.direction === "out") {
-        const row = document.createElement("div");
-        row.className = "buttons";
-        m.buttons.forEach((b) => {
-          const button = document.createElement("button");
-          button.type = "button";
-          button.className = "quick";
-          button.textContent = b.title;
-          button.addEventListener("click", () => sendChat({ button: { id: b.id, title: b.title } }));
-          row.appendChild(button);
-        });
-        item.appendChild(row);
-      }
-      list.appendChild(item);
-    });
+    if (withButtons && newest.direction === "out" && newest.buttons.length) {
+      list.lastElementChild.appendChild(buttonsFor(newest));
+    }
     list.scrollTop = list.scrollHeight;
   }
 
@@ -117,7 +132,7 @@
 
   let polling = false;
   function poll() {
-    if (polling) return;
+    if (polling || document.hidden) return;
     const wanted = { sms: $("patient").value, ussd: $("ussd-number").value, chat: chatAddress() };
     const query = Object.values(wanted).filter(Boolean).map((a) => "address=" + encodeURIComponent(a)).join("&");
     if (!query) return;
@@ -127,7 +142,7 @@
         [["sms", "sms-thread", false], ["ussd", "ussd-thread", false], ["chat", "chat-thread", true]].forEach(
           ([key, listId, withButtons]) => {
             const messages = data[wanted[key]] || [];
-            const stamp = wanted[key] + ":" + messages.map((m) => m.id + m.status).join(",");
+            const stamp = wanted[key] + ":" + messages.map((m) => m.id).join(",");
             if (stamp !== lastSeen[key]) {
               lastSeen[key] = stamp;
               renderThread($(listId), messages, withButtons);
