@@ -165,6 +165,22 @@ def test_the_language_switch_shows_the_page_in_setswana(page):
     expect(page.get_by_label("Molwetse", exact=True)).to_be_visible()
 
 
+def test_the_page_fits_a_phone_screen_and_labels_every_control(server, browser):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{server}/simulator")
+    expect(page.locator("#sms-thread li")).to_have_count(1)  # the script ran: "No messages yet."
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input, select')].filter(e => !e.labels.length).map(e => e.id)"
+    )
+    assert unlabelled == []
+    for phone in ("#sms-phone", "#ussd-phone", "#chat-phone"):
+        box = page.locator(phone).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, phone
+    context.close()
+
+
 @pytest.mark.xfail(reason="needs issue 5", strict=False)
 def test_staff_walk_the_stock_menu(page):
     # The demo staff member's language is Setswana: the checks read the screens' shapes (INTERFACES.md), not words.
