@@ -15,6 +15,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from werkzeug.serving import make_server
 
@@ -434,3 +436,35 @@ def test_a_reset_blocked_by_another_areas_rows_changes_nothing_and_says_so(serve
         with served.app_context():
             db.session.execute(text("DROP TABLE sim_probe"))
             db.session.commit()
+
+
+# --- fuzz: whatever the body, a 4xx JSON error or a real answer, never a 500 ---------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
+    max_leaves=8,
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "phone": st.sampled_from([PATIENT, "+26771000001", "+1", ""]) | _JSON,
+        "text": st.text(max_size=40) | _JSON,
+        "session_id": st.sampled_from(["ATUid_fuzz", "x"]) | _JSON,
+        "history": st.text(max_size=20) | _JSON,
+        "app": st.sampled_from(["whatsapp", "telegram", "sms"]) | _JSON,
+        "button": st.fixed_dictionaries({"id": st.text(max_size=8), "title": st.text(max_size=8)}) | _JSON,
+        "contact": _JSON,
+        "clinic_id": st.uuids().map(str) | _JSON,
+    },
+)
+
+
+@pytest.mark.sqlite_only
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(["sms", "ussd", "chat", "reminders"]), body=_FIELDS | _JSON)
+def test_no_body_makes_a_simulator_endpoint_fail_with_a_500(served, sim, path, body):
+    response = sim.post(f"/simulator/api/{path}", json=body, headers=HEADERS)
+    assert response.status_code in (200, 400), (response.status_code, response.get_data(as_text=True))
+    if response.status_code == 400:
+        assert response.get_json()["error"]["details"]
