@@ -90,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 # Webhook secrets the simulator signs with. In development with the simulator on, an unset one is generated under
 # instance/ like SECRET_KEY, so `make run` needs no hand steps. None of them makes an outbound sender "configured"
-# (TWILIO_AUTH_TOKEN is generated only while TWILIO_ACCOUNT_SID is unset, see _simulator_secrets).
+# (TWILIO_AUTH_TOKEN is generated only while TWILIO_ACCOUNT_SID is unset, see _simulator_settings).
 SIMULATOR_SECRETS = ("TWILIO_AUTH_TOKEN", "AT_WEBHOOK_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WHATSAPP_APP_SECRET")
 
 _INTEGERS = (

@@ -8,6 +8,7 @@ DEBUG on for this logger, so bodies never reach production logs.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,5 +46,7 @@ def save_media(config: Mapping, data: bytes, content_type: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     media_id = uuid.uuid4().hex
     (folder / f"{media_id}.type").write_text(content_type)
-    (folder / media_id).write_bytes(data)  # written last: a reader that finds the bytes finds the type too
+    partial = folder / f".{media_id}.partial"
+    partial.write_bytes(data)
+    os.replace(partial, folder / media_id)  # whole or absent, and after its type: a reader never sees half a photo
     return media_id
