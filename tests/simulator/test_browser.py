@@ -40,6 +40,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PATIENT = "+26772000002"  # Lesego Tau, English
 STAFF = "+26771000001"
 STAFF_PIN = "2580"
+expect.set_options(timeout=WAIT_MS)  # assertions wait as long as actions do (a loaded CI machine is slow)
 TRIAGE_LEVELS = re.compile(r"self-care|treat at the pharmacy|refer|urgent", re.IGNORECASE)
 
 
