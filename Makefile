@@ -6,7 +6,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
 TEST_WORKERS ?= auto
 
-.PHONY: run test worker lint format bench clean
+.PHONY: run test chromium worker lint format bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
 run: $(VENV)/.runtime ## install, migrate, seed demo data, start web + worker + scheduler (+ embedded Redis)
 	$(PY) -m app.launcher
 
-test: $(VENV)/.dev ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
+test: $(VENV)/.dev chromium ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# The simulator's browser test drives Debian's chromium (never a downloaded browser): installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi; }
 
 worker: $(VENV)/.runtime ## one more worker against the configured Redis
 	$(VENV)/bin/flask --app wsgi worker

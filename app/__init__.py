@@ -47,12 +47,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
 
     from app import api as rest
-    from app import cli
+    from app import cli, simulator
     from bots import webhooks
 
     rest.init_app(app, openapi)
     app.register_blueprint(webhooks.bp)
     cli.init_app(app)
+    simulator.init_app(app)  # phone simulator (issue 7): /simulator, when SIMULATOR_ENABLED
     return app
 
 

@@ -84,7 +84,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
     # --- appointments ---------------------------------------------------------------------------------------
     Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased"),
+    # --- phone simulator (issue 7) ----------------------------------------------------------------------------
+    Setting("SIMULATOR_ENABLED", "", "the phone simulator at /simulator; empty: on in development only"),
 )
+
+# Webhook secrets the simulator signs with. In development with the simulator on, an unset one is generated under
+# instance/ like SECRET_KEY, so `make run` needs no hand steps. None of them makes an outbound sender "configured"
+# (TWILIO_AUTH_TOKEN is generated only while TWILIO_ACCOUNT_SID is unset, see _simulator_settings).
+SIMULATOR_SECRETS = ("TWILIO_AUTH_TOKEN", "AT_WEBHOOK_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WHATSAPP_APP_SECRET")
 
 _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
@@ -109,9 +116,12 @@ def _persistent_secret(instance: Path, name: str) -> str:
         return path.read_text().strip()
     instance.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    descriptor = os.open(
-        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-    )  # never readable by others, not even briefly
+    try:
+        descriptor = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+        )  # never readable by others, not even briefly
+    except FileExistsError:  # another process (a second gunicorn worker) made it first: use theirs
+        return path.read_text().strip()
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value)
     return value
@@ -171,4 +181,20 @@ def load_config(overrides: dict | None = None) -> dict:
     config.update(overrides)
     if env == "production" and not config["RATELIMIT_ENABLED"]:
         raise ConfigError("RATELIMIT_ENABLED=false is not allowed when THUSA_ENV=production")
+    _simulator_settings(config, instance)
     return config
+
+
+def _simulator_settings(config: dict, instance: Path) -> None:
+    """The simulator's switch (on by default in development only) and, in development, its webhook secrets."""
+    enabled = config.get("SIMULATOR_ENABLED")
+    if isinstance(enabled, str):
+        enabled = _bool(enabled) if enabled.strip() else config["THUSA_ENV"] == "development"
+    config["SIMULATOR_ENABLED"] = bool(enabled)
+    if not config["SIMULATOR_ENABLED"] or config["THUSA_ENV"] != "development":
+        return
+    for name in SIMULATOR_SECRETS:
+        if name == "TWILIO_AUTH_TOKEN" and config.get("TWILIO_ACCOUNT_SID"):
+            continue  # a real account needs its real token; a generated one would only make its sends fail
+        if not config.get(name):
+            config[name] = _persistent_secret(instance, name)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from app.config import PROJECT_ROOT, instance_path
+from app.config import PROJECT_ROOT, instance_path, load_config
 from app.redis_conn import SOCKET_NAME, embedded_server_args, running_embedded_url
 
 STOP_SECONDS = 15
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for(lambda: _http_ok(f"{base}/healthz"), "the web server", 60)
         print(f"thusa: up at {base}  (API docs {base}/api/v1/docs, health {base}/readyz); Ctrl-C stops",
               flush=True)  # fmt: skip
+        if load_config()["SIMULATOR_ENABLED"]:  # phone simulator (issue 7)
+            print(f"thusa: phone simulator at {base}/simulator", flush=True)
         return supervisor.watch()
     except Stop:
         return 0

@@ -1,0 +1,194 @@
+"""The simulator's demo data: which numbers its phones are, what they may read, reminders now, and the reset.
+
+The simulator only ever speaks for, and reads the messages of, the demo numbers seeded by
+:mod:`app.services.demo` (and the demo pharmacist's Telegram chat id below). It is not a way to read anybody
+else's messages, so every address coming from the browser is checked against :func:`addresses` first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import time
+
+from sqlalchemy import delete, select
+
+from app.extensions import db
+from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, utcnow
+from app.models.appointment import ACTIVE_STATUSES
+from app.models.clinic import DEFAULT_SEND_WINDOW
+from app.models.message import DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
+from app.services import appointments
+from app.services import demo as seed
+from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
+
+DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get (issue 5); shown on the page, never checked here
+# The demo pharmacist's Telegram user and private chat (the same id, as in any private chat).
+TELEGRAM_CHAT_ID = "700000002"
+ALL_DAY = (time(0, 0), time(23, 59))  # the widest window a clinic can have (its end is exclusive)
+HISTORY_LIMIT = 50  # messages per phone shown
+SHOWN_OUT_STATUSES = (STATUS_SENT, STATUS_DELIVERED, STATUS_READ)  # what the console sender has "sent"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A demo phone: its number (or chat id), who it is, and the channels the simulator uses for it."""
+
+    address: str
+    name: str
+    role: str  # patient, staff, pharmacist
+    clinic: str | None
+    channels: tuple[str, ...]
+
+
+def people() -> list[Person]:
+    """Every demo phone the simulator can act as, patients first."""
+    patients = [Person(phone, name, "patient", "Gaborone Main Clinic", (SMS, USSD))
+                for _ref, phone, name, _language, _days, _at in seed.APPOINTMENTS]  # fmt: skip
+    others = []
+    for _email, _password, role, clinic, phone, name, _pharmacy, _language in seed.ACCOUNTS:
+        if phone and role == "staff":
+            others.append(Person(phone, name, role, clinic, (USSD, SMS)))
+        elif phone and role == "pharmacist":
+            others.append(Person(phone, name, role, None, (WHATSAPP,)))
+            others.append(Person(TELEGRAM_CHAT_ID, name, role, None, (TELEGRAM,)))
+    return patients + others
+
+
+def person(address: str) -> Person | None:
+    """The demo phone with this address, or None for any other number."""
+    return next((p for p in people() if p.address == address), None)
+
+
+def addresses() -> set[str]:
+    """Every address the simulator may send as and read."""
+    return {p.address for p in people()}
+
+
+def pharmacist() -> Person:
+    """The demo pharmacist's WhatsApp number."""
+    return next(p for p in people() if p.role == "pharmacist" and WHATSAPP in p.channels)
+
+
+def clinics(language: str = "en") -> list[dict]:
+    """The demo clinics and, for each, its demo patients with their next visit in ``language`` (the pickers)."""
+    names = [c["name"] for c in seed.CLINICS]
+    rows = db.session.scalars(select(Clinic).where(Clinic.name.in_(names)).order_by(Clinic.name)).all()
+    result = []
+    for clinic in sorted(rows, key=lambda c: names.index(c.name)):
+        patients = []
+        for p in people():
+            if p.role == "patient" and p.clinic == clinic.name:
+                visit = _next_visit(clinic, p.address)
+                patients.append({"phone": p.address, "name": p.name,
+                                 "visit": appointments.format_when(clinic, visit.appointment_datetime, language)
+                                 if visit else None})  # fmt: skip
+        result.append({"id": str(clinic.id), "name": clinic.name, "patients": patients})
+    return result
+
+
+def demo_clinic(clinic_id: str) -> Clinic | None:
+    """The demo clinic with this id (None for an unknown id or a clinic that is not demo data)."""
+    try:
+        clinic = db.session.get(Clinic, uuid.UUID(str(clinic_id)))
+    except ValueError:
+        return None
+    return clinic if clinic is not None and clinic.name in {c["name"] for c in seed.CLINICS} else None
+
+
+def _next_visit(clinic: Clinic, phone: str) -> Appointment | None:
+    return db.session.scalar(
+        select(Appointment)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .where(Patient.phone == phone, Appointment.clinic_id == clinic.id,
+               Appointment.status.in_(ACTIVE_STATUSES), Appointment.appointment_datetime > utcnow())
+        .order_by(Appointment.appointment_datetime)
+        .limit(1)
+    )  # fmt: skip
+
+
+def messages(address: str, channels: tuple[str, ...]) -> list[dict]:
+    """The latest messages to and from one demo address on ``channels``, oldest first.
+
+    Outbound messages show once the console sender has sent them (``sent`` or later): what the phone would have
+    received. Inbound ones show as soon as they are stored.
+    """
+    rows = db.session.scalars(
+        select(Message)
+        .where(Message.address == address, Message.channel.in_(channels))
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    shown = [m for m in rows if m.direction != DIRECTION_OUT or m.status in SHOWN_OUT_STATUSES]
+    return [
+        {
+            "id": str(m.id),
+            "direction": m.direction,
+            "channel": m.channel,
+            "provider": m.provider,
+            "text": m.text or "",
+            "buttons": [{"id": b.get("id"), "title": b.get("title")} for b in (m.buttons or [])],
+            "media": len(m.media or []),
+            "status": m.status,
+            "at": m.created_at.isoformat(),
+        }
+        for m in reversed(shown)
+    ]
+
+
+def send_reminder_now(clinic: Clinic, phone: str) -> dict:
+    """Make the patient's next reminder due now and run the real reminder job, so it goes out through the outbox.
+
+    The demo clinic's sending hours are widened to the whole day first: the send worker holds a reminder outside
+    a clinic's hours (correctly), which would make the demo fail every evening. Reset restores the seeded hours.
+
+    Returns:
+        ``{"result": "queued" | "sent_before" | "none", "name", "hours": the (start, end) a reset restores}``.
+    """
+    who = person(phone)
+    name = who.name if who else phone
+    visit = _next_visit(clinic, phone)
+    hours = tuple(moment.strftime("%H:%M") for moment in DEFAULT_SEND_WINDOW)  # what the reset puts back
+    if visit is None:
+        return {"result": "none", "name": name, "hours": hours}
+    from workers.reminders import queue_due_reminders
+
+    now = utcnow()
+    clinic.send_window_start, clinic.send_window_end = ALL_DAY
+    offsets = sorted(int(o) for o in clinic.reminder_offsets_minutes)
+    visit.next_reminder_offset = visit.next_reminder_offset or offsets[-1]
+    visit.next_reminder_at = now
+    key = appointments.reminder_key(visit, appointments.due_offset(visit, now))
+    db.session.commit()
+    queue_due_reminders(now)
+    row = db.session.scalar(select(Message).where(Message.dedupe_key == key))
+    fresh = row is not None and row.created_at >= now
+    return {"result": "queued" if fresh else "sent_before", "name": name, "hours": hours}
+
+
+def reset() -> None:
+    """Put the demo data back where ``seed-demo`` leaves it: the demo numbers' messages, conversations, patients
+    and appointments are deleted, the demo clinics' sending hours restored, then the seed runs again.
+
+    Idempotent, and it touches nothing but demo data.
+    """
+    demo = addresses()
+    contact_ids = select(Contact.id).where(Contact.address.in_(demo))
+    patient_ids = select(Patient.id).where(Patient.phone.in_(demo))
+    db.session.execute(
+        delete(Message).where((Message.address.in_(demo)) | (Message.contact_id.in_(contact_ids))),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.execute(delete(Conversation).where(Conversation.contact_id.in_(contact_ids)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
+    db.session.execute(delete(Appointment).where(Appointment.patient_id.in_(patient_ids)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
+    db.session.execute(delete(Patient).where(Patient.phone.in_(demo)), execution_options={"synchronize_session": False})
+    db.session.execute(delete(Contact).where(Contact.address.in_(demo)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
+    names = [c["name"] for c in seed.CLINICS]
+    for clinic in db.session.scalars(select(Clinic).where(Clinic.name.in_(names))):
+        clinic.send_window_start, clinic.send_window_end = DEFAULT_SEND_WINDOW
+    db.session.commit()
+    db.session.expire_all()
+    seed.seed_demo()
