@@ -20,7 +20,8 @@ class Text:
     Attributes:
         en: English text, a ``str.format`` template.
         tn: Setswana text, same placeholders.
-        channel: ``sms`` (one GSM-7 segment, 160 characters) or ``ussd`` (160 characters after ``CON``/``END``).
+        channel: ``sms`` (one GSM-7 segment, 160 characters), ``ussd`` (160 characters after ``CON``/``END``),
+            ``chat`` (Telegram/WhatsApp, 1,024 characters) or ``button`` (a chat button title, 20 characters).
         example: the longest realistic values of the placeholders; the limits are checked with these.
         tn_reviewed: False until a native Setswana speaker from Botswana has approved ``tn``.
         note: why the wording is what it is (glossary entries used, doubts).
@@ -228,3 +229,9 @@ def t(key: str, language: str | None, **params) -> str:
     entry = CATALOG[key]
     template = entry.tn if language == "tn" else entry.en
     return template.format(**params)
+
+
+# Skin consultations (issue 6): chat texts live in their own module, merged into the one catalog.
+from app.i18n.skin import SKIN_TEXTS  # noqa: E402
+
+CATALOG.update(SKIN_TEXTS)
