@@ -84,12 +84,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
     # --- appointments ---------------------------------------------------------------------------------------
     Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased"),
+    # --- skin pipeline: image caps, the ONNX model --------------------------------------------------------------
+    Setting("IMAGE_MAX_BYTES", str(15 * 1024 * 1024), "largest photo accepted, in bytes (upload or chat download)"),
+    Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels (read from the header: bombs)"),
+    Setting("SKIN_MODEL_DIR", "", "folder with model.onnx + manifest.json; unset: app/skin_model/default"),
 )
 
 _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
     "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
+    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS",  # skin pipeline
 )  # fmt: skip
 
 
