@@ -167,6 +167,13 @@ def seed() -> int:
     return changed
 
 
+def ensure_seeded() -> None:
+    """Seed the table from the file when it is empty (a fresh database before ``flask seed-clinical``)."""
+    if db.session.scalar(select(Medication.id).limit(1)) is None:
+        seed()
+        db.session.commit()
+
+
 def ids_for(codes) -> list[str]:
     """The ``medications`` ids of formulary codes (seeding first if a code is missing), in the given order."""
     codes = list(codes)

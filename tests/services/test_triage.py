@@ -115,7 +115,9 @@ def test_the_age_thresholds_stay_apart():
     assert assess(dataclasses.replace(CALM, age_group="m2_to_3", fever=True)).level == LEVEL_URGENT
     assert assess(dataclasses.replace(CALM, age_group="m3_to_12", fever=True)).level != LEVEL_URGENT
     assert "scabies_under_2m" in assess(dataclasses.replace(CALM, condition="scabies", age_group="under_2m")).rule_ids
-    assert "scabies_under_2m" not in assess(dataclasses.replace(CALM, condition="scabies", age_group="m2_to_3")).rule_ids
+    assert (
+        "scabies_under_2m" not in assess(dataclasses.replace(CALM, condition="scabies", age_group="m2_to_3")).rule_ids
+    )
     # Impetigo under 1 year is outside pharmacy scope; at 1 year it is not.
     young = assess(dataclasses.replace(CALM, condition="impetigo", age_group="m3_to_12"))
     assert "infant_infection_out_of_scope" in young.rule_ids
