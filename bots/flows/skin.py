@@ -64,10 +64,10 @@ PREGNANCY_AGES = (120, 720)  # asked from 10 to 59 years (the age groups' bounda
 
 
 def questions(consultation: Consultation) -> list[Question]:
-    """The questions for this consultation; pregnancy only when the age group makes it possible."""
+    """The questions for this consultation; pregnancy only when the age group makes it possible (10-59)."""
     asked = [CONDITION, AGE]
     span = triage.age_range(consultation.age_group)
-    if span is not None and PREGNANCY_AGES[0] <= span[0] < PREGNANCY_AGES[1]:
+    if span is None or PREGNANCY_AGES[0] <= span[0] < PREGNANCY_AGES[1]:  # unknown age: counted, not yet asked
         asked.append(PREGNANT)
     return asked + list(LATER)
 
