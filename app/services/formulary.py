@@ -182,7 +182,7 @@ def ids_for(codes) -> list[str]:
     found = dict(db.session.execute(select(Medication.code, Medication.id).where(Medication.code.in_(codes))).all())
     if len(found) < len(set(codes)):
         seed()
-        found = dict(db.session.execute(select(Medication.code, Medication.id).where(Medication.code.in_(codes))))
+        found = dict(db.session.execute(select(Medication.code, Medication.id).where(Medication.code.in_(codes))).all())
     return [str(found[code]) for code in codes]
 
 
