@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.i18n import t
+from app.i18n import CATALOG, t
 from app.models import Analysis, Consultation, ConsultationImage, Contact, Recommendation, User, utcnow
 from app.models.consultation import (
     ANALYSIS_COMPLETED,
@@ -151,7 +151,9 @@ def _quality_lines(consultation: Consultation, language: str) -> list[str]:
     stored = [image for image in images if image.status == IMAGE_STORED]
     if not stored:
         codes = sorted({image.error_code or "unreadable" for image in images})
-        return [t("skin_failed", language, why=", ".join(codes))]
+        why = "; ".join(t(f"skin_reject_{code}", language) if f"skin_reject_{code}" in CATALOG else code
+                        for code in codes)  # fmt: skip
+        return [t("skin_failed", language, why=why)]
     if any(image.quality_ok for image in stored):
         return [t("skin_result_quality_ok", language)]
     problems = sorted({problem for image in stored for problem in image.quality_problems})

@@ -133,7 +133,7 @@ SKIN_TEXTS: dict[str, Text] = {
     "opt_condition_ulcer": _button("Ulcer/open sore", "Ntho e e bulegileng"),
     "opt_condition_mole": _button("Mole/dark spot", "Lobadi"),
     "opt_condition_unsure": _button("Not sure", "Ga ke itse"),
-    "opt_age_under_2m": _button("Under 2 months", "Kwa tlase ga kgwedi 2", "kgwedi (35), kwa tlase (74)."),
+    "opt_age_under_2m": _button("Under 2 months", "Pele ga dikgwedi 2", "kgwedi (35), kwa tlase (74)."),
     "opt_age_m2_to_3": _button("2 to 3 months", "Dikgwedi 2 go 3", "kgwedi (35)."),
     "opt_age_m3_to_12": _button("3 to 12 months", "Dikgwedi 3 go 12", "kgwedi (35)."),
     "opt_age_y1_to_9": _button("1 to 9 years", "Dingwaga 1 go 9", "ngwaga (36)."),
@@ -150,12 +150,12 @@ SKIN_TEXTS: dict[str, Text] = {
     "opt_body_site_scalp": _button("Scalp", "Tlhogo"),
     "opt_body_site_hands_feet": _button("Hands or feet", "Diatla kgotsa dinao"),
     "opt_body_site_genitals": _button("Genital area", "Dikarolo tsa sephiri"),
-    "opt_body_site_trunk_limbs": _button("Body, arms or legs", "Mmele, matsogo, maoto"),
+    "opt_body_site_trunk_limbs": _button("Body, arms or legs", "Mmele/matsogo/maoto"),
     "opt_blisters_none": _button("No", "Nnyaa", "Nnyaa (5)."),
     "opt_blisters_local": _button("A few, in one place", "Di se kae"),
     "opt_blisters_widespread": _button("Widespread/peeling", "Di anametse"),
     "opt_open_sore_no": _button("No", "Nnyaa", "Nnyaa (5)."),
-    "opt_open_sore_under_2w": _button("Yes, under 2 weeks", "Ee, pele ga dibeke 2", "Ee (4), beke (34)."),
+    "opt_open_sore_under_2w": _button("Yes, under 2 weeks", "Ee, pele ga beke 2", "Ee (4), beke (34)."),
     "opt_open_sore_w2_plus": _button("Yes, 2 weeks or more", "Ee, dibeke 2 +", "Ee (4), beke (34)."),
     # --- the analysis reply --------------------------------------------------------------------------------------
     "skin_result_quality_ok": _chat("Photo quality: good enough.", "Boleng jwa setshwantsho: bo siame."),
@@ -257,6 +257,15 @@ SKIN_TEXTS: dict[str, Text] = {
         "maswabi (9), tsweetswee (6), romela (52); built.",
         why="the image has 100000000 pixels; the limit is 40000000",
     ),
+    "skin_reject_unsupported_type": _chat(
+        "not a JPEG, PNG, HEIC or WebP picture", "ga se setshwantsho sa JPEG, PNG, HEIC kgotsa WebP"
+    ),
+    "skin_reject_too_large": _chat("the file is too large", "faele e kgolo thata"),
+    "skin_reject_too_many_pixels": _chat(
+        "the picture has too many pixels", "setshwantsho se na le dipikselse di le dintsi thata"
+    ),
+    "skin_reject_unreadable": _chat("the file could not be read", "faele ga e a balega"),
+    "skin_reject_fetch_failed": _chat("the photo could not be downloaded", "setshwantsho ga se a kgona go tsenngwa"),
     # --- reasons (triage_rules.toml) -----------------------------------------------------------------------------
     "triage_reason_fever_spreading": _chat(
         "fever with spreading redness, heat or swelling (possible cellulitis).",
