@@ -39,7 +39,7 @@ SKIN_TEXTS: dict[str, Text] = {
         "Thusa: puisano e golaganngwe le akhaonto ya rakhemisi ya {name}. Romela setshwantsho sa bothata jwa "
         "letlalo go simolola.",
         "romela (52); the rest is built.",
-        name="Akosua Mensah-Bonsu of Makola Pharmacy",
+        name="Akosua Mensah-Bonsu (Makola Pharmacy)",
     ),
     "skin_link_bad_code": _chat(
         "Thusa: that link code is wrong or has expired (codes last 15 minutes). Ask for a new one and try again.",

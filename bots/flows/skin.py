@@ -193,4 +193,4 @@ class SkinFlow(Flow):
 
 def _who(user) -> str:
     name = user.name or user.email
-    return f"{name} of {user.pharmacy_name}" if user.pharmacy_name else name
+    return f"{name} ({user.pharmacy_name})" if user.pharmacy_name else name

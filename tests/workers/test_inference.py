@@ -17,7 +17,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Consultation, ConsultationImage, Message, Recommendation
+from app.models import Consultation, ConsultationImage, Message, Recommendation, utcnow
 from app.models.consultation import IMAGE_REJECTED, STATUS_COMPLETED
 from app.models.message import DIRECTION_OUT
 from tests.conftest import make_user
@@ -278,3 +278,60 @@ def test_split_cuts_long_replies_at_line_ends():
     text = "\n\n".join(["x" * 1500] * 4)
     parts = inference.split(text, 4000)
     assert all(len(part) <= 4000 for part in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
+
+
+def _queued_chat_consultation(apis_photo_id: str = "AgAC-skin"):
+    """A Telegram consultation with every answer in and one photo still to download (as the flow leaves it)."""
+    from app.models import Consultation, ConsultationImage, User
+    from app.services import messaging
+
+    pharmacist = make_user("pharmacist", phone=PHARMACIST_PHONE)
+    contact = messaging.contact_for(str(CHAT_ID))
+    contact.user_id = pharmacist.id
+    consultation = Consultation(user_id=pharmacist.id, contact_id=contact.id, channel="telegram", status="queued",
+                                condition="fungal", age_group="y18_to_59", pregnant=False, body_site="trunk_limbs",
+                                open_sore="no", queued_at=utcnow())  # fmt: skip
+    db.session.add(consultation)
+    db.session.flush()
+    db.session.add(ConsultationImage(consultation_id=consultation.id, position=0, provider="telegram",
+                                     media={"content_type": "image/jpeg", "url": None,
+                                            "provider_media_id": apis_photo_id}))  # fmt: skip
+    db.session.commit()
+    assert db.session.get(User, pharmacist.id)
+    return consultation
+
+
+def test_a_provider_outage_is_retried_and_sends_once(skin_app, apis):
+    from bots.channels import MediaError
+
+    consultation = _queued_chat_consultation()
+    answer = apis.answer
+    apis.fake.answers.clear()
+    apis.fake.respond(lambda request: (503, {"ok": False, "description": "Service Unavailable"})
+                      if request.path.endswith("/getFile") else answer(request))  # fmt: skip
+    with pytest.raises(MediaError) as raised:
+        inference.analyse_consultation(str(consultation.id))
+    assert raised.value.retryable
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Consultation, consultation.id).status == "queued"
+    assert db.session.scalar(select(Recommendation)) is None
+    assert db.session.scalar(select(Message).where(Message.direction == DIRECTION_OUT)) is None
+    apis.fake.answers.clear()
+    apis.fake.respond(answer)  # the provider is back: the retry does the work, once
+    assert inference.analyse_consultation(str(consultation.id)) == "done"
+    assert inference.analyse_consultation(str(consultation.id)) == "already done"
+    assert len(db.session.scalars(select(Message).where(Message.direction == DIRECTION_OUT)).all()) == 1
+
+
+def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
+    from datetime import timedelta
+
+    from workers import QUEUE_INFERENCE, get_queue
+
+    consultation = _queued_chat_consultation()
+    assert inference.sweep() == 0  # just queued: its job may still be on its way
+    consultation.queued_at = utcnow() - timedelta(minutes=3)
+    db.session.commit()
+    assert inference.sweep() == 1
+    assert f"analyse-{consultation.id}" in get_queue(QUEUE_INFERENCE).job_ids
