@@ -16,6 +16,7 @@ Pillow only ever parses the four accepted formats here (``Image.open(..., format
 from __future__ import annotations
 
 import io
+import re
 import struct
 import time
 import warnings
@@ -31,6 +32,10 @@ DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES: a 12-MP phone JPEG is 3
 DEFAULT_MAX_PIXELS = 40_000_000  # IMAGE_MAX_PIXELS: above the 12-50 MP of phone cameras' default modes
 STORED_MAX_BYTES = 2 * 1024 * 1024
 STORED_MAX_SIDE = 2048  # long side kept; more detail than the model or a person reading the consultation needs
+# A large photo is first made smaller by a whole factor while its long side stays at least this: a JPEG by decoding
+# at 1/2, 1/4 or 1/8 scale (libjpeg's scaled IDCT), anything else by averaging factor x factor blocks. Either costs a
+# fraction of a full-size decode plus a Lanczos resize: a 4032x3024 phone photo becomes 2016x1512 directly.
+REDUCE_MIN_SIDE = 1536
 MIN_SSIM = 0.85
 JPEG_QUALITIES = (85, 75, 65)  # tried in order; the first whose file fits STORED_MAX_BYTES is measured
 CONTENT_TYPE = "image/jpeg"
@@ -165,8 +170,8 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = max_pixels  # only ever raised, to the configured cap; the check below is per call
     try:
         image = Image.open(io.BytesIO(data), formats=[kind])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("too_many_pixels", _pixels_message(_header_pixels(data, kind), max_pixels)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", _pixels_message(_bomb_pixels(exc), max_pixels)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError):
         raise ImageRejected("unreadable", f"the {kind} file cannot be read") from None
     pixels = image.width * image.height
@@ -179,12 +184,10 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     return image
 
 
-def _header_pixels(data: bytes, kind: str) -> int | None:
-    """The pixel count a PNG or JPEG header claims, for the message when Pillow itself refused the image."""
-    if kind == "PNG" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width * height
-    return None
+def _bomb_pixels(exc: Exception) -> int | None:
+    """The pixel count in Pillow's refusal ("Image size (100000000 pixels) exceeds limit of ..."), for the message."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def _pixels_message(pixels: int | None, max_pixels: int) -> str:
@@ -252,12 +255,13 @@ def _ms(start: float, end: float) -> float:
 def _decode(image: Image.Image) -> Image.Image:
     """Pixels only, upright, RGB, at most :data:`STORED_MAX_SIDE` on the long side."""
     if image.format in ("JPEG", "MPO"):
-        # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding when that still leaves at least the stored size:
-        # a large photo then decodes in a fraction of the time and memory.
-        image.draft("RGB", _fit(image.size, STORED_MAX_SIDE))
+        image.draft("RGB", _fit(image.size, REDUCE_MIN_SIDE))
     image.load()
     ImageOps.exif_transpose(image, in_place=True)
     picture = _to_rgb(image)
+    factor = max(picture.size) // REDUCE_MIN_SIDE
+    if factor > 1:
+        picture = picture.reduce(factor)
     target = _fit(picture.size, STORED_MAX_SIDE)
     if target != picture.size:
         picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -259,14 +259,28 @@ def test_a_12_megapixel_photo_is_downscaled_to_at_most_2_mb_with_ssim_at_least_0
 
     stored = process(source)
 
-    assert (stored.width, stored.height) == (2048, 1536)
+    assert (stored.width, stored.height) == (2000, 1500)  # decoded at half scale: long side within 1536..2048
     assert len(stored.data) <= images.STORED_MAX_BYTES
     assert stored.ssim >= images.MIN_SSIM
-    # The reported SSIM is the truth: recompute it against the source resized to the stored size.
-    reference = Image.open(io.BytesIO(source)).convert("L").resize((2048, 1536), Image.Resampling.LANCZOS)
+    # The reported SSIM is the truth: recompute it against the full-size source resized to the stored size.
+    reference = Image.open(io.BytesIO(source)).convert("L").resize((2000, 1500), Image.Resampling.LANCZOS)
     measured = structural_similarity(np.asarray(reference), np.asarray(_stored(stored).convert("L")), data_range=255)
     assert measured >= images.MIN_SSIM
     assert abs(measured - stored.ssim) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "stored_size"),
+    [
+        ("PNG", (2600, 1950), (2048, 1536)),  # under twice 1536: one Lanczos resize to 2048
+        ("HEIF", (4032, 3024), (2016, 1512)),  # halved by 2x2 averages, nothing more
+        ("WEBP", (1000, 6000), (334, 2000)),  # a long strip: 3x3 averages
+    ],
+)
+def test_large_pictures_of_every_format_are_made_smaller(fmt, size, stored_size):
+    stored = process(encode(sample_photo(*size), fmt, quality=90))
+    assert (stored.width, stored.height) == stored_size == _stored(stored).size
+    assert stored.ssim >= images.MIN_SSIM and len(stored.data) <= images.STORED_MAX_BYTES
 
 
 def test_a_picture_that_will_not_fit_2_mb_at_full_size_is_made_smaller_until_it_does():
