@@ -410,3 +410,18 @@ def test_console_store_keeps_no_bogus_content_type(tmp_path: Path):
 
 def test_unknown_provider():
     _fails("carrier-pigeon", {"provider_media_id": "x"}, {}, code="not_configured", retryable=False)
+
+
+def test_a_stored_photo_goes_from_the_store_through_the_pipeline_to_the_model(tmp_path: Path):
+    from app.services import images, skin_model
+    from tests.photos import encode, sample_photo
+
+    config = {"INSTANCE_PATH": str(tmp_path), "IMAGE_MAX_BYTES": 5_000_000}
+    media_id = save_media(config, encode(sample_photo(1600, 1200), "HEIF", quality=85), "image/heic")
+
+    data, content_type = fetch_media("telegram", {"content_type": "image/jpeg", "provider_media_id": media_id}, config)
+    stored = images.process(data, max_bytes=config["IMAGE_MAX_BYTES"])
+    prediction = skin_model.get_model(skin_model.DEFAULT_MODEL_DIR).predict(stored.data)
+
+    assert content_type == "image/heic" and stored.source_format == "HEIF"
+    assert len(prediction.top) == 3 and prediction.validated is False

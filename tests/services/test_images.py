@@ -104,10 +104,12 @@ def test_empty_file_is_unreadable():
     assert caught.value.code == "unreadable"
 
 
-def test_a_truncated_image_is_unreadable_when_processed():
-    data = encode(sample_photo(640, 480), "PNG")
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "HEIF"])
+def test_a_truncated_image_is_unreadable_when_processed(fmt):
+    data = encode(sample_photo(640, 480), fmt)
     damaged = data[: len(data) // 2]
-    assert check_upload(damaged) == "PNG"  # the header is whole: nothing is decoded by the pre-check
+    if fmt != "WEBP":  # libwebp's container parser already sees the missing half; the others read the header only
+        assert check_upload(damaged) == fmt
     with pytest.raises(ImageRejected) as caught:
         process(damaged)
     assert (caught.value.code, caught.value.status) == ("unreadable", 422)
@@ -225,6 +227,19 @@ def test_each_rotation_is_applied(orientation, top_left_colour, size):
     picture = _stored(stored)
     assert picture.size == size
     assert _near(picture.getpixel((10, 10)), top_left_colour)
+
+
+def test_a_multi_picture_phone_jpeg_is_a_jpeg_and_keeps_only_its_first_picture():
+    first, second = Image.new("RGB", (600, 400), (120, 80, 60)), Image.new("RGB", (600, 400), (20, 80, 160))
+    source = encode(first, "MPO", save_all=True, append_images=[second])  # MPF index in APP2, like phone cameras
+    assert Image.open(io.BytesIO(source)).format == "MPO"
+
+    assert check_upload(source) == "JPEG"
+    stored = process(source)
+
+    assert stored.source_format == "JPEG"
+    assert _near(_stored(stored).getpixel((5, 5)), (120, 80, 60), 8)
+    assert [marker for marker, _ in jpeg_segments(stored.data)].count(APP2) == 0
 
 
 def test_transparency_becomes_white_not_black():
