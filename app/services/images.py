@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 pillow_heif.register_heif_opener()
 
@@ -172,7 +172,9 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data), formats=[kind])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("too_many_pixels", _pixels_message(_bomb_pixels(exc), max_pixels)) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError):
+    except MemoryError:
+        raise
+    except Exception:  # any decoder failure on untrusted bytes means the file cannot be read
         raise ImageRejected("unreadable", f"the {kind} file cannot be read") from None
     pixels = image.width * image.height
     if pixels > max_pixels:
@@ -223,7 +225,9 @@ def process(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int 
         source_format = _format_name(image)
         try:
             picture = _decode(image)
-        except (OSError, ValueError, SyntaxError, struct.error, EOFError, Image.DecompressionBombError):
+        except MemoryError:
+            raise
+        except Exception:  # as in _open: Pillow and libheif raise many types on damaged data
             raise ImageRejected("unreadable", f"the {source_format} image data is damaged or incomplete") from None
     decoded = time.perf_counter()
     encoded, ssim_value = _encode(picture)

@@ -6,6 +6,7 @@ guarantee, and the usability findings.
 from __future__ import annotations
 
 import io
+import random
 
 import numpy as np
 import pytest
@@ -113,6 +114,29 @@ def test_a_truncated_image_is_unreadable_when_processed(fmt):
     with pytest.raises(ImageRejected) as caught:
         process(damaged)
     assert (caught.value.code, caught.value.status) == ("unreadable", 422)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damaged EXIF it skips
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_damaged_files_give_image_rejected_or_a_stored_picture_never_another_error(fmt):
+    rng = random.Random(fmt)
+    exif = {"exif": gps_exif(6).tobytes()} if fmt in ("JPEG", "HEIF") else {}
+    data = encode(sample_photo(160, 120), fmt, **exif)
+    outcomes = set()
+    for _ in range(60):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 12)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(8, len(damaged))]
+        try:
+            stored = process(bytes(damaged))
+        except ImageRejected as exc:
+            outcomes.add(exc.code)
+        else:
+            assert stored.data[:3] == b"\xff\xd8\xff"
+            outcomes.add("stored")
+    assert outcomes <= {"stored", "unreadable", "unsupported_type", "too_many_pixels"}
 
 
 # --- caps -------------------------------------------------------------------------------------------------------
