@@ -230,7 +230,7 @@ def process(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int 
         except Exception:  # as in _open: Pillow and libheif raise many types on damaged data
             raise ImageRejected("unreadable", f"the {source_format} image data is damaged or incomplete") from None
     decoded = time.perf_counter()
-    encoded, ssim_value = _encode(picture)
+    encoded, ssim_value, picture = _encode(picture)
     done_encoding = time.perf_counter()
     report = assess(picture)
     finished = time.perf_counter()
@@ -293,10 +293,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def _encode(picture: Image.Image) -> tuple[bytes, float]:
-    """The first JPEG (largest size, then highest quality) within :data:`STORED_MAX_BYTES` and :data:`MIN_SSIM`."""
+def _encode(picture: Image.Image) -> tuple[bytes, float, Image.Image]:
+    """The first JPEG (largest size, then highest quality) within :data:`STORED_MAX_BYTES` and :data:`MIN_SSIM`,
+    its SSIM, and the picture it encodes (``picture`` itself, or a smaller copy when it had to shrink)."""
     candidate = picture
-    best: tuple[bytes, float] | None = None
+    best: tuple[bytes, float, Image.Image] | None = None
     while True:
         reference = _luma(candidate)
         for quality in JPEG_QUALITIES:
@@ -306,14 +307,14 @@ def _encode(picture: Image.Image) -> tuple[bytes, float]:
             with Image.open(io.BytesIO(data), formats=["JPEG"]) as stored:
                 value = ssim(reference, _luma(stored))
             if value >= MIN_SSIM:
-                return data, value
+                return data, value, candidate
             if best is None or value > best[1]:
-                best = (data, value)
+                best = (data, value, candidate)
             break  # a lower quality only lowers SSIM: try a smaller picture at the best quality instead
         if max(candidate.size) <= QUALITY_SIDE:
             # Reached only by pathological content (pure noise); the best candidate seen is stored.
             if best is None:
-                best = (_jpeg(candidate, JPEG_QUALITIES[-1]), 0.0)
+                best = (_jpeg(candidate, JPEG_QUALITIES[-1]), 0.0, candidate)
             return best
         candidate = candidate.resize(_fit(candidate.size, int(max(candidate.size) * 0.75)), Image.Resampling.LANCZOS)
 
@@ -346,7 +347,9 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
         raise ValueError(f"images differ in shape: {reference.shape} and {test.shape}")
     window = SSIM_WINDOW
     if min(reference.shape) < window:
-        return float(np.array_equal(reference, test))
+        # Narrower than one window (a strip a few pixels wide): repeat the edge pixels up to the window's size.
+        pad = [(0, max(0, window - side)) for side in reference.shape]
+        reference, test = np.pad(reference, pad, mode="edge"), np.pad(test, pad, mode="edge")
     # int32 running sums of squares stay exact while a column (or a row of window-high strips) sums below 2**31.
     height, width = reference.shape
     exact32 = max(height, width * window) * 255 * 255 < 2**31

@@ -331,6 +331,22 @@ def test_a_picture_that_will_not_fit_2_mb_at_full_size_is_made_smaller_until_it_
     assert _stored(stored).size == (stored.width, stored.height)
 
 
+def test_when_the_best_quality_will_not_fit_the_picture_is_made_smaller(monkeypatch):
+    monkeypatch.setattr(images, "STORED_MAX_BYTES", 120_000)  # a cap the full-size photo cannot meet at any quality
+    stored = process(encode(sample_photo(2048, 1536), "PNG"))
+    assert len(stored.data) <= 120_000
+    assert stored.width < 2048 and _stored(stored).size == (stored.width, stored.height)
+    assert (stored.quality.measures["width"], stored.quality.measures["height"]) == (stored.width, stored.height)
+    assert stored.ssim >= images.MIN_SSIM
+
+
+def test_a_strip_narrower_than_the_ssim_window_is_stored_and_measured():
+    stored = process(encode(sample_photo(3, 900), "PNG"))
+    assert (stored.width, stored.height) == (3, 900)
+    assert stored.ssim >= images.MIN_SSIM
+    assert "too_small" in stored.quality.problems
+
+
 def test_small_pictures_are_not_upscaled():
     stored = process(encode(sample_photo(300, 200), "JPEG"))
     assert (stored.width, stored.height) == (300, 200)
