@@ -318,6 +318,7 @@ def test_twilio_media_url_with_basic_auth():
     assert request.path == f"/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME1"
     expected = "Basic " + base64.b64encode(f"{SID}:{AUTH_TOKEN}".encode()).decode()
     assert request.headers["Authorization"] == expected
+    assert request.headers["Accept-Encoding"] == "identity"
 
 
 def test_twilio_redirect_on_the_same_api_host_is_followed():
@@ -328,6 +329,22 @@ def test_twilio_redirect_on_the_same_api_host_is_followed():
         data, _ = fetch_media("twilio", _twilio_media(fake), _twilio(fake))
     assert data == PHOTO
     assert [r.path for r in fake.requests][-1] == "/cdn/ME1.jpg"
+    assert all("Authorization" in r.headers for r in fake.requests)  # same API origin: the credentials follow
+
+
+def test_credentials_go_only_where_auth_for_allows_them():
+    # Twilio's API answers with a redirect to its media CDN: the CDN must not get the account's credentials.
+    with FakeProvider() as api, FakeProvider() as cdn:
+        cdn.respond(200, PHOTO, {"Content-Type": "image/jpeg"})
+        api.respond(307, b"", {"Location": f"{cdn.base_url}/media/ME1"})
+        data, _ = media_module.download(
+            f"{api.base_url}/Media/ME1", "test download", max_bytes=10**6, auth=(SID, AUTH_TOKEN),
+            headers={"X-Api": "1"}, allowed=lambda url: True,
+            auth_for=lambda url: media_module.origin(url) == media_module.origin(api.base_url),
+        )  # fmt: skip
+    assert data == PHOTO
+    assert api.requests[0].headers["Authorization"].startswith("Basic ") and api.requests[0].headers["X-Api"] == "1"
+    assert "Authorization" not in cdn.requests[0].headers and "X-Api" not in cdn.requests[0].headers
 
 
 def test_twilio_redirect_to_another_host_is_refused():
