@@ -16,6 +16,7 @@ Pillow only ever parses the four accepted formats here (``Image.open(..., format
 from __future__ import annotations
 
 import io
+import re
 import struct
 import time
 import warnings
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 pillow_heif.register_heif_opener()
 
@@ -31,6 +32,10 @@ DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES: a 12-MP phone JPEG is 3
 DEFAULT_MAX_PIXELS = 40_000_000  # IMAGE_MAX_PIXELS: above the 12-50 MP of phone cameras' default modes
 STORED_MAX_BYTES = 2 * 1024 * 1024
 STORED_MAX_SIDE = 2048  # long side kept; more detail than the model or a person reading the consultation needs
+# A large photo is first made smaller by a whole factor while its long side stays at least this: a JPEG by decoding
+# at 1/2, 1/4 or 1/8 scale (libjpeg's scaled IDCT), anything else by averaging factor x factor blocks. Either costs a
+# fraction of a full-size decode plus a Lanczos resize: a 4032x3024 phone photo becomes 2016x1512 directly.
+REDUCE_MIN_SIDE = 1536
 MIN_SSIM = 0.85
 JPEG_QUALITIES = (85, 75, 65)  # tried in order; the first whose file fits STORED_MAX_BYTES is measured
 CONTENT_TYPE = "image/jpeg"
@@ -165,9 +170,11 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = max_pixels  # only ever raised, to the configured cap; the check below is per call
     try:
         image = Image.open(io.BytesIO(data), formats=[kind])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("too_many_pixels", _pixels_message(_header_pixels(data, kind), max_pixels)) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", _pixels_message(_bomb_pixels(exc), max_pixels)) from None
+    except MemoryError:
+        raise
+    except Exception:  # any decoder failure on untrusted bytes means the file cannot be read
         raise ImageRejected("unreadable", f"the {kind} file cannot be read") from None
     pixels = image.width * image.height
     if pixels > max_pixels:
@@ -179,12 +186,10 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     return image
 
 
-def _header_pixels(data: bytes, kind: str) -> int | None:
-    """The pixel count a PNG or JPEG header claims, for the message when Pillow itself refused the image."""
-    if kind == "PNG" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width * height
-    return None
+def _bomb_pixels(exc: Exception) -> int | None:
+    """The pixel count in Pillow's refusal ("Image size (100000000 pixels) exceeds limit of ..."), for the message."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def _pixels_message(pixels: int | None, max_pixels: int) -> str:
@@ -220,10 +225,12 @@ def process(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int 
         source_format = _format_name(image)
         try:
             picture = _decode(image)
-        except (OSError, ValueError, SyntaxError, struct.error, EOFError, Image.DecompressionBombError):
+        except MemoryError:
+            raise
+        except Exception:  # as in _open: Pillow and libheif raise many types on damaged data
             raise ImageRejected("unreadable", f"the {source_format} image data is damaged or incomplete") from None
     decoded = time.perf_counter()
-    encoded, ssim_value = _encode(picture)
+    encoded, ssim_value, picture = _encode(picture)
     done_encoding = time.perf_counter()
     report = assess(picture)
     finished = time.perf_counter()
@@ -252,12 +259,13 @@ def _ms(start: float, end: float) -> float:
 def _decode(image: Image.Image) -> Image.Image:
     """Pixels only, upright, RGB, at most :data:`STORED_MAX_SIDE` on the long side."""
     if image.format in ("JPEG", "MPO"):
-        # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding when that still leaves at least the stored size:
-        # a large photo then decodes in a fraction of the time and memory.
-        image.draft("RGB", _fit(image.size, STORED_MAX_SIDE))
+        image.draft("RGB", _fit(image.size, REDUCE_MIN_SIDE))
     image.load()
     ImageOps.exif_transpose(image, in_place=True)
     picture = _to_rgb(image)
+    factor = max(picture.size) // REDUCE_MIN_SIDE
+    if factor > 1:
+        picture = picture.reduce(factor)
     target = _fit(picture.size, STORED_MAX_SIDE)
     if target != picture.size:
         picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -285,10 +293,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def _encode(picture: Image.Image) -> tuple[bytes, float]:
-    """The first JPEG (largest size, then highest quality) within :data:`STORED_MAX_BYTES` and :data:`MIN_SSIM`."""
+def _encode(picture: Image.Image) -> tuple[bytes, float, Image.Image]:
+    """The first JPEG (largest size, then highest quality) within :data:`STORED_MAX_BYTES` and :data:`MIN_SSIM`,
+    its SSIM, and the picture it encodes (``picture`` itself, or a smaller copy when it had to shrink)."""
     candidate = picture
-    best: tuple[bytes, float] | None = None
+    best: tuple[bytes, float, Image.Image] | None = None
     while True:
         reference = _luma(candidate)
         for quality in JPEG_QUALITIES:
@@ -298,14 +307,14 @@ def _encode(picture: Image.Image) -> tuple[bytes, float]:
             with Image.open(io.BytesIO(data), formats=["JPEG"]) as stored:
                 value = ssim(reference, _luma(stored))
             if value >= MIN_SSIM:
-                return data, value
+                return data, value, candidate
             if best is None or value > best[1]:
-                best = (data, value)
+                best = (data, value, candidate)
             break  # a lower quality only lowers SSIM: try a smaller picture at the best quality instead
         if max(candidate.size) <= QUALITY_SIDE:
             # Reached only by pathological content (pure noise); the best candidate seen is stored.
             if best is None:
-                best = (_jpeg(candidate, JPEG_QUALITIES[-1]), 0.0)
+                best = (_jpeg(candidate, JPEG_QUALITIES[-1]), 0.0, candidate)
             return best
         candidate = candidate.resize(_fit(candidate.size, int(max(candidate.size) * 0.75)), Image.Resampling.LANCZOS)
 
@@ -338,7 +347,9 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
         raise ValueError(f"images differ in shape: {reference.shape} and {test.shape}")
     window = SSIM_WINDOW
     if min(reference.shape) < window:
-        return float(np.array_equal(reference, test))
+        # Narrower than one window (a strip a few pixels wide): repeat the edge pixels up to the window's size.
+        pad = [(0, max(0, window - side)) for side in reference.shape]
+        reference, test = np.pad(reference, pad, mode="edge"), np.pad(test, pad, mode="edge")
     # int32 running sums of squares stay exact while a column (or a row of window-high strips) sums below 2**31.
     height, width = reference.shape
     exact32 = max(height, width * window) * 255 * 255 < 2**31

@@ -179,11 +179,16 @@ class SkinModel:
 
 def _resize(picture: Image.Image, width: int, height: int, how: str) -> Image.Image:
     if how == "center_crop":
-        scale = max(width / picture.width, height / picture.height)
-        size = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
-        picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-        left, top = (picture.width - width) // 2, (picture.height - height) // 2
-        return picture.crop((left, top, left + width, top + height))
+        # Crop the source to the input's aspect ratio first, then resize only that box: scaling the whole picture
+        # first would make a 1 x 2048 strip 224 x 458752 pixels (300 MB) on the way.
+        ratio = width / height
+        if picture.width / picture.height > ratio:
+            box_width, box_height = max(1, round(picture.height * ratio)), picture.height
+        else:
+            box_width, box_height = picture.width, max(1, round(picture.width / ratio))
+        left, top = (picture.width - box_width) // 2, (picture.height - box_height) // 2
+        box = (left, top, left + box_width, top + box_height)
+        return picture.resize((width, height), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
     return picture.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 

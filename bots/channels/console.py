@@ -27,7 +27,7 @@ from bots.messages import SMS, TELEGRAM, WHATSAPP, OutboundMessage, SendResult
 log = logging.getLogger(__name__)
 
 MEDIA_FOLDER = "console-media"
-_MEDIA_ID = re.compile(r"console-[0-9a-f]{32}")  # nothing else can name a file: no path ever comes from outside
+_MEDIA_ID = re.compile(r"[0-9a-f]{32}")  # nothing else can name a file: no path ever comes from outside
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*")
 
 
@@ -37,7 +37,7 @@ def media_folder(config: Mapping) -> Path:
 
 
 def save_media(config: Mapping, data: bytes, content_type: str | None) -> str:
-    """Keep ``data`` in the console media store and return its media id (``console-<32 hex>``).
+    """Keep ``data`` in the console media store and return its media id (32 hex digits, a random UUID).
 
     Args:
         config: the app config (``INSTANCE_PATH``).
@@ -47,7 +47,7 @@ def save_media(config: Mapping, data: bytes, content_type: str | None) -> str:
     """
     folder = media_folder(config)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    media_id = f"console-{uuid.uuid4().hex}"
+    media_id = uuid.uuid4().hex
     kind = (content_type or "").split(";")[0].strip().lower()
     _write(folder / f"{media_id}.type", kind.encode() if _CONTENT_TYPE.fullmatch(kind) else b"")
     _write(folder / media_id, data)  # written last: a media id is readable only once both files are complete

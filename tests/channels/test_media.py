@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -317,6 +318,7 @@ def test_twilio_media_url_with_basic_auth():
     assert request.path == f"/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME1"
     expected = "Basic " + base64.b64encode(f"{SID}:{AUTH_TOKEN}".encode()).decode()
     assert request.headers["Authorization"] == expected
+    assert request.headers["Accept-Encoding"] == "identity"
 
 
 def test_twilio_redirect_on_the_same_api_host_is_followed():
@@ -327,6 +329,22 @@ def test_twilio_redirect_on_the_same_api_host_is_followed():
         data, _ = fetch_media("twilio", _twilio_media(fake), _twilio(fake))
     assert data == PHOTO
     assert [r.path for r in fake.requests][-1] == "/cdn/ME1.jpg"
+    assert all("Authorization" in r.headers for r in fake.requests)  # same API origin: the credentials follow
+
+
+def test_credentials_go_only_where_auth_for_allows_them():
+    # Twilio's API answers with a redirect to its media CDN: the CDN must not get the account's credentials.
+    with FakeProvider() as api, FakeProvider() as cdn:
+        cdn.respond(200, PHOTO, {"Content-Type": "image/jpeg"})
+        api.respond(307, b"", {"Location": f"{cdn.base_url}/media/ME1"})
+        data, _ = media_module.download(
+            f"{api.base_url}/Media/ME1", "test download", max_bytes=10**6, auth=(SID, AUTH_TOKEN),
+            headers={"X-Api": "1"}, allowed=lambda url: True,
+            auth_for=lambda url: media_module.origin(url) == media_module.origin(api.base_url),
+        )  # fmt: skip
+    assert data == PHOTO
+    assert api.requests[0].headers["Authorization"].startswith("Basic ") and api.requests[0].headers["X-Api"] == "1"
+    assert "Authorization" not in cdn.requests[0].headers and "X-Api" not in cdn.requests[0].headers
 
 
 def test_twilio_redirect_to_another_host_is_refused():
@@ -372,6 +390,7 @@ def test_twilio_oversize_is_refused():
 def test_console_store_answers_when_the_provider_is_not_configured(tmp_path: Path):
     config = {"INSTANCE_PATH": str(tmp_path)}
     media_id = save_media(config, PHOTO, "image/jpeg; charset=binary")
+    assert re.fullmatch(r"[0-9a-f]{32}", media_id)  # the same ids as issue 7's simulator store
 
     for provider in ("telegram", "whatsapp", "console"):
         data, content_type = fetch_media(provider, {"content_type": None, "provider_media_id": media_id}, config)
@@ -386,7 +405,7 @@ def test_console_store_refuses_unknown_and_malformed_ids(tmp_path: Path):
     config = {"INSTANCE_PATH": str(tmp_path)}
     save_media(config, PHOTO, "image/jpeg")
     (tmp_path / "secret.txt").write_text("not a photo")
-    for media_id in ("console-" + "0" * 32, "../secret.txt", "console-../../secret.txt", ""):
+    for media_id in ("0" * 32, "../secret.txt", "0" * 32 + "/../../secret.txt", "A" * 32, ""):
         _fails("telegram", {"provider_media_id": media_id}, config, code="not_found" if media_id else "not_configured",
                retryable=False)  # fmt: skip
 
@@ -410,3 +429,18 @@ def test_console_store_keeps_no_bogus_content_type(tmp_path: Path):
 
 def test_unknown_provider():
     _fails("carrier-pigeon", {"provider_media_id": "x"}, {}, code="not_configured", retryable=False)
+
+
+def test_a_stored_photo_goes_from_the_store_through_the_pipeline_to_the_model(tmp_path: Path):
+    from app.services import images, skin_model
+    from tests.photos import encode, sample_photo
+
+    config = {"INSTANCE_PATH": str(tmp_path), "IMAGE_MAX_BYTES": 5_000_000}
+    media_id = save_media(config, encode(sample_photo(1600, 1200), "HEIF", quality=85), "image/heic")
+
+    data, content_type = fetch_media("telegram", {"content_type": "image/jpeg", "provider_media_id": media_id}, config)
+    stored = images.process(data, max_bytes=config["IMAGE_MAX_BYTES"])
+    prediction = skin_model.get_model(skin_model.DEFAULT_MODEL_DIR).predict(stored.data)
+
+    assert content_type == "image/heic" and stored.source_format == "HEIF"
+    assert len(prediction.top) == 3 and prediction.validated is False

@@ -6,6 +6,7 @@ guarantee, and the usability findings.
 from __future__ import annotations
 
 import io
+import random
 
 import numpy as np
 import pytest
@@ -104,13 +105,38 @@ def test_empty_file_is_unreadable():
     assert caught.value.code == "unreadable"
 
 
-def test_a_truncated_image_is_unreadable_when_processed():
-    data = encode(sample_photo(640, 480), "PNG")
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "HEIF"])
+def test_a_truncated_image_is_unreadable_when_processed(fmt):
+    data = encode(sample_photo(640, 480), fmt)
     damaged = data[: len(data) // 2]
-    assert check_upload(damaged) == "PNG"  # the header is whole: nothing is decoded by the pre-check
+    if fmt != "WEBP":  # libwebp's container parser already sees the missing half; the others read the header only
+        assert check_upload(damaged) == fmt
     with pytest.raises(ImageRejected) as caught:
         process(damaged)
     assert (caught.value.code, caught.value.status) == ("unreadable", 422)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damaged EXIF it skips
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_damaged_files_give_image_rejected_or_a_stored_picture_never_another_error(fmt):
+    rng = random.Random(fmt)
+    exif = {"exif": gps_exif(6).tobytes()} if fmt in ("JPEG", "HEIF") else {}
+    data = encode(sample_photo(160, 120), fmt, **exif)
+    outcomes = set()
+    for _ in range(60):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 12)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(8, len(damaged))]
+        try:
+            stored = process(bytes(damaged))
+        except ImageRejected as exc:
+            outcomes.add(exc.code)
+        else:
+            assert stored.data[:3] == b"\xff\xd8\xff"
+            outcomes.add("stored")
+    assert outcomes <= {"stored", "unreadable", "unsupported_type", "too_many_pixels"}
 
 
 # --- caps -------------------------------------------------------------------------------------------------------
@@ -227,6 +253,19 @@ def test_each_rotation_is_applied(orientation, top_left_colour, size):
     assert _near(picture.getpixel((10, 10)), top_left_colour)
 
 
+def test_a_multi_picture_phone_jpeg_is_a_jpeg_and_keeps_only_its_first_picture():
+    first, second = Image.new("RGB", (600, 400), (120, 80, 60)), Image.new("RGB", (600, 400), (20, 80, 160))
+    source = encode(first, "MPO", save_all=True, append_images=[second])  # MPF index in APP2, like phone cameras
+    assert Image.open(io.BytesIO(source)).format == "MPO"
+
+    assert check_upload(source) == "JPEG"
+    stored = process(source)
+
+    assert stored.source_format == "JPEG"
+    assert _near(_stored(stored).getpixel((5, 5)), (120, 80, 60), 8)
+    assert [marker for marker, _ in jpeg_segments(stored.data)].count(APP2) == 0
+
+
 def test_transparency_becomes_white_not_black():
     picture = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
     picture.paste((200, 30, 30, 255), (100, 100, 300, 300))
@@ -259,14 +298,28 @@ def test_a_12_megapixel_photo_is_downscaled_to_at_most_2_mb_with_ssim_at_least_0
 
     stored = process(source)
 
-    assert (stored.width, stored.height) == (2048, 1536)
+    assert (stored.width, stored.height) == (2000, 1500)  # decoded at half scale: long side within 1536..2048
     assert len(stored.data) <= images.STORED_MAX_BYTES
     assert stored.ssim >= images.MIN_SSIM
-    # The reported SSIM is the truth: recompute it against the source resized to the stored size.
-    reference = Image.open(io.BytesIO(source)).convert("L").resize((2048, 1536), Image.Resampling.LANCZOS)
+    # The reported SSIM is the truth: recompute it against the full-size source resized to the stored size.
+    reference = Image.open(io.BytesIO(source)).convert("L").resize((2000, 1500), Image.Resampling.LANCZOS)
     measured = structural_similarity(np.asarray(reference), np.asarray(_stored(stored).convert("L")), data_range=255)
     assert measured >= images.MIN_SSIM
     assert abs(measured - stored.ssim) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "stored_size"),
+    [
+        ("PNG", (2600, 1950), (2048, 1536)),  # under twice 1536: one Lanczos resize to 2048
+        ("HEIF", (4032, 3024), (2016, 1512)),  # halved by 2x2 averages, nothing more
+        ("WEBP", (1000, 6000), (334, 2000)),  # a long strip: 3x3 averages
+    ],
+)
+def test_large_pictures_of_every_format_are_made_smaller(fmt, size, stored_size):
+    stored = process(encode(sample_photo(*size), fmt, quality=90))
+    assert (stored.width, stored.height) == stored_size == _stored(stored).size
+    assert stored.ssim >= images.MIN_SSIM and len(stored.data) <= images.STORED_MAX_BYTES
 
 
 def test_a_picture_that_will_not_fit_2_mb_at_full_size_is_made_smaller_until_it_does():
@@ -276,6 +329,22 @@ def test_a_picture_that_will_not_fit_2_mb_at_full_size_is_made_smaller_until_it_
     assert len(stored.data) <= images.STORED_MAX_BYTES
     assert max(stored.width, stored.height) <= 2048
     assert _stored(stored).size == (stored.width, stored.height)
+
+
+def test_when_the_best_quality_will_not_fit_the_picture_is_made_smaller(monkeypatch):
+    monkeypatch.setattr(images, "STORED_MAX_BYTES", 120_000)  # a cap the full-size photo cannot meet at any quality
+    stored = process(encode(sample_photo(2048, 1536), "PNG"))
+    assert len(stored.data) <= 120_000
+    assert stored.width < 2048 and _stored(stored).size == (stored.width, stored.height)
+    assert (stored.quality.measures["width"], stored.quality.measures["height"]) == (stored.width, stored.height)
+    assert stored.ssim >= images.MIN_SSIM
+
+
+def test_a_strip_narrower_than_the_ssim_window_is_stored_and_measured():
+    stored = process(encode(sample_photo(3, 900), "PNG"))
+    assert (stored.width, stored.height) == (3, 900)
+    assert stored.ssim >= images.MIN_SSIM
+    assert "too_small" in stored.quality.problems
 
 
 def test_small_pictures_are_not_upscaled():

@@ -253,3 +253,16 @@ def test_an_nhwc_model_with_logits_is_driven_by_its_manifest(tmp_path: Path):
     batch = model.preprocess(_stored_photo((255, 0, 0)))
     assert batch.shape == (1, 32, 32, 3)
     assert batch[0, 0, 0].tolist() == pytest.approx([1.0, -1.0, -1.0], abs=0.03)
+
+
+def test_center_crop_keeps_the_middle_and_never_blows_a_strip_up():
+    model = get_model(DEFAULT_MODEL_DIR)
+    strip = Image.new("RGB", (1, 2048), (90, 60, 40))
+    batch = model.preprocess(encode(strip, "PNG"))
+    assert batch.shape == (1, 3, 224, 224)
+    wide = Image.new("RGB", (900, 300), (255, 0, 0))
+    wide.paste((0, 0, 255), (300, 0, 600, 300))  # blue middle third, red sides
+    middle = model.preprocess(encode(wide, "PNG"))
+    blue = (1.0 - build_default.MEAN[2]) / build_default.STD[2]
+    assert middle[0, 2, 112, 5] == pytest.approx(blue, abs=0.05)  # the crop is the blue middle
+    assert middle[0, 2, 112, 218] == pytest.approx(blue, abs=0.05)
