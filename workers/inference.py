@@ -176,7 +176,7 @@ def reply_text(consultation: Consultation, result: triage.Triage, language: str)
     """The pharmacist's answer: quality, level and why, medicines with doses, when to refer, the disclaimer."""
     lines = _quality_lines(consultation, language)
     lines.append(t(f"skin_result_level_{result.level}", language))
-    reasons = " ".join(t(key, language) for key in result.reasons)
+    reasons = " ".join(_sentence(t(key, language)) for key in result.reasons)
     lines.append(t("skin_result_why", language, reasons=reasons))
     if result.medicines:
         catalogue = formulary.medicines()
@@ -184,11 +184,17 @@ def reply_text(consultation: Consultation, result: triage.Triage, language: str)
         lines.append(t("skin_result_medicines", language, medicines=items))
     elif triage.level_rank(result.level) >= triage.level_rank(LEVEL_CLINIC):
         lines.append(t("skin_result_no_medicines", language))
-    lines.append(t(result.advice, language))
+    referred = triage.level_rank(result.level) >= triage.level_rank(LEVEL_CLINIC)
+    # A referral gets the referral advice, not the condition's self-care tips.
+    lines.append(t("triage_advice_refer" if referred else result.advice, language))
     lines.append(t(f"skin_result_refer_{result.level}", language))
     lines.append(_model_line(consultation, language))
     lines.append(t("skin_disclaimer", language))
     return "\n\n".join(lines)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def split(text: str, limit: int = REPLY_LIMIT) -> list[str]:

@@ -191,7 +191,7 @@ def test_telegram_photo_to_triage_reply(skin_app, apis):
     texts = apis.sent_texts()
     assert "linked" in texts[0] and "Question 1 of 13" in texts[1]
     reply = texts[-1]
-    _check_reply(reply, level_words="SELF-CARE", reason="no red flag", medicine="Clotrimazole 1% cream")
+    _check_reply(reply, level_words="SELF-CARE", reason="No red flag", medicine="Clotrimazole 1% cream")
     assert "Photo quality: good enough" in reply
     # The getFile call asked for the largest size; the photo id went to the job, never the bytes.
     assert any(r.path.endswith("/getFile") and r.form["file_id"] == ["AgAC-skin"] for r in apis.fake.requests)
@@ -223,8 +223,9 @@ def test_whatsapp_image_with_a_red_flag_to_urgent_reply(skin_app, apis):
     recommendation = db.session.scalar(select(Recommendation))
     assert recommendation.level == "urgent" and recommendation.medication_ids == []
     reply = apis.sent_texts()[-1]
-    _check_reply(reply, level_words="URGENT", reason="fever with spreading redness", medicine=None)
+    _check_reply(reply, level_words="URGENT", reason="Fever with spreading redness", medicine=None)
     assert "No medicine to give at the pharmacy" in reply
+    assert "Do not treat in the pharmacy" in reply and "do not share towels" not in reply  # no self-care tips
     lookups = [r for r in apis.fake.requests if r.path == "/v21.0/wa-media-1"]
     assert lookups and lookups[0].headers["Authorization"] == f"Bearer {WA_TOKEN}"
 
