@@ -336,3 +336,15 @@ def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
     db.session.commit()
     assert inference.sweep() == 1
     assert f"analyse-{consultation.id}" in get_queue(QUEUE_INFERENCE).job_ids
+
+
+def test_the_reply_is_in_the_chats_language(skin_app, apis):
+    from app.services import messaging
+
+    consultation = _queued_chat_consultation()
+    messaging.contact_for(str(CHAT_ID)).language = "tn"  # the pharmacist sent SETSWANA
+    db.session.commit()
+    assert inference.analyse_consultation(str(consultation.id)) == "done"
+    reply = db.session.scalar(select(Message).where(Message.direction == DIRECTION_OUT))
+    assert reply.language == "tn" and "Tekolo:" in reply.text and "Boleng jwa setshwantsho" in reply.text
+    assert "Triage:" not in reply.text
