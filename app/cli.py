@@ -62,6 +62,19 @@ def seed_demo_command():
         click.echo(line)
 
 
+# Skin consultations (issue 6).
+@click.command("seed-clinical")
+@with_appcontext
+def seed_clinical_command():
+    """Load app/clinical/formulary.toml and triage_rules.toml into the database (idempotent)."""
+    from app.extensions import db
+    from app.services import consultations, formulary
+
+    medicines, guidelines = formulary.seed(), consultations.seed_guidelines()
+    db.session.commit()
+    click.echo(f"formulary: {medicines} medications added or changed; triage guidelines: {guidelines} changed")
+
+
 @click.command("worker")
 @click.option("--queue", "queues", multiple=True, help="Queue to serve (repeat; default: all, by priority).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -125,5 +138,6 @@ def telegram_webhook_info_command():
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(seed_clinical_command)  # skin consultations (issue 6)
     app.cli.add_command(worker_command)
     app.cli.add_command(telegram_cli)

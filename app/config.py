@@ -86,6 +86,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased"),
     # --- phone simulator (issue 7) ----------------------------------------------------------------------------
     Setting("SIMULATOR_ENABLED", "", "the phone simulator at /simulator; empty: on in development only"),
+    # --- skin pipeline: image caps, the ONNX model --------------------------------------------------------------
+    Setting("IMAGE_MAX_BYTES", str(15 * 1024 * 1024), "largest photo accepted, in bytes (upload or chat download)"),
+    Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels (read from the header: bombs)"),
+    Setting("SKIN_MODEL_DIR", "", "folder with model.onnx + manifest.json; unset: app/skin_model/default"),
 )
 
 # Webhook secrets the simulator signs with. In development with the simulator on, an unset one is generated under
@@ -97,6 +101,7 @@ _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
     "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
+    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS",  # skin pipeline
 )  # fmt: skip
 
 

@@ -13,9 +13,11 @@ import pytest
 from app.i18n import CATALOG, DEFAULT_LANGUAGE, LANGUAGES, t
 from app.i18n.gsm7 import BASIC, EXTENSION, SINGLE_SEGMENT, fits_one_segment, septets
 
-CHANNELS = ("sms", "ussd", "web")
+CHANNELS = ("sms", "ussd", "chat", "button", "web")
 USSD_LIMIT = 160
 WEB_LIMIT = 300  # a label or one-sentence notice of the simulator page
+# Skin consultations (issue 6): a WhatsApp interactive body, and a WhatsApp reply button title.
+CHAT_LIMITS = {"chat": 1024, "button": 20}
 KEYS = sorted(CATALOG)
 
 # LANGUAGE.md 3.3: standard Setswana writes e and o without the circumflex (ê, ô appear in some dictionaries and
@@ -87,6 +89,8 @@ def test_the_filled_texts_fit_their_channel(key):
             assert fits_one_segment(text), f"{key}/{language}: {septets(text)} septets (None: not GSM-7): {text!r}"
         elif entry.channel == "web":
             assert len(text) <= WEB_LIMIT, f"{key}/{language}: {len(text)} characters: {text!r}"
+        elif entry.channel in CHAT_LIMITS:
+            assert len(text) <= CHAT_LIMITS[entry.channel], f"{key}/{language}: {len(text)} characters: {text!r}"
         else:
             assert septets(text) is not None, f"{key}/{language}: not GSM-7: {text!r}"
             assert len(text) <= USSD_LIMIT, f"{key}/{language}: {len(text)} characters: {text!r}"

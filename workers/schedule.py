@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
+from workers import QUEUE_DEFAULT, QUEUE_INFERENCE, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     # Hourly, so each clinic's day ends on time in its own time zone (Gaborone's at 22:00 UTC, Accra's at 00:00).
     PeriodicJob("mark-missed", "workers.reminders.mark_missed", 3600, QUEUE_DEFAULT),
     PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
+    # Skin consultations (issue 6): re-enqueue analyses whose enqueue was lost (Redis down at commit).
+    PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
 )
 
 

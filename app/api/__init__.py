@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from app.api import appointments, audit, auth, clinics, health, messaging, patients, reports, users
+from app.api import appointments, audit, auth, clinics, health, messaging, patients, reports, skin, users
 
-BLUEPRINTS = (auth.blp, users.blp, clinics.blp, messaging.sms_blp, messaging.messages_blp, appointments.blp,
-              patients.blp, reports.blp, audit.blp)  # fmt: skip
+BLUEPRINTS = (
+    auth.blp,
+    users.blp,
+    clinics.blp,
+    messaging.sms_blp,
+    messaging.messages_blp,
+    appointments.blp,
+    patients.blp,
+    reports.blp,
+    audit.blp,
+    *skin.BLUEPRINTS,
+)  # fmt: skip  (skin: issue 6)
 
 
 def init_app(app, openapi) -> None:

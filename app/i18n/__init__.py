@@ -20,7 +20,8 @@ class Text:
     Attributes:
         en: English text, a ``str.format`` template.
         tn: Setswana text, same placeholders.
-        channel: ``sms`` (one GSM-7 segment, 160 characters), ``ussd`` (160 characters after ``CON``/``END``) or
+        channel: ``sms`` (one GSM-7 segment, 160 characters), ``ussd`` (160 characters after ``CON``/``END``),
+            ``chat`` (Telegram/WhatsApp, 1,024 characters), ``button`` (a chat button title, 20 characters) or
             ``web`` (a label of the phone simulator page, never sent to a phone).
         example: the longest realistic values of the placeholders; the limits are checked with these.
         tn_reviewed: False until a native Setswana speaker from Botswana has approved ``tn``.
@@ -370,3 +371,9 @@ def t(key: str, language: str | None, **params) -> str:
     entry = CATALOG[key]
     template = entry.tn if language == "tn" else entry.en
     return template.format(**params)
+
+
+# Skin consultations (issue 6): chat texts live in their own module, merged into the one catalog.
+from app.i18n.skin import SKIN_TEXTS  # noqa: E402
+
+CATALOG.update(SKIN_TEXTS)

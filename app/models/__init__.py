@@ -4,6 +4,17 @@ from app.models.appointment import Appointment, Patient
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
+
+# Skin consultations (issue 6).
+from app.models.consultation import (
+    Analysis,
+    ChatLinkCode,
+    Consultation,
+    ConsultationImage,
+    Medication,
+    Recommendation,
+    TriageGuideline,
+)
 from app.models.contact import Contact, Conversation
 from app.models.message import Message, MessageEvent
 from app.models.user import PasswordResetCode, User
@@ -11,4 +22,6 @@ from app.models.user import PasswordResetCode, User
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
     "PasswordResetCode", "Patient", "User", "utcnow",
+    # Skin consultations (issue 6).
+    "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
 ]  # fmt: skip

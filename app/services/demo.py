@@ -73,6 +73,12 @@ def seed_demo() -> list[str]:
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
     _seed_appointments(clinics["Gaborone Main Clinic"])
+    # Skin consultations (issue 6): the formulary and triage guidelines; the demo pharmacist (+233241000002) is
+    # linked as soon as WhatsApp brings a message from that number (or /link CODE on Telegram).
+    from app.services import consultations, formulary
+
+    formulary.seed()
+    consultations.seed_guidelines()
     db.session.commit()
     return lines
 

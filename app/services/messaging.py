@@ -23,6 +23,9 @@ from app.models.message import (
 )
 from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
 
+# Skin consultations (issue 6): inbound facts kept on the message row (never the raw payload).
+KEPT_EXTRA = ("contact", "from_id", "callback_data")
+
 
 def _insert(model):
     """A Core INSERT into ``model``'s table (no ORM bulk machinery) that can skip rows violating a unique
@@ -80,6 +83,8 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
             status=STATUS_RECEIVED,
             dedupe_key=key,
             received_at=inbound.received_at or utcnow(),
+            # Skin consultations (issue 6): the few facts chat linking and buttons need later.
+            extra={k: inbound.extra[k] for k in KEPT_EXTRA if inbound.extra.get(k) is not None} or None,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Message.__table__.c.id)

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from flask import Request, Response
 
+from bots.channels.media import MediaError
 from bots.messages import InboundMessage, OutboundMessage, SendResult, StatusUpdate
 
 REGISTRY: dict[str, type[Channel]] = {}
@@ -135,6 +136,18 @@ class Channel(ABC):  # noqa: B024 (no method is abstract: an adapter implements 
             SendError: the provider refused or could not be reached.
         """
         raise SendError(f"{self.name} cannot send", retryable=False)
+
+    # --- media ----------------------------------------------------------------------------------------------
+
+    def fetch_media(self, media: Mapping, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Download one attachment (a ``Message.media`` item) through this provider, at most ``max_bytes``.
+
+        Use :func:`bots.channels.media.fetch_media`, which picks the adapter (or the console store).
+
+        Raises:
+            MediaError: ``retryable`` for network trouble, 5xx and 429; not for 404/expired, too big, bad host.
+        """
+        raise MediaError(f"{self.name} carries no media", retryable=False, code="not_configured")
 
 
 def register(cls: type[Channel]) -> type[Channel]:

@@ -53,7 +53,9 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
+from bots.channels.media import MediaError
 from bots.messages import TELEGRAM, InboundMessage, Media, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def _redact(text: str) -> str:
 
 _REDACT = _RedactToken()
 # A logger's filters only see records made on that very logger, so each logger that prints URLs gets one.
-for _name in ("httpx", "telegram.Bot", "telegram.ext.ExtBot"):
+for _name in ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "urllib3.connectionpool"):
     logging.getLogger(_name).addFilter(_REDACT)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -413,6 +415,53 @@ class TelegramChannel(Channel):
         if sent is None or not caption_fits:
             sent = await bot.send_message(chat_id=message.address, text=message.text, reply_markup=markup, **timeouts)
         return sent.chat.id, sent.message_id
+
+    # --- media (skin photos) ---------------------------------------------------------------------------------
+
+    def fetch_media(self, media: Mapping, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Download a photo by its ``file_id``: ``getFile`` (Bot API), then ``/file/bot<token>/<file_path>``.
+
+        The file path is asked for every time (it is valid for at least an hour only), so only the ``file_id`` is
+        ever stored. ``getFile``'s ``file_size`` is checked against ``max_bytes`` before downloading.
+
+        Raises:
+            MediaError: a wrong or expired ``file_id`` (Bot API 400) or a missing file is ``not_found``; 429,
+                5xx, unreadable answers and network failures are retryable. Never carries the token.
+        """
+        token = self.config.get("TELEGRAM_BOT_TOKEN") or ""
+        file_id = media.get("provider_media_id") or ""
+        if not file_id:
+            raise MediaError("telegram: the attachment has no file_id", retryable=False, code="not_found")
+        _known_tokens.add(token)
+        base = (self.config.get("TELEGRAM_API_BASE_URL") or "https://api.telegram.org").rstrip("/")
+        response = media_download.request("POST", f"{base}/bot{token}/getFile", "telegram getFile",
+                                          data={"file_id": file_id})  # fmt: skip
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or answer.get("ok") is not True:
+            answer = answer if isinstance(answer, dict) else {}
+            status = answer.get("error_code") if _is_int(answer.get("error_code")) else response.status_code
+            detail = _redact(_str(answer.get("description")))[:200]
+            if 200 <= status < 300:  # a 200 that is not a Bot API answer: a proxy or a glitch, try again later
+                raise MediaError("telegram getFile: unreadable answer", retryable=True, code="bad_answer")
+            if status == 400:  # "Bad Request: wrong file_id or the file is temporarily unavailable", "file is too big"
+                raise MediaError(f"telegram getFile: refused ({detail or 'HTTP 400'})", retryable=False,
+                                 code="too_large" if "too big" in detail.lower() else "not_found", status=400)  # fmt: skip
+            raise media_download.status_error("telegram getFile", status, detail)
+        result = _dict(answer.get("result"))
+        file_path = _str(result.get("file_path"))
+        if not file_path or file_path.startswith("/") or ".." in file_path.split("/"):
+            raise MediaError("telegram getFile: the answer has no usable file_path", retryable=False, code="not_found")
+        if _is_int(result.get("file_size")) and result["file_size"] > max_bytes:
+            raise media_download.too_large("telegram file", result["file_size"], max_bytes)
+        data, content_type = media_download.download(
+            f"{base}/file/bot{token}/{quote(file_path, safe='/')}", "telegram file download", max_bytes=max_bytes
+        )
+        if content_type in (None, "application/octet-stream"):  # what the Bot API's file server answers
+            content_type = media.get("content_type") or None
+        return data, content_type
 
 
 def _send_error(exc: TelegramError) -> SendError:

@@ -43,7 +43,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
+from bots.channels.media import MediaError
 from bots.messages import SMS, WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,13 @@ BSUID = re.compile(r"^[A-Za-z]{2}\.[A-Za-z0-9_-]+$")
 
 # What werkzeug leaves unquoted in a path (WHATWG path-segment set, plus "%" for already-quoted input).
 _PATH_SAFE = "!$&'()*+,/:;=@%"
+
+
+# skin pipeline: where MediaUrlN may point (with credentials) and where Twilio redirects media downloads to.
+TWILIO_API_HOSTS = ("api.twilio.com",)
+TWILIO_MEDIA_HOSTS = ("twiliocdn.com", "twilio.com")
+TWILIO_S3_HOSTS = ("s3-external-1.amazonaws.com", "s3.amazonaws.com")
+TWILIO_S3_PATH = "/media.twiliocdn.com/"
 
 
 def _strip_whatsapp(address: str | None) -> str | None:
@@ -317,6 +326,45 @@ class TwilioChannel(Channel):
             log.warning("twilio %s message %s: accepted without a sid", message.channel, message.id)
         log.info("twilio %s message %s accepted as %s", message.channel, message.id, created.sid)
         return SendResult(provider=self.name, provider_id=created.sid)
+
+    # --- media (skin photos) ---------------------------------------------------------------------------------
+
+    def fetch_media(self, media: Mapping, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Download a ``MediaUrlN`` with HTTP Basic auth (account SID + auth token), as Twilio's "enforce HTTP
+        auth on media URLs" setting requires.
+
+        Only a URL on Twilio's API host (or ``TWILIO_API_BASE_URL``'s origin) is fetched, and the credentials go
+        only there: Twilio answers with a redirect to its media CDN, which is followed (to Twilio hosts only)
+        without them.
+
+        Raises:
+            MediaError: ``bad_host`` for any other URL or redirect; 404 ``not_found``; too big ``too_large``;
+                429, 5xx and network failures retryable.
+        """
+        url = media.get("url") or ""
+        if not url:
+            raise MediaError("twilio: the attachment has no MediaUrl", retryable=False, code="not_found")
+        base = (self.config.get("TWILIO_API_BASE_URL") or "").rstrip("/") or None
+
+        def api_url(target: str) -> bool:
+            return media_download.host_allowed(target, domains=TWILIO_API_HOSTS, base_url=base)
+
+        def allowed(target: str) -> bool:
+            return (
+                api_url(target)
+                or media_download.host_allowed(target, domains=TWILIO_MEDIA_HOSTS)
+                or (
+                    media_download.host_allowed(target, domains=TWILIO_S3_HOSTS)
+                    and requests.compat.urlparse(target).path.startswith(TWILIO_S3_PATH)
+                )
+            )
+
+        if not api_url(url):
+            raise MediaError("twilio media: the URL is not on Twilio's API host", retryable=False, code="bad_host")
+        auth = (self.config.get("TWILIO_ACCOUNT_SID") or "", self.config.get("TWILIO_AUTH_TOKEN") or "")
+        data, served_type = media_download.download(url, "twilio media download", max_bytes=max_bytes, auth=auth,
+                                                    allowed=allowed, auth_for=api_url)  # fmt: skip
+        return data, served_type or media.get("content_type") or None
 
 
 def _content_variables(variables) -> dict[str, str]:

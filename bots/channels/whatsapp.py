@@ -37,12 +37,15 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import requests
 from flask import Request, Response
 
+from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
+from bots.channels.media import MediaError
 from bots.messages import WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,10 @@ _WA_ID = re.compile(r"[0-9]{1,15}")
 _BSUID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
 _DIGITS = re.compile(r"[0-9]+")
 _TOKEN_LIKE = re.compile(r"EAA[A-Za-z0-9]{16,}")  # Meta access tokens start with EAA
+# skin pipeline: media ids are digits in the Cloud API (letters, '_', '-' and '.' allowed for other shapes); the
+# hosts Meta serves media URLs from (lookaside.fbsbx.com today).
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+MEDIA_HOSTS = ("fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net")
 
 
 @register
@@ -444,6 +451,61 @@ class WhatsAppChannel(Channel):
             return SendError(text, retryable=True, code=code_text)
         return SendError(text, retryable=False, code=code_text)
 
+    # --- media (skin photos) ---------------------------------------------------------------------------------
+
+    def fetch_media(self, media: Mapping, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Download an inbound image: ``GET /<version>/<media id>`` for its short-lived URL, then that URL, both
+        with the Bearer token. The token goes only to Meta's media hosts (or ``WHATSAPP_API_BASE_URL``'s origin).
+
+        Raises:
+            MediaError: an unknown or expired media id (Graph 400/404) is ``not_found``; a size over
+                ``max_bytes`` (announced or streamed) ``too_large``; a URL on another host ``bad_host``; 429,
+                Meta's throttling and media codes, 5xx, network failures and a sha256 mismatch are retryable.
+        """
+        token = self.config.get("WHATSAPP_TOKEN") or ""
+        base = (self.config.get("WHATSAPP_API_BASE_URL") or GRAPH_API_BASE_URL).rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"}
+        media_id = _string(media.get("provider_media_id"))
+        expected_sha256, content_type, url = "", _string(media.get("content_type")) or None, _string(media.get("url"))
+        if media_id:
+            if not _MEDIA_ID.fullmatch(media_id):
+                raise MediaError("whatsapp: not a media id", retryable=False, code="not_found")
+            version = str(self.config.get("WHATSAPP_API_VERSION") or DEFAULT_API_VERSION).strip("/")
+            version = version if version.startswith("v") else f"v{version}"
+            response = media_download.request("GET", f"{base}/{version}/{media_id}", "whatsapp media lookup",
+                                              headers=headers)  # fmt: skip
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if response.status_code != 200:
+                raise _media_error(response.status_code, body, token)
+            body = body if isinstance(body, dict) else {}
+            url = _string(body.get("url"))
+            if not url:
+                raise MediaError("whatsapp media lookup: the answer has no url", retryable=True, code="bad_answer")
+            size = body.get("file_size")
+            if isinstance(size, int | str) and str(size).isdigit() and int(size) > max_bytes:
+                raise media_download.too_large("whatsapp media", int(size), max_bytes)
+            expected_sha256 = _string(body.get("sha256")).lower()
+            content_type = _string(body.get("mime_type")) or content_type
+        if not url:
+            raise MediaError("whatsapp: the attachment has neither a media id nor a URL", retryable=False,
+                             code="not_found")  # fmt: skip
+
+        def allowed(target: str) -> bool:
+            return media_download.host_allowed(target, domains=MEDIA_HOSTS, base_url=base)
+
+        if not allowed(url):
+            raise MediaError("whatsapp media: the URL is not on a WhatsApp media host", retryable=False,
+                             code="bad_host")  # fmt: skip
+        data, served_type = media_download.download(url, "whatsapp media download", max_bytes=max_bytes,
+                                                    headers=headers, allowed=allowed)  # fmt: skip
+        # Meta documents a hex sha256; some payloads carry it base64-encoded: only a hex one can be compared.
+        if re.fullmatch(r"[0-9a-f]{64}", expected_sha256) and hashlib.sha256(data).hexdigest() != expected_sha256:
+            raise MediaError("whatsapp media download: sha256 differs from Meta's", retryable=True, code="checksum")
+        return data, content_type or served_type
+
 
 # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -584,6 +646,25 @@ def _message_id(body: object) -> str | None:
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
         return _string(messages[0].get("id")) or None
     return None
+
+
+def _media_error(status: int, body: object, token: str) -> MediaError:
+    """A Graph API refusal of a media lookup (skin pipeline)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    reason = _redact(_string(error.get("message")), token)[:MAX_ERROR_REASON_LENGTH]
+    detail = f"code {code}: {reason}" if code is not None else reason
+    if status == 429 or code in THROTTLED_CODES:
+        return MediaError(f"whatsapp media lookup: rate limited ({detail})", retryable=True, code="rate_limited",
+                          status=status)  # fmt: skip
+    if status >= 500 or code in RETRYABLE_CODES:
+        return MediaError(f"whatsapp media lookup: server error ({detail})", retryable=True, code="server_error",
+                          status=status)  # fmt: skip
+    if status == 400:  # Graph answers an unknown or expired media id with 400 code 100 ("does not exist")
+        return MediaError(f"whatsapp media lookup: unknown or expired media id ({detail})", retryable=False,
+                          code="not_found", status=400)  # fmt: skip
+    return media_download.status_error("whatsapp media lookup", status, detail)
 
 
 def _redact(text: str, token: str) -> str:

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Message, utcnow
+from app.models import Medication, Message, utcnow
 from app.services import accounts, appointments, tokens
 from bots.outbox import queue_outbound
 from tests.conftest import PASSWORD, bearer, make_clinic
@@ -151,6 +151,39 @@ def home_appointment(people: dict) -> dict:
     return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
 
 
+# Skin consultations (issue 6).
+def photo_form(ctx: dict) -> dict:
+    from tests.photos import encode, sample_photo
+
+    return {"image": (io.BytesIO(encode(sample_photo(640, 480), "JPEG", quality=90)), "skin.jpg")}
+
+
+def skin_answers_body(ctx: dict) -> dict:
+    return {"itch": True, "condition": "eczema"}
+
+
+def pharmacist_consultation(people: dict) -> dict:
+    """A consultation (with a queued analysis) of the pharmacist, from a real photo."""
+    from app.security import Actor
+    from app.services import consultations
+    from tests.photos import encode, sample_photo
+
+    pharmacist = people["users"]["pharmacist"]
+    actor = Actor(pharmacist.id, "pharmacist", None, "127.0.0.1")
+    consultation, _, analysis = consultations.create_from_upload(
+        actor, encode(sample_photo(640, 480), "JPEG", quality=90), {}, with_analysis=True
+    )
+    return {"home_consultation": consultation.id, "home_analysis": analysis.id}
+
+
+def a_medication(people: dict) -> dict:
+    from app.services import formulary
+
+    formulary.seed()
+    db.session.commit()
+    return {"a_medication": db.session.scalar(select(Medication.id).limit(1))}
+
+
 # --- the table ----------------------------------------------------------------------------------------------------
 
 # fmt: off
@@ -225,6 +258,25 @@ TABLE = [
         setup=home_appointment),
 
     row("GET",    "/api/v1/audit",                       None,               (401, 403, 403, 403, 403, 200)),
+
+    # Skin consultations (issue 6): pharmacists their own, admins all; formulary and guidelines for every role.
+    row("POST",   "/api/v1/auth/chat-link",              None,               (401, 403, 403, 403, 201, 201)),
+    row("GET",    "/api/v1/consultations",               None,               (401, 403, 403, 403, 200, 200)),
+    row("POST",   "/api/v1/consultations",               None,               (401, 403, 403, 403, 201, 201),
+        files=photo_form),
+    row("GET",    "/api/v1/consultations/{home_consultation}", None,         (401, 403, 403, 403, 200, 200),
+        setup=pharmacist_consultation),
+    row("PUT",    "/api/v1/consultations/{home_consultation}", skin_answers_body, (401, 403, 403, 403, 200, 200),
+        setup=pharmacist_consultation),
+    row("POST",   "/api/v1/analysis/skin",               None,               (401, 403, 403, 403, 202, 202),
+        files=photo_form),
+    row("GET",    "/api/v1/analysis/{home_analysis}",    None,               (401, 403, 403, 403, 200, 200),
+        setup=pharmacist_consultation),
+    row("GET",    "/api/v1/medications",                 None,               (401, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/medications/search?q=cream",  None,               (401, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200),
+        setup=a_medication),
+    row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200)),
 ]
 # fmt: on
 

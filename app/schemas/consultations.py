@@ -1,0 +1,227 @@
+"""Schemas of skin consultations, analyses, the formulary and the triage guidelines (issue 6)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+from werkzeug.datastructures import FileStorage
+
+from app.models.consultation import AVAILABILITIES, LEVELS, STATUSES
+from app.schemas.common import PaginationQuery, page_of
+from app.services import triage
+
+_AGE_GROUPS = tuple(triage.rules().age_groups)
+
+
+class ImageFile(ma.fields.Field):
+    """A multipart file part (not a text field)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, FileStorage):
+            raise ma.ValidationError("Must be a file (multipart file part).")
+        return value
+
+
+def _choice(values, description: str) -> ma.fields.String:
+    return ma.fields.String(validate=validate.OneOf(values), allow_none=True, metadata={"description": description})
+
+
+def _yes_no(description: str) -> ma.fields.Boolean:
+    return ma.fields.Boolean(allow_none=True, metadata={"description": description})
+
+
+class AnswersSchema(ma.Schema):
+    """The triage answers; each optional (unanswered questions never count as "no")."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    condition = _choice(triage.CONDITIONS, "the pharmacist's working impression")
+    age_group = _choice(_AGE_GROUPS, "age group (under_2m, m2_to_3, ... y60_plus)")
+    sex = _choice(("female", "male"), "female or male")
+    pregnant = _yes_no("pregnant or could be")
+    body_site = _choice(triage.BODY_SITES, "where it is (the most serious place)")
+    duration = _choice(triage.DURATIONS, "how long it has been there")
+    itch = _yes_no("itches")
+    pain = _yes_no("painful")
+    spreading = _yes_no("redness or swelling spreading fast")
+    fever = _yes_no("fever")
+    blisters = _choice(triage.BLISTERS, "blisters or peeling")
+    mole_change = _yes_no("a changing, bleeding or oozing mole")
+    open_sore = _choice(triage.OPEN_SORE, "an open sore and for how long")
+    treatment_failed = _yes_no("treated for 2 weeks or more without getting better")
+
+
+class ConsultationUploadSchema(AnswersSchema):
+    """Multipart form: the photo (file part ``image``) and any answers as text parts."""
+
+    image = ImageFile(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "JPEG, PNG, HEIC/HEIF or WebP photo"})  # fmt: skip
+
+
+class AnalysisUploadSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    image = ImageFile(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "JPEG, PNG, HEIC/HEIF or WebP photo"})  # fmt: skip
+
+
+class ConsultationUpdateSchema(AnswersSchema):
+    pass
+
+
+class ConsultationQuerySchema(PaginationQuery):
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+
+
+class ImageSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    position = ma.fields.Integer(required=True)
+    status = ma.fields.String(required=True)
+    content_type = ma.fields.String(allow_none=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    source_format = ma.fields.String(allow_none=True)
+    source_bytes = ma.fields.Integer(allow_none=True)
+    stored_bytes = ma.fields.Integer(allow_none=True)
+    ssim = ma.fields.Float(allow_none=True)
+    quality_ok = ma.fields.Boolean(allow_none=True)
+    quality_problems = ma.fields.List(ma.fields.String())
+    error_code = ma.fields.String(allow_none=True)
+
+
+class AnalysisSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    consultation_id = ma.fields.UUID(required=True)
+    image_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    model_name = ma.fields.String(allow_none=True)
+    model_version = ma.fields.String(allow_none=True)
+    model_validated = ma.fields.Boolean(allow_none=True)
+    top = ma.fields.List(ma.fields.Tuple((ma.fields.String(), ma.fields.Float())),
+                         metadata={"description": "top-3 labels; empty for non-admins while the model is not "
+                                                  "validated for clinical use"})  # fmt: skip
+    quality = ma.fields.Dict()
+    timings_ms = ma.fields.Dict()
+    error_code = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class RecommendationSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    level = ma.fields.String(required=True, validate=validate.OneOf(LEVELS))
+    rule_ids = ma.fields.List(ma.fields.String())
+    reasons = ma.fields.List(ma.fields.String(), metadata={"description": "catalog keys"})
+    medication_ids = ma.fields.List(ma.fields.String())
+    advice = ma.fields.String(metadata={"description": "the reply text as sent"})
+    created_at = ma.fields.DateTime()
+
+
+class RetakeSchema(ma.Schema):
+    problems = ma.fields.List(ma.fields.String(), required=True)
+    message = ma.fields.String(required=True)
+
+
+class ConsultationSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    user_id = ma.fields.UUID(required=True)
+    channel = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    condition = ma.fields.String(allow_none=True)
+    age_group = ma.fields.String(allow_none=True)
+    sex = ma.fields.String(allow_none=True)
+    pregnant = ma.fields.Boolean(allow_none=True)
+    body_site = ma.fields.String(allow_none=True)
+    duration = ma.fields.String(allow_none=True)
+    itch = ma.fields.Boolean(allow_none=True)
+    pain = ma.fields.Boolean(allow_none=True)
+    spreading = ma.fields.Boolean(allow_none=True)
+    fever = ma.fields.Boolean(allow_none=True)
+    blisters = ma.fields.String(allow_none=True)
+    mole_change = ma.fields.Boolean(allow_none=True)
+    open_sore = ma.fields.String(allow_none=True)
+    treatment_failed = ma.fields.Boolean(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    completed_at = ma.fields.DateTime(allow_none=True)
+
+
+class ConsultationDetailSchema(ConsultationSchema):
+    images = ma.fields.List(ma.fields.Nested(ImageSchema))
+    analyses = ma.fields.List(ma.fields.Nested(AnalysisSchema))
+    recommendation = ma.fields.Nested(RecommendationSchema, allow_none=True)
+    retake = ma.fields.Nested(RetakeSchema, allow_none=True,
+                              metadata={"description": "set when the photo should be taken again"})  # fmt: skip
+
+
+ConsultationPageSchema = page_of(ConsultationSchema, "ConsultationPage")
+
+
+class AnalysisAcceptedSchema(ma.Schema):
+    id = ma.fields.UUID(required=True, metadata={"description": "the analysis id (GET /api/v1/analysis/{id})"})
+    consultation_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    retake = ma.fields.Nested(RetakeSchema, allow_none=True)
+
+
+class MedicationSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    code = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    generic_name = ma.fields.String(required=True)
+    form = ma.fields.String(required=True)
+    strength = ma.fields.String(required=True)
+    availability = ma.fields.String(required=True, metadata={"description": "otc, pharmacist or prescription"})
+    ghana_class = ma.fields.String(required=True, metadata={"description": "Pharmacy Council class; unknown until "
+                                                                           "confirmed"})  # fmt: skip
+    eml_level = ma.fields.String(allow_none=True)
+    indications = ma.fields.List(ma.fields.String())
+    indication_text = ma.fields.String()
+    contraindications = ma.fields.Dict()
+    pregnancy_ok = ma.fields.Boolean()
+    min_age_months = ma.fields.Integer(allow_none=True)
+    dose_guidance = ma.fields.String()
+    sources = ma.fields.List(ma.fields.String())
+    verified = ma.fields.Boolean()
+
+
+MedicationPageSchema = page_of(MedicationSchema, "MedicationPage")
+
+
+class MedicationQuerySchema(PaginationQuery):
+    availability = ma.fields.String(validate=validate.OneOf(AVAILABILITIES))
+
+
+class MedicationSearchSchema(PaginationQuery):
+    q = ma.fields.String(required=True, validate=validate.Length(min=1, max=100),
+                         metadata={"description": "name, generic name or indication (case-insensitive)"})  # fmt: skip
+
+
+class GuidelineSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True, metadata={"description": "red_flag or condition"})
+    title = ma.fields.String(required=True)
+    conditions = ma.fields.List(ma.fields.String())
+    when = ma.fields.Dict()
+    level = ma.fields.String(required=True)
+    reasons = ma.fields.List(ma.fields.String())
+    sources = ma.fields.List(ma.fields.String())
+    evidence = ma.fields.String(metadata={"description": "P, S or U as ../shared/CLINICAL.md labels it"})
+    verified = ma.fields.Boolean()
+
+
+class GuidelineQuerySchema(ma.Schema):
+    kind = ma.fields.String(validate=validate.OneOf(("red_flag", "condition")))
+    level = ma.fields.String(validate=validate.OneOf(LEVELS))
+
+
+class GuidelineListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(GuidelineSchema), required=True)
+
+
+class ChatLinkSchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "6 digits; send /link CODE (Telegram) or "
+                                                                     "LINK CODE (WhatsApp)"})  # fmt: skip
+    expires_at = ma.fields.DateTime(required=True)

@@ -1,0 +1,1 @@
+"""Skin photo models: ``default/`` is the small model the repository ships (see ``build_default.py``)."""

@@ -1,0 +1,204 @@
+"""Downloading the attachments people send (skin photos), through the provider they came from.
+
+:func:`fetch_media` is what the analysis job calls with a stored ``Message.media`` item (``content_type``, ``url``,
+``provider_media_id``). The vendor part lives in each adapter's ``fetch_media`` (Telegram ``getFile``, WhatsApp
+Cloud media ids, Twilio ``MediaUrl`` with HTTP Basic auth); this module holds what they share: the error, the byte
+cap enforced while streaming (a provider's ``Content-Length`` is checked first, but never trusted alone), and the
+console media store that answers when the provider is not configured (the embedded default of ``make run``, and
+the phone simulator, which saves a picture with :func:`bots.channels.console.save_media` and then posts a real
+webhook payload carrying its id).
+
+Errors never carry a URL: Telegram's download URL contains the bot token, and requests' exception texts contain
+the URL, so only exception class names and provider error descriptions are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import requests
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 20.0  # longest wait for the next chunk
+DOWNLOAD_SECONDS = 60.0  # whole download: a server trickling bytes cannot hold the worker for longer
+DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES
+CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 3
+
+
+class MediaError(Exception):
+    """An attachment could not be downloaded.
+
+    Attributes:
+        retryable: a timeout, a connection error, a 5xx or a 429: trying again later can help. Not retryable: not
+            found or expired (404/410, a wrong media id), too big, a refused host, a provider that is not
+            configured, an authentication failure.
+        code: ``not_found``, ``too_large``, ``server_error``, ``rate_limited``, ``network``, ``refused``,
+            ``bad_host``, ``not_configured``, ``bad_answer`` or ``checksum``.
+        status: the HTTP status that caused it, if any.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, code: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+        self.status = status
+
+
+def max_bytes_from(config: Mapping) -> int:
+    """The byte cap for downloads: ``IMAGE_MAX_BYTES``."""
+    try:
+        return int(config.get("IMAGE_MAX_BYTES") or DEFAULT_MAX_BYTES)
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_BYTES
+
+
+def status_error(what: str, status: int, detail: str = "") -> MediaError:
+    """The :class:`MediaError` for an HTTP error answer from a provider."""
+    suffix = f" ({detail})" if detail else ""
+    if status in (404, 410):
+        return MediaError(f"{what}: not found or expired (HTTP {status}){suffix}", retryable=False, code="not_found",
+                          status=status)  # fmt: skip
+    if status == 429:
+        return MediaError(f"{what}: rate limited (HTTP 429){suffix}", retryable=True, code="rate_limited", status=429)
+    if status >= 500:
+        return MediaError(f"{what}: server error (HTTP {status}){suffix}", retryable=True, code="server_error",
+                          status=status)  # fmt: skip
+    return MediaError(f"{what}: refused (HTTP {status}){suffix}", retryable=False, code="refused", status=status)
+
+
+def too_large(what: str, size: int | None, max_bytes: int) -> MediaError:
+    told = f"{size} bytes" if size is not None else "more bytes"
+    return MediaError(f"{what}: the file has {told}; the limit is {max_bytes}", retryable=False, code="too_large")
+
+
+def request(method: str, url: str, what: str, **kwargs) -> requests.Response:
+    """One HTTP request with the module's timeouts; network failures become retryable :class:`MediaError`."""
+    try:
+        return requests.request(method, url, timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS), **kwargs)
+    except requests.Timeout:
+        raise MediaError(f"{what}: timed out", retryable=True, code="network") from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+        raise MediaError(f"{what}: not a usable URL", retryable=False, code="bad_host") from None
+    except requests.RequestException as exc:  # connection refused or reset, DNS, a broken chunked body ...
+        raise MediaError(f"{what}: network error ({type(exc).__name__})", retryable=True, code="network") from None
+
+
+def download(
+    url: str,
+    what: str,
+    *,
+    max_bytes: int,
+    headers: dict | None = None,
+    auth: tuple[str, str] | None = None,
+    allowed: Callable[[str], bool] | None = None,
+    auth_for: Callable[[str], bool] | None = None,
+) -> tuple[bytes, str | None]:
+    """GET ``url`` and read at most ``max_bytes`` of it.
+
+    Args:
+        url: what to download.
+        what: names the download in error messages (never the URL).
+        max_bytes: the cap; a bigger ``Content-Length`` is refused before reading, a body that grows past it is
+            refused as soon as it does.
+        headers, auth: sent with the request (to redirect targets only when ``auth_for`` allows them).
+        allowed: when given, redirects are followed by hand (at most 3) and only to URLs it accepts.
+        auth_for: which URLs may receive ``headers``/``auth``; default: all allowed ones.
+
+    Returns:
+        The bytes and the answer's content type (without parameters), if any.
+
+    Raises:
+        MediaError: as :func:`status_error`, :func:`too_large`, or a network failure (retryable).
+    """
+    deadline = time.monotonic() + DOWNLOAD_SECONDS
+    # Photos are compressed already; asking for no transfer encoding keeps a gzip bomb out of the decoder.
+    plain = {"Accept-Encoding": "identity"}
+    for _ in range(MAX_REDIRECTS + 1):
+        credentials = auth_for is None or auth_for(url)
+        sent_headers = {**plain, **(headers or {})} if credentials else plain
+        response = request("GET", url, what, stream=True, allow_redirects=False, headers=sent_headers,
+                           auth=auth if credentials else None)  # fmt: skip
+        with response:
+            if response.is_redirect and allowed is not None:
+                target = requests.compat.urljoin(url, response.headers.get("Location", ""))
+                if not allowed(target):
+                    raise MediaError(f"{what}: redirected to a host that is not allowed", retryable=False,
+                                     code="bad_host")  # fmt: skip
+                url = target
+                continue
+            if response.status_code != 200:
+                raise status_error(what, response.status_code)
+            return _read(response, what, max_bytes, deadline), _content_type(response.headers.get("Content-Type"))
+    raise MediaError(f"{what}: more than {MAX_REDIRECTS} redirects", retryable=False, code="bad_answer")
+
+
+def _read(response: requests.Response, what: str, max_bytes: int, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(what, int(declared), max_bytes)
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(CHUNK_BYTES):
+            body += chunk
+            if len(body) > max_bytes:
+                raise too_large(what, None, max_bytes)
+            if time.monotonic() > deadline:
+                raise MediaError(f"{what}: took longer than {DOWNLOAD_SECONDS:.0f} s", retryable=True, code="network")
+    except requests.RequestException as exc:
+        raise MediaError(f"{what}: network error ({type(exc).__name__})", retryable=True, code="network") from None
+    return bytes(body)
+
+
+def _content_type(value: str | None) -> str | None:
+    kind = (value or "").split(";")[0].strip().lower()
+    return kind or None
+
+
+def fetch_media(provider: str, media: Mapping, config: Mapping) -> tuple[bytes, str | None]:
+    """Bytes and content type of one stored attachment, through the provider's own API.
+
+    Args:
+        provider: the adapter the message came through (``Message.provider``: ``telegram``, ``whatsapp``,
+            ``twilio``, ``console``).
+        media: one ``Message.media`` item: ``content_type``, ``url``, ``provider_media_id``.
+        config: the app config (credentials, ``*_API_BASE_URL``, ``IMAGE_MAX_BYTES``, ``INSTANCE_PATH``).
+
+    When the provider is not configured, the console media store answers instead (by ``provider_media_id``).
+
+    Raises:
+        MediaError: see its attributes; ``retryable`` tells the job whether to try again later.
+    """
+    from bots.channels.base import REGISTRY
+
+    adapter_class = REGISTRY.get(provider)
+    if adapter_class is None:
+        raise MediaError(f"no channel adapter named {provider!r}", retryable=False, code="not_configured")
+    if not adapter_class.is_configured(config):
+        adapter_class = REGISTRY["console"]
+    return adapter_class(config).fetch_media(media, max_bytes=max_bytes_from(config))
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http(s) URL (default ports filled in), or ``None``."""
+    try:
+        parts = requests.compat.urlparse(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        return None
+    return parts.scheme, parts.hostname.lower(), port
+
+
+def host_allowed(url: str, *, domains: tuple[str, ...], base_url: str | None = None) -> bool:
+    """True for an https URL on one of ``domains`` (or a subdomain), or a URL on ``base_url``'s origin (the
+    ``*_API_BASE_URL`` setting, which may be plain http on 127.0.0.1 for tests and local fakes)."""
+    where = origin(url)
+    if where is None:
+        return False
+    if base_url and where == origin(base_url):
+        return True
+    scheme, host, _ = where
+    return scheme == "https" and any(host == domain or host.endswith("." + domain) for domain in domains)

@@ -1,0 +1,182 @@
+"""REST of skin consultations: multipart upload with caps and retake, own records only, audited reads, re-triage
+on PUT, the analysis endpoint, the formulary and the guidelines. The job runs for real where a result is read."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditLog, Consultation, ConsultationImage
+from tests.conftest import bearer, login, make_user
+from tests.photos import encode, gps_exif, jpeg_segments, png_bomb, sample_photo
+from workers.inference import analyse_consultation
+
+
+def _form(data: bytes, name: str = "skin.jpg", **answers) -> dict:
+    return {"image": (io.BytesIO(data), name), **{k: str(v).lower() if isinstance(v, bool) else v
+                                                   for k, v in answers.items()}}  # fmt: skip
+
+
+def _upload(client, token, data: bytes, path="/api/v1/consultations", **answers):
+    return client.post(path, headers=bearer(token), data=_form(data, **answers), content_type="multipart/form-data")
+
+
+@pytest.fixture
+def pharmacist_token(people):
+    return people["tokens"]["pharmacist"]
+
+
+def test_upload_stores_a_clean_jpeg_and_the_answers(client, people, pharmacist_token):
+    photo = encode(sample_photo(1600, 1200), "JPEG", quality=95, exif=gps_exif(orientation=6))
+    response = _upload(client, pharmacist_token, photo, condition="fungal", age_group="y18_to_59", pregnant=False,
+                       body_site="trunk_limbs", open_sore="no", fever=False)  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "queued" and body["condition"] == "fungal" and body["pregnant"] is False
+    assert body["user_id"] == str(people["users"]["pharmacist"].id)
+    image = body["images"][0]
+    assert image["status"] == "stored" and image["source_format"] == "JPEG" and image["ssim"] >= 0.85
+    assert (image["width"], image["height"]) == (1200, 1600)  # EXIF orientation 6 applied
+    stored = db.session.scalar(select(ConsultationImage.data))
+    assert len(stored) <= 2 * 1024 * 1024
+    assert not [marker for marker, _ in jpeg_segments(stored) if marker == 0xE1]  # no EXIF/XMP: no GPS
+    assert not Image.open(io.BytesIO(stored)).getexif()
+    assert body["retake"] is None
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "HEIF"])
+def test_every_accepted_format_is_stored_as_jpeg(client, pharmacist_token, fmt):
+    response = _upload(client, pharmacist_token, encode(sample_photo(800, 600), fmt), name=f"skin.{fmt.lower()}")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["images"][0]["source_format"] == fmt
+    assert response.get_json()["images"][0]["content_type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"GIF89a" + b"\x00" * 100, 415, "unsupported_type"),
+        (b"just some text, not a picture", 415, "unsupported_type"),
+        (png_bomb(), 413, "too_many_pixels"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 64, 422, "unreadable"),
+    ],
+    ids=["gif", "text", "100-megapixel bomb", "broken jpeg"],
+)
+def test_refused_uploads_give_a_4xx_naming_image_and_store_nothing(client, pharmacist_token, data, status, code):
+    response = _upload(client, pharmacist_token, data)
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == code and "image" in error["details"]["files"]
+    assert db.session.scalar(select(Consultation.id)) is None
+
+
+def test_a_dark_photo_is_kept_and_a_retake_is_asked_for(client, pharmacist_token):
+    dark = Image.eval(sample_photo(800, 600), lambda v: v // 12)
+    response = _upload(client, pharmacist_token, encode(dark, "JPEG"))
+    assert response.status_code == 201
+    body = response.get_json()
+    assert "too_dark" in body["retake"]["problems"] and "daylight" in body["retake"]["message"]
+
+
+def test_missing_image_or_a_text_part_instead_of_a_file_is_a_422(client, pharmacist_token):
+    response = client.post("/api/v1/consultations", headers=bearer(pharmacist_token), data={"itch": "true"},
+                           content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 422 and "image" in str(response.get_json()["error"]["details"])
+    response = client.post("/api/v1/consultations", headers=bearer(pharmacist_token), data={"image": "not a file"},
+                           content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 422
+
+
+def test_bad_answers_are_a_422_naming_the_field(client, pharmacist_token):
+    response = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG"), body_site="elbow")
+    assert response.status_code == 422 and "body_site" in str(response.get_json()["error"]["details"])
+    assert db.session.scalar(select(Consultation.id)) is None
+
+
+def test_pharmacists_see_only_their_own_and_reads_are_audited(app, client, people, pharmacist_token):
+    mine = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG")).get_json()["id"]
+    other = make_user("pharmacist", phone="+233241999999")
+    other_token = login(client, other)["access_token"]
+    theirs = _upload(client, other_token, encode(sample_photo(640, 480), "JPEG")).get_json()["id"]
+    listed = client.get("/api/v1/consultations", headers=bearer(pharmacist_token)).get_json()
+    assert [item["id"] for item in listed["items"]] == [mine]
+    assert client.get(f"/api/v1/consultations/{theirs}", headers=bearer(pharmacist_token)).status_code == 404
+    admin = client.get("/api/v1/consultations", headers=bearer(people["tokens"]["admin"])).get_json()
+    assert {item["id"] for item in admin["items"]} == {mine, theirs}
+    assert client.get(f"/api/v1/consultations/{mine}", headers=bearer(pharmacist_token)).status_code == 200
+    reads = db.session.scalars(select(AuditLog).where(AuditLog.action == "consultation.read")).all()
+    assert [(row.entity_id, row.actor_id) for row in reads] == [(mine, people["users"]["pharmacist"].id)]
+
+
+def test_the_job_triages_an_upload_and_put_triages_again(client, pharmacist_token):
+    created = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG"), condition="eczema",
+                      age_group="y18_to_59", pregnant=False, body_site="trunk_limbs", open_sore="no").get_json()  # fmt: skip
+    assert analyse_consultation(created["id"]) == "done"
+    assert analyse_consultation(created["id"]) == "already done"
+    body = client.get(f"/api/v1/consultations/{created['id']}", headers=bearer(pharmacist_token)).get_json()
+    assert body["status"] == "completed" and body["recommendation"]["level"] == "self_care"
+    assert body["recommendation"]["medication_ids"] and "not a diagnosis" in body["recommendation"]["advice"]
+    # The unvalidated default model's labels are recorded but not shown to the pharmacist.
+    assert body["analyses"][0]["status"] == "completed" and body["analyses"][0]["top"] == []
+    assert body["analyses"][0]["model_validated"] is False
+    changed = client.put(f"/api/v1/consultations/{created['id']}", headers=bearer(pharmacist_token),
+                         json={"fever": True, "spreading": True})  # fmt: skip
+    assert changed.status_code == 200
+    recommendation = changed.get_json()["recommendation"]
+    assert recommendation["level"] == "urgent" and "fever_with_spreading_redness" in recommendation["rule_ids"]
+    assert recommendation["medication_ids"] == []
+
+
+def test_analysis_endpoint_answers_202_then_the_result(client, people, pharmacist_token):
+    response = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG"), path="/api/v1/analysis/skin")
+    assert response.status_code == 202, response.get_json()
+    accepted = response.get_json()
+    assert accepted["status"] == "queued"
+    analyse_consultation(accepted["consultation_id"])
+    result = client.get(f"/api/v1/analysis/{accepted['id']}", headers=bearer(pharmacist_token)).get_json()
+    assert result["status"] == "completed" and result["model_name"] and result["top"] == []
+    admin = client.get(f"/api/v1/analysis/{accepted['id']}", headers=bearer(people["tokens"]["admin"])).get_json()
+    assert len(admin["top"]) == 3  # admins audit the raw output of the unvalidated model
+    assert _upload(client, pharmacist_token, png_bomb(), path="/api/v1/analysis/skin").status_code == 413
+
+
+def test_medications_list_search_and_one(client, people):
+    token = people["tokens"]["viewer"]
+    listed = client.get("/api/v1/medications?per_page=100", headers=bearer(token)).get_json()
+    names = [item["name"] for item in listed["items"]]
+    assert names == sorted(names) and any("Clotrimazole" in name for name in names)
+    assert all(item["ghana_class"] == "unknown" for item in listed["items"])
+    found = client.get("/api/v1/medications/search?q=SCABIES", headers=bearer(token)).get_json()
+    assert {"Permethrin 5% cream", "Benzyl benzoate 25% emulsion"} <= {item["name"] for item in found["items"]}
+    one = client.get(f"/api/v1/medications/{listed['items'][0]['id']}", headers=bearer(token))
+    assert one.status_code == 200 and one.get_json()["dose_guidance"]
+    assert client.get("/api/v1/medications/search", headers=bearer(token)).status_code == 422  # q is required
+    assert client.get("/api/v1/medications?availability=shop", headers=bearer(token)).status_code == 422
+
+
+def test_guidelines_show_every_rule_with_its_evidence(client, people):
+    from app.services import triage
+
+    body = client.get("/api/v1/triage/guidelines", headers=bearer(people["tokens"]["pharmacist"])).get_json()
+    by_code = {item["code"]: item for item in body["items"]}
+    assert {rule.id for rule in triage.rules().rules} <= set(by_code)
+    assert by_code["non_healing_ulcer"]["verified"] is False and by_code["non_healing_ulcer"]["evidence"] == "U"
+    assert by_code["infant_fever"]["level"] == "urgent"
+    urgent = client.get("/api/v1/triage/guidelines?level=urgent&kind=red_flag",
+                        headers=bearer(people["tokens"]["pharmacist"])).get_json()["items"]  # fmt: skip
+    assert urgent and all(item["level"] == "urgent" and item["kind"] == "red_flag" for item in urgent)
+
+
+def test_chat_link_code_is_six_digits_for_fifteen_minutes(client, pharmacist_token):
+    from datetime import datetime, timedelta
+
+    response = client.post("/api/v1/auth/chat-link", headers=bearer(pharmacist_token))
+    assert response.status_code == 201
+    body = response.get_json()
+    assert len(body["code"]) == 6 and body["code"].isdigit()
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert timedelta(minutes=14) < expires - datetime.now(expires.tzinfo) <= timedelta(minutes=15)

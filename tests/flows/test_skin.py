@@ -1,0 +1,222 @@
+"""The skin consultation chat flow: linking, a photo starts, the questions with buttons, the analysis enqueued."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditLog, Consultation, ConsultationImage, utcnow
+from app.models.consultation import IMAGE_PENDING, STATUS_CANCELLED, STATUS_COLLECTING, STATUS_QUEUED
+from app.services import consultations
+from bots import engine
+from bots.flows import skin
+from bots.messages import InboundMessage, Media
+from tests.conftest import make_user
+from tests.flows import contact, outbound
+
+PHARMACIST_PHONE = "+233241000002"
+CHAT_ID = "770011"
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def pharmacist(app):
+    return make_user("pharmacist", phone=PHARMACIST_PHONE)
+
+
+def send(channel: str, sender: str, text: str = "", *, photo: bool = False, extra: dict | None = None):
+    """Store an inbound message as the webhooks do and let the engine handle it; returns the replies so far."""
+    from app.services import messaging
+
+    media = (Media(content_type="image/jpeg", provider_media_id=f"file-{next(_ids)}"),) if photo else ()
+    inbound = InboundMessage(channel=channel, provider=channel, provider_id=f"m-{next(_ids)}", sender=sender,
+                             text=text, media=media, extra=extra or {})  # fmt: skip
+    message, _ = messaging.store_inbound(inbound)
+    db.session.commit()
+    engine.handle_message(str(message.id))
+    return outbound(sender)
+
+
+def link_code(user) -> str:
+    from app.security import Actor
+
+    return consultations.create_chat_link(Actor(user.id, user.role, None, "127.0.0.1"))["code"]
+
+
+def consultation_of(address: str) -> Consultation | None:
+    db.session.expire_all()
+    row = contact(address)
+    return db.session.scalar(
+        select(Consultation).where(Consultation.contact_id == row.id).order_by(Consultation.created_at.desc())
+    )
+
+
+# --- linking ----------------------------------------------------------------------------------------------------
+
+
+def test_an_unlinked_telegram_photo_asks_for_a_link_code(pharmacist):
+    replies = send("telegram", CHAT_ID, photo=True)
+    assert "/link 123456" in replies[-1].text
+    assert consultation_of(CHAT_ID) is None
+
+
+@pytest.mark.parametrize("command", ["/start {code}", "/link {code}", "/LINK  {code} "])
+def test_telegram_links_with_a_code(pharmacist, command):
+    replies = send("telegram", CHAT_ID, command.format(code=link_code(pharmacist)))
+    assert "linked" in replies[-1].text
+    assert contact(CHAT_ID).user_id == pharmacist.id
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "auth.chat_link")) is not None
+
+
+def test_whatsapp_links_with_link_code(pharmacist):
+    replies = send("whatsapp", "+233200000009", f"LINK {link_code(pharmacist)}")
+    assert "linked" in replies[-1].text and contact("+233200000009").user_id == pharmacist.id
+
+
+def test_a_code_works_once_and_expires(pharmacist):
+    code = link_code(pharmacist)
+    send("telegram", CHAT_ID, f"/link {code}")
+    replies = send("telegram", "880022", f"/link {code}")
+    assert "expired" in replies[-1].text and contact("880022").user_id is None
+    stale = link_code(pharmacist)
+    from app.models import ChatLinkCode
+
+    for row in db.session.scalars(select(ChatLinkCode)):
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    replies = send("telegram", "880023", f"/link {stale}")
+    assert "expired" in replies[-1].text and contact("880023").user_id is None
+
+
+def test_a_wrong_code_links_nothing(pharmacist):
+    link_code(pharmacist)
+    replies = send("telegram", CHAT_ID, "/link 000000")
+    assert "wrong" in replies[-1].text and contact(CHAT_ID).user_id is None
+
+
+def test_a_whatsapp_number_equal_to_the_pharmacists_phone_links_by_itself(pharmacist):
+    replies = send("whatsapp", PHARMACIST_PHONE, photo=True)
+    assert contact(PHARMACIST_PHONE).user_id == pharmacist.id
+    assert "Question 1 of" in replies[-1].text
+    assert [b["id"] for b in replies[-1].buttons][:2] == ["skin:condition:fungal", "skin:condition:eczema"]
+
+
+def test_a_telegram_contact_card_links_only_when_it_is_the_senders_own(pharmacist):
+    card = {"phone_number": "233241000002", "user_id": "555"}
+    send("telegram", CHAT_ID, extra={"contact": card, "from_id": "999"})  # someone else's card
+    assert contact(CHAT_ID).user_id is None
+    replies = send("telegram", CHAT_ID, extra={"contact": card, "from_id": "555"})
+    assert contact(CHAT_ID).user_id == pharmacist.id and "linked" in replies[-1].text
+
+
+def test_a_patient_on_whatsapp_is_not_linked(pharmacist):
+    replies = send("whatsapp", "+233200000001", photo=True)
+    assert contact("+233200000001").user_id is None and "LINK 123456" in replies[-1].text
+
+
+# --- the questions ----------------------------------------------------------------------------------------------
+
+
+def linked_chat(pharmacist, address: str = CHAT_ID, channel: str = "telegram"):
+    send(channel, address, f"/link {link_code(pharmacist)}" if channel == "telegram" else
+         f"LINK {link_code(pharmacist)}")  # fmt: skip
+
+
+ADULT_ANSWERS = [
+    ("condition", "skin:condition:fungal"), ("age_group", "skin:age_group:y18_to_59"), ("pregnant", "skin:pregnant:no"),
+    ("duration", "skin:duration:w1_to_2"), ("body_site", "skin:body_site:trunk_limbs"), ("itch", "skin:itch:yes"),
+    ("pain", "skin:pain:no"), ("spreading", "skin:spreading:no"), ("fever", "skin:fever:no"),
+    ("blisters", "skin:blisters:none"), ("mole_change", "skin:mole_change:no"), ("open_sore", "skin:open_sore:no"),
+    ("treatment_failed", "skin:treatment_failed:no"),
+]  # fmt: skip
+
+
+def test_a_photo_then_every_question_then_the_analysis_is_queued(pharmacist, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr(consultations, "enqueue_analysis", enqueued.append)
+    linked_chat(pharmacist)
+    replies = send("telegram", CHAT_ID, photo=True)
+    consultation = consultation_of(CHAT_ID)
+    assert consultation.status == STATUS_COLLECTING and consultation.user_id == pharmacist.id
+    for number, (field, answer) in enumerate(ADULT_ANSWERS, start=1):
+        assert f"Question {number} of {len(ADULT_ANSWERS)}" in replies[-1].text, field
+        assert answer in [button["id"] for button in replies[-1].buttons]
+        replies = send("telegram", CHAT_ID, answer)
+    consultation = consultation_of(CHAT_ID)
+    assert consultation.status == STATUS_QUEUED
+    assert (consultation.condition, consultation.age_group, consultation.pregnant) == ("fungal", "y18_to_59", False)
+    assert consultation.itch is True and consultation.open_sore == "no" and consultation.treatment_failed is False
+    assert "checking the photo" in replies[-1].text
+    assert enqueued == [str(consultation.id)]  # the id only: never a photo or a phone number
+
+
+def test_numbers_and_titles_answer_too_and_nonsense_is_asked_again(pharmacist):
+    linked_chat(pharmacist)
+    send("telegram", CHAT_ID, photo=True)
+    replies = send("telegram", CHAT_ID, "2")  # eczema
+    assert consultation_of(CHAT_ID).condition == "eczema" and "Question 2" in replies[-1].text
+    replies = send("telegram", CHAT_ID, "banana")
+    assert "tap one of the buttons" in replies[-1].text and "Question 2" in replies[-1].text
+    replies = send("telegram", CHAT_ID, "1 to 9 years")
+    consultation = consultation_of(CHAT_ID)
+    assert consultation.age_group == "y1_to_9"
+    # No pregnancy question for a child: duration comes next, and the total shrinks by one.
+    assert f"Question 3 of {len(ADULT_ANSWERS) - 1}" in replies[-1].text
+    assert "How long" in replies[-1].text
+
+
+def test_more_photos_during_the_questions_are_added(pharmacist):
+    linked_chat(pharmacist)
+    send("telegram", CHAT_ID, photo=True)
+    send("telegram", CHAT_ID, "skin:condition:scabies")
+    replies = send("telegram", CHAT_ID, photo=True)
+    assert "Photo 2 received" in replies[-1].text and "Question 2" in replies[-1].text
+    images = db.session.scalars(select(ConsultationImage).order_by(ConsultationImage.position)).all()
+    assert [image.position for image in images] == [0, 1]
+    assert all(image.status == IMAGE_PENDING and image.data is None and image.media for image in images)
+
+
+def test_a_new_photo_after_queueing_starts_a_new_consultation(pharmacist, monkeypatch):
+    monkeypatch.setattr(consultations, "enqueue_analysis", lambda _id: None)
+    linked_chat(pharmacist)
+    send("telegram", CHAT_ID, photo=True)
+    for _, answer in ADULT_ANSWERS:
+        send("telegram", CHAT_ID, answer)
+    first = consultation_of(CHAT_ID)
+    send("telegram", CHAT_ID, photo=True)
+    second = consultation_of(CHAT_ID)
+    assert second.id != first.id and second.status == STATUS_COLLECTING and first.status == STATUS_QUEUED
+
+
+def test_a_photo_in_the_middle_of_nothing_replaces_an_abandoned_consultation(pharmacist):
+    linked_chat(pharmacist)
+    send("telegram", CHAT_ID, photo=True)
+    first = consultation_of(CHAT_ID)
+    # The conversation state is lost (say it expired); a new photo starts afresh and the old one is cancelled.
+    from tests.flows import conversation
+
+    row = conversation(CHAT_ID, "telegram")
+    row.flow, row.state = None, {}
+    db.session.commit()
+    send("telegram", CHAT_ID, photo=True)
+    assert db.session.get(Consultation, first.id).status == STATUS_CANCELLED
+    assert consultation_of(CHAT_ID).status == STATUS_COLLECTING
+
+
+def test_a_linked_pharmacists_text_asks_for_a_photo(pharmacist):
+    linked_chat(pharmacist)
+    replies = send("telegram", CHAT_ID, "hello")
+    assert "send a photo" in replies[-1].text.lower()
+
+
+def test_every_question_has_catalog_texts_and_short_enough_buttons():
+    from app.i18n import CATALOG
+
+    for question in (skin.CONDITION, skin.AGE, skin.PREGNANT, *skin.LATER):
+        assert question.text_key in CATALOG
+        for _, key in question.options:
+            assert CATALOG[key].channel == "button" and len(CATALOG[key].en) <= 20

@@ -1,0 +1,96 @@
+"""Pictures built for tests and benchmarks: photo-like images from scikit-image's bundled sample photos, files in
+every accepted format, metadata to strip, and a decompression bomb. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+GPS_IFD = 0x8825
+ORIENTATION = 0x0112
+
+
+def sample_photo(width: int = 1200, height: int = 900, *, seed: int = 1, noise: float = 4.0) -> Image.Image:
+    """A real photo (scikit-image's ``coffee``, a 600x400 camera picture) scaled to ``width`` x ``height`` with mild
+    sensor-like noise, so that it compresses like a phone photo and not like a flat upscaled image."""
+    from skimage import data
+
+    picture = Image.fromarray(data.coffee()).resize((width, height), Image.Resampling.BICUBIC)
+    if noise:
+        rng = np.random.default_rng(seed)
+        pixels = np.asarray(picture).astype(np.int16) + rng.normal(0, noise, (height, width, 3)).astype(np.int16)
+        picture = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return picture
+
+
+def encode(picture: Image.Image, fmt: str, **params) -> bytes:
+    """``picture`` saved as ``fmt`` (``JPEG``, ``PNG``, ``WEBP``, ``HEIF``, ``GIF`` ...) into bytes."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def gps_exif(orientation: int = 1) -> Image.Exif:
+    """EXIF with an orientation and a GPS position (Gaborone), camera make and a user comment."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0131] = "CameraApp 1.0"  # Software
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1] = "S"
+    gps[2] = (24.0, 39.0, 29.0)
+    gps[3] = "E"
+    gps[4] = (25.0, 54.0, 44.0)
+    return exif
+
+
+def two_halves(width: int = 400, height: int = 200) -> Image.Image:
+    """Left half red, right half blue: shows where a rotation moved the picture."""
+    picture = Image.new("RGB", (width, height), (255, 0, 0))
+    picture.paste((0, 0, 255), (width // 2, 0, width, height))
+    return picture
+
+
+def checkerboard(size: int = 800, square: int = 16) -> Image.Image:
+    """A sharp black and white checkerboard."""
+    rows = (np.arange(size) // square)[:, None]
+    cols = (np.arange(size) // square)[None, :]
+    return Image.fromarray(((rows + cols) % 2 * 255).astype(np.uint8)).convert("RGB")
+
+
+def png_bomb(width: int = 10_000, height: int = 10_000) -> bytes:
+    """A valid 1-bit PNG of ``width`` x ``height`` white pixels: 100 megapixels in about 20 kB."""
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)  # filter byte "none", then the packed bits
+    compressor = zlib.compressobj(9)
+    chunks = [compressor.compress(row) for _ in range(height)]
+    idat = b"".join(chunks) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """The JPEG's marker segments up to the image data: ``[(marker, payload), ...]`` (0xE0 APP0, 0xE1 APP1 ...)."""
+    assert data[:2] == b"\xff\xd8", "not a JPEG"
+    segments, offset = [], 2
+    while offset < len(data):
+        assert data[offset] == 0xFF, f"no marker at {offset}"
+        marker = data[offset + 1]
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            segments.append((marker, b""))
+            break
+        length = struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+        segments.append((marker, data[offset + 4 : offset + 2 + length]))
+        offset += 2 + length
+    return segments
