@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from app.api import appointments, audit, auth, clinics, health, messaging, patients, reports, users
+from app.api import (  # clinic stock and USSD PINs (issue 5)
+    appointments,
+    audit,
+    auth,
+    clinics,
+    health,
+    messaging,
+    patients,
+    pins,
+    reports,
+    stock,
+    users,
+)
 
 BLUEPRINTS = (auth.blp, users.blp, clinics.blp, messaging.sms_blp, messaging.messages_blp, appointments.blp,
-              patients.blp, reports.blp, audit.blp)  # fmt: skip
+              patients.blp, reports.blp, audit.blp,
+              stock.blp, pins.blp)  # fmt: skip
 
 
 def init_app(app, openapi) -> None:

@@ -6,6 +6,7 @@ from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
 from app.models.contact import Contact, Conversation
 from app.models.message import Message, MessageEvent
+
 # Clinic stock (issue 5)
 from app.models.stock import StockItem, StockMovement
 from app.models.user import PasswordResetCode, User
