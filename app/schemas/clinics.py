@@ -117,8 +117,8 @@ class _Settings(ma.Schema):
     booking_confirmation = ma.fields.Boolean(metadata={"description": "SMS the patient when an appointment is made"})
     # Stock (issue 5).
     alert_recipient_ids = ma.fields.List(
-        ma.fields.UUID(), allow_none=True, validate=validate.Length(max=50),
-        metadata={"description": "users who get low-stock SMS (active, with a phone); null: the clinic's staff"},
+        ma.fields.UUID(), allow_none=True, validate=validate.Length(min=1, max=50),
+        metadata={"description": "users who get low-stock SMS (1 to 50 active accounts with a phone); null: the clinic's staff"},
     )  # fmt: skip
 
     @ma.validates("short_name")

@@ -293,13 +293,15 @@ class StaffMenu(Flow):
 
     def _on_resume(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
         pending = session.pending()
-        if typed == "1" and pending:
+        if pending is None or not self._summary(ctx, user, pending):  # expired or gone meanwhile
+            return self._menu(ctx, session, user)
+        if typed == "1":
             session.go(pending["step"], **{k: v for k, v in pending.items() if k != "step"})
             return self._show(ctx, session, user)
         if typed in ("2", "0"):
             session.drop_pending()
             return self._menu(ctx, session, user)
-        return _again(ctx, ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending or {}) or ""))
+        return _again(ctx, ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending)))
 
     # Main menu ---------------------------------------------------------------------------------------------------
 

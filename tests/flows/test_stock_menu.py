@@ -197,12 +197,14 @@ def test_a_session_id_is_bound_to_its_phone(client, clinic):
 
 def test_receive_dispense_count_and_the_api_sees_the_same_levels(client, clinic):
     user = staff(clinic)
-    colleague = staff(clinic, phone=COLLEAGUE, language="tn")
+    staff(clinic, phone=COLLEAGUE, language="tn")
     gloves = item(clinic, "Gloves", unit="boxes", level=0, reorder=10)
 
     session = signed_in(client)
-    assert session.send("2").startswith("CON Receive: choose an item")
-    assert "1. Gloves 0 boxes" in session.send("1") or True  # the quantity screen
+    pick = session.send("2")
+    assert pick.startswith("CON Receive: choose an item") and "\n1. Gloves 0 boxes\n" in pick
+    assert session.send("1") == "CON " + t("ussd_staff_quantity", "en", action="Receive", item="Gloves", level=0,
+                                           unit="boxes")  # fmt: skip
     confirm = session.send("20")
     assert confirm.endswith("1 Yes 2 No") and "Level 0 -> 20" in confirm
     assert session.send("1") == f"END {t('ussd_staff_saved', 'en', item='Gloves', level=20, unit='boxes')}"
@@ -241,7 +243,6 @@ def test_receive_dispense_count_and_the_api_sees_the_same_levels(client, clinic)
         t("stock_receipt_dispensed", "en", quantity=12, unit="boxes", item="Gloves", level=8),
         t("stock_receipt_counted", "en", item="Gloves", level=7, unit="boxes"),
     ]
-    assert colleague.language == "tn"
 
 
 def test_dispensing_more_than_the_level_is_refused_with_a_re_prompt(client, clinic):
@@ -399,7 +400,6 @@ def test_no_resume_after_a_finished_or_declined_write_or_after_5_minutes(client,
     declined = signed_in(client)
     for typed in ("2", "1", "20", "2"):
         declined.send(typed)
-    assert signed_in(client).inputs and Session(client).dial()
     fresh = Session(client)
     fresh.dial()
     assert fresh.send(PIN) == menu
