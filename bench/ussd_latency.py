@@ -15,7 +15,7 @@ after each of its menu hops, on the same keep-alive connection, so both see the 
 People type: each client waits a random 0.2–0.6 s "think time" between hops (a closed loop with no pause would
 measure queueing for gunicorn's 8 threads, not a hop). Latency is from the first byte sent to the last byte of
 the answer. Target (issue 5): p99 < 30 ms per hop. The PIN hop is shown on its own as well: it verifies an argon2id
-hash (RFC 9106 low-memory profile, 64 MiB), which costs tens of milliseconds by design.
+hash of the peppered PIN (app/services/passwords.py ``hash_pin``: 1 pass over 8 MiB, a few milliseconds).
 
 Afterwards PostgreSQL must hold exactly one ``received`` movement of 20 per finished session, and each item's level
 must equal its ledger; any non-200 answer, or a screen not starting ``CON``/``END``, fails the run (exit 1).
@@ -118,16 +118,17 @@ class UssdConnection(Connection):
         return status, body
 
 
-def seed(database_url: str, sessions: int) -> list[str]:
+def seed(database_url: str, sessions: int, secret: str) -> list[str]:
     """One clinic, ``sessions`` staff accounts with the PIN, ``ITEMS`` stock items; returns the staff phones."""
     import sqlalchemy as sa
     from argon2 import PasswordHasher
     from sqlalchemy.orm import Session
 
     from app.models import Clinic, StockItem, User
+    from app.services.passwords import PIN_PROFILE, pepper_pin
 
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
-    pin_hash = PasswordHasher().hash(PIN)  # as production hashes PINs (app/services/passwords.py)
+    pin_hash = PasswordHasher(**PIN_PROFILE).hash(pepper_pin(PIN, secret))  # as production does (hash_pin)
     password_hash = PasswordHasher().hash(secrets.token_urlsafe(16))
     phones = [f"+2677150{n:04d}" for n in range(sessions)]
     with Session(engine) as session:
@@ -163,6 +164,7 @@ def start_gunicorn(port: int, env: dict[str, str], log):
 def client(port: int, host: str, path: str, phone: str, rounds: int, think: tuple[float, float], deadline: float,
            hops: dict[str, Result], constant: Result, finished: list, rng: random.Random) -> None:  # fmt: skip
     connection = UssdConnection(port, timeout=30)
+    time.sleep(rng.uniform(0, 2 * think[1]))  # sessions begin spread out, as people dial
     constant_request = _post(CONSTANT_PATH, host, {"sessionId": "x", "phoneNumber": phone, "text": ""})
     try:
         for _ in range(rounds):
@@ -260,7 +262,7 @@ def main(argv=None) -> int:
         prepare_database(args.database_url)
         migrate(env)
         redis.Redis.from_url(args.redis_url).flushdb()
-        phones = seed(args.database_url, args.sessions)
+        phones = seed(args.database_url, args.sessions, env["SECRET_KEY"])
         log = open(Path(instance) / "gunicorn.log", "w+b")  # noqa: SIM115 (read back on failure)
         process = start_gunicorn(port, env, log)
         hops = {label: Result(label) for label, _ in WALK}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Appointment, Clinic, User
 from app.services import appointments
-from app.services.passwords import hash_password
+from app.services.passwords import hash_password, hash_pin
 
 CLINICS = (
     {"name": "Gaborone Main Clinic", "country": "BW", "timezone": "Africa/Gaborone", "default_language": "tn"},
@@ -110,7 +110,7 @@ def _seed_stock(clinic: Clinic) -> list[str]:
 
     staff = db.session.scalar(select(User).where(User.phone == DEMO_PIN_PHONE))
     if staff is not None and staff.pin_hash is None:
-        staff.pin_hash = hash_password(DEMO_PIN)
+        staff.pin_hash = hash_pin(DEMO_PIN)
     now = datetime.now(UTC)
     for name, code, unit, reorder, received, per_day in STOCK:
         if db.session.scalar(select(StockItem.id).where(StockItem.clinic_id == clinic.id, StockItem.name == name)):

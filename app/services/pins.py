@@ -1,4 +1,4 @@
-"""Staff USSD PINs: set through the API, hashed like passwords, checked with a lock after too many wrong tries.
+"""Staff USSD PINs: set through the API, hashed (peppered argon2id, app/services/passwords.py), checked with a lock.
 
 A PIN is never logged, never stored in clear and never put in an audit row. Five wrong tries in a row lock the
 USSD login for 30 minutes; the counter lives on the user row, so it holds across sessions and processes.
@@ -18,7 +18,7 @@ from app.extensions import db
 from app.models import User, utcnow
 from app.models.user import ROLE_STAFF
 from app.services import audit
-from app.services.passwords import hash_password, verify_password
+from app.services.passwords import hash_pin, verify_pin
 
 MAX_TRIES = 5
 LOCK_FOR = timedelta(minutes=30)
@@ -54,7 +54,7 @@ def set_pin(actor, user_id: uuid.UUID, pin: str) -> None:
     problems = pin_problems(pin)
     if problems:
         raise ValidationFailed("The PIN is not acceptable.", {"json": {"pin": problems}})
-    user.pin_hash = hash_password(pin)
+    user.pin_hash = hash_pin(pin)
     user.pin_failed_attempts = 0
     user.pin_locked_until = None
     audit.record(actor, "user.pin_set", "user", user.id)
@@ -86,7 +86,7 @@ def check_pin(user_id: uuid.UUID, pin: str, now: datetime | None = None) -> PinC
     until = locked_until(user, now)
     if until is not None:
         return PinCheck("locked", locked_until=until)
-    if _PIN.match(pin) and verify_password(user.pin_hash, pin):
+    if _PIN.match(pin) and verify_pin(user.pin_hash, pin):
         user.pin_failed_attempts = 0
         user.pin_locked_until = None
         return PinCheck("ok")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditLog, Message, StockItem, StockMovement, User, utcnow
 from app.services import stock
-from app.services.passwords import verify_password
+from app.services.passwords import verify_pin
 from tests.conftest import bearer, make_user
 
 BASE = "/api/v1/stock"
@@ -256,7 +256,7 @@ def test_staff_set_their_own_pin_and_it_is_stored_hashed(client, people):
     assert response.status_code == 204
     db.session.expire_all()
     stored = db.session.get(User, staff.id)
-    assert stored.pin_hash != "2580" and verify_password(stored.pin_hash, "2580")
+    assert stored.pin_hash != "2580" and verify_pin(stored.pin_hash, "2580") and not verify_pin(stored.pin_hash, "2581")
     audit_row = db.session.scalar(select(AuditLog).where(AuditLog.action == "user.pin_set"))
     assert "2580" not in str(audit_row.details)
 

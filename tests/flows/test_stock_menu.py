@@ -17,7 +17,7 @@ from app.i18n.gsm7 import septets
 from app.models import Message, StockItem, StockMovement, User, utcnow
 from app.models.message import DIRECTION_IN, DIRECTION_OUT
 from app.services import pins, stock
-from app.services.passwords import hash_password
+from app.services.passwords import hash_pin
 from bots.flows.ussd_staff import RESUME_TTL, SCREEN_LIMIT, SESSION_TTL
 from tests.bots.test_webhooks import CONFIG
 from tests.conftest import bearer, login, make_user
@@ -45,7 +45,7 @@ def clinic(app):
 def staff(clinic, *, phone: str = PHONE, language: str = "en", pin: str | None = PIN) -> User:
     user = make_user("staff", clinic=clinic, phone=phone, language=language)
     if pin is not None:
-        user.pin_hash = hash_password(pin)
+        user.pin_hash = hash_pin(pin)
         db.session.commit()
     return user
 
