@@ -230,6 +230,7 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=3, help="menu walks per session, one after another (default 3)")
     parser.add_argument("--think", type=float, nargs=2, default=(0.2, 0.6), metavar=("MIN", "MAX"),
                         help="seconds between hops, uniform (default 0.2 0.6)")  # fmt: skip
+    parser.add_argument("--alone", type=int, default=5, help="walks of one session alone afterwards (default 5)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="stop after S seconds of load (default 60)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL))
@@ -262,7 +263,8 @@ def main(argv=None) -> int:
         prepare_database(args.database_url)
         migrate(env)
         redis.Redis.from_url(args.redis_url).flushdb()
-        phones = seed(args.database_url, args.sessions, env["SECRET_KEY"])
+        phones = seed(args.database_url, args.sessions + 1, env["SECRET_KEY"])
+        alone_phone, phones = phones[-1], phones[:-1]
         log = open(Path(instance) / "gunicorn.log", "w+b")  # noqa: SIM115 (read back on failure)
         process = start_gunicorn(port, env, log)
         hops = {label: Result(label) for label, _ in WALK}
@@ -283,6 +285,11 @@ def main(argv=None) -> int:
             for thread in threads:
                 thread.join(args.time_limit + 30)
             load_seconds = time.monotonic() - load_began
+            # The same walk by one session alone, no pause: what a hop costs when it waits for nothing.
+            alone = {label: Result(label) for label, _ in WALK}
+            alone_constant, alone_finished = Result("constant CON"), []
+            client(port, host, path, alone_phone, args.alone, (0.0, 0.0), time.monotonic() + 60, alone,
+                   alone_constant, alone_finished, random.Random(0))  # fmt: skip
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn died during the run (status {process.returncode})")
         except BaseException:
@@ -313,6 +320,18 @@ def main(argv=None) -> int:
     print(_row(every.name, every))
     print(_row(no_pin.name, no_pin))
     print(_row(constant.name, constant))
+    alone_every = Result("every hop, alone")
+    for result in alone.values():
+        alone_every.latencies.extend(result.latencies)
+        alone_every.errors.extend(result.errors)
+    print(f"\none session alone, no think time, {len(alone_finished)} walks:")
+    for label, result in alone.items():
+        print(_row(label, result))
+    print(_row(alone_every.name, alone_every))
+    print(_row(alone_constant.name, alone_constant))
+    print(f"alone: every hop p99 / target = {alone_every.percentile_ms(99):.1f} / {TARGET_P99_MS:.0f} ms = "
+          f"{alone_every.percentile_ms(99) / TARGET_P99_MS:.2f}; / constant p99 = "
+          f"{alone_every.percentile_ms(99) / alone_constant.percentile_ms(99):.1f}")  # fmt: skip
     p99, ceiling = every.percentile_ms(99), constant.percentile_ms(99)
     missed = []
     print(f"\nevery hop p99 / target      = {p99:.1f} / {TARGET_P99_MS:.0f} ms = {p99 / TARGET_P99_MS:.2f}  "
@@ -320,16 +339,20 @@ def main(argv=None) -> int:
     print(f"hops but the PIN p99 / target = {no_pin.percentile_ms(99):.1f} / {TARGET_P99_MS:.0f} ms = "
           f"{no_pin.percentile_ms(99) / TARGET_P99_MS:.2f}")  # fmt: skip
     print(f"every hop p99 / constant p99 = {p99:.1f} / {ceiling:.1f} ms = {p99 / ceiling:.1f}")
-    print(f"ledger: {received} received movements for {len(finished)} finished walks; {mismatched} items off their "
-          f"ledger; levels added {added} (expected {20 * len(finished)})")  # fmt: skip
+    print(f"ledger: {received} received movements for {len(finished) + len(alone_finished)} finished walks; "
+          f"{mismatched} items off their ledger; levels added {added} (expected "
+          f"{20 * (len(finished) + len(alone_finished))})")  # fmt: skip
     if not p99 < TARGET_P99_MS:
         missed.append(f"p99 per hop is {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms)")
+    if alone_every.errors or alone_constant.errors or len(alone_finished) != args.alone:
+        missed.append("the walks of the lone session failed")
     if every.errors or constant.errors:
         missed.append(f"{len(every.errors) + len(constant.errors)} failed requests: "
                       f"{'; '.join(sorted(set(every.errors + constant.errors))[:3])}")  # fmt: skip
     if len(finished) != args.sessions * args.rounds:
         missed.append(f"{len(finished)} of {args.sessions * args.rounds} walks finished within --time-limit")
-    if received != len(finished) or mismatched or added != 20 * len(finished):
+    walked = len(finished) + len(alone_finished)
+    if received != walked or mismatched or added != 20 * walked:
         missed.append("the stock ledger does not match the walks")
     print(f"\ntotal time {time.monotonic() - began:.1f} s")
     if missed:
