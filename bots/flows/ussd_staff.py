@@ -355,8 +355,11 @@ class StaffMenu(Flow):
         header = self._header(ctx, session)
         return header, paginate(ctx, header, items)
 
-    def _list(self, ctx: Context, session: StaffSession, user: User) -> Reply:
-        header, pages = self._pages(ctx, session, user)
+    def _list(self, ctx: Context, session: StaffSession, user: User,
+              pages: list[list[StockItem]] | None = None) -> Reply:  # fmt: skip
+        header = self._header(ctx, session)
+        if pages is None:
+            header, pages = self._pages(ctx, session, user)
         if not pages:
             empty = "ussd_staff_low_none" if session.data.get("low") else "ussd_staff_stock_none"
             return Reply(f"{ctx.t(empty)}\n{ctx.t('ussd_nav_back')} {ctx.t('ussd_nav_main')}")
@@ -380,8 +383,8 @@ class StaffMenu(Flow):
             session.keep_pending()
             return self._quantity(ctx, session, user)
         else:
-            return _again(ctx, self._list(ctx, session, user).text)
-        return self._list(ctx, session, user)
+            return _again(ctx, self._list(ctx, session, user, pages).text)
+        return self._list(ctx, session, user, pages)  # the same items: one query a hop
 
     _on_pick = _on_list
 
