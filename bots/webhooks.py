@@ -129,6 +129,10 @@ def africastalking_ussd(token: str):
     # One transaction per hop answers it: locked (PostgreSQL: the row; SQLite: BEGIN IMMEDIATE), so a replay that
     # arrives while the first is being answered waits, then gets the same screen; the flow runs once.
     message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if message.address != inbound.sender:  # a session id is bound to its phone: another phone's "replay" gets nothing
+        db.session.commit()
+        log.warning("USSD hop %s replayed from another phone; refused", message_id)
+        return channel.ussd_response(t("ussd_error", None), end=True)
     if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
         if created:
             engine.close_ussd(message, session_id=inbound.session_id)

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from app.api import appointments, audit, auth, clinics, health, messaging, patients, reports, skin, users
+from app.api import (
+    appointments,
+    audit,
+    auth,
+    clinics,
+    health,
+    messaging,
+    patients,
+    pins,
+    reports,
+    skin,
+    stock,
+    users,
+)
 
 BLUEPRINTS = (
     auth.blp,
@@ -14,8 +27,10 @@ BLUEPRINTS = (
     patients.blp,
     reports.blp,
     audit.blp,
-    *skin.BLUEPRINTS,
-)  # fmt: skip  (skin: issue 6)
+    stock.blp,  # clinic stock (issue 5)
+    pins.blp,  # USSD PINs (issue 5)
+    *skin.BLUEPRINTS,  # skin consultations (issue 6)
+)  # fmt: skip
 
 
 def init_app(app, openapi) -> None:

@@ -17,6 +17,9 @@ from app.models.consultation import (
 )
 from app.models.contact import Contact, Conversation
 from app.models.message import Message, MessageEvent
+
+# Clinic stock (issue 5)
+from app.models.stock import StockItem, StockMovement
 from app.models.user import PasswordResetCode, User
 
 __all__ = [
@@ -24,4 +27,5 @@ __all__ = [
     "PasswordResetCode", "Patient", "User", "utcnow",
     # Skin consultations (issue 6).
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
+    "StockItem", "StockMovement",  # clinic stock (issue 5)
 ]  # fmt: skip

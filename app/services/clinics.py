@@ -46,6 +46,7 @@ def get_clinic(actor, clinic_id: uuid.UUID) -> Clinic:
 
 def create_clinic(actor, data: dict) -> Clinic:
     """Create a clinic (admin)."""
+    data = _with_recipients(data)
     clinic = Clinic(**data)
     db.session.add(clinic)
     db.session.flush()
@@ -57,6 +58,7 @@ def create_clinic(actor, data: dict) -> Clinic:
 def update_clinic(actor, clinic_id: uuid.UUID, data: dict) -> Clinic:
     """Change the given fields of a clinic (admin)."""
     clinic = get_clinic(actor, clinic_id)
+    data = _with_recipients(data)
     for field, value in data.items():
         setattr(clinic, field, value)
     if REPLANNING_FIELDS & data.keys():
@@ -64,6 +66,22 @@ def update_clinic(actor, clinic_id: uuid.UUID, data: dict) -> Clinic:
     audit.record(actor, "clinic.update", "clinic", clinic.id, {"fields": sorted(data)})
     db.session.commit()
     return clinic
+
+
+def _with_recipients(data: dict) -> dict:
+    """Stock alerts (issue 5): ``alert_recipient_ids`` must name active accounts with a phone; stored as text."""
+    ids = data.get("alert_recipient_ids")
+    if ids is None:
+        return data
+    unique = list(dict.fromkeys(ids))
+    found = set(db.session.scalars(select(User.id).where(User.id.in_(unique), User.active.is_(True),
+                                                         User.phone.is_not(None))))  # fmt: skip
+    missing = [str(value) for value in unique if value not in found]
+    if missing:
+        raise ValidationFailed("Every alert recipient must be an active account with a phone.",
+                               {"json": {"alert_recipient_ids": [f"Not an active account with a phone: {m}"
+                                                                 for m in missing]}})  # fmt: skip
+    return {**data, "alert_recipient_ids": [str(value) for value in unique]}
 
 
 def delete_clinic(actor, clinic_id: uuid.UUID) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Appointment, Clinic, User
 from app.services import appointments
-from app.services.passwords import hash_password
+from app.services.passwords import hash_password, hash_pin
 
 CLINICS = (
     {"name": "Gaborone Main Clinic", "country": "BW", "timezone": "Africa/Gaborone", "default_language": "tn"},
@@ -79,6 +80,7 @@ def seed_demo() -> list[str]:
 
     formulary.seed()
     consultations.seed_guidelines()
+    lines.extend(_seed_stock(clinics["Gaborone Main Clinic"]))
     db.session.commit()
     return lines
 
@@ -92,3 +94,48 @@ def _seed_appointments(clinic: Clinic) -> None:
             when = datetime.combine(today + timedelta(days=days), at, tzinfo=appointments.zone(clinic))
             appointments.create(None, clinic, patient_phone=phone, appointment_datetime=when.astimezone(UTC),
                                 language=language, patient_name=name, external_ref=ref)  # fmt: skip
+
+
+# --- Clinic stock and the staff USSD menu (issue 5) --------------------------------------------------------------
+DEMO_PIN_PHONE, DEMO_PIN = "+26771000001", "2580"  # the Gaborone staff member's USSD PIN (public, like the passwords)
+# (name, code, unit, reorder level, received 30 days ago, dispensed a day over the last 30 days)
+STOCK = (
+    ("Paracetamol 500mg", "PCM500", "tablets", 200, 1500, 30),
+    ("Amoxicillin 250mg", "AMX250", "capsules", 150, 900, 20),
+    ("ORS sachets", "ORS", "sachets", 50, 300, 6),
+    ("Condoms", "CND", "pieces", 100, 1000, 25),
+    ("Malaria RDT kits", "MRDT", "kits", 20, 50, 1),  # at its reorder level: shows under "Low stock"
+    ("Gloves", "GLV", "pairs", 100, 300, 6),  # just above its reorder level: dispensing 20 crosses it
+)
+
+
+def _seed_stock(clinic: Clinic) -> list[str]:
+    """The demo staff member's PIN and the clinic's stock, with 30 days of history (only where missing)."""
+    from app.models import StockItem, StockMovement
+    from app.models.stock import KIND_DISPENSED, KIND_RECEIVED
+
+    staff = db.session.scalar(select(User).where(User.phone == DEMO_PIN_PHONE))
+    if staff is not None and staff.pin_hash is None:
+        staff.pin_hash = hash_pin(DEMO_PIN)
+    now = datetime.now(UTC)
+    for name, code, unit, reorder, received, per_day in STOCK:
+        if db.session.scalar(select(StockItem.id).where(StockItem.clinic_id == clinic.id, StockItem.name == name)):
+            continue
+        item = StockItem(clinic_id=clinic.id, name=name, code=code, unit=unit, level=0, reorder_level=reorder)
+        db.session.add(item)
+        db.session.flush()
+        level = received
+        rows = [(KIND_RECEIVED, received, received, now - timedelta(days=30))]
+        for day in range(29, -1, -1):
+            level -= per_day
+            rows.append((KIND_DISPENSED, per_day, -per_day, now - timedelta(days=day, hours=2)))
+        level_after = 0
+        for kind, quantity, delta, at in rows:
+            level_after += delta
+            db.session.add(StockMovement(item_id=item.id, kind=kind, quantity=quantity, delta=delta,
+                                         level_after=level_after, user_id=staff.id if staff else None,
+                                         channel="api", at=at, note="demo data"))  # fmt: skip
+        item.level = level
+        item.low_alert_at = now if level <= reorder else None
+    code = current_app.config["USSD_SERVICE_CODE"]
+    return [f"USSD staff menu: dial {code} from {DEMO_PIN_PHONE}, PIN {DEMO_PIN}"]

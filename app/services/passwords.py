@@ -67,3 +67,41 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     if cached is None:
         cached = current_app.extensions[key] = hasher.hash("not a real password, only for timing")
     return cached
+
+
+# --- Staff USSD PINs (issue 5) ----------------------------------------------------------------------------------
+# A 4-digit PIN has 10,000 values: no hash cost makes a stolen hash safe (at 300 ms a try, all of them take under an
+# hour of one core). What protects it is the lock after 5 wrong tries online, and offline a pepper: the PIN is
+# HMAC'd with the app's SECRET_KEY before argon2id, so the database alone gives nothing away. So PINs use a light
+# argon2id profile (1 pass over 8 MiB: ~5 ms) that keeps a USSD hop inside its 30 ms budget. Changing SECRET_KEY
+# invalidates every PIN (staff set them again through PUT /api/v1/users/{id}/pin).
+PIN_PROFILE = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
+
+
+def _pin_hasher() -> PasswordHasher:
+    if current_app.config["THUSA_ENV"] == "test":
+        return PasswordHasher.from_parameters(profiles.CHEAPEST)
+    return PasswordHasher(**PIN_PROFILE)
+
+
+def pepper_pin(pin: str, secret: str) -> str:
+    """The PIN as argon2id sees it: HMAC-SHA256 keyed by the app's secret."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), pin.encode(), hashlib.sha256).hexdigest()
+
+
+def hash_pin(pin: str, *, secret: str | None = None) -> str:
+    """An argon2id hash of the peppered PIN (``secret``: the app's SECRET_KEY unless given)."""
+    return _pin_hasher().hash(pepper_pin(pin, secret or current_app.config["SECRET_KEY"]))
+
+
+def verify_pin(pin_hash: str | None, pin: str) -> bool:
+    """Whether ``pin`` matches ``pin_hash``; a missing hash still costs one verification."""
+    hasher = _pin_hasher()
+    peppered = pepper_pin(pin, current_app.config["SECRET_KEY"])
+    try:
+        return hasher.verify(pin_hash or _dummy_hash(hasher), peppered) and pin_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False

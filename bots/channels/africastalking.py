@@ -283,7 +283,7 @@ class AfricasTalkingChannel(Channel):
 
         history = form.get("text", "")
         extra["ussd_history"] = history
-        digest = hashlib.sha1(history.encode(), usedforsecurity=False).hexdigest()
+        digest = self.hop_digest(sender, history)
         return InboundMessage(
             channel=USSD,
             provider=self.name,
@@ -297,6 +297,12 @@ class AfricasTalkingChannel(Channel):
             received_at=datetime.now(UTC),
             extra=extra,
         )
+
+    def hop_digest(self, sender: str, history: str) -> str:
+        """A hop's id within its session: keyed by the app secret and bound to the phone, so the id neither reveals
+        what was typed (a staff PIN is in the history) nor lets another phone's hop pass for a replay of this one."""
+        key = (self.config.get("SECRET_KEY") or "").encode()
+        return hmac.new(key, f"{sender}\n{history}".encode(), hashlib.sha256).hexdigest()[:40]
 
     def acknowledge(self, kind: str) -> Response:
         """An empty 200: all AT needs for an inbound SMS or a delivery report."""

@@ -1,7 +1,7 @@
 """The USSD entry point: who dialled decides the menu, and the patient menu about their next appointment.
 
 :func:`menu_for` is the one routing decision: a number that is an active staff user's phone gets
-:data:`STAFF_MENU` (a placeholder ``END`` screen until the staff stock menu replaces it), every other number the
+:data:`STAFF_MENU` (the staff menu behind a PIN, :mod:`bots.flows.ussd_staff`), every other number the
 :class:`PatientMenu`. The entry flow remembers which menu a session is in and hands it every later hop.
 
 Africa's Talking sends the whole session history on every hop (``1*2*1``), and an input may itself contain ``*``:
@@ -23,11 +23,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import t
-from app.models import Appointment, Patient, User
-from app.models.user import ROLE_STAFF
+from app.models import Appointment, Patient
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import link, normalise, still_active
+from bots.flows.ussd_staff import STAFF_MENU, staff_user
 from bots.messages import USSD
 
 SCREEN_LIMIT = 160  # characters after CON/END that every network shows
@@ -50,25 +50,6 @@ def new_input(ctx: Context) -> str:
         typed = history.rsplit("*", 1)[-1]
     ctx.save(history=history)
     return typed.strip()
-
-
-def staff_user(phone: str) -> User | None:
-    """The active staff user whose phone this is, if any."""
-    return db.session.scalar(select(User).where(User.phone == phone, User.role == ROLE_STAFF, User.active.is_(True)))
-
-
-class StaffMenuSoon(Flow):
-    """Placeholder for the staff USSD menu (issue 5 replaces :data:`STAFF_MENU` with the stock menu)."""
-
-    name = "ussd-staff-soon"
-    channels = (USSD,)
-
-    def start(self, ctx: Context) -> Reply:
-        """One ``END`` screen, in the contact's language, else the staff member's clinic's."""
-        user = ctx.extra.get("user") or staff_user(ctx.contact.address)
-        if user is not None and user.clinic is not None:
-            ctx.default_language = user.clinic.default_language
-        return Reply(ctx.t("ussd_staff_menu_soon"), end=True)
 
 
 class PatientMenu(Flow):
@@ -156,7 +137,6 @@ class PatientMenu(Flow):
         return _invalid(appointment, self._check(ctx, appointment))
 
 
-STAFF_MENU: Flow = StaffMenuSoon()
 PATIENT_MENU: Flow = PatientMenu()
 MENUS = {menu.name: menu for menu in (STAFF_MENU, PATIENT_MENU)}
 

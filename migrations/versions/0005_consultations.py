@@ -1,7 +1,7 @@
 """consultations: photos, analyses, recommendations, formulary, triage guidelines, chat links
 
 Revision ID: 0005_consultations
-Revises: 0003_appointments
+Revises: 0004_stock
 Create Date: 2026-12-01 18:55:26.621705
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005_consultations'
-down_revision = '0003_appointments'
+down_revision = '0004_stock'
 branch_labels = None
 depends_on = None
 

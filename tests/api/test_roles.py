@@ -182,6 +182,37 @@ def a_medication(people: dict) -> dict:
     formulary.seed()
     db.session.commit()
     return {"a_medication": db.session.scalar(select(Medication.id).limit(1))}
+# Clinic stock and USSD PINs (issue 5).
+def stock_body(ctx: dict) -> dict:
+    """A new item naming the home clinic (so other_staff is refused, and admins have their clinic)."""
+    return {"name": "ORS sachets", "unit": "sachets", "reorder_level": 50, "level": 200,
+            "clinic_id": str(ctx["home_clinic"])}  # fmt: skip
+
+
+def home_stock(people: dict) -> dict:
+    """A stock item of the home clinic."""
+    from app.models import StockItem
+
+    item = StockItem(clinic_id=people["home"].id, name="Gloves", unit="pairs", level=40, reorder_level=10)
+    db.session.add(item)
+    db.session.commit()
+    return {"home_item": item.id}
+
+
+def stock_alert_body(ctx: dict) -> dict:
+    return {"item_id": str(ctx["home_item"]), "note": "Order placed; delivery on Friday."}
+
+
+def reorder_body(ctx: dict) -> dict:
+    return {"reorder_level": 5}
+
+
+def movement_body(ctx: dict) -> dict:
+    return {"kind": "received", "quantity": 20, "batch": "B-17"}
+
+
+def pin_body(ctx: dict) -> dict:
+    return {"pin": "2580"}
 
 
 # --- the table ----------------------------------------------------------------------------------------------------
@@ -277,6 +308,21 @@ TABLE = [
     row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200),
         setup=a_medication),
     row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200)),
+    # Clinic stock (issue 5): staff write their own clinic's, viewers read it; the PIN is the admin's or one's own.
+    row("GET",    "/api/v1/stock",                       None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/stock",                       stock_body,         (401, 403, 201, 403, 403, 201)),
+    row("GET",    "/api/v1/stock/low",                   None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/stock/alert",                 stock_alert_body,   (401, 403, 202, 403, 403, 202),
+        setup=home_stock),
+    row("GET",    "/api/v1/stock/{home_item}",           None,               (401, 200, 200, 403, 403, 200),
+        setup=home_stock),
+    row("PUT",    "/api/v1/stock/{home_item}",           reorder_body,       (401, 403, 200, 403, 403, 200),
+        setup=home_stock),
+    row("GET",    "/api/v1/stock/{home_item}/movements", None,               (401, 200, 200, 403, 403, 200),
+        setup=home_stock),
+    row("POST",   "/api/v1/stock/{home_item}/movements", movement_body,      (401, 403, 201, 403, 403, 201),
+        setup=home_stock),
+    row("PUT",    "/api/v1/users/{staff_user}/pin",      pin_body,           (401, 403, 204, 403, 403, 204)),
 ]
 # fmt: on
 

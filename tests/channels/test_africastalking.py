@@ -8,6 +8,7 @@ SDK against ``tests/fakes/server.py`` on 127.0.0.1.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -265,8 +266,11 @@ def test_delivery_report_without_id_or_status_is_ignored(plain_app, body):
 USSD_SESSION = "ATUid_7c898d72eb11f723ed8ea05ef232f279"
 
 
-def hop_id(history: str) -> str:
-    return f"{USSD_SESSION}:{hashlib.sha1(history.encode(), usedforsecurity=False).hexdigest()}"
+def hop_id(history: str, sender: str = "+254739495441") -> str:
+    """Keyed by the app's secret and the phone (bots/channels/africastalking.py ``hop_digest``)."""
+    key = CONFIG.get("SECRET_KEY", "").encode()
+    digest = hmac.new(key, (sender + "\n" + history).encode(), hashlib.sha256).hexdigest()[:40]
+    return f"{USSD_SESSION}:{digest}"
 
 
 def test_every_ussd_fixture_case_is_covered():

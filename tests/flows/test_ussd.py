@@ -124,21 +124,21 @@ def visit(clinic):
 
 
 @pytest.mark.parametrize(
-    ("contact_language", "clinic_language", "expected"),
+    ("contact_language", "user_language", "expected"),
     [(None, "tn", "tn"), (None, "en", "en"), ("en", "tn", "en"), ("tn", "en", "tn")],
 )
-def test_an_active_staff_phone_gets_the_staff_placeholder(app, client, contact_language, clinic_language,
-                                                          expected):  # fmt: skip
-    clinic = make_clinic(language=clinic_language)
-    make_user("staff", clinic=clinic, phone=PHONE)
+def test_an_active_staff_phone_gets_the_staff_menu_pin_screen(app, client, contact_language, user_language,
+                                                              expected):  # fmt: skip
+    clinic = make_clinic()
+    make_user("staff", clinic=clinic, phone=PHONE, language=user_language).pin_hash = "set"
+    db.session.commit()
     book(clinic)  # staff may be patients too: the staff menu still wins
     set_language(PHONE, contact_language)
 
     body = Session(client).dial()
 
-    assert body == end(t("ussd_staff_menu_soon", expected))
-    chat = conversation(channel="ussd")
-    assert (chat.flow, chat.state) == (None, {})
+    assert body == con(t("ussd_staff_pin", expected))
+    assert conversation(channel="ussd").state == {"menu": "ussd-staff"}
 
 
 @pytest.mark.parametrize(("role", "active"), [("staff", False), ("viewer", True), ("admin", True)])
@@ -153,7 +153,7 @@ def test_a_staff_members_colleagues_phone_is_a_patient(app, client, clinic):
     visit = book(clinic, language="en")
 
     assert Session(client).dial() == con(screen(visit, "ussd_patient_menu"))
-    assert Session(client, phone=OTHER_PHONE).dial() == end(t("ussd_staff_menu_soon", "tn"))
+    assert Session(client, phone=OTHER_PHONE).dial() == end(t("ussd_staff_no_pin", "en"))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,567 @@
+"""The staff USSD menu: PIN, stock (check, receive, dispense, count, low), today's visits, language.
+
+A staff phone dials the same service code as patients (:mod:`bots.flows.ussd` routes it here). The session's
+state lives in Redis under its session id, with a TTL, bound to the phone that opened it; every later hop reads
+the new input relative to the history length stored there (Africa's Talking sends every input joined with ``*``
+and an input may itself hold ``*``). The history itself is never stored, only its length and an HMAC of it, so
+the PIN it contains is kept nowhere; the PIN hop's own message text is masked before it is committed.
+
+Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere)::
+
+    pin      PIN ok → (an unfinished write within 5 min → resume) → menu · wrong → pin (5 in a row: locked 30 min)
+    resume   1 → the unfinished write's screen · 2 → menu
+    menu     1 list · 2/3/4 pick (receive/dispense/count) · 5 list of low stock · 6 visits · 7 language
+    list     9 next page · 0 previous page or menu
+    pick     1..n an item → qty · 9 · 0 as list
+    qty      a number → confirm (re-prompt when not a number, or more than in stock) · 0 → pick
+    confirm  1 → write, SMS receipt, END · 2 → menu · 0 → qty
+    visits   4 digits → one visit: visit_ok, several: visit_pick · 0 → menu
+    visit_ok 1 → mark attended, SMS receipt, END · 2 → menu
+    lang     1 English · 2 Setswana → menu · 0 → menu
+
+A write cut off by the network (the person was at ``qty`` or ``confirm``) is kept per user for 5 minutes; after
+the next correct PIN, "Continue where you left off?" takes them back to that screen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.errors import ServiceError
+from app.extensions import db, redis_client
+from app.models import Appointment, StockItem, User
+from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
+from app.models.user import ROLE_STAFF
+from app.services import appointments, pins, stock, visits
+from bots.flows import Context, Flow, Reply
+from bots.messages import USSD
+
+log = logging.getLogger(__name__)
+
+SCREEN_LIMIT = 160
+SESSION_TTL = 300  # seconds; longer than any network keeps a USSD session open
+RESUME_TTL = 300  # an unfinished write can be resumed for 5 minutes
+PAGE_ITEMS = 4  # at most this many stock lines a screen (fewer when long names would not fit)
+MAX_USSD_QUANTITY = 100_000  # a typing slip guard; larger numbers go through the API
+MASK = "****"
+
+ACTIONS = {"receive": KIND_RECEIVED, "dispense": KIND_DISPENSED, "count": KIND_COUNTED}
+MENU_ACTIONS = {"2": "receive", "3": "dispense", "4": "count"}
+
+
+# --- Session state in Redis -------------------------------------------------------------------------------------
+
+
+def _session_key(session_id: str) -> str:
+    return f"thusa:ussd:staff:{session_id}"
+
+
+def _pending_key(user_id: str) -> str:
+    return f"thusa:ussd:pending:{user_id}"
+
+
+def _load(key: str) -> dict | None:
+    raw = redis_client.client.get(key)
+    return json.loads(raw) if raw else None
+
+
+def _mac(history: str) -> str:
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, history.encode(), hashlib.sha256).hexdigest()
+
+
+class StaffSession:
+    """One USSD session's state: who (phone, user), where (step and its data) and how much history was seen."""
+
+    def __init__(self, session_id: str, data: dict) -> None:
+        self.session_id = session_id
+        self.data = data
+
+    @classmethod
+    def load(cls, session_id: str) -> StaffSession | None:
+        data = _load(_session_key(session_id))
+        return cls(session_id, data) if data is not None else None
+
+    def save(self) -> None:
+        redis_client.client.set(_session_key(self.session_id), json.dumps(self.data), ex=SESSION_TTL)
+
+    def delete(self) -> None:
+        redis_client.client.delete(_session_key(self.session_id))
+
+    def new_input(self, history: str | None, fallback: str) -> str:
+        """What was typed at this hop, read after the history seen so far (which is then remembered)."""
+        if history is None:
+            return fallback
+        seen = self.data.get("seen", 0)
+        if seen and len(history) > seen and history[seen] == "*" and _mac(history[:seen]) == self.data.get("mac"):
+            typed = history[seen + 1 :]
+        elif not seen:
+            typed = history
+        else:  # out of step with what we stored (should not happen): the last field is the best guess
+            typed = history.rsplit("*", 1)[-1]
+        self.data.update(seen=len(history), mac=_mac(history))
+        return typed.strip()
+
+    def go(self, step: str, **values) -> None:
+        self.data = {key: value for key, value in self.data.items() if key in ("phone", "user_id", "seen", "mac")}
+        self.data.update(step=step, **values)
+
+    @property
+    def step(self) -> str:
+        return self.data.get("step", "pin")
+
+    # An unfinished write, kept per user so a redial can pick it up.
+    def keep_pending(self) -> None:
+        pending = {key: self.data[key] for key in ("step", "action", "item_id", "quantity", "page",
+                                                   "appointment_id") if key in self.data}  # fmt: skip
+        redis_client.client.set(_pending_key(self.data["user_id"]), json.dumps(pending), ex=RESUME_TTL)
+
+    def drop_pending(self) -> None:
+        redis_client.client.delete(_pending_key(self.data["user_id"]))
+
+    def pending(self) -> dict | None:
+        return _load(_pending_key(self.data["user_id"]))
+
+
+# --- Screens ----------------------------------------------------------------------------------------------------
+
+
+def _fits(text: str) -> bool:
+    return len(text) <= SCREEN_LIMIT
+
+
+def _again(ctx: Context, screen: str, key: str = "ussd_invalid_choice") -> Reply:
+    """``screen`` under a short "try again" line; the shorter hint, or the screen alone, when it would not fit."""
+    for candidate in (ctx.t(key, menu=screen) if key == "ussd_invalid_choice" else f"{ctx.t(key)}\n{screen}",
+                      f"{ctx.t('ussd_staff_try_again')}\n{screen}", screen):  # fmt: skip
+        if _fits(candidate):
+            return Reply(candidate)
+    return Reply(screen)
+
+
+def _footer(ctx: Context, *, more: bool) -> str:
+    parts = ([ctx.t("ussd_nav_more")] if more else []) + [ctx.t("ussd_nav_back"), ctx.t("ussd_nav_main")]
+    return " ".join(parts)
+
+
+def stock_line(number: int, item: StockItem) -> str:
+    """``N. <name> <level> <unit>`` (INTERFACES.md)."""
+    return f"{number}. {stock.display_name(item)} {item.level} {stock.display_unit(item)}"
+
+
+def paginate(ctx: Context, header: str, items: list[StockItem]) -> list[list[StockItem]]:
+    """Items cut into screens of at most :data:`PAGE_ITEMS` lines that fit with the header and footer."""
+    pages: list[list[StockItem]] = []
+    current: list[StockItem] = []
+    for item in items:
+        trial = [*current, item]
+        text = _page_text(ctx, header.format(page=99, pages=99), trial, more=True)
+        if current and (len(trial) > PAGE_ITEMS or not _fits(text)):
+            pages.append(current)
+            current = [item]
+        else:
+            current = trial
+    if current:
+        pages.append(current)
+    return pages
+
+
+def _page_text(ctx: Context, header: str, items: list[StockItem], *, more: bool) -> str:
+    lines = [stock_line(number, item) for number, item in enumerate(items, start=1)]
+    return "\n".join([header, *lines, _footer(ctx, more=more)])
+
+
+def _action_label(ctx: Context, action: str) -> str:
+    return ctx.t(f"ussd_staff_action_{action}")
+
+
+# --- The flow ---------------------------------------------------------------------------------------------------
+
+
+class StaffMenu(Flow):
+    """The staff member's menu, behind their PIN."""
+
+    name = "ussd-staff"
+    channels = (USSD,)
+
+    # Entry points ------------------------------------------------------------------------------------------------
+
+    def start(self, ctx: Context) -> Reply:
+        """The first hop: the PIN screen (or why it cannot be shown)."""
+        session_id = ctx.conversation.session_id or str(ctx.message.id)
+        existing = StaffSession.load(session_id)
+        if existing is not None and existing.data.get("phone") != ctx.contact.address:
+            log.warning("USSD session %s reused from another phone; refused", session_id)
+            return Reply(ctx.t("ussd_error"), end=True)
+        user = ctx.extra.get("user") or staff_user(ctx.contact.address)
+        if user is None:
+            return Reply(ctx.t("ussd_error"), end=True)
+        self._language(ctx, user)
+        history = ctx.extra.get("ussd_history")
+        if history:  # a code dialled with inputs (*384*2580*1234#) may carry a PIN: keep it nowhere
+            ctx.message.text = MASK
+        session = StaffSession(session_id, {"phone": ctx.contact.address, "user_id": str(user.id)})
+        session.new_input(history or "", "")
+        return self._pin_screen(ctx, session, user)
+
+    def resume(self, ctx: Context) -> Reply:
+        """A later hop: the input, read from the session state, on the current screen."""
+        session_id = ctx.conversation.session_id or ""
+        session = StaffSession.load(session_id)
+        if session is None:  # expired (a very long pause): start again from the PIN
+            return self.start(ctx)
+        if session.data.get("phone") != ctx.contact.address:
+            log.warning("USSD session %s used from another phone; refused", session_id)
+            return Reply(ctx.t("ussd_error"), end=True)
+        user = db.session.get(User, uuid.UUID(session.data["user_id"]))
+        if user is None or not user.active or user.clinic is None:
+            session.delete()
+            return Reply(ctx.t("ussd_error"), end=True)
+        self._language(ctx, user)
+        typed = session.new_input(ctx.extra.get("ussd_history"), ctx.text)
+        if session.step == "pin":
+            ctx.message.text = MASK  # the PIN (right or wrong) never stays in the message log
+            reply = self._on_pin(ctx, session, user, typed)
+        elif typed == "00":
+            session.drop_pending()
+            reply = self._menu(ctx, session, user)
+        else:
+            handler = getattr(self, f"_on_{session.step}", None)
+            reply = handler(ctx, session, user, typed) if handler else self._menu(ctx, session, user)
+        if reply.end:
+            session.delete()
+        else:
+            session.save()
+        return reply
+
+    def close(self, ctx: Context) -> None:
+        """The session ended: forget its state (an unfinished write stays resumable for 5 minutes)."""
+        session = StaffSession.load(ctx.conversation.session_id) if ctx.conversation.session_id else None
+        if session is not None and session.data.get("phone") == ctx.contact.address:  # never another phone's
+            session.delete()
+
+    # PIN ---------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _language(ctx: Context, user: User) -> None:
+        ctx.default_language = user.language or (user.clinic.default_language if user.clinic else "en")
+
+    def _pin_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        if user.pin_hash is None:
+            return Reply(ctx.t("ussd_staff_no_pin"), end=True)
+        if pins.locked_until(user) is not None:
+            return Reply(ctx.t("ussd_staff_locked", minutes=_minutes(pins.LOCK_FOR)), end=True)
+        session.go("pin")
+        session.save()
+        return Reply(ctx.t("ussd_staff_pin"))
+
+    def _on_pin(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        check = pins.check_pin(user.id, typed)
+        if check.outcome == "unset":
+            return Reply(ctx.t("ussd_staff_no_pin"), end=True)
+        if check.outcome == "locked":
+            return Reply(ctx.t("ussd_staff_locked", minutes=_minutes(pins.LOCK_FOR)), end=True)
+        if check.outcome == "wrong":
+            return Reply(ctx.t("ussd_staff_wrong_pin", tries=check.tries_left))
+        pending = session.pending()
+        if pending and self._summary(ctx, user, pending):
+            session.go("resume")
+            return Reply(ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending)))
+        return self._menu(ctx, session, user)
+
+    def _summary(self, ctx: Context, user: User, pending: dict) -> str | None:
+        """One line about an unfinished write, or None when it can no longer be resumed."""
+        action = pending.get("action")
+        if action == "attend":
+            appointment = db.session.get(Appointment, uuid.UUID(pending.get("appointment_id", str(uuid.UUID(int=0)))))
+            if appointment is None or appointment.clinic_id != user.clinic_id:
+                return None
+            return f"{_action_label(ctx, 'attend')} {self._visit_label(appointment)}"
+        item = self._item(user, pending.get("item_id"))
+        if action not in ACTIONS or item is None:
+            return None
+        quantity = pending.get("quantity")
+        tail = f" {quantity} {stock.display_unit(item)}" if quantity is not None else ""
+        return f"{_action_label(ctx, action)} {stock.display_name(item)}{tail}"
+
+    def _on_resume(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        pending = session.pending()
+        if pending is None or not self._summary(ctx, user, pending):  # expired or gone meanwhile
+            return self._menu(ctx, session, user)
+        if typed == "1":
+            session.go(pending["step"], **{k: v for k, v in pending.items() if k != "step"})
+            return self._show(ctx, session, user)
+        if typed in ("2", "0"):
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        return _again(ctx, ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending)))
+
+    # Main menu ---------------------------------------------------------------------------------------------------
+
+    def _menu(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        session.go("menu")
+        return Reply(ctx.t("ussd_staff_menu", clinic=user.clinic.sms_name))
+
+    def _on_menu(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "1":
+            session.go("list", low=False, page=0)
+        elif typed == "5":
+            session.go("list", low=True, page=0)
+        elif typed in MENU_ACTIONS:
+            session.go("pick", action=MENU_ACTIONS[typed], page=0)
+        elif typed == "6":
+            session.go("visits")
+        elif typed == "7":
+            session.go("lang")
+        else:
+            return _again(ctx, self._menu(ctx, session, user).text)
+        return self._show(ctx, session, user)
+
+    def _show(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        """The current step's screen."""
+        step = session.step
+        if step in ("list", "pick"):
+            return self._list(ctx, session, user)
+        if step == "qty":
+            return self._quantity(ctx, session, user)
+        if step == "confirm":
+            return self._confirm(ctx, session, user)
+        if step == "visits":
+            return Reply(self._visits_text(ctx, user))
+        if step == "visit_ok":
+            return self._visit_confirm(ctx, session, user)
+        if step == "lang":
+            return Reply(ctx.t("ussd_staff_language"))
+        return self._menu(ctx, session, user)
+
+    # Stock lists and item choice ---------------------------------------------------------------------------------
+
+    def _header(self, ctx: Context, session: StaffSession) -> str:
+        if session.step == "pick":
+            return ctx.t("ussd_staff_pick", action=_action_label(ctx, session.data["action"]), page="{page}",
+                         pages="{pages}")  # fmt: skip
+        return ctx.t("ussd_staff_low" if session.data.get("low") else "ussd_staff_stock", page="{page}",
+                     pages="{pages}")  # fmt: skip
+
+    def _pages(self, ctx: Context, session: StaffSession, user: User) -> tuple[str, list[list[StockItem]]]:
+        items = stock.clinic_items(user.clinic_id, low=bool(session.data.get("low")))
+        header = self._header(ctx, session)
+        return header, paginate(ctx, header, items)
+
+    def _list(self, ctx: Context, session: StaffSession, user: User,
+              pages: list[list[StockItem]] | None = None) -> Reply:  # fmt: skip
+        header = self._header(ctx, session)
+        if pages is None:
+            header, pages = self._pages(ctx, session, user)
+        if not pages:
+            empty = "ussd_staff_low_none" if session.data.get("low") else "ussd_staff_stock_none"
+            return Reply(f"{ctx.t(empty)}\n{ctx.t('ussd_nav_back')} {ctx.t('ussd_nav_main')}")
+        page = min(int(session.data.get("page", 0)), len(pages) - 1)
+        session.data["page"] = page
+        title = header.format(page=page + 1, pages=len(pages))
+        return Reply(_page_text(ctx, title, pages[page], more=page + 1 < len(pages)))
+
+    def _on_list(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        _, pages = self._pages(ctx, session, user)
+        page = int(session.data.get("page", 0))
+        if typed == "9" and page + 1 < len(pages):
+            session.data["page"] = page + 1
+        elif typed == "0":
+            if page == 0:
+                return self._menu(ctx, session, user)
+            session.data["page"] = page - 1
+        elif session.step == "pick" and typed.isdigit() and pages and 1 <= int(typed) <= len(pages[page]):
+            item = pages[page][int(typed) - 1]
+            session.go("qty", action=session.data["action"], item_id=str(item.id), page=page)
+            session.keep_pending()
+            return self._quantity(ctx, session, user)
+        else:
+            return _again(ctx, self._list(ctx, session, user, pages).text)
+        return self._list(ctx, session, user, pages)  # the same items: one query a hop
+
+    _on_pick = _on_list
+
+    # Quantity and confirmation -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _item(user: User, item_id: str | None) -> StockItem | None:
+        if not item_id:
+            return None
+        item = db.session.get(StockItem, uuid.UUID(item_id))
+        return item if item is not None and item.clinic_id == user.clinic_id else None
+
+    def _quantity(self, ctx: Context, session: StaffSession, user: User, problem: str | None = None) -> Reply:
+        item = self._item(user, session.data.get("item_id"))
+        if item is None:
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        action = session.data["action"]
+        key = "ussd_staff_count_prompt" if action == "count" else "ussd_staff_quantity"
+        screen = ctx.t(key, action=_action_label(ctx, action), item=stock.display_name(item), level=item.level,
+                       unit=stock.display_unit(item))  # fmt: skip
+        if problem is not None:
+            return _again(ctx, screen, problem) if problem.startswith("ussd_") else _prefixed(problem, screen)
+        return Reply(screen)
+
+    def _on_qty(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "0":
+            session.drop_pending()
+            session.go("pick", action=session.data["action"], page=session.data.get("page", 0))
+            return self._list(ctx, session, user)
+        item = self._item(user, session.data.get("item_id"))
+        if item is None:
+            return self._quantity(ctx, session, user)
+        action = session.data["action"]
+        smallest = 0 if action == "count" else 1
+        if not typed.isdigit() or not smallest <= int(typed) <= MAX_USSD_QUANTITY:
+            return self._quantity(ctx, session, user, problem="ussd_staff_enter_number")
+        quantity = int(typed)
+        if action == "dispense" and quantity > item.level:
+            return self._quantity(ctx, session, user, problem=ctx.t("ussd_staff_not_enough", level=item.level,
+                                                                    unit=stock.display_unit(item)))  # fmt: skip
+        session.data.update(step="confirm", quantity=quantity)
+        session.keep_pending()
+        return self._confirm(ctx, session, user)
+
+    def _confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        item = self._item(user, session.data.get("item_id"))
+        if item is None:
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        action, quantity = session.data["action"], int(session.data["quantity"])
+        after = quantity if action == "count" else item.level + (quantity if action == "receive" else -quantity)
+        return Reply(ctx.t(f"ussd_staff_confirm_{action}", item=stock.display_name(item), quantity=quantity,
+                           unit=stock.display_unit(item), before=item.level, after=after))  # fmt: skip
+
+    def _on_confirm(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "2":
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        if typed == "0":
+            session.data["step"] = "qty"
+            return self._quantity(ctx, session, user)
+        if typed != "1":
+            return _again(ctx, self._confirm(ctx, session, user).text)
+        action, quantity = session.data["action"], int(session.data["quantity"])
+        writer = {"receive": stock.receive, "dispense": stock.dispense, "count": stock.count}[action]
+        try:
+            with db.session.begin_nested():
+                movement = writer(stock.actor_for(user), uuid.UUID(session.data["item_id"]), quantity,
+                                  channel=CHANNEL_USSD)  # fmt: skip
+        except stock.InsufficientStock:
+            session.data["step"] = "qty"
+            item = self._item(user, session.data["item_id"])
+            return self._quantity(ctx, session, user, problem=ctx.t("ussd_staff_not_enough", level=item.level,
+                                                                    unit=stock.display_unit(item)))  # fmt: skip
+        except ServiceError:
+            session.drop_pending()
+            return Reply(ctx.t("ussd_error"), end=True)
+        item = self._item(user, session.data["item_id"])
+        stock.receipt(user, movement, item)
+        session.drop_pending()
+        return Reply(ctx.t("ussd_staff_saved", item=stock.display_name(item), level=item.level,
+                           unit=stock.display_unit(item)), end=True)  # fmt: skip
+
+    # Today's visits ----------------------------------------------------------------------------------------------
+
+    def _visits_text(self, ctx: Context, user: User) -> str:
+        total, attended = visits.today_counts(user.clinic)
+        return ctx.t("ussd_staff_visits", total=total, attended=attended)
+
+    @staticmethod
+    def _visit_label(appointment: Appointment) -> str:
+        at = appointments.local_time(appointment.clinic, appointment.appointment_datetime).strftime("%H:%M")
+        return f"{at} ...{appointment.patient.phone[-4:]}"
+
+    def _on_visits(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "0":
+            return self._menu(ctx, session, user)
+        if not (len(typed) == 4 and typed.isdigit()):
+            return _again(ctx, self._visits_text(ctx, user), "ussd_staff_four_digits")
+        found = visits.today_ending(user.clinic, typed)
+        if not found:
+            return _prefixed(ctx.t("ussd_staff_no_visit", digits=typed), self._visits_text(ctx, user))
+        if len(found) == 1:
+            session.go("visit_ok", action="attend", appointment_id=str(found[0].id))
+            session.keep_pending()
+            return self._visit_confirm(ctx, session, user)
+        session.go("visit_pick", appointment_ids=[str(a.id) for a in found])
+        return Reply(self._visit_pick_text(ctx, found))
+
+    def _visit_pick_text(self, ctx: Context, found: list[Appointment]) -> str:
+        lines = [f"{n}. {self._visit_label(a)}" for n, a in enumerate(found, start=1)]
+        return "\n".join([ctx.t("ussd_staff_which_visit"), *lines, ctx.t("ussd_nav_back")])
+
+    def _on_visit_pick(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        ids = session.data.get("appointment_ids", [])
+        if typed == "0":
+            session.go("visits")
+            return Reply(self._visits_text(ctx, user))
+        if typed.isdigit() and 1 <= int(typed) <= len(ids):
+            session.go("visit_ok", action="attend", appointment_id=ids[int(typed) - 1])
+            session.keep_pending()
+            return self._visit_confirm(ctx, session, user)
+        found = [a for a in (db.session.get(Appointment, uuid.UUID(i)) for i in ids) if a is not None]
+        return _again(ctx, self._visit_pick_text(ctx, found))
+
+    def _visit_confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        appointment = db.session.get(Appointment, uuid.UUID(session.data["appointment_id"]))
+        if appointment is None or appointment.clinic_id != user.clinic_id:
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        return Reply(ctx.t("ussd_staff_confirm_attend", visit=self._visit_label(appointment)))
+
+    def _on_visit_ok(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "2":
+            session.drop_pending()
+            return self._menu(ctx, session, user)
+        if typed != "1":
+            return _again(ctx, self._visit_confirm(ctx, session, user).text)
+        try:
+            with db.session.begin_nested():
+                appointment = visits.mark_attended(stock.actor_for(user), user.clinic,
+                                                   uuid.UUID(session.data["appointment_id"]))  # fmt: skip
+        except ServiceError:
+            session.drop_pending()
+            return Reply(ctx.t("ussd_error"), end=True)
+        label = self._visit_label(appointment)
+        visits.receipt(user, appointment, label)
+        session.drop_pending()
+        return Reply(ctx.t("ussd_staff_attended", visit=label), end=True)
+
+    # Language ----------------------------------------------------------------------------------------------------
+
+    def _on_lang(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        choice = {"1": "en", "2": "tn"}.get(typed)
+        if typed == "0":
+            return self._menu(ctx, session, user)
+        if choice is None:
+            return _again(ctx, ctx.t("ussd_staff_language"))
+        user.language = choice
+        ctx.contact.language = choice
+        ctx.default_language = choice
+        return self._menu(ctx, session, user)
+
+
+def _prefixed(line: str, screen: str) -> Reply:
+    text = f"{line}\n{screen}"
+    return Reply(text if _fits(text) else (line if _fits(line) else screen))
+
+
+def _minutes(delta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def staff_user(phone: str) -> User | None:
+    """The active staff user whose phone this is, if any."""
+    return db.session.scalar(select(User).where(User.phone == phone, User.role == ROLE_STAFF, User.active.is_(True)))
+
+
+STAFF_MENU = StaffMenu()

@@ -1,0 +1,500 @@
+"""The staff USSD menu (bots/flows/ussd_staff.py) through the real Africa's Talking endpoint and the real REST API.
+
+Each hop is posted as Africa's Talking posts it (``text`` = every input so far joined with ``*``); what the menu
+did is read back from the real database (SQLite, PostgreSQL), the real Redis and ``GET /api/v1/stock``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.i18n import t
+from app.i18n.gsm7 import septets
+from app.models import Message, StockItem, StockMovement, User, utcnow
+from app.models.message import DIRECTION_IN, DIRECTION_OUT
+from app.services import pins, stock
+from app.services.passwords import hash_pin
+from bots.flows.ussd_staff import RESUME_TTL, SCREEN_LIMIT, SESSION_TTL
+from tests.bots.test_webhooks import CONFIG
+from tests.conftest import bearer, login, make_user
+from tests.flows import PHONE, book, make_clinic
+from tests.flows.test_ussd import Session
+
+PIN = "2580"
+COLLEAGUE = "+26773000002"
+
+
+@pytest.fixture
+def app(app_factory):
+    application = app_factory(**CONFIG)
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def clinic(app):
+    return make_clinic(language="tn")
+
+
+def staff(clinic, *, phone: str = PHONE, language: str = "en", pin: str | None = PIN) -> User:
+    user = make_user("staff", clinic=clinic, phone=phone, language=language)
+    if pin is not None:
+        user.pin_hash = hash_pin(pin)
+        db.session.commit()
+    return user
+
+
+def item(clinic, name: str = "Paracetamol 500mg", *, unit: str = "boxes", level: int = 0, reorder: int = 10,
+         code: str | None = None) -> StockItem:  # fmt: skip
+    row = StockItem(clinic_id=clinic.id, name=name, unit=unit, level=0, reorder_level=reorder, code=code)
+    db.session.add(row)
+    db.session.commit()
+    if level:
+        stock.count(stock.StaffActor(user_id=None, role="staff", clinic_id=clinic.id), row.id, level)
+        db.session.commit()
+    return row
+
+
+def signed_in(client, **options) -> Session:
+    session = Session(client, **options)
+    assert "PIN" in session.dial()
+    assert session.send(PIN).startswith("CON ")
+    return session
+
+
+def level_of(row: StockItem) -> int:
+    db.session.expire_all()
+    return db.session.get(StockItem, row.id).level
+
+
+def texts_to(address: str) -> list[str]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Message.text).where(Message.direction == DIRECTION_OUT,
+                                                              Message.channel == "sms", Message.address == address)
+                                   .order_by(Message.created_at)))  # fmt: skip
+
+
+# --- PIN -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "tn"])
+def test_the_first_screen_on_a_staff_phone_asks_for_the_pin(client, clinic, language):
+    staff(clinic, language=language)
+    book(clinic)  # staff may be patients too: the staff menu still wins
+
+    body = Session(client).dial()
+
+    assert body == f"CON {t('ussd_staff_pin', language)}"
+    assert "PIN" in body
+
+
+def test_the_right_pin_opens_the_main_menu(client, clinic):
+    staff(clinic)
+    session = Session(client)
+    session.dial()
+
+    assert session.send(PIN) == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+
+
+def test_a_staff_member_without_a_pin_is_told_to_ask_for_one(client, clinic):
+    staff(clinic, pin=None)
+
+    assert Session(client).dial() == f"END {t('ussd_staff_no_pin', 'en')}"
+
+
+def test_five_wrong_pins_lock_the_login_for_30_minutes(client, clinic):
+    user = staff(clinic)
+    session = Session(client)
+    session.dial()
+    for tries_left in (4, 3, 2, 1):
+        assert session.send("1111") == f"CON {t('ussd_staff_wrong_pin', 'en', tries=tries_left)}"
+    locked = f"END {t('ussd_staff_locked', 'en', minutes=30)}"
+    assert session.send("1111") == locked
+
+    again = Session(client)
+    assert again.dial() == locked  # the right PIN is not even asked for while locked
+    assert "PIN" in locked
+    db.session.expire_all()
+    until = db.session.get(User, user.id).pin_locked_until
+    assert timedelta(minutes=29) < until - utcnow() <= timedelta(minutes=30)
+
+    db.session.get(User, user.id).pin_locked_until = utcnow() - timedelta(seconds=1)  # 30 minutes later
+    db.session.commit()
+    assert signed_in(client)
+
+
+def test_wrong_tries_count_across_sessions_and_a_right_pin_resets_them(client, clinic):
+    user = staff(clinic)
+    for _ in range(4):
+        session = Session(client)
+        session.dial()
+        session.send("9999")
+    signed_in(client)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).pin_failed_attempts == 0
+    assert pins.MAX_TRIES == 5
+
+
+def test_no_pin_is_kept_in_the_message_log(client, clinic):
+    staff(clinic)
+    session = Session(client)
+    session.dial()
+    session.send("1357")  # wrong
+    session.send(PIN)
+    session.send("1")
+
+    db.session.expire_all()
+    stored = list(db.session.scalars(select(Message.text).where(Message.address == PHONE)))
+    assert stored and not any(text and ("1357" in text or PIN in text) for text in stored)
+    inbound = list(db.session.scalars(select(Message.text).where(Message.direction == DIRECTION_IN)
+                                      .order_by(Message.created_at)))  # fmt: skip
+    assert inbound[1:3] == ["****", "****"]
+
+
+def test_the_pin_is_not_logged(client, clinic, caplog):
+    staff(clinic)
+    caplog.set_level("DEBUG")
+    session = Session(client)
+    session.dial()
+    session.send("1357")
+    session.send(PIN)
+
+    assert "1357" not in caplog.text and PIN not in caplog.text
+
+
+def test_the_session_state_lives_in_redis_with_a_ttl_and_no_pin(client, clinic, redis_conn):
+    staff(clinic)
+    session = signed_in(client)
+
+    key = f"thusa:ussd:staff:{session.session_id}"
+    ttl = redis_conn.ttl(key)
+    assert 0 < ttl <= SESSION_TTL
+    assert PIN not in redis_conn.get(key).decode()
+
+
+def test_a_session_id_is_bound_to_its_phone(client, clinic):
+    staff(clinic)
+    staff(clinic, phone=COLLEAGUE)
+    mine = signed_in(client)
+
+    # Someone else's phone posting the signed-in session's id (and history) gets nothing of it.
+    thief = Session(client, phone=COLLEAGUE, session_id=mine.session_id)
+    thief.inputs = list(mine.inputs)
+    assert thief.post("") == f"END {t('ussd_error', 'en')}"  # the owner's first hop, "replayed"
+    assert thief.send("1") == f"END {t('ussd_error', 'en')}"
+    # The owner's session goes on.
+    assert mine.send("1").startswith("CON ")
+
+
+# --- The "Done when" scenario --------------------------------------------------------------------------------------
+
+
+def test_receive_dispense_count_and_the_api_sees_the_same_levels(client, clinic):
+    user = staff(clinic)
+    staff(clinic, phone=COLLEAGUE, language="tn")
+    gloves = item(clinic, "Gloves", unit="boxes", level=0, reorder=10)
+
+    session = signed_in(client)
+    pick = session.send("2")
+    assert pick.startswith("CON Receive: choose an item") and "\n1. Gloves 0 boxes\n" in pick
+    assert session.send("1") == "CON " + t("ussd_staff_quantity", "en", action="Receive", item="Gloves", level=0,
+                                           unit="boxes")  # fmt: skip
+    confirm = session.send("20")
+    assert confirm.endswith("1 Yes 2 No") and "Level 0 -> 20" in confirm
+    assert session.send("1") == f"END {t('ussd_staff_saved', 'en', item='Gloves', level=20, unit='boxes')}"
+
+    session = signed_in(client)
+    session.send("3")
+    session.send("1")
+    assert session.send("12").endswith("1 Yes 2 No")
+    assert session.send("1").startswith("END ")  # 20 -> 8: crosses the reorder level (10)
+
+    session = signed_in(client)
+    session.send("4")
+    session.send("1")
+    assert session.send("7").endswith("1 Yes 2 No")
+    assert session.send("1").startswith("END ")
+
+    assert level_of(gloves) == 7
+    token = login(client, user)["access_token"]
+    body = client.get("/api/v1/stock", headers=bearer(token)).get_json()
+    assert [(i["name"], i["level"], i["unit"], i["reorder_level"]) for i in body["items"]] == [
+        ("Gloves", 7, "boxes", 10)
+    ]
+    ledger = db.session.execute(select(StockMovement.kind, StockMovement.quantity, StockMovement.delta,
+                                       StockMovement.channel).where(StockMovement.item_id == gloves.id)
+                                .order_by(StockMovement.at)).all()  # fmt: skip
+    assert ledger == [("received", 20, 20, "ussd"), ("dispensed", 12, -12, "ussd"), ("counted", 7, -1, "ussd")]
+    assert db.session.scalar(select(func.sum(StockMovement.delta)).where(StockMovement.item_id == gloves.id)) == 7
+
+    receipts = texts_to(PHONE)
+    alerts = [text for text in receipts + texts_to(COLLEAGUE) if "alert" in text or "tlhaela" in text]
+    assert len(alerts) == 2  # one alert each for the two staff members, in their own language
+    assert t("stock_low_alert", "tn", clinic=clinic.sms_name, item="Gloves", level=8, unit="boxes", reorder=10) in \
+        texts_to(COLLEAGUE)  # fmt: skip
+    assert [text for text in receipts if "alert" not in text] == [
+        t("stock_receipt_received", "en", quantity=20, unit="boxes", item="Gloves", level=20),
+        t("stock_receipt_dispensed", "en", quantity=12, unit="boxes", item="Gloves", level=8),
+        t("stock_receipt_counted", "en", item="Gloves", level=7, unit="boxes"),
+    ]
+
+
+def test_dispensing_more_than_the_level_is_refused_with_a_re_prompt(client, clinic):
+    staff(clinic)
+    gloves = item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    session.send("3")
+    session.send("1")
+
+    body = session.send("6")
+
+    assert body.startswith("CON ") and t("ussd_staff_not_enough", "en", level=5, unit="boxes") in body
+    assert session.send("5").endswith("1 Yes 2 No")
+    assert level_of(gloves) == 5
+
+
+@pytest.mark.parametrize("typed", ["abc", "-3", "2*0", "0.5", "100001", ""])
+def test_a_bad_quantity_is_re_prompted_never_a_crash(client, clinic, typed):
+    staff(clinic)
+    item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    session.send("2")
+    session.send("1")
+
+    body = session.send(typed)
+
+    assert body.startswith("CON ") and t("ussd_staff_enter_number", "en") in body
+
+
+def test_no_at_the_confirmation_writes_nothing(client, clinic):
+    staff(clinic)
+    gloves = item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    for typed in ("2", "1", "20"):
+        session.send(typed)
+
+    assert session.send("2") == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+    assert level_of(gloves) == 5
+    assert db.session.scalar(select(func.count()).select_from(StockMovement)) == 1  # the initial count only
+
+
+def test_a_replayed_confirmation_writes_once(client, clinic):
+    staff(clinic)
+    gloves = item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    for typed in ("2", "1", "20"):
+        session.send(typed)
+    first = session.send("1")
+
+    assert session.post(session.history) == first  # Africa's Talking retried the same hop
+    assert level_of(gloves) == 25
+
+
+# --- Paging and navigation -----------------------------------------------------------------------------------------
+
+
+def test_check_stock_pages_with_9_more_0_back_00_main(client, clinic):
+    staff(clinic)
+    for n in range(10):
+        item(clinic, f"Item {n:02d} with a long name", unit="capsules", level=100 + n)
+    session = signed_in(client)
+
+    first = session.send("1")
+    assert first.startswith("CON Stock 1/") and "1. Item 00 with a long name 100 capsules" in first
+    assert "9 More" in first
+    second = session.send("9")
+    assert "Stock 2/" in second and "Item 00" not in second
+    assert session.send("0") == first
+    assert session.send("0") == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+    session.send("1")
+    session.send("9")
+    assert session.send("00") == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+    pages = []
+    session.send("1")
+    body = first
+    while "9 More" in body:
+        pages.append(body)
+        body = session.send("9")
+    pages.append(body)
+    shown = [line for page in pages for line in page.split("\n") if ". Item" in line]
+    assert len(shown) == 10  # every item once, across the pages
+
+
+def test_low_stock_lists_fewest_days_left_first(client, clinic):
+    user = staff(clinic)
+    actor = stock.actor_for(user)
+    slow = item(clinic, "Slow", level=10, reorder=10)
+    fast = item(clinic, "Fast", level=10, reorder=10)
+    item(clinic, "Plenty", level=100, reorder=10)
+    stock.dispense(actor, slow.id, 1)
+    stock.dispense(actor, fast.id, 5)
+    db.session.commit()
+    session = signed_in(client)
+
+    body = session.send("5")
+
+    assert body.split("\n")[1:3] == ["1. Fast 5 boxes", "2. Slow 9 boxes"]
+    assert "Plenty" not in body
+
+
+def test_a_wrong_menu_choice_is_re_prompted(client, clinic):
+    staff(clinic)
+    session = signed_in(client)
+
+    body = session.send("8")
+
+    assert body.startswith("CON ") and t("ussd_staff_menu", "en", clinic=clinic.sms_name) in body
+    assert body != f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+
+
+def test_language_choice_changes_the_menu_and_the_receipts(client, clinic):
+    user = staff(clinic, language="en")
+    item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    session.send("7")
+
+    assert session.send("2") == f"CON {t('ussd_staff_menu', 'tn', clinic=clinic.sms_name)}"
+    db.session.expire_all()
+    assert db.session.get(User, user.id).language == "tn"
+    for typed in ("2", "1", "3", "1"):
+        session.send(typed)
+    assert texts_to(PHONE)[-1] == t("stock_receipt_received", "tn", quantity=3, unit="boxes", item="Gloves", level=8)
+
+
+# --- Resume after a redial -----------------------------------------------------------------------------------------
+
+
+def test_an_unfinished_write_is_offered_after_the_correct_pin_on_redial(client, clinic, redis_conn):
+    staff(clinic)
+    gloves = item(clinic, "Gloves", level=5)
+    cut = signed_in(client)
+    for typed in ("2", "1", "20"):
+        cut.send(typed)  # the network drops the session at the confirmation
+    assert 0 < redis_conn.ttl(next(iter(redis_conn.scan_iter("thusa:ussd:pending:*")))) <= RESUME_TTL
+
+    again = Session(client)
+    assert again.dial() == f"CON {t('ussd_staff_pin', 'en')}"  # nothing is offered before the PIN
+    assert again.send("1111").startswith("CON Wrong PIN")  # nor after a wrong one
+    offer = again.send(PIN)
+    assert offer == f"CON {t('ussd_staff_resume', 'en', summary='Receive Gloves 20 boxes')}"
+    assert offer.endswith("1 Yes 2 No")
+    assert again.send("1").endswith("1 Yes 2 No")  # the confirmation again, with today's level
+    assert again.send("1").startswith("END Saved.")
+    assert level_of(gloves) == 25
+
+    third = Session(client)
+    third.dial()
+    assert third.send(PIN) == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"  # nothing left
+
+
+def test_no_resume_after_a_finished_or_declined_write_or_after_5_minutes(client, clinic, redis_conn):
+    staff(clinic)
+    item(clinic, "Gloves", level=5)
+    menu = f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+    declined = signed_in(client)
+    for typed in ("2", "1", "20", "2"):
+        declined.send(typed)
+    fresh = Session(client)
+    fresh.dial()
+    assert fresh.send(PIN) == menu
+
+    cut = signed_in(client)
+    for typed in ("3", "1"):
+        cut.send(typed)
+    for key in redis_conn.scan_iter("thusa:ussd:pending:*"):
+        redis_conn.delete(key)  # what the 5-minute TTL does
+    late = Session(client)
+    late.dial()
+    assert late.send(PIN) == menu
+
+
+def test_declining_the_resume_offer_forgets_it(client, clinic):
+    staff(clinic)
+    item(clinic, "Gloves", level=5)
+    cut = signed_in(client)
+    for typed in ("4", "1"):
+        cut.send(typed)
+    again = Session(client)
+    again.dial()
+    assert again.send(PIN).startswith("CON Continue where you left off?\nCount Gloves")
+    assert again.send("2") == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+    last = Session(client)
+    last.dial()
+    assert last.send(PIN) == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+
+
+# --- Today's visits ------------------------------------------------------------------------------------------------
+
+
+def test_todays_visits_count_and_mark_attended_by_the_last_4_digits(client, clinic):
+    staff(clinic)
+    at = utcnow().replace(second=0, microsecond=0) + timedelta(minutes=30)
+    from app.services import appointments
+
+    local = appointments.local_time(clinic, at)
+    if local.date() != appointments.local_time(clinic, utcnow()).date():
+        pytest.skip("30 minutes from now is tomorrow in clinic time")
+    visit = book(clinic, phone="+26772004321", at=at)
+    session = signed_in(client)
+
+    assert session.send("6") == f"CON {t('ussd_staff_visits', 'en', total=1, attended=0)}"
+    assert session.send("9999").startswith("CON " + t("ussd_staff_no_visit", "en", digits="9999"))
+    assert session.send("432").startswith("CON ")  # not 4 digits: re-prompted
+    label = f"{local:%H:%M} ...4321"
+    assert session.send("4321") == f"CON {t('ussd_staff_confirm_attend', 'en', visit=label)}"
+    assert session.send("1") == f"END {t('ussd_staff_attended', 'en', visit=label)}"
+    db.session.expire_all()
+    assert db.session.get(type(visit), visit.id).status == "attended"
+    assert texts_to(PHONE)[-1] == t("visit_receipt_attended", "en", visit=label)
+
+
+# --- Every screen fits ---------------------------------------------------------------------------------------------
+
+LONG_NAME = "Amoxicillin 250mg capsules for children"  # cut to 24 characters on screens
+LONG_UNIT = "test kits 25 per box"  # cut to 12
+
+
+@pytest.mark.parametrize("language", ["en", "tn"])
+def test_every_screen_fits_160_gsm7_characters(client, app, language):
+    clinic = make_clinic("Tlokweng Main Clinic Extension", language=language)
+    staff(clinic, language=language)
+    for n in range(7):
+        item(clinic, f"{n} {LONG_NAME}", unit=LONG_UNIT, level=99999, reorder=99999 if n < 5 else 1)
+    shown: list[str] = []
+
+    def hop(session: Session, typed: str | None = None) -> str:
+        body = session.dial() if typed is None else session.send(typed)
+        shown.append(body)
+        return body
+
+    def walk(*typed: str, pin: bool = True) -> None:
+        session = Session(client)
+        hop(session)
+        if pin:
+            hop(session, PIN)
+        for value in typed:
+            hop(session, value)
+
+    walk("8", "1", "x", "9", "9", "9", "0", "00", "5", "9", "00", "7", "3", "1")  # lists, paging, language
+    walk("2", "9", "1", "abc", "99999", "0", "5", "7", "2")  # receive: bad numbers, back, a wrong choice, no
+    walk("3", "1", "100000", "5")  # dispense: more than in stock, then cut off at the confirmation
+    walk("5", "1", "1")  # redial: the resume offer, a wrong choice, yes, saved
+    walk("4", "1", "0", "1", "7", "1")  # count
+    walk("6", "12", "1234", "0")  # today's visits: not 4 digits, no such visit
+    for _ in range(5):
+        walk("1111", pin=False)  # wrong PINs, then locked
+    walk(pin=False)
+    make_user("staff", clinic=clinic, phone="+26773000009")
+    shown.append(Session(client, phone="+26773000009").dial())  # no PIN set
+
+    assert len(set(shown)) >= 30
+    for body in shown:
+        assert body[:4] in ("CON ", "END "), body
+        assert septets(body[4:]) is not None, body
+        assert len(body[4:]) <= SCREEN_LIMIT, (len(body[4:]), body)
