@@ -182,6 +182,8 @@ def a_medication(people: dict) -> dict:
     formulary.seed()
     db.session.commit()
     return {"a_medication": db.session.scalar(select(Medication.id).limit(1))}
+
+
 # Clinic stock and USSD PINs (issue 5).
 def stock_body(ctx: dict) -> dict:
     """A new item naming the home clinic (so other_staff is refused, and admins have their clinic)."""
