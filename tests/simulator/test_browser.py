@@ -26,13 +26,11 @@ from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
-import redis
 from playwright.sync_api import expect, sync_playwright
 
 import app as app_package
 
 ROOT = Path(app_package.__file__).resolve().parents[1]
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 START_SECONDS = 90
 WAIT_MS = 20_000  # a reply crosses webhook → worker → outbox → worker → console → the page's 1.5 s poll
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -60,15 +58,16 @@ def _up(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    """``make run`` in development mode on a fresh instance, the test Redis and a free port; its base URL."""
+    """``make run`` in development mode on a fresh instance (its SQLite file and its own embedded Redis, as on a fresh
+    machine) and a free port; its base URL. Not the shared test Redis: other tests running meanwhile empty that."""
     instance = tmp_path_factory.mktemp("simulator-instance")
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TWILIO_", "AT_", "TELEGRAM_",
                                                                                   "WHATSAPP_", "SIMULATOR_"))}  # fmt: skip
     env.update(THUSA_ENV="development", INSTANCE_PATH=str(instance), DATABASE_URL=f"sqlite:///{instance / 'thusa.db'}",
-               REDIS_URL=TEST_REDIS_URL, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="1",
+               PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="1",
                PUBLIC_BASE_URL="")  # fmt: skip
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    env.pop("REDIS_URL", None)
     log = (instance / "launcher.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, stdout=log,  # noqa: S603
                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
