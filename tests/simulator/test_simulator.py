@@ -32,6 +32,7 @@ from app.models import (
     Clinic,
     Consultation,
     ConsultationImage,
+    Contact,
     Message,
     Recommendation,
     StockItem,
@@ -395,6 +396,7 @@ def test_reset_puts_the_demo_back_touches_nothing_else_and_can_be_repeated(serve
 # --- reset, with the stock (issue 5) and skin consultations (issue 6) of the demo --------------------------------
 
 STAFF = "+26771000001"  # Neo Molefe, Gaborone Main Clinic, PIN 2580
+STRANGER = "700000777"  # a Telegram chat that is not a demo one
 MAIN_MENU = re.compile(r"^1 \S.*^5 \S.*^7 \S", re.M | re.S)  # the staff menu's shape (its text is in Setswana)
 
 
@@ -465,6 +467,8 @@ def _others(served, sim) -> dict:
         stock.count(stock.StaffActor(user_id=None, role="staff", clinic_id=clinic.id), row.id, 40)
         db.session.commit()
         other = make_user("pharmacist", phone="+233241999999")
+        db.session.add(Contact(address="700000888", user_id=other.id))  # the other pharmacist's linked chat
+        db.session.commit()
         item_id, other_id = row.id, other.id
         token = login(sim, other)["access_token"]
     photo = encode(sample_photo(640, 480, seed=2), "JPEG", quality=90)
@@ -485,6 +489,7 @@ def _untouched(served, others: dict) -> None:
         assert db.session.scalar(select(func.count()).select_from(Analysis)
                                  .where(Analysis.consultation_id == kept.id)) == 1  # fmt: skip
         assert db.session.scalar(select(Recommendation.id).where(Recommendation.consultation_id == kept.id))
+        assert db.session.scalar(select(Contact.user_id).where(Contact.address == "700000888")) == kept.user_id
 
 
 def test_reset_puts_the_stock_pin_and_consultations_back_as_seeded_and_only_those(served, sim):
@@ -524,7 +529,15 @@ def test_reset_puts_the_stock_pin_and_consultations_back_as_seeded_and_only_thos
         assert consultation.status == "completed" and consultation.images[0].message_id is not None
         assert db.session.scalar(select(Recommendation.id).where(Recommendation.consultation_id == consultation.id))
     token = login(sim, pharmacist, "thusa-pharmacist-demo")["access_token"]
-    assert sim.post("/api/v1/auth/chat-link", headers=bearer(token)).status_code in (200, 201)
+    response = sim.post("/api/v1/auth/chat-link", headers=bearer(token))
+    assert response.status_code in (200, 201), response.get_json()
+    # Someone else's Telegram chat (not a demo number) links itself to the demo account with that code.
+    link = signing.telegram_update(dict(served.config), chat_id=STRANGER, name="Efua",
+                                   text=f"/link {response.get_json()['code']}")  # fmt: skip
+    assert _post(sim, link).status_code == 200
+    work(served)
+    with served.app_context():
+        assert db.session.scalar(select(Contact.user_id).where(Contact.address == STRANGER)) == pharmacist.id
     changed = _demo_state(served)
     assert changed["pin"][1] is not None and changed["language"] == "en" and changed["consultations"] == 1
     assert changed["link_codes"] == 1 and len(changed["items"]) == len(seeded["items"]) + 1
@@ -541,6 +554,10 @@ def test_reset_puts_the_stock_pin_and_consultations_back_as_seeded_and_only_thos
         assert redis_client.client.exists(f"thusa:ussd:staff:{halfway}", f"thusa:ussd:pending:{staff_id}") == 0
         assert redis_client.client.exists("thusa:ussd:staff:ATUid_not_demo") == 1
     _untouched(served, others)
+    with served.app_context():  # the stranger's chat is not demo data: it stays, only unlinked from the demo account
+        assert db.session.execute(select(Contact.address, Contact.user_id).where(Contact.address == STRANGER)).one() \
+            == (STRANGER, None)  # fmt: skip
+        assert db.session.scalar(select(Message.text).where(Message.address == STRANGER, Message.direction == "in"))
     # And the PIN works again: straight to the main menu (no "continue where you left off?").
     _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN)
     assert MAIN_MENU.search(screens[-1]["screen"]) and screens[-1]["end"] is False
