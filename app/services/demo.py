@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.models import Appointment, Clinic, User
@@ -139,3 +139,45 @@ def _seed_stock(clinic: Clinic) -> list[str]:
         item.low_alert_at = now if level <= reorder else None
     code = current_app.config["USSD_SERVICE_CODE"]
     return [f"USSD staff menu: dial {code} from {DEMO_PIN_PHONE}, PIN {DEMO_PIN}"]
+
+
+# --- Reset (the phone simulator's "reset demo data", issues 5 and 6) ---------------------------------------------
+def erase_demo_work() -> None:
+    """Undo what the demo accounts and clinics did beyond the seed, so that :func:`seed_demo` puts it back.
+
+    In the caller's transaction (no commit): the demo accounts' consultations with their photos, analyses and
+    recommendations, their chat link codes and chat links; every stock item of the demo clinics with its ledger
+    (items staff added by hand there are demo data too; the seed recreates its own at the seeded levels, with
+    the low-stock alerts as seeded); and the demo accounts' USSD PIN state and language as the seed leaves them.
+    Audit rows stay: they record who read what, which a demo reset must not rewrite.
+    """
+    from app.models import (
+        Analysis,
+        ChatLinkCode,
+        Consultation,
+        ConsultationImage,
+        Contact,
+        Recommendation,
+        StockItem,
+        StockMovement,
+    )
+
+    users = db.session.scalars(select(User).where(User.email.in_([a[0] for a in ACCOUNTS]))).all()
+    user_ids = [u.id for u in users]
+    consultation_ids = select(Consultation.id).where(Consultation.user_id.in_(user_ids))
+    clinic_ids = select(Clinic.id).where(Clinic.name.in_([c["name"] for c in CLINICS]))
+    item_ids = select(StockItem.id).where(StockItem.clinic_id.in_(clinic_ids))
+    bulk = {"synchronize_session": False}
+    # Children first: SQLite and PostgreSQL would cascade these, but only with their foreign keys on.
+    for model in (Analysis, Recommendation, ConsultationImage):
+        db.session.execute(delete(model).where(model.consultation_id.in_(consultation_ids)), execution_options=bulk)
+    db.session.execute(delete(Consultation).where(Consultation.user_id.in_(user_ids)), execution_options=bulk)
+    db.session.execute(delete(ChatLinkCode).where(ChatLinkCode.user_id.in_(user_ids)), execution_options=bulk)
+    db.session.execute(update(Contact).where(Contact.user_id.in_(user_ids)).values(user_id=None),
+                       execution_options=bulk)  # fmt: skip
+    db.session.execute(delete(StockMovement).where(StockMovement.item_id.in_(item_ids)), execution_options=bulk)
+    db.session.execute(delete(StockItem).where(StockItem.clinic_id.in_(clinic_ids)), execution_options=bulk)
+    languages = {a[0]: a[7] for a in ACCOUNTS}
+    for user in users:
+        user.pin_hash, user.pin_failed_attempts, user.pin_locked_until = None, 0, None  # the seed sets the demo PIN
+        user.language = languages[user.email]

@@ -14,12 +14,13 @@ from datetime import time
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, utcnow
+from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.clinic import DEFAULT_SEND_WINDOW
-from app.models.message import DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
+from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
 from app.services import appointments
 from app.services import demo as seed
+from bots.flows import ussd_staff
 from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
 
 DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get (issue 5); shown on the page, never checked here
@@ -167,14 +168,20 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
 
 
 def reset() -> None:
-    """Put the demo data back where ``seed-demo`` leaves it: the demo numbers' messages, conversations, patients
-    and appointments are deleted, the demo clinics' sending hours restored, then the seed runs again.
+    """Put the demo data back where ``seed-demo`` leaves it, then run the seed again.
 
-    Idempotent, and it touches nothing but demo data.
+    Deleted: the demo numbers' messages, conversations, patients, appointments and contacts; the demo accounts'
+    consultations, chat links and link codes, and the demo clinics' stock (:func:`app.services.demo.erase_demo_work`,
+    which also clears the PIN lock and restores the demo PIN). The demo clinics' sending hours are restored, and
+    once that is committed the staff USSD sessions of the demo phones are forgotten in Redis (exact keys, from the
+    session ids their messages carry). Idempotent, and it touches nothing but demo data.
     """
     demo = addresses()
     contact_ids = select(Contact.id).where(Contact.address.in_(demo))
     patient_ids = select(Patient.id).where(Patient.phone.in_(demo))
+    sessions = _ussd_sessions(demo)
+    staff_ids = [str(u) for u in db.session.scalars(select(User.id).where(User.phone.in_(demo)))]
+    seed.erase_demo_work()
     db.session.execute(
         delete(Message).where((Message.address.in_(demo)) | (Message.contact_id.in_(contact_ids))),
         execution_options={"synchronize_session": False},
@@ -191,4 +198,23 @@ def reset() -> None:
         clinic.send_window_start, clinic.send_window_end = DEFAULT_SEND_WINDOW
     db.session.commit()
     db.session.expire_all()
+    # After the commit: a failed reset keeps its sessions, and a session left behind would point at deleted items.
+    ussd_staff.forget(sessions, staff_ids)
     seed.seed_demo()
+
+
+def _ussd_sessions(demo: set[str]) -> set[str]:
+    """The USSD session ids the demo phones used: their conversations' and their inbound hops' (``SESSION:…``),
+    and the message ids the staff menu falls back on when a hop carried no session id."""
+    known = select(Conversation.session_id).join(Contact, Contact.id == Conversation.contact_id)
+    sessions = set(db.session.scalars(known.where(Contact.address.in_(demo), Conversation.session_id.is_not(None))))
+    hops = db.session.execute(
+        select(Message.id, Message.provider_id).where(
+            Message.address.in_(demo), Message.channel == USSD, Message.direction == DIRECTION_IN
+        )
+    )
+    for message_id, provider_id in hops:
+        sessions.add(str(message_id))
+        if provider_id:
+            sessions.add(provider_id.rsplit(":", 1)[0])
+    return sessions

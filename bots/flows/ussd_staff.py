@@ -30,6 +30,7 @@ import hmac
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 
 from flask import current_app
 from sqlalchemy import select
@@ -65,6 +66,18 @@ def _session_key(session_id: str) -> str:
 
 def _pending_key(user_id: str) -> str:
     return f"thusa:ussd:pending:{user_id}"
+
+
+def forget(session_ids: Iterable[str], user_ids: Iterable[str]) -> int:
+    """Delete the state of these USSD sessions and the unfinished writes of these users (the demo reset).
+
+    Exact keys only, derived from ids the caller knows: never a scan of everybody's sessions.
+
+    Returns:
+        How many keys there were.
+    """
+    keys = [_session_key(s) for s in session_ids] + [_pending_key(str(u)) for u in user_ids]
+    return redis_client.client.delete(*keys) if keys else 0
 
 
 def _load(key: str) -> dict | None:

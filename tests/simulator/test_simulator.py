@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import threading
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -22,15 +24,32 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.config import SIMULATOR_SECRETS, load_config
-from app.extensions import db
-from app.models import Appointment, Clinic, Message
+from app.extensions import db, redis_client
+from app.models import (
+    Analysis,
+    Appointment,
+    ChatLinkCode,
+    Clinic,
+    Consultation,
+    ConsultationImage,
+    Contact,
+    Message,
+    Recommendation,
+    StockItem,
+    StockMovement,
+    User,
+)
 from app.models.appointment import STATUS_CANCELLED, STATUS_SCHEDULED
 from app.models.clinic import DEFAULT_SEND_WINDOW
+from app.services import stock
 from app.services.demo import seed_demo
+from app.services.passwords import verify_pin
 from app.simulator import demo, signing
 from bots.channels import senders_for
 from bots.channels.twilio import TwilioChannel
-from tests.conftest import make_clinic
+from bots.flows.ussd_staff import StaffSession
+from tests.conftest import bearer, login, make_clinic, make_user
+from tests.photos import encode, sample_photo
 from workers.runner import run_worker
 
 SECRETS = {
@@ -374,6 +393,176 @@ def test_reset_puts_the_demo_back_touches_nothing_else_and_can_be_repeated(serve
     assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "queued"
 
 
+# --- reset, with the stock (issue 5) and skin consultations (issue 6) of the demo --------------------------------
+
+STAFF = "+26771000001"  # Neo Molefe, Gaborone Main Clinic, PIN 2580
+STRANGER = "700000777"  # a Telegram chat that is not a demo one
+MAIN_MENU = re.compile(r"^1 \S.*^5 \S.*^7 \S", re.M | re.S)  # the staff menu's shape (its text is in Setswana)
+
+
+def _ussd(sim, phone: str, *typed: str) -> tuple[str, list[dict]]:
+    """Dial, then type each input in turn: the session id and every screen answered."""
+    screens = [sim.post("/simulator/api/ussd", json={"phone": phone}, headers=HEADERS).get_json()]
+    session, history = screens[0]["session_id"], ""
+    for value in typed:
+        history = f"{history}*{value}" if history else value
+        body = {"phone": phone, "session_id": session, "history": history}
+        screens.append(sim.post("/simulator/api/ussd", json=body, headers=HEADERS).get_json())
+    return session, screens
+
+
+def _user(email: str) -> User:
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def _demo_state(application) -> dict:
+    """What the seed leaves for issues 5 and 6: stock levels, ledgers, alerts, the demo accounts' chat work."""
+    with application.app_context():
+        clinic = db.session.scalar(select(Clinic).where(Clinic.name == "Gaborone Main Clinic"))
+        items = db.session.scalars(select(StockItem).where(StockItem.clinic_id == clinic.id)).all()
+        ledger = {i.name: db.session.scalars(select(StockMovement.delta).where(StockMovement.item_id == i.id)
+                                             .order_by(StockMovement.at)).all() for i in items}  # fmt: skip
+        staff = db.session.scalar(select(User).where(User.phone == STAFF))
+        pharmacist = _user("pharmacist@thusa.example")
+        return {
+            "items": sorted(
+                (i.name, i.code, i.unit, i.level, i.reorder_level, i.low_alert_at is not None) for i in items
+            ),  # fmt: skip
+            "ledger": ledger,
+            "pin": (staff.pin_failed_attempts, staff.pin_locked_until, verify_pin(staff.pin_hash, demo.DEMO_PIN)),
+            "language": staff.language,
+            "consultations": db.session.scalar(
+                select(func.count()).select_from(Consultation).where(Consultation.user_id == pharmacist.id)
+            ),  # fmt: skip
+            "link_codes": db.session.scalar(
+                select(func.count()).select_from(ChatLinkCode).where(ChatLinkCode.user_id == pharmacist.id)
+            ),  # fmt: skip
+        }
+
+
+def _consult_by_whatsapp(served, sim) -> None:
+    """The demo pharmacist sends a real photo and answers every question with its first button."""
+    photo = encode(sample_photo(800, 600), "JPEG", quality=90)
+    response = sim.post("/simulator/api/chat/photo", headers=HEADERS, content_type="multipart/form-data",
+                        data={"app": "whatsapp", "photo": (io.BytesIO(photo), "rash.jpg", "image/jpeg")})  # fmt: skip
+    assert response.status_code == 200, response.get_json()
+    for _ in range(20):
+        work(served)
+        last = read(sim, demo.pharmacist().address)[-1]
+        if not last["buttons"]:
+            break
+        button = last["buttons"][0]
+        sim.post("/simulator/api/chat", json={"app": "whatsapp", "button": button}, headers=HEADERS)
+    work(served)
+
+
+def _others(served, sim) -> dict:
+    """A clinic and a pharmacist that are not demo data, with stock and a consultation of their own."""
+    with served.app_context():
+        clinic = make_clinic("Tlokweng Clinic")
+        row = StockItem(clinic_id=clinic.id, name="Paracetamol 500mg", code="PCM500", unit="tablets", level=0,
+                        reorder_level=100)  # fmt: skip
+        db.session.add(row)
+        db.session.commit()
+        stock.count(stock.StaffActor(user_id=None, role="staff", clinic_id=clinic.id), row.id, 40)
+        db.session.commit()
+        other = make_user("pharmacist", phone="+233241999999")
+        db.session.add(Contact(address="700000888", user_id=other.id))  # the other pharmacist's linked chat
+        db.session.commit()
+        item_id, other_id = row.id, other.id
+        token = login(sim, other)["access_token"]
+    photo = encode(sample_photo(640, 480, seed=2), "JPEG", quality=90)
+    response = sim.post("/api/v1/consultations", headers=bearer(token), content_type="multipart/form-data",
+                        data={"image": (io.BytesIO(photo), "skin.jpg", "image/jpeg")})  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    work(served)
+    return {"item_id": item_id, "pharmacist_id": other_id, "consultation_id": response.get_json()["id"]}
+
+
+def _untouched(served, others: dict) -> None:
+    with served.app_context():
+        item = db.session.get(StockItem, others["item_id"])
+        assert item is not None and item.level == 40
+        assert db.session.scalars(select(StockMovement.delta).where(StockMovement.item_id == item.id)).all() == [40]
+        (kept,) = db.session.scalars(select(Consultation).where(Consultation.user_id == others["pharmacist_id"]))
+        assert str(kept.id) == others["consultation_id"] and len(kept.images) == 1
+        assert db.session.scalar(select(func.count()).select_from(Analysis)
+                                 .where(Analysis.consultation_id == kept.id)) == 1  # fmt: skip
+        assert db.session.scalar(select(Recommendation.id).where(Recommendation.consultation_id == kept.id))
+        assert db.session.scalar(select(Contact.user_id).where(Contact.address == "700000888")) == kept.user_id
+
+
+def test_reset_puts_the_stock_pin_and_consultations_back_as_seeded_and_only_those(served, sim):
+    seeded = _demo_state(served)
+    others = _others(served, sim)
+    # The demo staff member receives 20 of the first item through the USSD menu (an SMS receipt goes out) ...
+    _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN, "2", "1", "20", "1")
+    assert MAIN_MENU.search(screens[1]["screen"]) and screens[-1]["end"] is True
+    # ... dispenses 20 pairs of gloves, which takes them to their reorder level (the low-stock alert goes out),
+    _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN, "3", "3", "20", "1")
+    assert screens[-1]["end"] is True
+    # switches the menu to English, and adds an item of the clinic's own through the REST API ...
+    _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN, "7", "1")
+    with served.app_context():
+        token = login(sim, _user("staff@thusa.example"), "thusa-staff-demo")["access_token"]
+    response = sim.post("/api/v1/stock", json={"name": "Syringes 5ml", "unit": "pieces", "reorder_level": 10},
+                        headers=bearer(token))  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    work(served)
+    # ... leaves a session half-way through a receipt (its state in Redis) and an unfinished write to resume ...
+    halfway, _screens = _ussd(sim, STAFF, demo.DEMO_PIN, "2", "1")
+    with served.app_context():
+        staff_id = str(db.session.scalar(select(User.id).where(User.phone == STAFF)))
+        StaffSession("ATUid_not_demo", {"phone": "+26773000009", "user_id": str(uuid.uuid4())}).save()
+        StaffSession("ATUid_pending", {"user_id": staff_id, "step": "quantity", "action": "receive"}).keep_pending()
+        assert redis_client.client.exists(f"thusa:ussd:staff:{halfway}", f"thusa:ussd:pending:{staff_id}") == 2
+    # ... then locks the PIN with 5 wrong tries.
+    _session, screens = _ussd(sim, STAFF, "1111", "1112", "1113", "1114", "1115")
+    assert screens[-1]["end"] is True
+    _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN)
+    assert screens[-1]["end"] is True and not MAIN_MENU.search(screens[-1]["screen"])  # locked, even with 2580
+    # The demo pharmacist makes a photo consultation on WhatsApp and asks for a Telegram link code.
+    _consult_by_whatsapp(served, sim)
+    with served.app_context():
+        pharmacist = _user("pharmacist@thusa.example")
+        (consultation,) = db.session.scalars(select(Consultation).where(Consultation.user_id == pharmacist.id))
+        assert consultation.status == "completed" and consultation.images[0].message_id is not None
+        assert db.session.scalar(select(Recommendation.id).where(Recommendation.consultation_id == consultation.id))
+    token = login(sim, pharmacist, "thusa-pharmacist-demo")["access_token"]
+    response = sim.post("/api/v1/auth/chat-link", headers=bearer(token))
+    assert response.status_code in (200, 201), response.get_json()
+    # Someone else's Telegram chat (not a demo number) links itself to the demo account with that code.
+    link = signing.telegram_update(dict(served.config), chat_id=STRANGER, name="Efua",
+                                   text=f"/link {response.get_json()['code']}")  # fmt: skip
+    assert _post(sim, link).status_code == 200
+    work(served)
+    with served.app_context():
+        assert db.session.scalar(select(Contact.user_id).where(Contact.address == STRANGER)) == pharmacist.id
+    changed = _demo_state(served)
+    assert changed["pin"][1] is not None and changed["language"] == "en" and changed["consultations"] == 1
+    assert changed["link_codes"] == 1 and len(changed["items"]) == len(seeded["items"]) + 1
+    gloves = {name: alert for name, *_rest, alert in changed["items"]}["Gloves"]
+    assert gloves is True and {name: alert for name, *_rest, alert in seeded["items"]}["Gloves"] is False
+    assert sum(map(len, changed["ledger"].values())) == sum(map(len, seeded["ledger"].values())) + 2
+
+    for _ in range(2):
+        response = sim.post("/simulator/api/reset", json={}, headers=HEADERS)
+        assert response.status_code == 200, response.get_json()
+        assert _demo_state(served) == seeded
+    with served.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationImage)) == 1  # the other's only
+        assert redis_client.client.exists(f"thusa:ussd:staff:{halfway}", f"thusa:ussd:pending:{staff_id}") == 0
+        assert redis_client.client.exists("thusa:ussd:staff:ATUid_not_demo") == 1
+    _untouched(served, others)
+    with served.app_context():  # the stranger's chat is not demo data: it stays, only unlinked from the demo account
+        assert db.session.execute(select(Contact.address, Contact.user_id).where(Contact.address == STRANGER)).one() \
+            == (STRANGER, None)  # fmt: skip
+        assert db.session.scalar(select(Message.text).where(Message.address == STRANGER, Message.direction == "in"))
+    # And the PIN works again: straight to the main menu (no "continue where you left off?").
+    _session, screens = _ussd(sim, STAFF, demo.DEMO_PIN)
+    assert MAIN_MENU.search(screens[-1]["screen"]) and screens[-1]["end"] is False
+
+
 # --- the page ------------------------------------------------------------------------------------------------------
 
 
@@ -419,7 +608,7 @@ def test_create_app_in_development_serves_the_simulator(tmp_path, monkeypatch):
 
 
 def test_a_reset_blocked_by_another_areas_rows_changes_nothing_and_says_so(served, sim):
-    # Stands for a table of another area (say, consultations) that still points at demo data the reset removes.
+    # Stands for a table of an area the reset does not know yet, still pointing at demo data the reset removes.
     sim.post("/simulator/api/sms", json={"phone": PATIENT, "text": "hello"}, headers=HEADERS)
     with served.app_context():
         kind = "uuid" if db.engine.dialect.name == "postgresql" else "CHAR(32)"
