@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the app, for seeding
 
 from webhook_throughput import (  # noqa: E402 (the shared bench helpers live next to this script)
-    PID_HEADER,
     ROOT,
     Connection,
     Result,
@@ -50,6 +49,7 @@ from webhook_throughput import (  # noqa: E402 (the shared bench helpers live ne
     migrate,
     prepare_database,
     stop_gunicorn,
+    tag_pid,
     wait_until_up,
 )
 
@@ -82,16 +82,7 @@ def bench_app():
 
     limiter.exempt(bench_ussd_constant)  # as the webhook blueprint is
     app.add_url_rule(CONSTANT_PATH, "bench_ussd_constant", bench_ussd_constant, methods=["POST"])
-    inner = app.wsgi_app
-
-    def tagged(environ, start_response):
-        def start(status, headers, exc_info=None):
-            return start_response(status, [*headers, (PID_HEADER, str(os.getpid()))], exc_info)
-
-        return inner(environ, start)
-
-    app.wsgi_app = tagged
-    return app
+    return tag_pid(app)
 
 
 def _post(path: str, host: str, form: dict[str, str]) -> bytes:

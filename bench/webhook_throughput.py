@@ -121,6 +121,11 @@ def bench_app():
         limiter.exempt(view)  # as the webhook blueprint is
         app.add_url_rule(path, view.__name__, view, methods=["POST"])
 
+    return tag_pid(app)
+
+
+def tag_pid(app):
+    """Wrap ``app`` so every answer names the gunicorn worker process that served it (``PID_HEADER``)."""
     inner = app.wsgi_app
 
     def tagged(environ, start_response):
