@@ -218,7 +218,7 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     Returns:
         The screen, with ``end`` set when the session ends.
     """
-    contact = _lock_contact(messaging.link_contact(message).id)
+    contact = _ussd_contact(message)
     conversation = _conversation(contact, message.channel)
     if session_id is not None and conversation.session_id != session_id:
         _forget_flow(contact, conversation, message)
@@ -229,9 +229,19 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     reply = _run_flows(ctx)
     if reply is _NO_FLOW or reply is None:
         reply = Reply(ctx.t("ussd_unavailable"), end=True)
+    # Linked here, with the status, so the hop's row gets one UPDATE (no flow reads the link before).
+    message.contact_id = contact.id
     message.status = STATUS_HANDLED
     conversation.updated_at = utcnow()
     return reply
+
+
+def _ussd_contact(message: Message) -> Contact:
+    """The hop's contact, locked: one statement for a known number (the hot path), no ORM get before the lock."""
+    if message.contact_id is not None:
+        return _lock_contact(message.contact_id)
+    contact = db.session.scalar(select(Contact).where(Contact.address == message.address).with_for_update())
+    return contact if contact is not None else _lock_contact(messaging.contact_for(message.address).id)
 
 
 def close_ussd(message: Message, *, session_id: str | None = None) -> None:

@@ -17,7 +17,7 @@ from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import t
 from app.models import Contact, Message
-from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_SENT
+from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.services import messaging
 from app.transactions import after_commit
 from bots import engine
@@ -138,7 +138,11 @@ def africastalking_ussd(token: str):
             engine.close_ussd(message, session_id=inbound.session_id)
         db.session.commit()
         return channel.acknowledge("ussd")
-    previous = db.session.scalar(select(Message.text).where(Message.reply_to_id == message_id))
+    # The screen is stored in the same commit that marks the hop handled: a hop still "received" has none yet,
+    # so a fresh hop (the hot path) skips the look-up; a handled or failed one (a replay) looks.
+    previous = None
+    if message.status != STATUS_RECEIVED:
+        previous = db.session.scalar(select(Message.text).where(Message.reply_to_id == message_id))
     if previous is not None:
         db.session.commit()
         prefix, _, text = previous.partition(" ")
