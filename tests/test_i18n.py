@@ -1,7 +1,7 @@
 """The text catalog and the GSM-7 helpers: every entry in both languages, inside its channel's limits.
 
 Table-driven over ``app.i18n.CATALOG``, so a new entry is checked the moment it is added. The character rules
-come from shared/LANGUAGE.md section 3.3 (GSM-7 traps in Setswana texts).
+come from docs/setswana-glossary.md section 3.3 (GSM-7 traps in Setswana texts).
 """
 
 from __future__ import annotations

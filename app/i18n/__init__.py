@@ -42,7 +42,7 @@ CATALOG: dict[str, Text] = {
         tn="Thusa: nomoro ya go fetola password ke {code}. E fela morago ga metsotso e le {minutes}. "
         "O se e romelele ope.",
         example={"code": "123456", "minutes": 15},
-        note="nomoro (67), fetola (48), romela (52) from shared/LANGUAGE.md; 'metsotso' (minutes) and the "
+        note="nomoro (67), fetola (48), romela (52) from docs/setswana-glossary.md; 'metsotso' (minutes) and the "
         "expiry phrase are built, not sourced.",
     ),
     "opt_out_confirmation": Text(

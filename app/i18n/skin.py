@@ -5,7 +5,7 @@ GSM-7 requirement, but none of LANGUAGE.md's trap characters either. Button titl
 (WhatsApp reply buttons). The pharmacists are in Ghana and work in English; Setswana is here because the catalog
 rule is both languages, and none of it is reviewed: LANGUAGE.md's glossary is Botswana clinic vocabulary and has
 no skin words, so ``letlalo`` (skin), ``setshwantsho`` (photo, picture) and every clinical term are built, not
-sourced. Glossary numbers refer to shared/LANGUAGE.md section 1.
+sourced. Glossary numbers refer to docs/setswana-glossary.md section 1.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class TriageGuideline(UUIDPrimaryKey, Timestamps, Base):
     level: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list] = mapped_column(JSON, default=list)
     sources: Mapped[list] = mapped_column(JSON, default=list)
-    evidence: Mapped[str] = mapped_column(String(4))  # P | S | U, as ../shared/CLINICAL.md labels it
+    evidence: Mapped[str] = mapped_column(String(4))  # P | S | U, as docs/clinical-facts.md labels it
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

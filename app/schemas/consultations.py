@@ -208,7 +208,7 @@ class GuidelineSchema(ma.Schema):
     level = ma.fields.String(required=True)
     reasons = ma.fields.List(ma.fields.String())
     sources = ma.fields.List(ma.fields.String())
-    evidence = ma.fields.String(metadata={"description": "P, S or U as ../shared/CLINICAL.md labels it"})
+    evidence = ma.fields.String(metadata={"description": "P, S or U as docs/clinical-facts.md labels it"})
     verified = ma.fields.Boolean()
 
 

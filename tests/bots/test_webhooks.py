@@ -1,6 +1,6 @@
 """Webhooks end to end: real provider payloads through the real HTTP endpoints, the database and the RQ queues.
 
-Every captured payload in ``shared/fixtures/channels/`` is replayed with the Flask test client against
+Every captured payload in ``tests/fixtures/channels/`` is replayed with the Flask test client against
 ``/webhooks/...`` (providers configured through ``app_factory``), and the rows it leaves are counted: a valid
 payload stores exactly what it carries and answers what the provider expects (TwiML, ``CON``/``END``, the
 ``hub.challenge``); a forged one is refused and stores nothing; a malformed one is a 400 with the JSON error shape.
@@ -35,7 +35,7 @@ from app.services import messaging
 from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
 from workers.runner import run_worker
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 
 
 def _load(name: str) -> dict:

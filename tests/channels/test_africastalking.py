@@ -1,6 +1,6 @@
 """Africa's Talking adapter: real captured payloads through verify + parse, and sends through the real SDK.
 
-Webhook cases come from ``shared/fixtures/channels/africastalking_{sms,ussd}.json``; their ``expected`` describes
+Webhook cases come from ``tests/fixtures/channels/africastalking_{sms,ussd}.json``; their ``expected`` describes
 courier, and where we deliberately differ the table below says so. Outbound tests drive the ``africastalking``
 SDK against ``tests/fakes/server.py`` on 127.0.0.1.
 """
@@ -25,7 +25,7 @@ from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, Webho
 from bots.messages import OutboundMessage
 from tests.fakes.server import FakeProvider
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 SMS_FILE = json.loads((FIXTURES / "africastalking_sms.json").read_text())
 USSD_FILE = json.loads((FIXTURES / "africastalking_ussd.json").read_text())
 

@@ -23,7 +23,7 @@ from bots.channels.telegram import TelegramChannel
 from bots.messages import Button, InboundMessage, Media, OutboundMessage
 from tests.fakes.server import FakeProvider
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 DATA = json.loads((FIXTURES / "telegram.json").read_text(encoding="utf-8"))
 CASES = {case["name"]: case for case in DATA["cases"]}
 SYNTHETIC = {case["name"]: case for case in DATA["synthetic_cases"]}

@@ -28,7 +28,7 @@ from bots.messages import SMS, WHATSAPP, Button, OutboundMessage
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio, create_message_contract
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 FORM = "application/x-www-form-urlencoded"
 
 

@@ -21,7 +21,7 @@ from bots.channels.whatsapp import WhatsAppChannel
 from bots.messages import Button, Media, OutboundMessage
 from tests.fakes.server import FakeProvider
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 DATA = json.loads((FIXTURES / "whatsapp_cloud.json").read_text(encoding="utf-8"))
 CASES = {case["name"]: case for case in DATA["cases"]}
 OUTBOUND = DATA["outbound_api_fixtures"]

@@ -1,7 +1,7 @@
 """A fake Twilio REST API (Messages.json create only) that holds requests to Twilio's own OpenAPI description.
 
 Built on :class:`tests.fakes.server.FakeProvider`. Every request is checked against the ``CreateMessage`` operation
-of ``/work/shared/peers/twilio_api_v2010.yaml`` (twilio/twilio-oai): the path, HTTP Basic auth, the form
+of ``tests/fakes/twilio_api_v2010.yaml`` (twilio/twilio-oai): the path, HTTP Basic auth, the form
 content type, parameter names (unknown → 400 code 20001), single vs repeatable parameters, enums and URI formats,
 and the required ``To`` (missing → 400 code 21604). Two rules the live API enforces but the spec does not mark
 are checked too: ``From`` or ``MessagingServiceSid`` (21603), and ``Body``, ``MediaUrl`` or ``ContentSid`` (21602).
@@ -33,7 +33,7 @@ import yaml
 
 from tests.fakes.server import FakeProvider, RecordedRequest
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "twilio_api_v2010.yaml"
+SPEC_PATH = Path(__file__).resolve().parent / "twilio_api_v2010.yaml"
 OPERATION_ID = "CreateMessage"
 FORM = "application/x-www-form-urlencoded"
 

@@ -5,7 +5,7 @@ fresh instance folder, a SQLite database in it and the test Redis, on a free por
 ``chromium`` package driven by Playwright's Python package through ``executable_path``; no browser is ever
 downloaded (``make test`` installs the package when it is missing).
 
-The staff stock menu's screens are checked by their shapes (../shared/INTERFACES.md), not words: the demo staff
+The staff stock menu's screens are checked by their shapes (docs/interfaces.md), not words: the demo staff
 member reads Setswana.
 """
 
