@@ -6,7 +6,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
 TEST_WORKERS ?= auto
 
-.PHONY: run test chromium worker lint format bench clean
+.PHONY: run test chromium worker lint format docs bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+docs: $(VENV)/.runtime ## regenerate docs/configuration.md from app/config.py's settings table
+	$(PY) -m app.config_docs
 
 bench: $(VENV)/.dev
 	@set -e; scripts=$$(ls bench/*.py 2>/dev/null || true); \

@@ -1,9 +1,10 @@
 """Settings, read from the environment in one place.
 
-Every setting has a documented default (see ``.env.example`` and the README). ``THUSA_ENV`` picks the
-mode: ``development`` (default), ``test`` or ``production``. In production the secrets must be set
-explicitly; in development and test they are generated once and kept under ``instance/`` so that tokens
-survive a restart of ``make run``.
+Every setting has a documented default: the ``SETTING_GROUPS`` table below, from which ``make docs`` generates
+``docs/configuration.md`` (``.env.example`` lists the same variables). ``THUSA_ENV`` picks the mode:
+``development`` (default), ``test`` or ``production``. In production the secrets must be set explicitly; in
+development they are generated once and kept under ``instance/`` so that tokens survive a restart of ``make run``;
+in test they are random for each process.
 """
 
 from __future__ import annotations
@@ -24,73 +25,102 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable: its name, default and meaning (the README's table is built from these)."""
+    """One environment variable: its name, default and meaning (docs/configuration.md is generated from these)."""
 
     name: str
     default: str
     help: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("THUSA_ENV", "development", "development, test or production"),
-    Setting("SECRET_KEY", "", "Flask secret; required in production, generated under instance/ otherwise"),
-    Setting("JWT_SECRET_KEY", "", "JWT signing key; required in production, generated under instance/ otherwise"),
-    Setting("DATABASE_URL", "", "SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset: instance/thusa.db"),
-    Setting("REDIS_URL", "", "redis://host:port/db; unset: the embedded Redis under instance/"),
-    Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys"),
-    Setting("HOST", "127.0.0.1", "address the web server started by make run listens on"),
-    Setting("PORT", "5000", "port of the web server started by make run"),
-    Setting("WEB_CONCURRENCY", "2", "gunicorn worker processes started by make run"),
-    Setting("JWT_ACCESS_MINUTES", "15", "lifetime of an access token"),
-    Setting("JWT_REFRESH_DAYS", "30", "lifetime of a refresh token"),
-    Setting("RATELIMIT_DEFAULT", "100 per minute", "API limit per user (per address when anonymous)"),
-    Setting("RATELIMIT_AUTH", "10 per minute", "limit per address on login, register and password reset"),
-    Setting("RATELIMIT_ENABLED", "true", "false turns rate limiting off (never in production)"),
-    Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call /api from a browser; empty: none"),
-    Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
-    Setting("TRUST_PROXY_HOPS", "0", "number of reverse proxies in front of the app (X-Forwarded-For/Proto)"),
-    Setting("PASSWORD_RESET_MINUTES", "15", "lifetime of a password reset code"),
-    Setting("PASSWORD_RESET_MAX_ATTEMPTS", "5", "wrong codes before a reset code is spent"),
-    Setting("USSD_SERVICE_CODE", "*384*2580#", "USSD service code shown in menus and accepted in requests"),
-    Setting("LOG_LEVEL", "INFO", "root log level"),
-    # --- messaging ------------------------------------------------------------------------------------------
-    Setting("PUBLIC_BASE_URL", "", "public https URL of this service (webhook signatures, status callbacks)"),
-    Setting("SMS_PROVIDERS", "twilio,africastalking", "SMS providers in failover order (those with credentials)"),
-    Setting("SMS_CAP_PER_NUMBER_HOUR", "20", "non-reminder SMS to one number per hour (SMS pumping guard)"),
-    Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
-    Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
-    Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
-    Setting("SEND_RETRY_BACKOFF_SECONDS", "1", "pause before the 2nd try of a provider (doubles for the 3rd)"),
-    Setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID"),
-    Setting("TWILIO_AUTH_TOKEN", "", "Twilio auth token (signs webhooks)"),
-    Setting("TWILIO_FROM", "", "Twilio sender number or alphanumeric id for SMS"),
-    Setting("TWILIO_WHATSAPP_FROM", "", "Twilio WhatsApp sender, e.g. +14155238886"),
-    Setting("TWILIO_API_BASE_URL", "", "scheme://host[:port] of the Twilio API; unset: https://api.twilio.com"),
-    Setting("TWILIO_WHATSAPP_CONTENT_SID", "", "approved Twilio template (ContentSid) for WhatsApp outside 24 h"),
-    Setting("AT_USERNAME", "", "Africa's Talking username ('sandbox' for the sandbox)"),
-    Setting("AT_API_KEY", "", "Africa's Talking API key"),
-    Setting("AT_SENDER_ID", "", "Africa's Talking sender id or short code"),
-    Setting("AT_WEBHOOK_TOKEN", "", "secret path token in Africa's Talking callback URLs"),
-    Setting("AT_API_BASE_URL", "", "scheme://host[:port] of the AT API; unset: https://api.africastalking.com"),
-    Setting("TELEGRAM_BOT_TOKEN", "", "Telegram bot token"),
-    Setting("TELEGRAM_WEBHOOK_SECRET", "", "X-Telegram-Bot-Api-Secret-Token expected on Telegram webhooks"),
-    Setting("TELEGRAM_API_BASE_URL", "", "scheme://host[:port] of the Bot API; unset: https://api.telegram.org"),
-    Setting("WHATSAPP_TOKEN", "", "WhatsApp Cloud API access token"),
-    Setting("WHATSAPP_PHONE_NUMBER_ID", "", "WhatsApp Cloud API phone number id"),
-    Setting("WHATSAPP_APP_SECRET", "", "Meta app secret (X-Hub-Signature-256)"),
-    Setting("WHATSAPP_VERIFY_TOKEN", "", "token Meta sends when the webhook is registered (hub.verify_token)"),
-    Setting("WHATSAPP_API_BASE_URL", "", "scheme://host[:port] of the Graph API; unset: https://graph.facebook.com"),
-    Setting("WHATSAPP_API_VERSION", "v21.0", "Graph API version"),
-    Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
-    # --- appointments ---------------------------------------------------------------------------------------
-    Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased"),
-    # --- phone simulator (issue 7) ----------------------------------------------------------------------------
-    Setting("SIMULATOR_ENABLED", "", "the phone simulator at /simulator; empty: on in development only"),
-    # --- skin pipeline: image caps, the ONNX model --------------------------------------------------------------
-    Setting("IMAGE_MAX_BYTES", str(15 * 1024 * 1024), "largest photo accepted, in bytes (upload or chat download)"),
-    Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels (read from the header: bombs)"),
-    Setting("SKIN_MODEL_DIR", "", "folder with model.onnx + manifest.json; unset: app/skin_model/default"),
-)
+# The settings table, in groups: `make docs` (app/config_docs.py) writes docs/configuration.md from it, one table a
+# group, and a test fails when that page is stale. An empty default means "computed", as the help says.
+SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
+    ("General", (
+        Setting("THUSA_ENV", "development", "`development`, `test` or `production`. Production refuses to start "
+                "without `SECRET_KEY` and `JWT_SECRET_KEY` (naming each missing one) and with "
+                "`RATELIMIT_ENABLED=false`; `seed-demo` refuses to run and `make run` seeds no demo data"),
+        Setting("SECRET_KEY", "", "Flask secret; required in production, otherwise generated once and kept in "
+                "`instance/.secret_key` (random for each process in `test`). It also keys the password-reset and "
+                "chat-link code hashes and peppers the staff USSD PINs: changing it invalidates every PIN"),
+        Setting("JWT_SECRET_KEY", "", "JWT signing key; required in production, otherwise generated once and kept in "
+                "`instance/.jwt_secret_key`. Changing it signs everybody out"),
+        Setting("DATABASE_URL", "", "SQLAlchemy URL, e.g. `postgresql+psycopg://user@host/db`; unset: SQLite "
+                "`instance/thusa.db` (WAL mode, 5 s busy timeout)"),
+        Setting("REDIS_URL", "", "`redis://host:port/db`; unset: the embedded Redis under `instance/` (Unix socket "
+                "`instance/redis.sock`)"),
+        Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys "
+                "(a relative path is taken from the project folder)"),
+        Setting("HOST", "127.0.0.1", "address the web server started by `make run` listens on"),
+        Setting("PORT", "5000", "port of the web server started by `make run`"),
+        Setting("WEB_CONCURRENCY", "2", "gunicorn worker processes started by `make run` (4 threads each)"),
+        Setting("JWT_ACCESS_MINUTES", "15", "lifetime of an access token, in minutes"),
+        Setting("JWT_REFRESH_DAYS", "30", "lifetime of a refresh token, in days"),
+        Setting("RATELIMIT_DEFAULT", "100 per minute", "API limit per user (per address when anonymous), one budget "
+                "across every endpoint"),
+        Setting("RATELIMIT_AUTH", "10 per minute", "limit per address on login, register and password reset (request "
+                "and confirm), each endpoint counted on its own"),
+        Setting("RATELIMIT_ENABLED", "true", "`false` turns rate limiting off (refused in production)"),
+        Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call `/api` from a browser; empty: none"),
+        Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
+        Setting("TRUST_PROXY_HOPS", "0", "number of reverse proxies in front of the app (`X-Forwarded-For`, "
+                "`-Proto`, `-Host`, `-Port`); 1 behind one TLS proxy, 0 when clients reach gunicorn directly"),
+        Setting("PASSWORD_RESET_MINUTES", "15", "lifetime of a password reset code, in minutes"),
+        Setting("PASSWORD_RESET_MAX_ATTEMPTS", "5", "wrong codes before a reset code is spent"),
+        Setting("USSD_SERVICE_CODE", "*384*2580#", "USSD service code shown in menus and accepted in requests"),
+        Setting("LOG_LEVEL", "INFO", "root log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)"),
+    )),
+    ("Messaging", (
+        Setting("PUBLIC_BASE_URL", "", "public https URL of this service (webhook signatures, status callbacks)"),
+        Setting("SMS_PROVIDERS", "twilio,africastalking", "SMS providers in failover order (those with credentials; "
+                "none: the console sender)"),
+        Setting("SMS_CAP_PER_NUMBER_HOUR", "20", "non-reminder SMS to one number per hour (SMS pumping guard)"),
+        Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
+        Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
+        Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
+        Setting("SEND_RETRY_BACKOFF_SECONDS", "1", "pause before the 2nd try of a provider (doubles for the 3rd)"),
+        Setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID"),
+        Setting("TWILIO_AUTH_TOKEN", "", "Twilio auth token (signs webhooks; a secret)"),
+        Setting("TWILIO_FROM", "", "Twilio sender number or alphanumeric id for SMS"),
+        Setting("TWILIO_WHATSAPP_FROM", "", "Twilio WhatsApp sender, e.g. +14155238886"),
+        Setting("TWILIO_API_BASE_URL", "", "scheme://host[:port] of the Twilio API; unset: https://api.twilio.com"),
+        Setting("TWILIO_WHATSAPP_CONTENT_SID", "", "approved Twilio template (ContentSid) for WhatsApp outside 24 h"),
+        Setting("AT_USERNAME", "", "Africa's Talking username ('sandbox' for the sandbox)"),
+        Setting("AT_API_KEY", "", "Africa's Talking API key (a secret)"),
+        Setting("AT_SENDER_ID", "", "Africa's Talking sender id or short code"),
+        Setting("AT_WEBHOOK_TOKEN", "", "secret path token in Africa's Talking callback URLs"),
+        Setting("AT_API_BASE_URL", "", "scheme://host[:port] of the AT API; unset: https://api.africastalking.com"),
+        Setting("TELEGRAM_BOT_TOKEN", "", "Telegram bot token (a secret)"),
+        Setting("TELEGRAM_WEBHOOK_SECRET", "", "X-Telegram-Bot-Api-Secret-Token expected on Telegram webhooks"),
+        Setting("TELEGRAM_API_BASE_URL", "", "scheme://host[:port] of the Bot API; unset: https://api.telegram.org"),
+        Setting("WHATSAPP_TOKEN", "", "WhatsApp Cloud API access token (a secret)"),
+        Setting("WHATSAPP_PHONE_NUMBER_ID", "", "WhatsApp Cloud API phone number id"),
+        Setting("WHATSAPP_APP_SECRET", "", "Meta app secret (X-Hub-Signature-256)"),
+        Setting("WHATSAPP_VERIFY_TOKEN", "", "token Meta sends when the webhook is registered (hub.verify_token)"),
+        Setting("WHATSAPP_API_BASE_URL", "", "scheme://host[:port] of the Graph API; unset: "
+                "https://graph.facebook.com"),
+        Setting("WHATSAPP_API_VERSION", "v21.0", "Graph API version"),
+        Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
+    )),
+    ("Appointments", (
+        Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased "
+                "(daily job `erase-texts`; counts and statuses are kept; at least 1)"),
+    )),
+    ("Phone simulator", (
+        Setting("SIMULATOR_ENABLED", "", "the phone simulator at `/simulator`: `true` or `false`; empty: on in "
+                "development only. In development it signs with `TWILIO_AUTH_TOKEN`, `AT_WEBHOOK_TOKEN`, "
+                "`TELEGRAM_WEBHOOK_SECRET` and `WHATSAPP_APP_SECRET`, generating any that is unset under `instance/` "
+                "(`TWILIO_AUTH_TOKEN` only while `TWILIO_ACCOUNT_SID` is unset)"),
+    )),
+    ("Skin pipeline: image caps and the ONNX model", (
+        Setting("IMAGE_MAX_BYTES", str(15 * 1024 * 1024), "largest photo accepted, in bytes (REST upload or chat "
+                "download; 413 above it)"),
+        Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels, read from the header before "
+                "anything is decoded (decompression bombs; 413 above it)"),
+        Setting("SKIN_MODEL_DIR", "", "folder with `model.onnx` + `manifest.json`; unset: the repository's default "
+                "model `app/skin_model/default` (NOT validated for clinical use)"),
+    )),
+)  # fmt: skip
+SETTINGS: tuple[Setting, ...] = tuple(setting for _, group in SETTING_GROUPS for setting in group)
 
 # Webhook secrets the simulator signs with. In development with the simulator on, an unset one is generated under
 # instance/ like SECRET_KEY, so `make run` needs no hand steps. None of them makes an outbound sender "configured"
