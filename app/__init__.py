@@ -53,7 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     rest.init_app(app, openapi)
     app.register_blueprint(webhooks.bp)
     cli.init_app(app)
-    simulator.init_app(app)  # phone simulator (issue 7): /simulator, when SIMULATOR_ENABLED
+    simulator.init_app(app)  # the phone simulator: /simulator, when SIMULATOR_ENABLED
     return app
 
 

@@ -1,4 +1,4 @@
-"""Flask commands: ``users create``, ``seed-demo``, ``worker``, ``telegram set-webhook`` / ``webhook-info`` (plus
+"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``telegram set-webhook`` / ``webhook-info``
 Flask-Migrate's ``db``)."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def seed_demo_command():
         click.echo(line)
 
 
-# Skin consultations (issue 6).
+# Skin consultations: the formulary and triage rules the chat's answers are checked against.
 @click.command("seed-clinical")
 @with_appcontext
 def seed_clinical_command():
@@ -138,6 +138,6 @@ def telegram_webhook_info_command():
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
-    app.cli.add_command(seed_clinical_command)  # skin consultations (issue 6)
+    app.cli.add_command(seed_clinical_command)  # skin consultations
     app.cli.add_command(worker_command)
     app.cli.add_command(telegram_cli)

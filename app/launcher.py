@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for(lambda: _http_ok(f"{base}/healthz"), "the web server", 60)
         print(f"thusa: up at {base}  (API docs {base}/api/v1/docs, health {base}/readyz); Ctrl-C stops",
               flush=True)  # fmt: skip
-        if load_config()["SIMULATOR_ENABLED"]:  # phone simulator (issue 7)
+        if load_config()["SIMULATOR_ENABLED"]:  # on by default in development only
             print(f"thusa: phone simulator at {base}/simulator", flush=True)
         return supervisor.watch()
     except Stop:

@@ -4,7 +4,7 @@ What is measured: ``app.services.images.check_upload`` and ``app.services.images
 ``--runs`` times, until they raise ``ImageRejected("too_many_pixels")``; and, for scale, ``process`` on a normal
 12-megapixel photo JPEG built from scikit-image's bundled ``coffee`` photo. The ceiling in the same run is what a
 naive pipeline pays for the same bomb: Pillow decoding it with the pixel cap lifted (``Image.MAX_IMAGE_PIXELS =
-None``; once, as it takes seconds and 100 MB). Target (issue 6): p95 of the refusal < 1 s; the ratio to the naive
+None``; once, as it takes seconds and 100 MB). Target: p95 of the refusal < 1 s; the ratio to the naive
 decode is printed. Exit status 1 when the target is missed or the bomb is not refused.
 
     .venv/bin/python bench/image_bomb.py [--runs 50]

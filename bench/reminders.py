@@ -1,4 +1,4 @@
-"""Appointment reminders on PostgreSQL + Redis: planning and enqueueing, sending, and the CSV upload (issue 4, §8).
+"""Appointment reminders on PostgreSQL + Redis: planning and enqueueing, sending, and the CSV upload.
 
 (a) **Plan and enqueue.** 100,000 appointments over the coming week in 10 clinics (Gaborone and Accra), each with
 its first reminder due, as an import or the API leaves them (``next_reminder_at`` planned). Measured: one

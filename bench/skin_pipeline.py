@@ -1,4 +1,4 @@
-"""Skin photo pipeline (issue 6, §8): from the webhook of the last answer to the reply in the outbox.
+"""Skin photo pipeline: from the webhook of the last answer to the reply in the outbox.
 
 For each of a 12-megapixel JPEG and a 12-megapixel HEIC (4000 x 3000, built from scikit-image's bundled ``coffee``
 camera photo with sensor-like noise; nothing is downloaded), one consultation is prepared through the real

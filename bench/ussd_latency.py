@@ -14,7 +14,7 @@ after each of its menu hops, on the same keep-alive connection, so both see the 
 
 People type: each client waits a random 0.2–0.6 s "think time" between hops (a closed loop with no pause would
 measure queueing for gunicorn's 8 threads, not a hop). Latency is from the first byte sent to the last byte of
-the answer. Target (issue 5): p99 < 30 ms per hop. The PIN hop is shown on its own as well: it verifies an argon2id
+the answer. Target: p99 < 30 ms per hop. The PIN hop is shown on its own as well: it verifies an argon2id
 hash of the peppered PIN (app/services/passwords.py ``hash_pin``: 1 pass over 8 MiB, a few milliseconds).
 
 Afterwards PostgreSQL must hold exactly one ``received`` movement of 20 per finished session, and each item's level

@@ -27,7 +27,7 @@ The table also shows the CPU each party spent per request (this load generator, 
 PostgreSQL backends of this run, from ``/proc``): the client's share is small and alike for all three endpoints,
 and the server columns show where a slow endpoint's time goes.
 
-Target (issue 3): webhook rate ≥ 50 % of the insert endpoint's rate, webhook p99 < 50 ms. Afterwards PostgreSQL
+Target: webhook rate ≥ 50 % of the insert endpoint's rate, webhook p99 < 50 ms. Afterwards PostgreSQL
 must hold exactly one inbound message per webhook request sent (nothing lost, nothing twice) and Redis one
 handling job per message; any non-2xx answer fails the run. Exit status 1 when anything is missed.
 

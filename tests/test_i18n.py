@@ -16,7 +16,7 @@ from app.i18n.gsm7 import BASIC, EXTENSION, SINGLE_SEGMENT, fits_one_segment, se
 CHANNELS = ("sms", "ussd", "chat", "button", "web")
 USSD_LIMIT = 160
 WEB_LIMIT = 300  # a label or one-sentence notice of the simulator page
-# Skin consultations (issue 6): a WhatsApp interactive body, and a WhatsApp reply button title.
+# Skin consultations: a WhatsApp interactive body, and a WhatsApp reply button title.
 CHAT_LIMITS = {"chat": 1024, "button": 20}
 KEYS = sorted(CATALOG)
 

@@ -27,9 +27,9 @@ BLUEPRINTS = (
     patients.blp,
     reports.blp,
     audit.blp,
-    stock.blp,  # clinic stock (issue 5)
-    pins.blp,  # USSD PINs (issue 5)
-    *skin.BLUEPRINTS,  # skin consultations (issue 6)
+    stock.blp,  # clinic stock
+    pins.blp,  # staff USSD PINs
+    *skin.BLUEPRINTS,  # skin consultations
 )  # fmt: skip
 
 

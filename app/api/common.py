@@ -78,7 +78,7 @@ def requires(blp: Blueprint, *roles: str):
 def documents(blp: Blueprint, *statuses: int):
     """Document the error answers an endpoint can give besides the ones ``requires`` adds."""
     names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 409: "CONFLICT", 413: "REQUEST_ENTITY_TOO_LARGE",
-             415: "UNSUPPORTED_MEDIA_TYPE",  # photo uploads (issue 6)
+             415: "UNSUPPORTED_MEDIA_TYPE",  # skin photo uploads of another type
              422: "UNPROCESSABLE_ENTITY", 429: "TOO_MANY_REQUESTS", 401: "UNAUTHORIZED", 503: "SERVICE_UNAVAILABLE"}  # fmt: skip
 
     def decorator(fn):

@@ -1,4 +1,4 @@
-"""Skin consultations (issue 6): chat linking, consultations, photo analysis, the formulary, triage guidelines.
+"""Skin consultations: chat linking, consultations, photo analysis, the formulary, triage guidelines.
 
 Pharmacists see and change their own consultations, admins every one; the formulary and the guidelines are open
 to every signed-in role. Photo uploads are multipart (file part ``image``): type, byte and pixel caps give a 4xx

@@ -5,7 +5,7 @@ from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
 
-# Skin consultations (issue 6).
+# Skin consultations.
 from app.models.consultation import (
     Analysis,
     ChatLinkCode,
@@ -18,14 +18,14 @@ from app.models.consultation import (
 from app.models.contact import Contact, Conversation
 from app.models.message import Message, MessageEvent
 
-# Clinic stock (issue 5)
+# Clinic stock.
 from app.models.stock import StockItem, StockMovement
 from app.models.user import PasswordResetCode, User
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
     "PasswordResetCode", "Patient", "User", "utcnow",
-    # Skin consultations (issue 6).
+    # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
-    "StockItem", "StockMovement",  # clinic stock (issue 5)
+    "StockItem", "StockMovement",  # clinic stock
 ]  # fmt: skip

@@ -55,7 +55,7 @@ class Clinic(UUIDPrimaryKey, Timestamps, Base):
     slot_minutes: Mapped[int] = mapped_column(Integer, default=30)
     slot_capacity: Mapped[int] = mapped_column(Integer, default=4)
 
-    # Stock (issue 5): the users (ids as strings) who get low-stock SMS; None: every active staff member.
+    # Low-stock alerts: the users (ids as strings) who get low-stock SMS; None: every active staff member.
     alert_recipient_ids: Mapped[list | None] = mapped_column(JSON)
 
     @property

@@ -93,7 +93,7 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     appointment_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("appointments.id", ondelete="SET NULL"), index=True
     )
-    # Skin consultations (issue 6): small inbound facts a flow needs later (a Telegram shared contact card and the
+    # Skin consultations: small inbound facts a flow needs later (a Telegram shared contact card and the
     # sender's user id, a button's callback data); never the raw payload.
     extra: Mapped[dict | None] = mapped_column(JSON)
 

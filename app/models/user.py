@@ -42,7 +42,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     # Tokens issued before this instant are refused (set when the password changes).
     password_changed_at: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
-    # Staff USSD menu (issue 5): the 4-digit PIN's argon2 hash; wrong tries in a row, and the lock they cause.
+    # Staff USSD menu: the 4-digit PIN's argon2 hash; wrong tries in a row, and the lock they cause.
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     pin_failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column()

@@ -115,7 +115,7 @@ class _Settings(ma.Schema):
     slot_capacity = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=500),
                                       metadata={"description": "patients per slot"})  # fmt: skip
     booking_confirmation = ma.fields.Boolean(metadata={"description": "SMS the patient when an appointment is made"})
-    # Stock (issue 5).
+    # Who gets the clinic's low-stock SMS.
     alert_recipient_ids = ma.fields.List(
         ma.fields.UUID(), allow_none=True, validate=validate.Length(min=1, max=50),
         metadata={"description": "users who get low-stock SMS (1 to 50 active accounts with a phone); null: the clinic's staff"},
@@ -159,7 +159,7 @@ class ClinicSchema(ma.Schema):
     slot_minutes = ma.fields.Integer()
     slot_capacity = ma.fields.Integer()
     booking_confirmation = ma.fields.Boolean()
-    alert_recipient_ids = ma.fields.List(ma.fields.UUID(), allow_none=True)  # stock (issue 5)
+    alert_recipient_ids = ma.fields.List(ma.fields.UUID(), allow_none=True)  # low-stock SMS recipients
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

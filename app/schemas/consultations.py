@@ -1,4 +1,4 @@
-"""Schemas of skin consultations, analyses, the formulary and the triage guidelines (issue 6)."""
+"""Schemas of skin consultations, analyses, the formulary and the triage guidelines."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def update_clinic(actor, clinic_id: uuid.UUID, data: dict) -> Clinic:
 
 
 def _with_recipients(data: dict) -> dict:
-    """Stock alerts (issue 5): ``alert_recipient_ids`` must name active accounts with a phone; stored as text."""
+    """Low-stock alerts: ``alert_recipient_ids`` must name active accounts with a phone; stored as text."""
     ids = data.get("alert_recipient_ids")
     if ids is None:
         return data

@@ -74,7 +74,7 @@ def seed_demo() -> list[str]:
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
     _seed_appointments(clinics["Gaborone Main Clinic"])
-    # Skin consultations (issue 6): the formulary and triage guidelines; the demo pharmacist (+233241000002) is
+    # Skin consultations: the formulary and triage guidelines; the demo pharmacist (+233241000002) is
     # linked as soon as WhatsApp brings a message from that number (or /link CODE on Telegram).
     from app.services import consultations, formulary
 
@@ -96,7 +96,7 @@ def _seed_appointments(clinic: Clinic) -> None:
                                 language=language, patient_name=name, external_ref=ref)  # fmt: skip
 
 
-# --- Clinic stock and the staff USSD menu (issue 5) --------------------------------------------------------------
+# --- Clinic stock and the staff USSD menu ------------------------------------------------------------------------
 DEMO_PIN_PHONE, DEMO_PIN = "+26771000001", "2580"  # the Gaborone staff member's USSD PIN (public, like the passwords)
 # (name, code, unit, reorder level, received 30 days ago, dispensed a day over the last 30 days)
 STOCK = (
@@ -141,7 +141,7 @@ def _seed_stock(clinic: Clinic) -> list[str]:
     return [f"USSD staff menu: dial {code} from {DEMO_PIN_PHONE}, PIN {DEMO_PIN}"]
 
 
-# --- Reset (the phone simulator's "reset demo data", issues 5 and 6) ---------------------------------------------
+# --- Reset (the phone simulator's "reset demo data", stock and skin consultations included) ----------------------
 def erase_demo_work() -> None:
     """Undo what the demo accounts and clinics did beyond the seed, so that :func:`seed_demo` puts it back.
 

@@ -69,7 +69,7 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     return cached
 
 
-# --- Staff USSD PINs (issue 5) ----------------------------------------------------------------------------------
+# --- Staff USSD PINs --------------------------------------------------------------------------------------------
 # A 4-digit PIN has 10,000 values: no hash cost makes a stolen hash safe (at 300 ms a try, all of them take under an
 # hour of one core). What protects it is the lock after 5 wrong tries online, and offline a pepper: the PIN is
 # HMAC'd with the app's SECRET_KEY before argon2id, so the database alone gives nothing away. So PINs use a light

@@ -127,7 +127,7 @@ def erase(actor, patient_id: uuid.UUID) -> None:
         messages = db.session.execute(
             update(Message)
             .where(theirs)
-            .values(text=None, address=erased, buttons=[], media=[], extra=None)  # extra: skin (issue 6)
+            .values(text=None, address=erased, buttons=[], media=[], extra=None)  # extra: chat facts
             .execution_options(synchronize_session=False)
         ).rowcount
         db.session.execute(

@@ -105,4 +105,4 @@ def register(cls: type[Flow]) -> type[Flow]:
 
 
 # The application's flows register themselves on import (after the names above exist: they import them).
-from bots.flows import appointments, skin, ussd  # noqa: E402, F401  (skin: issue 6)
+from bots.flows import appointments, skin, ussd  # noqa: E402, F401

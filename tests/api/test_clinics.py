@@ -125,7 +125,7 @@ def test_settings_are_set_on_create_and_on_change(client, people):
     ({"slot_capacity": 501}, "slot_capacity"),
     ({"booking_confirmation": "sometimes"}, "booking_confirmation"),
     ({"name": "Clinic\x00"}, "name"),
-    ({"alert_recipient_ids": []}, "alert_recipient_ids"),  # issue 5's
+    ({"alert_recipient_ids": []}, "alert_recipient_ids"),  # low-stock alert recipients
 ])  # fmt: skip
 def test_bad_settings_are_422_naming_the_field_on_create_and_on_change(client, people, change, field):
     admin = bearer(people["tokens"]["admin"])

@@ -151,7 +151,7 @@ def home_appointment(people: dict) -> dict:
     return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
 
 
-# Skin consultations (issue 6).
+# Skin consultations.
 def photo_form(ctx: dict) -> dict:
     from tests.photos import encode, sample_photo
 
@@ -184,7 +184,7 @@ def a_medication(people: dict) -> dict:
     return {"a_medication": db.session.scalar(select(Medication.id).limit(1))}
 
 
-# Clinic stock and USSD PINs (issue 5).
+# Clinic stock and USSD PINs.
 def stock_body(ctx: dict) -> dict:
     """A new item naming the home clinic (so other_staff is refused, and admins have their clinic)."""
     return {"name": "ORS sachets", "unit": "sachets", "reorder_level": 50, "level": 200,
@@ -292,7 +292,7 @@ TABLE = [
 
     row("GET",    "/api/v1/audit",                       None,               (401, 403, 403, 403, 403, 200)),
 
-    # Skin consultations (issue 6): pharmacists their own, admins all; formulary and guidelines for every role.
+    # Skin consultations: pharmacists their own, admins all; formulary and guidelines for every role.
     row("POST",   "/api/v1/auth/chat-link",              None,               (401, 403, 403, 403, 201, 201)),
     row("GET",    "/api/v1/consultations",               None,               (401, 403, 403, 403, 200, 200)),
     row("POST",   "/api/v1/consultations",               None,               (401, 403, 403, 403, 201, 201),
@@ -310,7 +310,7 @@ TABLE = [
     row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200),
         setup=a_medication),
     row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200)),
-    # Clinic stock (issue 5): staff write their own clinic's, viewers read it; the PIN is the admin's or one's own.
+    # Clinic stock: staff write their own clinic's, viewers read it; the PIN is the admin's or one's own.
     row("GET",    "/api/v1/stock",                       None,               (401, 200, 200, 200, 403, 200)),
     row("POST",   "/api/v1/stock",                       stock_body,         (401, 403, 201, 403, 403, 201)),
     row("GET",    "/api/v1/stock/low",                   None,               (401, 200, 200, 200, 403, 200)),

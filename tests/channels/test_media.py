@@ -390,7 +390,7 @@ def test_twilio_oversize_is_refused():
 def test_console_store_answers_when_the_provider_is_not_configured(tmp_path: Path):
     config = {"INSTANCE_PATH": str(tmp_path)}
     media_id = save_media(config, PHOTO, "image/jpeg; charset=binary")
-    assert re.fullmatch(r"[0-9a-f]{32}", media_id)  # the same ids as issue 7's simulator store
+    assert re.fullmatch(r"[0-9a-f]{32}", media_id)  # the same ids as the simulator's photos
 
     for provider in ("telegram", "whatsapp", "console"):
         data, content_type = fetch_media(provider, {"content_type": None, "provider_media_id": media_id}, config)

@@ -261,7 +261,7 @@ def test_the_patient_ussd_menu_walks_to_cannot_come(served, sim):
 
 def test_a_staff_phone_gets_the_staff_menu(served, sim):
     screen = sim.post("/simulator/api/ussd", json={"phone": "+26771000001"}, headers=HEADERS).get_json()
-    assert screen["screen"]  # the placeholder END today; issue 5's PIN screen once it is merged
+    assert screen["screen"]  # the staff menu's PIN screen
 
 
 # --- the chat phone ------------------------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ def test_reset_puts_the_demo_back_touches_nothing_else_and_can_be_repeated(serve
     assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "queued"
 
 
-# --- reset, with the stock (issue 5) and skin consultations (issue 6) of the demo --------------------------------
+# --- reset, with the stock and the skin consultations of the demo ------------------------------------------------
 
 STAFF = "+26771000001"  # Neo Molefe, Gaborone Main Clinic, PIN 2580
 STRANGER = "700000777"  # a Telegram chat that is not a demo one
@@ -416,7 +416,7 @@ def _user(email: str) -> User:
 
 
 def _demo_state(application) -> dict:
-    """What the seed leaves for issues 5 and 6: stock levels, ledgers, alerts, the demo accounts' chat work."""
+    """What the seed leaves of stock and skin consultations: stock levels, ledgers, alerts, the demo accounts' chat work."""
     with application.app_context():
         clinic = db.session.scalar(select(Clinic).where(Clinic.name == "Gaborone Main Clinic"))
         items = db.session.scalars(select(StockItem).where(StockItem.clinic_id == clinic.id)).all()
