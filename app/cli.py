@@ -1,5 +1,5 @@
-"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``telegram set-webhook`` / ``webhook-info``
-Flask-Migrate's ``db``)."""
+"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``telegram set-webhook`` /
+``webhook-info`` (plus Flask-Migrate's ``db`` and flask-smorest's ``openapi``)."""
 
 from __future__ import annotations
 
