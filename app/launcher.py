@@ -110,6 +110,8 @@ def prepare() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before the parser reads PORT and HOST, so .env sets them too, as it does for the simulator that posts to them.
+    load_dotenv(PROJECT_ROOT / ".env")  # the same file the flask commands read; the environment wins
     parser = argparse.ArgumentParser(
         prog="python -m app.launcher",
         description="Run Thusa: embedded Redis (unless REDIS_URL is set), migrations, demo data, worker with "
@@ -118,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")), help="web port (PORT)")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="web address (HOST)")
     args = parser.parse_args(argv)
-    load_dotenv(PROJECT_ROOT / ".env")  # the same file the flask commands read; the environment wins
 
     supervisor = Supervisor()
 
