@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bots.channels import telegram
+from bots.channels import telegram, telegram_client
 from tests.fakes.server import FakeProvider
 
 TOKEN = "123456789:AAF-test_TOKEN-must-never-be-logged"
@@ -89,7 +89,7 @@ def test_set_webhook(cli, fake):
     }
     assert f"{PUBLIC}/webhooks/telegram" in result.output
     assert SECRET not in result.output
-    assert telegram._loop is None  # the command closed the Bot API client and its loop thread
+    assert telegram_client._loop is None  # the command closed the Bot API client and its loop thread
 
 
 def test_set_webhook_can_drop_pending_updates(cli, fake):

@@ -1,10 +1,10 @@
-"""Appointments: the rules every entry point shares (REST API, CSV import, patient replies, USSD, reminder jobs).
+"""Appointments: what the REST API calls, and the one name every caller imports.
 
-Times are stored in UTC and shown in the clinic's time zone. Reminders are planned on the appointment itself
-(``next_reminder_at`` / ``next_reminder_offset``): the minute job (``workers.reminders``) only reads an index.
-Each reminder's outbox key is unique per (appointment, offset, appointment time), so no reminder is sent twice,
-and a moved appointment gets fresh reminders for its new time. Functions work in the caller's transaction and
-never commit.
+The rules every entry point shares (booking, moving, cancelling, notices, texts) are in
+:mod:`app.services.appointment_rules`, and a clinic's time zone, sending hours, reminder plan and free slots in
+:mod:`app.services.clinic_calendar`; both are re-exported here, so ``appointments.cancel`` and
+``appointments.free_slots`` work as they always have. This module adds the REST API's entry points: scope, lists,
+edits and bulk changes.
 """
 
 from __future__ import annotations
@@ -14,378 +14,49 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
-from app.i18n import t
 from app.models import Appointment, Clinic, Patient, utcnow
-from app.models.appointment import (
-    ACTIVE_STATUSES,
-    STATUS_ATTENDED,
-    STATUS_CANCELLED,
-    STATUS_CONFIRMED,
-    STATUS_MISSED,
-    STATUS_RESCHEDULE_REQUESTED,
-    STATUS_RESCHEDULED,
+from app.models.appointment import ACTIVE_STATUSES
+from app.services import audit, clinics
+from app.services.appointment_rules import (  # noqa: F401 (re-exported: the rules every caller uses)
+    cancel,
+    confirm,
+    create,
+    format_when,
+    import_key,
+    language_of,
+    next_for_phone,
+    notify,
+    patient_for,
+    request_change,
+    reschedule,
+    set_attendance,
+    text_for,
 )
-from app.models.clinic import WEEKDAYS
-from app.models.message import KIND_NOTICE
-from app.services import audit, clinics, messaging
+from app.services.clinic_calendar import (  # noqa: F401 (re-exported: reminder plans, sending hours, slots)
+    SLOT_LEAD,
+    SLOT_SEARCH_DAYS,
+    due_offset,
+    free_slots,
+    in_send_window,
+    local_time,
+    next_reminder,
+    next_send_time,
+    plan_reminders,
+    reminder_key,
+    replan_clinic,
+    slot_is_free,
+    zone,
+)
 from app.services.phones import to_e164
-from bots.outbox import OptedOut, queue_outbound
 
-SLOT_LEAD = timedelta(hours=2)  # a slot offered to a patient starts at least this long from now
-SLOT_SEARCH_DAYS = 60  # how far ahead free slots are looked for
-
-
-# --- Time and language ------------------------------------------------------------------------------------------
-
-
-def zone(clinic: Clinic) -> ZoneInfo:
-    """The clinic's time zone."""
-    return ZoneInfo(clinic.timezone)
-
-
-def local_time(clinic: Clinic, at: datetime) -> datetime:
-    """A UTC instant as the clinic's wall-clock time."""
-    return at.astimezone(zone(clinic))
-
-
-def language_of(appointment: Appointment) -> str:
-    """The language to write to the patient about ``appointment``: its own, else the patient's, else the clinic's."""
-    return appointment.language or appointment.patient.language or appointment.clinic.default_language
-
-
-def format_when(clinic: Clinic, at: datetime, language: str) -> str:
-    """``at`` in clinic time as SMS texts show it: ``Tuesday 04/03 at 09:00`` / ``Labobedi 04/03 ka 09:00``."""
-    moment = local_time(clinic, at)
-    weekday = t("weekdays", language).split(",")[moment.weekday()]
-    return t("when", language, weekday=weekday, date=moment.strftime("%d/%m"), time=moment.strftime("%H:%M"))
-
-
-def text_for(appointment: Appointment, key: str, **params) -> str:
-    """A catalog text about ``appointment`` in its language, with the clinic's SMS name and the time filled in."""
-    language = language_of(appointment)
-    when = format_when(appointment.clinic, appointment.appointment_datetime, language)
-    return t(key, language, clinic=appointment.clinic.sms_name, when=when, **params)
-
-
-# --- Sending hours and reminder planning ------------------------------------------------------------------------
-
-
-def next_send_time(clinic: Clinic, at: datetime) -> datetime:
-    """``at`` if it falls inside the clinic's sending hours, else the start of the next window (UTC)."""
-    moment = local_time(clinic, at)
-    start, end = clinic.send_window_start, clinic.send_window_end
-    if start <= moment.time() < end:
-        return at
-    day = moment.date() if moment.time() < start else moment.date() + timedelta(days=1)
-    return datetime.combine(day, start, tzinfo=zone(clinic)).astimezone(UTC)
-
-
-def in_send_window(clinic: Clinic, at: datetime) -> bool:
-    """Whether a message to a patient may go out at ``at``."""
-    return next_send_time(clinic, at) == at
-
-
-def reminder_key(appointment: Appointment, offset: int) -> str:
-    """The outbox dedupe key of one reminder: one per appointment, offset and appointment time."""
-    return f"reminder:{appointment.id}:{offset}:{int(appointment.appointment_datetime.timestamp())}"
-
-
-def plan_reminders(appointment: Appointment, now: datetime | None = None, *, after_offset: int | None = None) -> None:
-    """Set the appointment's next reminder (:func:`next_reminder`); none for an appointment no longer active."""
-    appointment.next_reminder_at, appointment.next_reminder_offset = next_reminder(
-        appointment.clinic, appointment.appointment_datetime, appointment.status, now or utcnow(),
-        after_offset=after_offset,
-    )  # fmt: skip
-
-
-def next_reminder(clinic: Clinic, at: datetime, status: str, now: datetime, *,
-                  after_offset: int | None = None) -> tuple[datetime | None, int | None]:  # fmt: skip
-    """When the next reminder of an appointment at ``at`` is due, and for which offset: the earliest offset still
-    ahead, moved into the clinic's sending hours. A pure function, so the CSV import can plan 100,000 rows fast.
-
-    Offsets whose time has passed are skipped (a new booking sends nothing by itself); a reminder whose next
-    allowed sending time is not before the appointment is dropped.
-
-    Args:
-        clinic: its offsets and sending hours apply.
-        at: the appointment time (UTC).
-        status: the appointment's status; only active appointments get reminders.
-        now: the current time.
-        after_offset: plan only offsets smaller than this one (it was just sent).
-
-    Returns:
-        ``(send_at, offset)``, or ``(None, None)`` when no reminder is left.
-    """
-    if status not in ACTIVE_STATUSES or at <= now:
-        return None, None
-    for offset in sorted({int(o) for o in clinic.reminder_offsets_minutes}, reverse=True):
-        if after_offset is not None and offset >= after_offset:
-            continue
-        due = at - timedelta(minutes=offset)
-        if due <= now:
-            continue
-        send_at = next_send_time(clinic, due)
-        if send_at < at:
-            return send_at, offset
-    return None, None
-
-
-def due_offset(appointment: Appointment, now: datetime) -> int | None:
-    """The offset to send now for an appointment whose next reminder is due: the latest one that is due.
-
-    When the job was behind (say the worker was down for a day), an earlier reminder and a later one can both be
-    due: only the later one goes out, never two in a row.
-    """
-    if appointment.next_reminder_offset is None:
-        return None
-    due = [
-        int(o)
-        for o in appointment.clinic.reminder_offsets_minutes
-        if int(o) <= appointment.next_reminder_offset
-        and appointment.appointment_datetime - timedelta(minutes=int(o)) <= now
-    ]
-    return min(due) if due else appointment.next_reminder_offset
-
-
-# --- Patients ---------------------------------------------------------------------------------------------------
-
-
-def patient_for(phone: str, *, name: str | None = None, language: str | None = None,
-                channel: str | None = None) -> Patient:  # fmt: skip
-    """The patient with this E.164 number, created (with its contact) on first use.
-
-    A given name fills an empty one; a language is kept only when the person has not chosen one themselves (by
-    texting SETSWANA or ENGLISH).
-    """
-    patient = db.session.scalar(select(Patient).where(Patient.phone == phone))
-    if patient is None:
-        contact = messaging.contact_for(phone)
-        patient = Patient(phone=phone, contact_id=contact.id, contact=contact, name=name or None,
-                          preferred_channel=channel or "sms")  # fmt: skip
-        db.session.add(patient)
-        db.session.flush()
-    if name and not patient.name:
-        patient.name = name
-    if channel:
-        patient.preferred_channel = channel
-    if language and patient.contact.language is None:
-        patient.contact.language = language
-    return patient
-
-
-def import_key(*, external_ref: str | None, phone: str, at: datetime) -> str:
-    """What a re-upload of the same appointment is recognised by: the clinic's reference, else number + time."""
-    if external_ref:
-        return f"ref:{external_ref}"
-    return f"at:{phone}|{at.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}"
-
-
-# --- Changes ----------------------------------------------------------------------------------------------------
-
-
-def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: datetime, language: str | None = None,
-           patient_name: str | None = None, external_ref: str | None = None,
-           channel: str | None = None) -> Appointment:  # fmt: skip
-    """Book an appointment (API or import). Sends nothing unless the clinic turned on booking confirmations.
-
-    Raises:
-        Conflict: the clinic already has this appointment (same reference, or same number and time).
-    """
-    _require_future(appointment_datetime)
-    key = import_key(external_ref=external_ref, phone=patient_phone, at=appointment_datetime)
-    if db.session.scalar(
-        select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
-    ):
-        raise Conflict("This clinic already has this appointment (same external_ref, or same number and time).")
-    patient = patient_for(patient_phone, name=patient_name, language=language, channel=channel)
-    appointment = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
-                              appointment_datetime=appointment_datetime, language=language, external_ref=external_ref,
-                              import_key=key, channel=patient.preferred_channel,
-                              created_by=getattr(actor, "user_id", None))  # fmt: skip
-    db.session.add(appointment)
-    db.session.flush()
-    plan_reminders(appointment)
-    if clinic.booking_confirmation:
-        notify(appointment, "appointment_booked", "booked")
-    audit.record(actor, "appointment.create", "appointment", appointment.id, {"clinic_id": str(clinic.id)})
-    return appointment
-
-
-def reschedule(actor, appointment: Appointment, at: datetime, *, by_patient: bool = False) -> Appointment:
-    """Move an appointment. The patient's own choice confirms it; a move by the clinic tells the patient.
-
-    Pending reminders for the old time are not sent (checked at send time); new ones are planned for the new time.
-    """
-    _require_active(appointment)
-    _require_future(at)
-    appointment.appointment_datetime = at
-    if by_patient:
-        appointment.status, appointment.confirmed_at = STATUS_CONFIRMED, utcnow()
-    else:
-        appointment.status = STATUS_RESCHEDULED
-    plan_reminders(appointment)
-    if not by_patient:
-        notify(appointment, "appointment_moved", "moved")
-    audit.record(actor, "appointment.reschedule", "appointment", appointment.id, {"by": _who(by_patient)})
-    return appointment
-
-
-def cancel(actor, appointment: Appointment, *, by_patient: bool = False) -> Appointment:
-    """Cancel: no more reminders. Cancelled by the clinic, the patient is told; by the patient, the flow answers."""
-    _require_active(appointment)
-    appointment.status, appointment.cancelled_by = STATUS_CANCELLED, _who(by_patient)
-    plan_reminders(appointment)
-    if not by_patient:
-        notify(appointment, "appointment_cancelled_by_clinic", "cancelled")
-    audit.record(actor, "appointment.cancel", "appointment", appointment.id, {"by": _who(by_patient)})
-    return appointment
-
-
-def confirm(actor, appointment: Appointment) -> Appointment:
-    """The patient says they will come."""
-    _require_active(appointment)
-    appointment.status, appointment.confirmed_at = STATUS_CONFIRMED, utcnow()
-    audit.record(actor, "appointment.confirm", "appointment", appointment.id, {"by": "patient"})
-    return appointment
-
-
-def request_change(actor, appointment: Appointment) -> list[datetime]:
-    """The patient wants another time: mark it and return the free slots to offer (at most 3)."""
-    _require_active(appointment)
-    appointment.status = STATUS_RESCHEDULE_REQUESTED
-    audit.record(actor, "appointment.request_change", "appointment", appointment.id, {"by": "patient"})
-    return free_slots(appointment.clinic, exclude=appointment.id)
-
-
-def set_attendance(actor, appointment: Appointment, attended: bool) -> Appointment:
-    """Record whether the patient came (staff, or the nightly job for ``missed``)."""
-    if appointment.status == STATUS_CANCELLED:
-        raise Conflict("This appointment was cancelled; book a new one instead.")
-    appointment.attended = attended
-    appointment.status = STATUS_ATTENDED if attended else STATUS_MISSED
-    plan_reminders(appointment)
-    audit.record(actor, "appointment.attendance", "appointment", appointment.id, {"attended": attended})
-    return appointment
-
-
-def notify(appointment: Appointment, key: str, event: str) -> None:
-    """Tell the patient about a change (booked, moved, cancelled) through the outbox, once per change.
-
-    Nothing is sent to a patient who opted out: the change itself stands.
-    """
-    at = int(appointment.appointment_datetime.timestamp())
-    with contextlib.suppress(OptedOut):
-        queue_outbound(
-            channel=appointment.patient.preferred_channel,
-            address=appointment.patient.phone,
-            text=text_for(appointment, key),
-            language=language_of(appointment),
-            kind=KIND_NOTICE,
-            clinic_id=appointment.clinic_id,
-            appointment_id=appointment.id,
-            dedupe_key=f"{event}:{appointment.id}:{at}",
-        )
-
-
-def _who(by_patient: bool) -> str:
-    return "patient" if by_patient else "clinic"
-
-
-def _require_active(appointment: Appointment) -> None:
-    if appointment.status not in ACTIVE_STATUSES:
-        raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; it can no longer be changed.")
-
-
-def _require_future(at: datetime) -> None:
-    if at <= utcnow():
-        raise ValidationFailed(
-            "The appointment time has passed.", {"json": {"appointment_datetime": ["Must be in the future."]}}
-        )
-
-
-# --- Finding appointments and slots -----------------------------------------------------------------------------
-
-
-def next_for_phone(phone: str, now: datetime | None = None) -> Appointment | None:
-    """The patient's nearest upcoming active appointment (at any clinic): what a reply is about."""
-    now = now or utcnow()
-    return db.session.scalar(
-        select(Appointment)
-        .join(Patient, Appointment.patient_id == Patient.id)
-        .where(Patient.phone == phone, Appointment.status.in_(ACTIVE_STATUSES), Appointment.appointment_datetime > now)
-        .order_by(Appointment.appointment_datetime)
-        .limit(1)
-    )
-
-
-def _opening_intervals(clinic: Clinic, day: date) -> list[tuple[time, time]]:
-    hours = (clinic.opening_hours or {}).get(WEEKDAYS[day.weekday()]) or []
-    return [(time.fromisoformat(start), time.fromisoformat(end)) for start, end in hours]
-
-
-def free_slots(clinic: Clinic, *, count: int = 3, now: datetime | None = None,
-               exclude: uuid.UUID | None = None) -> list[datetime]:  # fmt: skip
-    """The next ``count`` slot starts (UTC) inside the opening hours with room left (fewer than ``slot_capacity``
-    active appointments starting within the slot), from ``SLOT_LEAD`` after now, up to ``SLOT_SEARCH_DAYS`` ahead.
-    """
-    now = now or utcnow()
-    earliest = now + SLOT_LEAD
-    step = timedelta(minutes=clinic.slot_minutes)
-    tz = zone(clinic)
-    found: list[datetime] = []
-    first_day = local_time(clinic, earliest).date()
-    for days in range(SLOT_SEARCH_DAYS):
-        day = first_day + timedelta(days=days)
-        intervals = _opening_intervals(clinic, day)
-        if not intervals:
-            continue
-        day_start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
-        taken = _starts_between(clinic.id, day_start, day_start + timedelta(days=1), exclude)
-        for opens, closes in intervals:
-            slot = datetime.combine(day, opens, tzinfo=tz).astimezone(UTC)
-            close = datetime.combine(day, closes, tzinfo=tz).astimezone(UTC)
-            while slot + step <= close:
-                if slot >= earliest and sum(slot <= at < slot + step for at in taken) < clinic.slot_capacity:
-                    found.append(slot)
-                    if len(found) == count:
-                        return found
-                slot += step
-    return found
-
-
-def slot_is_free(appointment: Appointment, at: datetime) -> bool:
-    """Whether ``appointment`` can still move to ``at``: far enough ahead, on the slot grid, with room left.
-
-    The clinic's row is locked first (PostgreSQL; SQLite's write lock is already held), so two patients answering
-    at the same moment cannot both take the last place in a slot.
-    """
-    if at < utcnow() + SLOT_LEAD:
-        return False
-    db.session.execute(select(Clinic.id).where(Clinic.id == appointment.clinic_id).with_for_update())
-    # The first free slot from `at` on is `at` itself exactly when that slot still has room.
-    return free_slots(appointment.clinic, count=1, now=at - SLOT_LEAD, exclude=appointment.id) == [at]
-
-
-def _starts_between(clinic_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None) -> list[datetime]:
-    stmt = select(Appointment.appointment_datetime).where(
-        Appointment.clinic_id == clinic_id,
-        Appointment.status.in_(ACTIVE_STATUSES),
-        Appointment.appointment_datetime >= start,
-        Appointment.appointment_datetime < end,
-    )
-    if exclude is not None:
-        stmt = stmt.where(Appointment.id != exclude)
-    return list(db.session.scalars(stmt))
-
-
-# --- The REST API: scope, lists, edits, bulk changes, re-planning -----------------------------------------------
-# Unlike the rules above, these are entry points: each ends its own transaction (commit, or rollback on error), as
+# --- The REST API: scope, lists, edits, bulk changes ------------------------------------------------------------
+# Unlike the rules in appointment_rules, these are entry points: each ends its own transaction (commit, or rollback on error), as
 # the other services the API calls do. Reads of patient data are audited.
 
 BULK_CREATE, BULK_CANCEL, BULK_RESCHEDULE = "create", "cancel", "reschedule"
@@ -674,27 +345,3 @@ def bulk(actor, items: list[dict | ServiceError]) -> list[dict]:
 
 def _bulk_error(index: int, status: int, code: str, message: str, details: dict | None = None) -> dict:
     return {"index": index, "status": status, "error": {"code": code, "message": message, "details": details or {}}}
-
-
-def replan_clinic(clinic: Clinic, now: datetime | None = None) -> int:
-    """Plan again the next reminder of every future active appointment of ``clinic`` (its offsets, sending hours
-    or time zone changed). In the caller's transaction; one UPDATE per batch, not a query per appointment.
-
-    Returns:
-        How many appointments were re-planned.
-    """
-    now = now or utcnow()
-    rows = db.session.execute(
-        select(Appointment.id, Appointment.appointment_datetime, Appointment.status).where(
-            Appointment.clinic_id == clinic.id,
-            Appointment.status.in_(ACTIVE_STATUSES),
-            Appointment.appointment_datetime > now,
-        )
-    ).all()
-    changes = []
-    for appointment_id, at, status in rows:
-        send_at, offset = next_reminder(clinic, at, status, now)
-        changes.append({"id": appointment_id, "next_reminder_at": send_at, "next_reminder_offset": offset})
-    if changes:
-        db.session.execute(update(Appointment), changes)
-    return len(changes)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Clinic, User
-from app.services import appointments, audit
+from app.services import audit, clinic_calendar
 
 # What the reminder plan of every future appointment depends on.
 REPLANNING_FIELDS = frozenset({"reminder_offsets_minutes", "send_window_start", "send_window_end", "timezone"})
@@ -62,7 +62,7 @@ def update_clinic(actor, clinic_id: uuid.UUID, data: dict) -> Clinic:
     for field, value in data.items():
         setattr(clinic, field, value)
     if REPLANNING_FIELDS & data.keys():
-        appointments.replan_clinic(clinic)
+        clinic_calendar.replan_clinic(clinic)
     audit.record(actor, "clinic.update", "clinic", clinic.id, {"fields": sorted(data)})
     db.session.commit()
     return clinic

@@ -17,6 +17,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.models import Medication
 from app.models.consultation import AVAILABILITIES
+from app.services.clinical_terms import BODY_SITES, CONDITIONS, age_range
 
 FORMULARY_PATH = Path(__file__).resolve().parent.parent / "clinical" / "formulary.toml"
 
@@ -66,8 +67,6 @@ def parse(text: str) -> dict[str, Medicine]:
     Raises:
         ValueError: a duplicate code, an unknown availability, indication or evidence label.
     """
-    from app.services.triage import BODY_SITES, CONDITIONS
-
     result: dict[str, Medicine] = {}
     for entry in tomllib.loads(text)["medicines"]:
         medicine = Medicine(
@@ -95,8 +94,6 @@ def why_not(medicine: Medicine, answers, *, allow_pharmacist: bool) -> str | Non
     Prescription-only medicines are never offered; pharmacist-only ones only when the pharmacist treats. An
     unanswered age, site or pregnancy question counts against a medicine with that limit.
     """
-    from app.services.triage import age_range
-
     if medicine.availability == "prescription":
         return "prescription_only"
     if medicine.availability == "pharmacist" and not allow_pharmacist:
@@ -118,8 +115,6 @@ def why_not(medicine: Medicine, answers, *, allow_pharmacist: bool) -> str | Non
 
 def _may_be_pregnant(answers) -> bool:
     """Pregnancy is possible unless the answer was no, or the patient is a child under 10 (not asked then)."""
-    from app.services.triage import age_range
-
     if answers.pregnant is True:
         return True
     span = age_range(answers.age_group)

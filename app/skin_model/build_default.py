@@ -31,7 +31,7 @@ MANIFEST_FILE = "manifest.json"
 
 NAME = "thusa-colour-statistics-baseline"
 VERSION = "1.0.0"
-# The condition ids of the triage rules, in the order of app/services/triage.py CONDITIONS.
+# The condition ids of the triage rules, in the order of app/services/clinical_terms.py CONDITIONS.
 LABELS = ("fungal", "eczema", "acne", "scabies", "impetigo", "urticaria", "insect_bite", "burn", "cold_sore",
           "shingles", "cellulitis", "ulcer", "mole", "unsure")  # fmt: skip
 INPUT_NAME = "image"

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 from flask import Request, Response
 
-from bots.channels.media import MediaError
 from bots.messages import InboundMessage, OutboundMessage, SendResult, StatusUpdate
 
 REGISTRY: dict[str, type[Channel]] = {}
@@ -55,6 +54,25 @@ class MalformedPayload(Exception):
     def __init__(self, reason: str, details: dict | None = None) -> None:
         super().__init__(reason)
         self.details = details or {}
+
+
+class MediaError(Exception):
+    """An attachment could not be downloaded.
+
+    Attributes:
+        retryable: a timeout, a connection error, a 5xx or a 429: trying again later can help. Not retryable: not
+            found or expired (404/410, a wrong media id), too big, a refused host, a provider that is not
+            configured, an authentication failure.
+        code: ``not_found``, ``too_large``, ``server_error``, ``rate_limited``, ``network``, ``refused``,
+            ``bad_host``, ``not_configured``, ``bad_answer`` or ``checksum``.
+        status: the HTTP status that caused it, if any.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, code: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+        self.status = status
 
 
 @dataclass

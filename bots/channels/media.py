@@ -2,11 +2,14 @@
 
 :func:`fetch_media` is what the analysis job calls with a stored ``Message.media`` item (``content_type``, ``url``,
 ``provider_media_id``). The vendor part lives in each adapter's ``fetch_media`` (Telegram ``getFile``, WhatsApp
-Cloud media ids, Twilio ``MediaUrl`` with HTTP Basic auth); this module holds what they share: the error, the byte
-cap enforced while streaming (a provider's ``Content-Length`` is checked first, but never trusted alone), and the
+Cloud media ids, Twilio ``MediaUrl`` with HTTP Basic auth); this module holds what they share: the byte cap
+enforced while streaming (a provider's ``Content-Length`` is checked first, but never trusted alone), and the
 console media store that answers when the provider is not configured (the embedded default of ``make run``, and
 the phone simulator, which saves a picture with :func:`bots.channels.console.save_media` and then posts a real
 webhook payload carrying its id).
+
+The error, :class:`MediaError`, is defined in :mod:`bots.channels.base` beside the other errors adapters raise (the
+base class raises it too) and is importable from here as well.
 
 Errors never carry a URL: Telegram's download URL contains the bot token, and requests' exception texts contain
 the URL, so only exception class names and provider error descriptions are kept.
@@ -19,31 +22,14 @@ from collections.abc import Callable, Mapping
 
 import requests
 
+from bots.channels.base import REGISTRY, MediaError
+
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 20.0  # longest wait for the next chunk
 DOWNLOAD_SECONDS = 60.0  # whole download: a server trickling bytes cannot hold the worker for longer
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES
 CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
-
-
-class MediaError(Exception):
-    """An attachment could not be downloaded.
-
-    Attributes:
-        retryable: a timeout, a connection error, a 5xx or a 429: trying again later can help. Not retryable: not
-            found or expired (404/410, a wrong media id), too big, a refused host, a provider that is not
-            configured, an authentication failure.
-        code: ``not_found``, ``too_large``, ``server_error``, ``rate_limited``, ``network``, ``refused``,
-            ``bad_host``, ``not_configured``, ``bad_answer`` or ``checksum``.
-        status: the HTTP status that caused it, if any.
-    """
-
-    def __init__(self, message: str, *, retryable: bool, code: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.code = code
-        self.status = status
 
 
 def max_bytes_from(config: Mapping) -> int:
@@ -170,8 +156,6 @@ def fetch_media(provider: str, media: Mapping, config: Mapping) -> tuple[bytes, 
     Raises:
         MediaError: see its attributes; ``retryable`` tells the job whether to try again later.
     """
-    from bots.channels.base import REGISTRY
-
     adapter_class = REGISTRY.get(provider)
     if adapter_class is None:
         raise MediaError(f"no channel adapter named {provider!r}", retryable=False, code="not_configured")

@@ -14,39 +14,33 @@ Quirks worth knowing:
 * Courier (RapidPro) answers 200 to a bad signature so Meta stops retrying; we answer 403 (the project's rule for
   every forged webhook) and store nothing. Meta retries non-2xx deliveries, which is what we want for a genuine
   delivery that failed only because of a misconfigured secret.
-* ``from`` / ``wa_id`` are digits without ``+`` (they become ``+<digits>``). Users with a WhatsApp username may be
-  identified only by a business-scoped user id (BSUID, ``US.1234``) in ``from_user_id``; that is kept as given.
-* ``timestamp`` is a string of Unix seconds, sometimes milliseconds.
-* The same message id can appear twice in one POST; it is returned once. Replays across POSTs are the webhook
-  layer's job (the ``(provider, provider_id)`` key).
 * Inbound media arrive as a media id (``Media.provider_media_id``): resolve it with ``GET /<version>/<media id>``
   and then download the returned URL, both with the Bearer token, within 5 minutes of resolving.
 * Outside the 24-hour customer-service window only approved templates can be sent. Meta refuses free text with
   error 131047 (re-engagement), usually asynchronously in a ``failed`` status webhook (``error_code="131047"``),
   sometimes in the send response; :meth:`WhatsAppChannel.send` raises a non-retryable ``SendError`` with that code
   so the worker can fall back to a template or SMS.
-* Template languages: Meta has no Setswana template language, so ``tn`` maps to ``en`` unless the template says
-  which approved language to use (``template["language"]``: a Meta code such as ``en_US``, or a mapping from our
-  language to a Meta code).
+
+Reading the notifications is :mod:`bots.channels.whatsapp_webhook` (with their quirks: sender ids, timestamps,
+repeated ids); building the JSON of a send, and the template languages, :mod:`bots.channels.whatsapp_payloads`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import requests
 from flask import Request, Response
 
 from bots.channels import media as media_download
-from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
-from bots.channels.media import MediaError
-from bots.messages import WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
+from bots.channels.base import Channel, MediaError, ParsedWebhook, SendError, WebhookRejected, register
+from bots.channels.whatsapp_payloads import build_payload
+from bots.channels.whatsapp_webhook import parse_notification, string
+from bots.messages import WHATSAPP, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +48,6 @@ GRAPH_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
 TIMEOUT_SECONDS = 10
 
-MAX_TEXT_LENGTH = 4096  # free text body
-MAX_INTERACTIVE_BODY_LENGTH = 1024  # interactive body and media caption
-MAX_REPLY_BUTTONS = 3
-MAX_BUTTON_TITLE_LENGTH = 20
-MAX_BUTTON_ID_LENGTH = 256
 MAX_ERROR_REASON_LENGTH = 300
 
 # Send errors (Graph API ``error.code``). Throttling codes come from courier's handlers/meta/whatsapp/api.go.
@@ -68,17 +57,8 @@ THROTTLED_CODES = frozenset({4, 80007, 130429, 131048, 131056, 133016})
 RETRYABLE_CODES = frozenset({2, 131016, 131053})
 REENGAGEMENT_CODE = 131047  # outside the 24-hour window: only a template can go
 
-MEDIA_TYPES = ("image", "video", "document", "audio", "voice", "sticker")
-IGNORED_STATUSES = ("deleted",)  # courier ignores it; we still report it, unmapped
-
-# Our language → the Meta template language code used when the template does not say.
-TEMPLATE_LANGUAGES = {"en": "en", "tn": "en"}
-
 _SIGNATURE_PREFIX = "sha256="
 _SIGNATURE_LENGTH = len(_SIGNATURE_PREFIX) + 64
-_WA_ID = re.compile(r"[0-9]{1,15}")
-_BSUID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
-_DIGITS = re.compile(r"[0-9]+")
 _TOKEN_LIKE = re.compile(r"EAA[A-Za-z0-9]{16,}")  # Meta access tokens start with EAA
 # skin pipeline: media ids are digits in the Cloud API (letters, '_', '-' and '.' allowed for other shapes); the
 # hosts Meta serves media URLs from (lookaside.fbsbx.com today).
@@ -167,116 +147,7 @@ class WhatsAppChannel(Channel):
         """
         if kind != "inbound":
             return super().parse(request, kind)
-        try:
-            payload = json.loads(request.get_data(cache=True))
-        except ValueError:  # also UnicodeDecodeError
-            raise MalformedPayload("WhatsApp webhook body is not JSON") from None
-        if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
-            raise MalformedPayload("not a whatsapp_business_account notification")
-
-        parsed = ParsedWebhook()
-        seen_messages: set[str] = set()
-        seen_statuses: set[tuple[str, str]] = set()
-        for entry in _list(payload, "entry", "notification", required=True):
-            for change in _list(_object(entry, "entry"), "changes", "entry"):
-                change = _object(change, "change")
-                field = change.get("field", "messages")
-                if field != "messages":
-                    log.debug("ignoring WhatsApp change of field %r", field)
-                    continue
-                value = change.get("value")
-                if not isinstance(value, dict):
-                    raise MalformedPayload("WhatsApp change without a value object")
-                for message in self._messages(value, seen_messages):
-                    parsed.messages.append(message)
-                parsed.statuses.extend(self._statuses(value, seen_statuses))
-                for error in _list(value, "errors", "value"):
-                    _log_error("WhatsApp webhook error", error)
-        return parsed
-
-    def _messages(self, value: dict, seen: set[str]) -> list[InboundMessage]:
-        metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-        phone_number_id = _string(metadata.get("phone_number_id"))
-        recipient = _business_number(metadata.get("display_phone_number")) or phone_number_id or None
-        names: dict[str, str] = {}
-        for contact in _list(value, "contacts", "value"):
-            if not isinstance(contact, dict):
-                continue
-            profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-            name = _string(profile.get("name"))
-            for key in ("wa_id", "user_id"):
-                if name and _string(contact.get(key)):
-                    names[contact[key]] = name
-
-        messages = []
-        for message in _list(value, "messages", "value"):
-            message = _object(message, "message")
-            message_id = _string(message.get("id"))
-            if not message_id:
-                raise MalformedPayload("WhatsApp message without an id")
-            if message_id in seen:
-                continue
-            if message.get("group_id"):
-                log.info("ignoring WhatsApp group message %s", message_id)
-                continue
-            received_at = _timestamp(message.get("timestamp"), message_id) or datetime.now(UTC)
-            sender, user_id = _sender(message, message_id)
-            for error in _list(message, "errors", "message"):
-                _log_error(f"WhatsApp message {message_id} error", error)
-            content = _content(message)
-            if content is None:
-                log.info("skipping WhatsApp message %s of unsupported type %r", message_id, message.get("type"))
-                continue
-            text, media, extra = content
-            if phone_number_id:
-                extra["phone_number_id"] = phone_number_id
-            if user_id and user_id != sender:
-                extra["user_id"] = user_id
-            seen.add(message_id)
-            messages.append(
-                InboundMessage(
-                    channel=WHATSAPP,
-                    provider=self.name,
-                    provider_id=message_id,
-                    sender=sender,
-                    text=text,
-                    media=media,
-                    recipient=recipient,
-                    received_at=received_at,
-                    sender_name=names.get(_string(message.get("from"))) or names.get(user_id or ""),
-                    extra=extra,
-                )
-            )
-        return messages
-
-    def _statuses(self, value: dict, seen: set[tuple[str, str]]) -> list[StatusUpdate]:
-        updates = []
-        for status in _list(value, "statuses", "value"):
-            status = _object(status, "status")
-            provider_id = _string(status.get("id"))
-            if not provider_id:
-                raise MalformedPayload("WhatsApp status without a message id")
-            raw = _string(status.get("status"))
-            if (provider_id, raw) in seen:
-                continue
-            seen.add((provider_id, raw))
-            normalised = self.map_status(raw)
-            if normalised is None:
-                level = logging.INFO if raw in IGNORED_STATUSES else logging.WARNING
-                log.log(level, "unmapped WhatsApp status %r for %s", raw[:40], provider_id)
-            errors = [error for error in _list(status, "errors", "status") if isinstance(error, dict)]
-            code = errors[0].get("code") if errors else None
-            updates.append(
-                StatusUpdate(
-                    provider=self.name,
-                    provider_id=provider_id,
-                    status=normalised,
-                    raw_status=raw,
-                    error_code=None if code is None else str(code),
-                    at=_timestamp(status.get("timestamp"), provider_id),
-                )
-            )
-        return updates
+        return parse_notification(request.get_data(cache=True), self.name, self.map_status)
 
     # --- sending --------------------------------------------------------------------------------------------
 
@@ -337,107 +208,22 @@ class WhatsAppChannel(Channel):
         raise self._send_error(message, response.status_code, body, token)
 
     def build_payload(self, message: OutboundMessage) -> dict:
-        """The JSON body for ``/messages`` (no network).
+        """The JSON body for ``/messages`` (no network): :func:`bots.channels.whatsapp_payloads.build_payload`.
 
         Raises:
             SendError: not retryable, for a message WhatsApp cannot take (empty, over 4096 characters, or a
                 template without a name).
         """
-        payload: dict = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-        address = message.address.removeprefix("whatsapp:")
-        if _BSUID.fullmatch(address):
-            # Users known only by a business-scoped user id are addressed with "recipient" instead of "to".
-            payload["recipient"] = address
-        else:
-            payload["to"] = address.removeprefix("+")
-        if message.template:
-            payload["type"] = "template"
-            payload["template"] = self._template(message)
-            return payload
-
-        text = message.text or ""
-        buttons = message.buttons
-        media_urls = message.media_urls
-        if len(media_urls) > 1:
-            log.warning("WhatsApp message %s: sending 1 of %d images", message.id, len(media_urls))
-        if buttons and _buttons_fit(text, buttons):
-            interactive: dict = {
-                "type": "button",
-                "body": {"text": text},
-                "action": {
-                    "buttons": [
-                        {"type": "reply", "reply": {"id": button.id, "title": _button_title(button.title)}}
-                        for button in buttons
-                    ]
-                },
-            }
-            if media_urls:
-                interactive["header"] = {"type": "image", "image": {"link": media_urls[0]}}
-            payload["type"] = "interactive"
-            payload["interactive"] = interactive
-            return payload
-        if buttons:
-            text = _numbered(text, buttons)
-        if media_urls and len(text) <= MAX_INTERACTIVE_BODY_LENGTH:
-            image = {"link": media_urls[0]}
-            if text:
-                image["caption"] = text
-            payload["type"] = "image"
-            payload["image"] = image
-            return payload
-        if media_urls:
-            # A caption is limited to 1024 characters; the text matters more than the picture.
-            log.warning("WhatsApp message %s: text too long for a caption, image not sent", message.id)
-        if not text:
-            raise SendError("nothing to send", retryable=False, code="empty_message")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise SendError(
-                f"WhatsApp text is limited to {MAX_TEXT_LENGTH} characters", retryable=False, code="too_long"
-            )
-        payload["type"] = "text"
-        payload["text"] = {"body": text}
-        return payload
-
-    def _template(self, message: OutboundMessage) -> dict:
-        template = message.template or {}
-        name = template.get("name") or self.config.get("WHATSAPP_TEMPLATE_REMINDER")
-        if not name:
-            raise SendError("WhatsApp template without a name", retryable=False, code="template_missing")
-        result: dict = {"name": name, "language": {"policy": "deterministic", "code": self._template_language(message)}}
-        variables = template.get("variables") or ()
-        if isinstance(variables, dict) and all(str(key).isdecimal() for key in variables):
-            # {"1": ..., "2": ...} fills the positional {{1}}, {{2}} placeholders.
-            variables = [variables[key] for key in sorted(variables, key=int)]
-        if isinstance(variables, dict):
-            # Templates created with named parameters ({{first_name}}) take parameter_name.
-            parameters = [
-                {"type": "text", "parameter_name": str(key), "text": _parameter_text(value)}
-                for key, value in variables.items()
-            ]
-        else:
-            parameters = [{"type": "text", "text": _parameter_text(value)} for value in variables]
-        if parameters:
-            result["components"] = [{"type": "body", "parameters": parameters}]
-        return result
-
-    def _template_language(self, message: OutboundMessage) -> str:
-        ours = message.language or "en"
-        configured = (message.template or {}).get("language")
-        if isinstance(configured, dict):
-            configured = configured.get(ours)
-        if configured and isinstance(configured, str):
-            # Our own language names are mapped too, so a template built with language="tn" still works.
-            return TEMPLATE_LANGUAGES.get(configured, configured)
-        return TEMPLATE_LANGUAGES.get(ours, "en")
+        return build_payload(message, self.config)
 
     def _send_error(self, message: OutboundMessage, status: int, body: object, token: str) -> SendError:
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
         code = error.get("code") if isinstance(error.get("code"), int) else None
         code_text = str(code) if code is not None else f"http_{status}"
-        reason = _string(error.get("message")) or _string(error.get("title")) or f"HTTP {status}"
+        reason = string(error.get("message")) or string(error.get("title")) or f"HTTP {status}"
         error_data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
-        details = _string(error_data.get("details"))
+        details = string(error_data.get("details"))
         if details and details not in reason:
             reason = f"{reason}: {details}"
         reason = _redact(reason, token)[:MAX_ERROR_REASON_LENGTH]
@@ -465,8 +251,8 @@ class WhatsAppChannel(Channel):
         token = self.config.get("WHATSAPP_TOKEN") or ""
         base = (self.config.get("WHATSAPP_API_BASE_URL") or GRAPH_API_BASE_URL).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"}
-        media_id = _string(media.get("provider_media_id"))
-        expected_sha256, content_type, url = "", _string(media.get("content_type")) or None, _string(media.get("url"))
+        media_id = string(media.get("provider_media_id"))
+        expected_sha256, content_type, url = "", string(media.get("content_type")) or None, string(media.get("url"))
         if media_id:
             if not _MEDIA_ID.fullmatch(media_id):
                 raise MediaError("whatsapp: not a media id", retryable=False, code="not_found")
@@ -481,14 +267,14 @@ class WhatsAppChannel(Channel):
             if response.status_code != 200:
                 raise _media_error(response.status_code, body, token)
             body = body if isinstance(body, dict) else {}
-            url = _string(body.get("url"))
+            url = string(body.get("url"))
             if not url:
                 raise MediaError("whatsapp media lookup: the answer has no url", retryable=True, code="bad_answer")
             size = body.get("file_size")
             if isinstance(size, int | str) and str(size).isdigit() and int(size) > max_bytes:
                 raise media_download.too_large("whatsapp media", int(size), max_bytes)
-            expected_sha256 = _string(body.get("sha256")).lower()
-            content_type = _string(body.get("mime_type")) or content_type
+            expected_sha256 = string(body.get("sha256")).lower()
+            content_type = string(body.get("mime_type")) or content_type
         if not url:
             raise MediaError("whatsapp: the attachment has neither a media id nor a URL", retryable=False,
                              code="not_found")  # fmt: skip
@@ -510,141 +296,10 @@ class WhatsAppChannel(Channel):
 # --- helpers --------------------------------------------------------------------------------------------------
 
 
-def _string(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _object(value: object, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise MalformedPayload(f"WhatsApp {what} is not an object")
-    return value
-
-
-def _list(container: dict, key: str, what: str, *, required: bool = False) -> list:
-    value = container.get(key)
-    if value is None and not required:
-        return []
-    if not isinstance(value, list):
-        raise MalformedPayload(f"WhatsApp {what} has no {key} list")
-    return value
-
-
-def _timestamp(value: object, owner: str) -> datetime | None:
-    """Unix seconds (a string, as Meta sends it, or an int); milliseconds accepted. Missing → None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        number = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        raise MalformedPayload("invalid WhatsApp timestamp", {"id": owner})
-    seconds = number / 1000 if number >= 1_000_000_000_000 else number
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise MalformedPayload("invalid WhatsApp timestamp", {"id": owner}) from None
-
-
-def _sender(message: dict, message_id: str) -> tuple[str, str | None]:
-    """The sender address (``+<wa_id>`` or a BSUID as given) and the message's valid BSUID, if any."""
-    sender = _string(message.get("from"))
-    user_id = _string(message.get("from_user_id"))
-    user_id = user_id if _BSUID.fullmatch(user_id) else None
-    if _WA_ID.fullmatch(sender):
-        return f"+{sender}", user_id
-    if _BSUID.fullmatch(sender):
-        return sender, user_id
-    if not sender and user_id:
-        return user_id, user_id
-    raise MalformedPayload("invalid WhatsApp sender id", {"id": message_id})
-
-
-def _content(message: dict) -> tuple[str, tuple[Media, ...], dict] | None:
-    """Text, media and extra facts for a supported message type; ``None`` for a type we skip."""
-    kind = _string(message.get("type"))
-    body = message.get(kind) if kind else None
-    if not isinstance(body, dict):
-        return None
-    if kind == "text":
-        return _string(body.get("body")), (), {}
-    if kind in MEDIA_TYPES:
-        media_id = _string(body.get("id"))
-        url = _string(body.get("url"))
-        if not media_id and not url:
-            return None
-        media = Media(content_type=_string(body.get("mime_type")) or None, url=url or None,
-                      provider_media_id=media_id or None)  # fmt: skip
-        return _string(body.get("caption")), (media,), {}
-    if kind == "button":
-        extra = {"button_payload": body["payload"]} if _string(body.get("payload")) else {}
-        return _string(body.get("text")), (), extra
-    if kind == "interactive":
-        reply_kind = _string(body.get("type"))
-        reply = body.get(reply_kind) if reply_kind else None
-        if not isinstance(reply, dict):
-            return None
-        if reply_kind in ("button_reply", "list_reply"):
-            extra = {"callback_data": reply["id"]} if _string(reply.get("id")) else {}
-            return _string(reply.get("title")), (), extra
-        if reply_kind == "nfm_reply":  # a WhatsApp Flow's answers
-            try:
-                answers = json.loads(_string(reply.get("response_json")) or "null")
-            except ValueError:
-                answers = None
-            return _string(reply.get("body")), (), ({"flow_response": answers} if isinstance(answers, dict) else {})
-        return None
-    if kind == "location":
-        latitude, longitude = body.get("latitude"), body.get("longitude")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (latitude, longitude)):
-            return None
-        return "", (), {"location": {"latitude": latitude, "longitude": longitude}}
-    return None
-
-
-def _business_number(display: object) -> str:
-    """Meta's display number (``+250 788 123 200`` or ``15550783881``) as E.164."""
-    digits = "".join(ch for ch in _string(display) if ch.isascii() and ch.isdigit())
-    return f"+{digits}" if digits else ""
-
-
-def _log_error(what: str, error: object) -> None:
-    if isinstance(error, dict):
-        log.warning("%s %s: %s", what, error.get("code"), _string(error.get("title"))[:200])
-
-
-def _buttons_fit(text: str, buttons: tuple) -> bool:
-    """True when the buttons can be WhatsApp reply buttons (else they become a numbered list)."""
-    if not text or len(text) > MAX_INTERACTIVE_BODY_LENGTH or len(buttons) > MAX_REPLY_BUTTONS:
-        return False
-    if any(not button.id or len(button.id) > MAX_BUTTON_ID_LENGTH for button in buttons):
-        return False
-    titles = [_button_title(button.title) for button in buttons]
-    ids = [button.id for button in buttons]
-    # Meta rejects duplicate titles or ids within one message.
-    return all(titles) and len(set(titles)) == len(titles) and len(set(ids)) == len(ids)
-
-
-def _button_title(title: str) -> str:
-    title = title.strip()
-    return title if len(title) <= MAX_BUTTON_TITLE_LENGTH else title[: MAX_BUTTON_TITLE_LENGTH - 1] + "…"
-
-
-def _numbered(text: str, buttons: tuple) -> str:
-    options = "\n".join(f"{number}. {button.title}" for number, button in enumerate(buttons, start=1))
-    return f"{text}\n\n{options}" if text else options
-
-
-def _parameter_text(value: object) -> str:
-    # Meta refuses template parameters with newlines, tabs or more than 4 consecutive spaces (error 100).
-    text = re.sub(r"\s*[\r\n\t]+\s*", " ", str(value))
-    return re.sub(r" {5,}", "    ", text)
-
-
 def _message_id(body: object) -> str | None:
     messages = body.get("messages") if isinstance(body, dict) else None
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        return _string(messages[0].get("id")) or None
+        return string(messages[0].get("id")) or None
     return None
 
 
@@ -653,7 +308,7 @@ def _media_error(status: int, body: object, token: str) -> MediaError:
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code") if isinstance(error.get("code"), int) else None
-    reason = _redact(_string(error.get("message")), token)[:MAX_ERROR_REASON_LENGTH]
+    reason = _redact(string(error.get("message")), token)[:MAX_ERROR_REASON_LENGTH]
     detail = f"code {code}: {reason}" if code is not None else reason
     if status == 429 or code in THROTTLED_CODES:
         return MediaError(f"whatsapp media lookup: rate limited ({detail})", retryable=True, code="rate_limited",

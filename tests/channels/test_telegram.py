@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 from flask import request
 
-from bots.channels import telegram
+from bots.channels import telegram, telegram_client
 from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, WebhookRejected
 from bots.channels.telegram import TelegramChannel
 from bots.messages import Button, InboundMessage, Media, OutboundMessage
@@ -488,10 +488,10 @@ def test_several_sends_in_a_row_share_one_bot_and_loop(fake, channel):
     fake.respond(lambda req: (200, sent(message_id=len(fake.requests))))
     ids = [channel.send(outbound(f"message {n}")).provider_id for n in range(5)]
     assert ids == [f"3527065:{n}" for n in range(1, 6)]
-    assert len(telegram._clients) == 1
+    assert len(telegram_client._clients) == 1
     # A second adapter instance (a new request, a new job) reuses the same Bot.
     TelegramChannel({**CONFIG, "TELEGRAM_API_BASE_URL": fake.base_url}).send(outbound("again"))
-    assert len(telegram._clients) == 1 and len(fake.requests) == 6
+    assert len(telegram_client._clients) == 1 and len(fake.requests) == 6
 
 
 def test_sending_again_after_shutdown(fake, channel):
@@ -508,27 +508,27 @@ def test_sends_from_two_threads_at_once(fake, channel):
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda n: channel.send(outbound(str(n))).provider_id, [1, 2]))
     assert results == ["3527065:1", "3527065:2"]
-    assert len(telegram._clients) == 1
+    assert len(telegram_client._clients) == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_its_own_loop(fake, channel):
     fake.respond(200, sent())
     channel.send(outbound("parent"))
-    parent_loop = telegram._loop
+    parent_loop = telegram_client._loop
     pid = os.fork()
     if pid == 0:  # the child: must never return into pytest
         code = 1
         try:
             channel.send(outbound("child"))
-            code = 0 if telegram._loop is not parent_loop else 2
+            code = 0 if telegram_client._loop is not parent_loop else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert [call.form["text"] for call in fake.requests] == [["parent"], ["child"]]
     channel.send(outbound("parent again"))
-    assert telegram._loop is parent_loop
+    assert telegram_client._loop is parent_loop
 
 
 BLOCKED = (403, failed(403, "Forbidden: bot was blocked by the user"))
@@ -680,5 +680,5 @@ def test_httpx_is_quiet_at_info():
 
 def test_no_loop_thread_before_the_first_send(monkeypatch):
     telegram.shutdown()
-    assert telegram._loop is None
+    assert telegram_client._loop is None
     assert not any(thread.name == "telegram-bot-api" for thread in threading.enumerate())

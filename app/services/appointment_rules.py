@@ -1,0 +1,224 @@
+"""Appointments: the rules every entry point shares (REST API, CSV import, patient replies, USSD, reminder jobs).
+
+Booking, moving, cancelling, confirming and attendance; the patient a booking is for; the texts about an
+appointment in the patient's language, and the notices that tell them of a change. Times are stored in UTC and
+shown in the clinic's time zone; reminder plans and free slots come from :mod:`app.services.clinic_calendar`.
+Functions work in the caller's transaction and never commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from app.errors import Conflict, ValidationFailed
+from app.extensions import db
+from app.i18n import t
+from app.models import Appointment, Clinic, Patient, utcnow
+from app.models.appointment import (
+    ACTIVE_STATUSES,
+    STATUS_ATTENDED,
+    STATUS_CANCELLED,
+    STATUS_CONFIRMED,
+    STATUS_MISSED,
+    STATUS_RESCHEDULE_REQUESTED,
+    STATUS_RESCHEDULED,
+)
+from app.models.message import KIND_NOTICE
+from app.services import audit, messaging
+from app.services.clinic_calendar import free_slots, local_time, plan_reminders
+from bots.outbox import OptedOut, queue_outbound
+
+# --- Language ---------------------------------------------------------------------------------------------------
+
+
+def language_of(appointment: Appointment) -> str:
+    """The language to write to the patient about ``appointment``: its own, else the patient's, else the clinic's."""
+    return appointment.language or appointment.patient.language or appointment.clinic.default_language
+
+
+def format_when(clinic: Clinic, at: datetime, language: str) -> str:
+    """``at`` in clinic time as SMS texts show it: ``Tuesday 04/03 at 09:00`` / ``Labobedi 04/03 ka 09:00``."""
+    moment = local_time(clinic, at)
+    weekday = t("weekdays", language).split(",")[moment.weekday()]
+    return t("when", language, weekday=weekday, date=moment.strftime("%d/%m"), time=moment.strftime("%H:%M"))
+
+
+def text_for(appointment: Appointment, key: str, **params) -> str:
+    """A catalog text about ``appointment`` in its language, with the clinic's SMS name and the time filled in."""
+    language = language_of(appointment)
+    when = format_when(appointment.clinic, appointment.appointment_datetime, language)
+    return t(key, language, clinic=appointment.clinic.sms_name, when=when, **params)
+
+
+# --- Patients ---------------------------------------------------------------------------------------------------
+
+
+def patient_for(phone: str, *, name: str | None = None, language: str | None = None,
+                channel: str | None = None) -> Patient:  # fmt: skip
+    """The patient with this E.164 number, created (with its contact) on first use.
+
+    A given name fills an empty one; a language is kept only when the person has not chosen one themselves (by
+    texting SETSWANA or ENGLISH).
+    """
+    patient = db.session.scalar(select(Patient).where(Patient.phone == phone))
+    if patient is None:
+        contact = messaging.contact_for(phone)
+        patient = Patient(phone=phone, contact_id=contact.id, contact=contact, name=name or None,
+                          preferred_channel=channel or "sms")  # fmt: skip
+        db.session.add(patient)
+        db.session.flush()
+    if name and not patient.name:
+        patient.name = name
+    if channel:
+        patient.preferred_channel = channel
+    if language and patient.contact.language is None:
+        patient.contact.language = language
+    return patient
+
+
+def import_key(*, external_ref: str | None, phone: str, at: datetime) -> str:
+    """What a re-upload of the same appointment is recognised by: the clinic's reference, else number + time."""
+    if external_ref:
+        return f"ref:{external_ref}"
+    return f"at:{phone}|{at.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}"
+
+
+# --- Changes ----------------------------------------------------------------------------------------------------
+
+
+def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: datetime, language: str | None = None,
+           patient_name: str | None = None, external_ref: str | None = None,
+           channel: str | None = None) -> Appointment:  # fmt: skip
+    """Book an appointment (API or import). Sends nothing unless the clinic turned on booking confirmations.
+
+    Raises:
+        Conflict: the clinic already has this appointment (same reference, or same number and time).
+    """
+    _require_future(appointment_datetime)
+    key = import_key(external_ref=external_ref, phone=patient_phone, at=appointment_datetime)
+    if db.session.scalar(
+        select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
+    ):
+        raise Conflict("This clinic already has this appointment (same external_ref, or same number and time).")
+    patient = patient_for(patient_phone, name=patient_name, language=language, channel=channel)
+    appointment = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
+                              appointment_datetime=appointment_datetime, language=language, external_ref=external_ref,
+                              import_key=key, channel=patient.preferred_channel,
+                              created_by=getattr(actor, "user_id", None))  # fmt: skip
+    db.session.add(appointment)
+    db.session.flush()
+    plan_reminders(appointment)
+    if clinic.booking_confirmation:
+        notify(appointment, "appointment_booked", "booked")
+    audit.record(actor, "appointment.create", "appointment", appointment.id, {"clinic_id": str(clinic.id)})
+    return appointment
+
+
+def reschedule(actor, appointment: Appointment, at: datetime, *, by_patient: bool = False) -> Appointment:
+    """Move an appointment. The patient's own choice confirms it; a move by the clinic tells the patient.
+
+    Pending reminders for the old time are not sent (checked at send time); new ones are planned for the new time.
+    """
+    _require_active(appointment)
+    _require_future(at)
+    appointment.appointment_datetime = at
+    if by_patient:
+        appointment.status, appointment.confirmed_at = STATUS_CONFIRMED, utcnow()
+    else:
+        appointment.status = STATUS_RESCHEDULED
+    plan_reminders(appointment)
+    if not by_patient:
+        notify(appointment, "appointment_moved", "moved")
+    audit.record(actor, "appointment.reschedule", "appointment", appointment.id, {"by": _who(by_patient)})
+    return appointment
+
+
+def cancel(actor, appointment: Appointment, *, by_patient: bool = False) -> Appointment:
+    """Cancel: no more reminders. Cancelled by the clinic, the patient is told; by the patient, the flow answers."""
+    _require_active(appointment)
+    appointment.status, appointment.cancelled_by = STATUS_CANCELLED, _who(by_patient)
+    plan_reminders(appointment)
+    if not by_patient:
+        notify(appointment, "appointment_cancelled_by_clinic", "cancelled")
+    audit.record(actor, "appointment.cancel", "appointment", appointment.id, {"by": _who(by_patient)})
+    return appointment
+
+
+def confirm(actor, appointment: Appointment) -> Appointment:
+    """The patient says they will come."""
+    _require_active(appointment)
+    appointment.status, appointment.confirmed_at = STATUS_CONFIRMED, utcnow()
+    audit.record(actor, "appointment.confirm", "appointment", appointment.id, {"by": "patient"})
+    return appointment
+
+
+def request_change(actor, appointment: Appointment) -> list[datetime]:
+    """The patient wants another time: mark it and return the free slots to offer (at most 3)."""
+    _require_active(appointment)
+    appointment.status = STATUS_RESCHEDULE_REQUESTED
+    audit.record(actor, "appointment.request_change", "appointment", appointment.id, {"by": "patient"})
+    return free_slots(appointment.clinic, exclude=appointment.id)
+
+
+def set_attendance(actor, appointment: Appointment, attended: bool) -> Appointment:
+    """Record whether the patient came (staff, or the nightly job for ``missed``)."""
+    if appointment.status == STATUS_CANCELLED:
+        raise Conflict("This appointment was cancelled; book a new one instead.")
+    appointment.attended = attended
+    appointment.status = STATUS_ATTENDED if attended else STATUS_MISSED
+    plan_reminders(appointment)
+    audit.record(actor, "appointment.attendance", "appointment", appointment.id, {"attended": attended})
+    return appointment
+
+
+def notify(appointment: Appointment, key: str, event: str) -> None:
+    """Tell the patient about a change (booked, moved, cancelled) through the outbox, once per change.
+
+    Nothing is sent to a patient who opted out: the change itself stands.
+    """
+    at = int(appointment.appointment_datetime.timestamp())
+    with contextlib.suppress(OptedOut):
+        queue_outbound(
+            channel=appointment.patient.preferred_channel,
+            address=appointment.patient.phone,
+            text=text_for(appointment, key),
+            language=language_of(appointment),
+            kind=KIND_NOTICE,
+            clinic_id=appointment.clinic_id,
+            appointment_id=appointment.id,
+            dedupe_key=f"{event}:{appointment.id}:{at}",
+        )
+
+
+def _who(by_patient: bool) -> str:
+    return "patient" if by_patient else "clinic"
+
+
+def _require_active(appointment: Appointment) -> None:
+    if appointment.status not in ACTIVE_STATUSES:
+        raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; it can no longer be changed.")
+
+
+def _require_future(at: datetime) -> None:
+    if at <= utcnow():
+        raise ValidationFailed(
+            "The appointment time has passed.", {"json": {"appointment_datetime": ["Must be in the future."]}}
+        )
+
+
+# --- Finding appointments ---------------------------------------------------------------------------------------
+
+
+def next_for_phone(phone: str, now: datetime | None = None) -> Appointment | None:
+    """The patient's nearest upcoming active appointment (at any clinic): what a reply is about."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(Appointment)
+        .join(Patient, Appointment.patient_id == Patient.id)
+        .where(Patient.phone == phone, Appointment.status.in_(ACTIVE_STATUSES), Appointment.appointment_datetime > now)
+        .order_by(Appointment.appointment_datetime)
+        .limit(1)
+    )
