@@ -10,7 +10,7 @@ sourced. Glossary numbers refer to docs/setswana-glossary.md section 1.
 
 from __future__ import annotations
 
-from app.i18n import Text
+from app.i18n.text import Text
 
 _BUILT = "Skin and clinical words (letlalo, setshwantsho ...) are not in the glossary: built, needs review."
 

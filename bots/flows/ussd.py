@@ -6,9 +6,10 @@
 
 Africa's Talking sends the whole session history on every hop (``1*2*1``), and an input may itself contain ``*``:
 a menu reads the new input relative to the history it stored at the previous hop (:func:`new_input`). Every
-screen stays within 160 characters after ``CON``/``END``.
+screen stays within 160 characters after ``CON``/``END`` (:mod:`bots.flows.ussd_menu`, shared with the staff
+menu).
 
-Patient menu::
+Patient menu (what reads the input on each screen is the table ``PatientMenu.choices``)::
 
     menu    1 confirm → END confirmed · 2 change → slots · 3 cannot come → check · other → menu again
     slots   1..3 → END moved (a slot taken meanwhile → fresh slots) · 0 → menu · other → slots again
@@ -17,6 +18,7 @@ Patient menu::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -27,10 +29,9 @@ from app.models import Appointment, Patient
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import link, normalise, still_active
+from bots.flows.ussd_menu import chosen, fits, typed_after
 from bots.flows.ussd_staff import STAFF_MENU, staff_user
 from bots.messages import USSD
-
-SCREEN_LIMIT = 160  # characters after CON/END that every network shows
 
 
 def new_input(ctx: Context) -> str:
@@ -42,14 +43,9 @@ def new_input(ctx: Context) -> str:
     if history is None:
         return ctx.text
     seen = ctx.state.get("history", "")
-    if seen == "":
-        typed = history
-    elif history.startswith(seen + "*"):
-        typed = history[len(seen) + 1 :]
-    else:  # out of step with what we stored (should not happen): the last field is the best guess
-        typed = history.rsplit("*", 1)[-1]
+    typed = typed_after(history, len(seen), seen.__eq__)
     ctx.save(history=history)
-    return typed.strip()
+    return typed
 
 
 class PatientMenu(Flow):
@@ -57,6 +53,14 @@ class PatientMenu(Flow):
 
     name = "ussd-patient"
     channels = (USSD,)
+
+    def __init__(self) -> None:
+        # The step a session is on → what reads the choice made on that step's screen (anything else: the menu).
+        self.choices: dict[str, Callable[[Context, Appointment, str], Reply]] = {
+            "menu": self._on_menu,
+            "slots": self._on_slots,
+            "check": self._on_check,
+        }
 
     def start(self, ctx: Context) -> Reply:
         """The first screen: the next appointment with its choices, or ``END`` when there is none."""
@@ -74,12 +78,7 @@ class PatientMenu(Flow):
         if appointment is None:  # cancelled or moved by the clinic during the session: start over
             return self.start(ctx)
         link(ctx, appointment)
-        step = ctx.state.get("step")
-        if step == "slots":
-            return self._on_slots(ctx, appointment, choice)
-        if step == "check":
-            return self._on_check(ctx, appointment, choice)
-        return self._on_menu(ctx, appointment, choice)
+        return self.choices.get(ctx.state.get("step"), self._on_menu)(ctx, appointment, choice)
 
     # --- screens ---------------------------------------------------------------------------------------------------
 
@@ -119,12 +118,12 @@ class PatientMenu(Flow):
         slots = [datetime.fromisoformat(at) for at in ctx.state.get("slots", [])]
         if choice == "0":
             return self._menu(ctx, appointment)
-        if choice.isdigit() and 1 <= int(choice) <= len(slots):
-            chosen = slots[int(choice) - 1]
-            if not appointments.slot_is_free(appointment, chosen):  # taken while the patient was choosing
+        if (index := chosen(choice, len(slots))) is not None:
+            at = slots[index]
+            if not appointments.slot_is_free(appointment, at):  # taken while the patient was choosing
                 return self._slots(ctx, appointment, appointments.free_slots(appointment.clinic,
                                                                              exclude=appointment.id))  # fmt: skip
-            appointments.reschedule(None, appointment, chosen, by_patient=True)
+            appointments.reschedule(None, appointment, at, by_patient=True)
             return _end(appointment, "appointment_rescheduled")
         return _invalid(appointment, self._slots(ctx, appointment, slots))
 
@@ -190,7 +189,7 @@ def _invalid(appointment: Appointment, screen: Reply) -> Reply:
     """The same screen again under "choose one of the numbers shown"; just its choices when all would not fit."""
     language = appointments.language_of(appointment)
     text = t("ussd_invalid_choice", language, menu=screen.text)
-    if len(text) > SCREEN_LIMIT:
+    if not fits(text):
         text = t("ussd_invalid_choice", language, menu=screen.text.split("\n", 1)[-1])
     return Reply(text, language=language)
 

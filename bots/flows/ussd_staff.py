@@ -1,12 +1,13 @@
 """The staff USSD menu: PIN, stock (check, receive, dispense, count, low), today's visits, language.
 
 A staff phone dials the same service code as patients (:mod:`bots.flows.ussd` routes it here). The session's
-state lives in Redis under its session id, with a TTL, bound to the phone that opened it; every later hop reads
+state (:mod:`bots.flows.ussd_staff_session`) lives in Redis under its session id, with a TTL, bound to the phone that opened it; every later hop reads
 the new input relative to the history length stored there (Africa's Talking sends every input joined with ``*``
 and an input may itself hold ``*``). The history itself is never stored, only its length and an HMAC of it, so
 the PIN it contains is kept nowhere; the PIN hop's own message text is masked before it is committed.
 
-Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere)::
+Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere); what
+reads the input on each is the table ``StaffMenu.inputs``::
 
     pin      PIN ok → (an unfinished write within 5 min → resume) → menu · wrong → pin (5 in a row: locked 30 min)
     resume   1 → the unfinished write's screen · 2 → menu
@@ -25,30 +26,28 @@ the next correct PIN, "Continue where you left off?" takes them back to that scr
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.errors import ServiceError
-from app.extensions import db, redis_client
+from app.extensions import db
 from app.models import Appointment, StockItem, User
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, visits
-from bots.flows import Context, Flow, Reply
+from bots.flows import Context, Flow, Reply, ussd_menu
+from bots.flows.ussd_menu import chosen, first_fitting
+from bots.flows.ussd_staff_session import StaffSession, forget
 from bots.messages import USSD
+
+# forget: the demo reset clears staff sessions through this module.
+__all__ = ["STAFF_MENU", "StaffMenu", "forget", "paginate", "staff_user", "stock_line"]
 
 log = logging.getLogger(__name__)
 
-SCREEN_LIMIT = 160
-SESSION_TTL = 300  # seconds; longer than any network keeps a USSD session open
-RESUME_TTL = 300  # an unfinished write can be resumed for 5 minutes
 PAGE_ITEMS = 4  # at most this many stock lines a screen (fewer when long names would not fit)
 MAX_USSD_QUANTITY = 100_000  # a typing slip guard; larger numbers go through the API
 MASK = "****"
@@ -57,106 +56,13 @@ ACTIONS = {"receive": KIND_RECEIVED, "dispense": KIND_DISPENSED, "count": KIND_C
 MENU_ACTIONS = {"2": "receive", "3": "dispense", "4": "count"}
 
 
-# --- Session state in Redis -------------------------------------------------------------------------------------
-
-
-def _session_key(session_id: str) -> str:
-    return f"thusa:ussd:staff:{session_id}"
-
-
-def _pending_key(user_id: str) -> str:
-    return f"thusa:ussd:pending:{user_id}"
-
-
-def forget(session_ids: Iterable[str], user_ids: Iterable[str]) -> int:
-    """Delete the state of these USSD sessions and the unfinished writes of these users (the demo reset).
-
-    Exact keys only, derived from ids the caller knows: never a scan of everybody's sessions.
-
-    Returns:
-        How many keys there were.
-    """
-    keys = [_session_key(s) for s in session_ids] + [_pending_key(str(u)) for u in user_ids]
-    return redis_client.client.delete(*keys) if keys else 0
-
-
-def _load(key: str) -> dict | None:
-    raw = redis_client.client.get(key)
-    return json.loads(raw) if raw else None
-
-
-def _mac(history: str) -> str:
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, history.encode(), hashlib.sha256).hexdigest()
-
-
-class StaffSession:
-    """One USSD session's state: who (phone, user), where (step and its data) and how much history was seen."""
-
-    def __init__(self, session_id: str, data: dict) -> None:
-        self.session_id = session_id
-        self.data = data
-
-    @classmethod
-    def load(cls, session_id: str) -> StaffSession | None:
-        data = _load(_session_key(session_id))
-        return cls(session_id, data) if data is not None else None
-
-    def save(self) -> None:
-        redis_client.client.set(_session_key(self.session_id), json.dumps(self.data), ex=SESSION_TTL)
-
-    def delete(self) -> None:
-        redis_client.client.delete(_session_key(self.session_id))
-
-    def new_input(self, history: str | None, fallback: str) -> str:
-        """What was typed at this hop, read after the history seen so far (which is then remembered)."""
-        if history is None:
-            return fallback
-        seen = self.data.get("seen", 0)
-        if seen and len(history) > seen and history[seen] == "*" and _mac(history[:seen]) == self.data.get("mac"):
-            typed = history[seen + 1 :]
-        elif not seen:
-            typed = history
-        else:  # out of step with what we stored (should not happen): the last field is the best guess
-            typed = history.rsplit("*", 1)[-1]
-        self.data.update(seen=len(history), mac=_mac(history))
-        return typed.strip()
-
-    def go(self, step: str, **values) -> None:
-        self.data = {key: value for key, value in self.data.items() if key in ("phone", "user_id", "seen", "mac")}
-        self.data.update(step=step, **values)
-
-    @property
-    def step(self) -> str:
-        return self.data.get("step", "pin")
-
-    # An unfinished write, kept per user so a redial can pick it up.
-    def keep_pending(self) -> None:
-        pending = {key: self.data[key] for key in ("step", "action", "item_id", "quantity", "page",
-                                                   "appointment_id") if key in self.data}  # fmt: skip
-        redis_client.client.set(_pending_key(self.data["user_id"]), json.dumps(pending), ex=RESUME_TTL)
-
-    def drop_pending(self) -> None:
-        redis_client.client.delete(_pending_key(self.data["user_id"]))
-
-    def pending(self) -> dict | None:
-        return _load(_pending_key(self.data["user_id"]))
-
-
 # --- Screens ----------------------------------------------------------------------------------------------------
-
-
-def _fits(text: str) -> bool:
-    return len(text) <= SCREEN_LIMIT
 
 
 def _again(ctx: Context, screen: str, key: str = "ussd_invalid_choice") -> Reply:
     """``screen`` under a short "try again" line; the shorter hint, or the screen alone, when it would not fit."""
-    for candidate in (ctx.t(key, menu=screen) if key == "ussd_invalid_choice" else f"{ctx.t(key)}\n{screen}",
-                      f"{ctx.t('ussd_staff_try_again')}\n{screen}", screen):  # fmt: skip
-        if _fits(candidate):
-            return Reply(candidate)
-    return Reply(screen)
+    hint = ctx.t(key, menu=screen) if key == "ussd_invalid_choice" else f"{ctx.t(key)}\n{screen}"
+    return Reply(first_fitting(hint, f"{ctx.t('ussd_staff_try_again')}\n{screen}", screen))
 
 
 def _footer(ctx: Context, *, more: bool) -> str:
@@ -171,19 +77,8 @@ def stock_line(number: int, item: StockItem) -> str:
 
 def paginate(ctx: Context, header: str, items: list[StockItem]) -> list[list[StockItem]]:
     """Items cut into screens of at most :data:`PAGE_ITEMS` lines that fit with the header and footer."""
-    pages: list[list[StockItem]] = []
-    current: list[StockItem] = []
-    for item in items:
-        trial = [*current, item]
-        text = _page_text(ctx, header.format(page=99, pages=99), trial, more=True)
-        if current and (len(trial) > PAGE_ITEMS or not _fits(text)):
-            pages.append(current)
-            current = [item]
-        else:
-            current = trial
-    if current:
-        pages.append(current)
-    return pages
+    widest = header.format(page=99, pages=99)
+    return ussd_menu.paginate(items, lambda page: _page_text(ctx, widest, page, more=True), PAGE_ITEMS)
 
 
 def _page_text(ctx: Context, header: str, items: list[StockItem], *, more: bool) -> str:
@@ -203,6 +98,32 @@ class StaffMenu(Flow):
 
     name = "ussd-staff"
     channels = (USSD,)
+
+    def __init__(self) -> None:
+        # The step a session is on → what reads the input typed on that step's screen (the PIN step is read
+        # before these, so that the PIN is masked first); a step without an entry shows the main menu.
+        self.inputs: dict[str, Callable[[Context, StaffSession, User, str], Reply]] = {
+            "resume": self._on_resume,
+            "menu": self._on_menu,
+            "list": self._on_list,
+            "pick": self._on_list,  # the same list, whose numbers choose an item
+            "qty": self._on_qty,
+            "confirm": self._on_confirm,
+            "visits": self._on_visits,
+            "visit_pick": self._on_visit_pick,
+            "visit_ok": self._on_visit_ok,
+            "lang": self._on_lang,
+        }
+        # The step → its screen, shown on entering it (a resumed write); a step without an entry: the main menu.
+        self.screens: dict[str, Callable[[Context, StaffSession, User], Reply]] = {
+            "list": self._list,
+            "pick": self._list,
+            "qty": self._quantity,
+            "confirm": self._confirm,
+            "visits": self._visits_screen,
+            "visit_ok": self._visit_confirm,
+            "lang": self._language_screen,
+        }
 
     # Entry points ------------------------------------------------------------------------------------------------
 
@@ -246,7 +167,7 @@ class StaffMenu(Flow):
             session.drop_pending()
             reply = self._menu(ctx, session, user)
         else:
-            handler = getattr(self, f"_on_{session.step}", None)
+            handler = self.inputs.get(session.step)
             reply = handler(ctx, session, user, typed) if handler else self._menu(ctx, session, user)
         if reply.end:
             session.delete()
@@ -339,20 +260,7 @@ class StaffMenu(Flow):
 
     def _show(self, ctx: Context, session: StaffSession, user: User) -> Reply:
         """The current step's screen."""
-        step = session.step
-        if step in ("list", "pick"):
-            return self._list(ctx, session, user)
-        if step == "qty":
-            return self._quantity(ctx, session, user)
-        if step == "confirm":
-            return self._confirm(ctx, session, user)
-        if step == "visits":
-            return Reply(self._visits_text(ctx, user))
-        if step == "visit_ok":
-            return self._visit_confirm(ctx, session, user)
-        if step == "lang":
-            return Reply(ctx.t("ussd_staff_language"))
-        return self._menu(ctx, session, user)
+        return self.screens.get(session.step, self._menu)(ctx, session, user)
 
     # Stock lists and item choice ---------------------------------------------------------------------------------
 
@@ -390,16 +298,14 @@ class StaffMenu(Flow):
             if page == 0:
                 return self._menu(ctx, session, user)
             session.data["page"] = page - 1
-        elif session.step == "pick" and typed.isdigit() and pages and 1 <= int(typed) <= len(pages[page]):
-            item = pages[page][int(typed) - 1]
+        elif session.step == "pick" and pages and (index := chosen(typed, len(pages[page]))) is not None:
+            item = pages[page][index]
             session.go("qty", action=session.data["action"], item_id=str(item.id), page=page)
             session.keep_pending()
             return self._quantity(ctx, session, user)
         else:
             return _again(ctx, self._list(ctx, session, user, pages).text)
         return self._list(ctx, session, user, pages)  # the same items: one query a hop
-
-    _on_pick = _on_list
 
     # Quantity and confirmation -----------------------------------------------------------------------------------
 
@@ -488,6 +394,9 @@ class StaffMenu(Flow):
         total, attended = visits.today_counts(user.clinic)
         return ctx.t("ussd_staff_visits", total=total, attended=attended)
 
+    def _visits_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        return Reply(self._visits_text(ctx, user))
+
     @staticmethod
     def _visit_label(appointment: Appointment) -> str:
         at = appointments.local_time(appointment.clinic, appointment.appointment_datetime).strftime("%H:%M")
@@ -517,8 +426,8 @@ class StaffMenu(Flow):
         if typed == "0":
             session.go("visits")
             return Reply(self._visits_text(ctx, user))
-        if typed.isdigit() and 1 <= int(typed) <= len(ids):
-            session.go("visit_ok", action="attend", appointment_id=ids[int(typed) - 1])
+        if (index := chosen(typed, len(ids))) is not None:
+            session.go("visit_ok", action="attend", appointment_id=ids[index])
             session.keep_pending()
             return self._visit_confirm(ctx, session, user)
         found = [a for a in (db.session.get(Appointment, uuid.UUID(i)) for i in ids) if a is not None]
@@ -551,6 +460,9 @@ class StaffMenu(Flow):
 
     # Language ----------------------------------------------------------------------------------------------------
 
+    def _language_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        return Reply(ctx.t("ussd_staff_language"))
+
     def _on_lang(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
         choice = {"1": "en", "2": "tn"}.get(typed)
         if typed == "0":
@@ -564,8 +476,8 @@ class StaffMenu(Flow):
 
 
 def _prefixed(line: str, screen: str) -> Reply:
-    text = f"{line}\n{screen}"
-    return Reply(text if _fits(text) else (line if _fits(line) else screen))
+    """``line`` above ``screen``; the line alone, or the screen alone, when both would not fit."""
+    return Reply(first_fitting(f"{line}\n{screen}", line, screen))
 
 
 def _minutes(delta) -> int:

@@ -18,7 +18,8 @@ from app.models import Message, StockItem, StockMovement, User, utcnow
 from app.models.message import DIRECTION_IN, DIRECTION_OUT
 from app.services import pins, stock
 from app.services.passwords import hash_pin
-from bots.flows.ussd_staff import RESUME_TTL, SCREEN_LIMIT, SESSION_TTL
+from bots.flows.ussd_menu import SCREEN_LIMIT
+from bots.flows.ussd_staff_session import RESUME_TTL, SESSION_TTL
 from tests.bots.test_webhooks import CONFIG
 from tests.conftest import bearer, login, make_user
 from tests.flows import PHONE, book, make_clinic

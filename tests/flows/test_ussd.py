@@ -18,7 +18,8 @@ from app.i18n.gsm7 import septets
 from app.models import Appointment, AuditLog, Message, utcnow
 from app.models.clinic import WEEKDAYS
 from app.services import appointments
-from bots.flows.ussd import SCREEN_LIMIT, new_input
+from bots.flows.ussd import new_input
+from bots.flows.ussd_menu import SCREEN_LIMIT
 from tests.bots.test_webhooks import CONFIG, USSD_PATH
 from tests.conftest import make_user
 from tests.flows import (

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.models import Appointment, AuditLog, Contact, Message, Patient
 from app.models.appointment import STATUS_CANCELLED, STATUS_RESCHEDULED, STATUS_SCHEDULED
 from app.security import Actor
-from app.services import appointment_import, appointments, messaging
+from app.services import appointments, messaging
 from app.services.appointment_import import (
     MAX_ERRORS,
     MSG_DATETIME,
@@ -36,6 +36,8 @@ from app.services.appointment_import import (
     MSG_UNKNOWN_CLINIC,
     import_csv,
 )
+from app.services.appointment_import import rows as import_rows
+from app.services.appointment_import import writer as import_writer
 from app.services.phones import to_e164
 from tests.conftest import make_clinic, make_user
 
@@ -418,7 +420,7 @@ CODES = ["267", "233", "27", "234", "1", "44", "7", "39", "800", "2", "0", ""]
 def test_fast_number_path_agrees_with_phonenumbers(region, plus, code, rest):
     """The import's precompiled check of international numbers gives exactly what phones.to_e164 gives."""
     value = ("+" if plus else "") + code + rest
-    phone, problem = appointment_import._Phones(region).read(value)
+    phone, problem = import_rows.Phones(region).read(value)
     assert phone == _reference_e164(value, region)
     assert (problem is None) == (phone is not None)
 
@@ -433,7 +435,7 @@ def test_fast_number_path_agrees_on_every_example_number(region):
         e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
         for value in (e164, e164[1:], e164[:-1], e164 + "1"):
             for home_region in ("BW", "GH"):
-                assert appointment_import._Phones(home_region).read(value)[0] == _reference_e164(value, home_region)
+                assert import_rows.Phones(home_region).read(value)[0] == _reference_e164(value, home_region)
 
 
 # --- re-uploads and changes -------------------------------------------------------------------------------------
@@ -487,7 +489,7 @@ def test_same_key_twice_in_one_file(staff):
 
 def test_a_file_in_many_chunks(staff, monkeypatch):
     """Validated and written two rows at a time: a later chunk can change rows an earlier one wrote."""
-    monkeypatch.setattr(appointment_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_rows, "CHUNK_ROWS", 2)
     content = lines(
         ROW,
         "+26772345678,2030-03-05 09:30,,,",  # line 3: no name, no language
@@ -517,7 +519,7 @@ def test_a_file_in_many_chunks(staff, monkeypatch):
 
 @pytest.mark.parametrize("bad_line", [2, 5, 7])
 def test_atomic_upload_in_many_chunks_imports_nothing(staff, monkeypatch, bad_line):
-    monkeypatch.setattr(appointment_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_rows, "CHUNK_ROWS", 2)
     rows = [f"+2677123456{i},2030-03-05 09:00,,,R{i}" for i in range(7)]
     rows[bad_line - 2] = rows[bad_line - 2].replace("2030-03-05", "2030-02-05")
 
@@ -604,10 +606,10 @@ def test_rows_another_upload_committed_meanwhile_are_skipped(staff, home, monkey
     """Another upload commits the same number and appointment after this one looked: the COPY meets the unique
     constraints, and the rows go through INSERT ... ON CONFLICT DO NOTHING instead."""
     other = sa.create_engine(database_url)
-    looked = appointment_import._load_people
+    looked = import_writer.load_people
 
-    def racing(phones):
-        people = looked(phones)
+    def racing(phones, bulk):
+        people = looked(phones, bulk)
         with other.begin() as connection:
             contact_id, patient_id = uuid.uuid4(), uuid.uuid4()
             connection.execute(sa.insert(Contact.__table__).values(id=contact_id, address="+26771234567"))
@@ -618,7 +620,7 @@ def test_rows_another_upload_committed_meanwhile_are_skipped(staff, home, monkey
                                                                        external_ref="R1"))  # fmt: skip
         return people
 
-    monkeypatch.setattr(appointment_import, "_load_people", racing)
+    monkeypatch.setattr(import_writer, "load_people", racing)
     try:
         report = upload(staff, lines(ROW, ROW2))
     finally:

@@ -1,0 +1,339 @@
+"""Validating an appointment upload's rows: every value checked and normalised, by a second thread.
+
+Rows are validated in plain Python with per-value caches (phone numbers, times: a week of appointments has few
+distinct times), in chunks of ``CHUNK_ROWS``, by a second thread while the caller writes the previous chunk
+(:class:`Validation`). The validating thread never touches the database or an ORM attribute: the clinics are
+looked up first (:func:`load_clinics`, :func:`targets`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from queue import SimpleQueue
+
+import phonenumbers
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Clinic
+from app.services import appointments
+from app.services.appointment_import.reader import Errors
+from app.services.phones import to_e164
+
+NAME_LENGTH = 200  # Patient.name
+REF_LENGTH = 100  # Appointment.external_ref
+CHUNK_ROWS = 10_000  # rows validated, then written, at a time
+LANGUAGE_WORDS = {"en": "en", "english": "en", "tn": "tn", "setswana": "tn"}
+
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
+MSG_REQUIRED = "Required."
+MSG_DATETIME = (
+    "Not a date and time: write it as 2026-12-01T09:00:00+02:00, or as 2026-12-01 09:00 in the clinic's time."
+)
+MSG_PAST = "This time is in the past."
+MSG_LANGUAGE = "Use en or tn (English or Setswana)."
+MSG_OTHER_CLINIC = "You can import appointments for your own clinic only."
+MSG_NO_CLINIC = "No clinic for this row: give clinic_id in the row or for the whole upload."
+MSG_UNKNOWN_CLINIC = "No clinic with this id."
+MSG_REF_TAKEN = "This external_ref belongs to an appointment of another phone number."
+
+
+@dataclass(slots=True)
+class Row:
+    """One valid row, normalised."""
+
+    line: int
+    clinic: Clinic
+    phone: str
+    at: datetime
+    language: str | None
+    name: str | None
+    ref: str | None
+    key: str
+
+
+def load_clinics(default_id: uuid.UUID | None, columns: dict[str, int],
+                  records: list[tuple[int, list[str]]]) -> dict[str, Clinic | None]:  # fmt: skip
+    """Every clinic the file names (by the text of its id; None: unknown), and the default one under ``""``."""
+    texts: set[str] = set()
+    position = columns.get("clinic_id")
+    if position is not None:
+        texts = {cells[position].strip().lower() for _, cells in records if position < len(cells)}
+        texts.discard("")
+    ids: dict[str, uuid.UUID | None] = {}
+    for text in texts:
+        try:
+            ids[text] = uuid.UUID(text)
+        except ValueError:
+            ids[text] = None
+    wanted = {i for i in ids.values() if i is not None} | ({default_id} if default_id else set())
+    found = {c.id: c for c in db.session.scalars(select(Clinic).where(Clinic.id.in_(wanted)))} if wanted else {}
+    clinics: dict[str, Clinic | None] = {text: found.get(i) if i else None for text, i in ids.items()}
+    clinics[""] = found.get(default_id) if default_id else None
+    return clinics
+
+
+class Phones:
+    """Phone numbers of one clinic's country in E.164, each distinct value worked out once.
+
+    Spreadsheets drop the leading ``+``: digits that are no national number are read as international. Numbers
+    already in international form take a fast path (:func:`_quick_e164`); everything else goes through
+    :func:`app.services.phones.to_e164`.
+    """
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.cache: dict[str, tuple[str | None, str | None]] = {}
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        self.national_max = max(metadata.general_desc.possible_length) + len(metadata.national_prefix or "")
+        prefix = metadata.national_prefix_for_parsing
+        self.national_prefix = re.compile(prefix) if prefix else None
+
+    def read(self, value: str) -> tuple[str | None, str | None]:
+        """``(e164, None)`` or ``(None, error message)``."""
+        found = self.cache.get(value)
+        if found is None:
+            found = self.cache[value] = self._read(value.strip())
+        return found
+
+    def _read(self, text: str) -> tuple[str | None, str | None]:
+        if not text:
+            return None, MSG_REQUIRED
+        plus = text[0] == "+"
+        digits = text[1:] if plus else text
+        if digits.isascii() and digits.isdigit():
+            international = plus or (
+                len(digits) > self.national_max
+                and digits[0] != "0"
+                and not (self.national_prefix and self.national_prefix.match(digits))
+            )
+            if international and (quick := _quick_e164(digits)):
+                return quick, None
+        try:
+            return to_e164(text, self.region), None
+        except ValueError as exc:
+            if not plus and digits.isascii() and digits.isdigit():
+                try:
+                    return to_e164("+" + digits), None
+                except ValueError:
+                    pass
+            return None, str(exc)
+
+
+def _quick_e164(digits: str) -> str | None:
+    """``+digits`` when it is a valid number of a country code that belongs to one country; else None (not
+    known here: ask :func:`to_e164`). Exactly phonenumbers' ``is_valid_number`` for such numbers, precompiled:
+    parsing and validating cost ~20 µs a number, too slow for 100,000 distinct numbers."""
+    country = _country_checks.get(digits[:3])
+    if country is None:
+        country = _country_checks[digits[:3]] = _country_check(digits[:3])
+    size, check = country
+    return "+" + digits if check is not None and check(digits[size:]) else None
+
+
+_country_checks: dict[str, tuple[int, object]] = {}  # the first 3 digits → (country code length, check)
+
+
+def _country_check(start: str) -> tuple[int, object]:
+    """The country code a number starting with ``start`` has, and its number check (None: ask phonenumbers)."""
+    if not start or start[0] == "0":
+        return 0, None
+    for size in range(1, len(start) + 1):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(start[:size]))
+        if regions:
+            return size, _validator(regions[0]) if len(regions) == 1 else None
+    return 0, None
+
+
+@cache
+def _validator(region: str):
+    """A check of national significant numbers: True only where phonenumbers' ``_number_type_helper(...) !=
+    UNKNOWN`` is, with one regular expression per length. False (ask phonenumbers) for leading zeros and numbers
+    a national prefix could be stripped from; None for codes without metadata (non-geographic)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return None
+    # An international number's national part is stripped of a national prefix when one matches at its start.
+    prefix = re.compile(metadata.national_prefix_for_parsing) if metadata.national_prefix_for_parsing else None
+    types = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost, metadata.voip, metadata.personal_number,
+             metadata.pager, metadata.uan, metadata.voicemail, metadata.fixed_line]  # fmt: skip
+    if not metadata.same_mobile_and_fixed_line_pattern:
+        types.append(metadata.mobile)
+    general = metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return None
+    by_length: dict[int, re.Pattern] = {}
+    for length in range(1, 18):
+        if general.possible_length and length not in general.possible_length:
+            continue
+        patterns = [
+            desc.national_number_pattern
+            for desc in types
+            if desc is not None
+            and desc.national_number_pattern
+            and (not desc.possible_length or length in desc.possible_length)
+        ]
+        if patterns:
+            alternatives = "|".join(f"(?:{p})" for p in patterns)
+            by_length[length] = re.compile(f"(?=(?:{general.national_number_pattern})$)(?:{alternatives})")
+
+    def check(national: str) -> bool:
+        pattern = by_length.get(len(national))
+        if pattern is None or national[:1] in ("", "0") or (prefix is not None and prefix.match(national)):
+            return False
+        return pattern.fullmatch(national) is not None
+
+    return check
+
+
+class Times:
+    """Appointment times of one clinic's zone as UTC, each distinct value worked out once."""
+
+    def __init__(self, clinic: Clinic) -> None:
+        self.zone = appointments.zone(clinic)
+        self.cache: dict[str, datetime | None] = {}
+
+    def read(self, value: str) -> datetime | None:
+        if value in self.cache:
+            return self.cache[value]
+        text = value.strip().upper()
+        at = None
+        if _DATETIME.fullmatch(text):
+            try:
+                moment = datetime.fromisoformat(text)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=self.zone)
+                at = moment.astimezone(UTC)
+            except (ValueError, OverflowError):
+                at = None
+        self.cache[value] = at
+        return at
+
+
+def targets(actor, clinics: dict[str, Clinic | None]) -> dict[str, tuple]:
+    """For each ``clinic_id`` text of the file (``""``: none given): ``(clinic, phone reader, time reader)``, or
+    ``(None, error message, None)``. Worked out here, so the validating thread never touches an ORM object."""
+    staff_clinic = None if getattr(actor, "is_admin", False) else actor.clinic_id
+    phones: dict[str, Phones] = {}
+    targets: dict[str, tuple] = {}
+    for text, clinic in clinics.items():
+        if clinic is None:
+            targets[text] = (None, MSG_UNKNOWN_CLINIC if text else MSG_NO_CLINIC, None)
+        elif staff_clinic is not None and clinic.id != staff_clinic:
+            targets[text] = (None, MSG_OTHER_CLINIC, None)
+        else:
+            if clinic.country not in phones:
+                phones[clinic.country] = Phones(clinic.country)
+            targets[text] = (clinic, phones[clinic.country], Times(clinic))
+    return targets
+
+
+def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targets: dict[str, tuple],
+              now: datetime, errors: Errors) -> Iterator[list[Row]]:  # fmt: skip
+    """The valid rows, normalised, ``CHUNK_ROWS`` records at a time; every problem of the others goes to
+    ``errors``. Pure Python: no database, no ORM attribute."""
+    add = errors.add
+    known = set(columns.values())
+    width = max(known) + 1
+    gaps = len(known) < width  # columns with an empty header between named ones
+    p_phone, p_at = columns["patient_phone"], columns["appointment_datetime"]
+    p_language, p_name = columns.get("language"), columns.get("patient_name")
+    p_ref, p_clinic = columns.get("external_ref"), columns.get("clinic_id")
+    import_key = appointments.import_key
+    for start in range(0, len(records), CHUNK_ROWS):
+        rows: list[Row] = []
+        for line, cells in records[start : start + CHUNK_ROWS]:
+            size = len(cells)
+            if size < width:
+                cells = cells + [""] * (width - size)
+            if size > width or gaps:
+                stray = next((i for i, cell in enumerate(cells) if i not in known and cell.strip()), None)
+                if stray is not None:
+                    add(line, None, f"A value in column {stray + 1}, which has no header: is a separator inside "
+                                    f"a field without quotes?")  # fmt: skip
+                    continue
+            ok = True
+            clinic, phones, times = targets[cells[p_clinic].strip().lower() if p_clinic is not None else ""]
+            phone = at = None
+            if clinic is None:
+                add(line, "clinic_id", phones)
+                ok = False
+            else:
+                raw = cells[p_phone]
+                found = phones.cache.get(raw)
+                phone, problem = found if found is not None else phones.read(raw)
+                if problem:
+                    add(line, "patient_phone", problem)
+                    ok = False
+                raw = cells[p_at]
+                at = times.cache[raw] if raw in times.cache else times.read(raw)
+                if at is None:
+                    add(line, "appointment_datetime", MSG_REQUIRED if not raw.strip() else MSG_DATETIME)
+                    ok = False
+                elif at <= now:
+                    add(line, "appointment_datetime", MSG_PAST)
+                    ok = False
+            language = None
+            if p_language is not None:
+                word = cells[p_language].strip()
+                if word:
+                    language = LANGUAGE_WORDS.get(word.lower())
+                    if language is None:
+                        add(line, "language", MSG_LANGUAGE)
+                        ok = False
+            name = cells[p_name].strip() or None if p_name is not None else None
+            if name is not None and len(name) > NAME_LENGTH:
+                add(line, "patient_name", f"At most {NAME_LENGTH} characters.")
+                ok = False
+            ref = cells[p_ref].strip() or None if p_ref is not None else None
+            if ref is not None and (len(ref) > REF_LENGTH or not ref.isprintable()):
+                add(line, "external_ref", f"At most {REF_LENGTH} characters, and no control characters.")
+                ok = False
+            if ok:
+                key = import_key(external_ref=ref, phone=phone, at=at)
+                rows.append(Row(line, clinic, phone, at, language, name, ref, key))
+        yield rows
+
+
+class Validation:
+    """:func:`validate` run by a second thread, ahead of the caller: ``with Validation(...) as chunks``.
+
+    Validating is Python work and writing mostly PostgreSQL's: while this thread waits for the database, the
+    other validates the next chunk. Leaving the block stops and joins the thread, also on an error.
+    """
+
+    def __init__(self, *args) -> None:
+        self.chunks = validate(*args)
+        self.queue: SimpleQueue = SimpleQueue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="appointment-import-validation", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for rows in self.chunks:
+                if self.stop.is_set():
+                    return
+                self.queue.put(rows)
+        except BaseException as exc:  # handed to the consuming thread
+            self.queue.put(exc)
+        self.queue.put(None)
+
+    def __enter__(self) -> Iterator[list[Row]]:
+        self.thread.start()
+        return iter(self._next, None)
+
+    def _next(self) -> list[Row] | None:
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        self.thread.join()

@@ -1,0 +1,353 @@
+"""Writing an appointment upload: what each valid row does, decided and written a chunk at a time.
+
+Re-uploading a file changes nothing: each row's key (:func:`appointments.import_key`: the external reference,
+else number + time) is unique per clinic. A known key whose row says something new (for a referenced row: a new
+time, language, or a name for a patient without one) is ``updated``; a new time moves the appointment through
+:func:`appointments.reschedule` (new reminders, the patient told); cancelled or past appointments are left alone
+(``unchanged``).
+
+Each chunk is one step of one transaction: what exists is read with one statement per chunk of values, then
+contacts, patients and appointments are written with no ORM object per row through :mod:`.bulk`; new rows go in
+key order, with ascending ids, which halves PostgreSQL's index work. Only the rare moved rows and the booking
+confirmations go through the ORM, at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+
+from sqlalchemy import and_, bindparam, select, update
+
+from app.errors import ServiceError
+from app.extensions import db
+from app.models import Appointment, Clinic, Contact, Patient, utcnow
+from app.models.appointment import ACTIVE_STATUSES, STATUS_SCHEDULED
+from app.services import appointments
+from app.services.appointment_import.bulk import Bulk, as_uuid, chunks, for_session
+from app.services.appointment_import.reader import Errors
+from app.services.appointment_import.rows import MSG_REF_TAKEN, Row
+
+
+@dataclass(slots=True)
+class _Existing:
+    """An appointment already in the database under a key of this file, and what the file wants it to become."""
+
+    id: uuid.UUID
+    phone: str
+    status: str
+    at: datetime
+    language: str | None
+    new_at: datetime | None = None
+    new_language: str | None = None
+    line: int = 0  # the row that moves it
+
+
+@dataclass(slots=True)
+class _Person:
+    """A phone number of this file: its contact and patient (ids ``None`` until created)."""
+
+    contact_id: uuid.UUID | None = None
+    contact_language: str | None = None
+    patient_id: uuid.UUID | None = None
+    name: str | None = None
+    channel: str = "sms"
+    set_language: str | None = None  # fill the contact's empty language
+    set_name: str | None = None  # fill the patient's empty name
+
+
+def load_people(phones: set[str], bulk: Bulk) -> dict[str, _Person]:
+    """The contact and patient (if any) of every number."""
+    people = {phone: _Person() for phone in phones}
+    for where in bulk.matching(Contact.address, phones):
+        found = db.session.execute(
+            select(Contact.address, Contact.id, Contact.language, Patient.id, Patient.name, Patient.preferred_channel)
+            .outerjoin(Patient, Patient.contact_id == Contact.id)
+            .where(where)
+        )
+        for address, contact_id, language, patient_id, name, channel in found:
+            person = people[address]
+            person.contact_id, person.contact_language = contact_id, language
+            if patient_id is not None:
+                person.patient_id, person.name, person.channel = patient_id, name, channel
+    return people
+
+
+def load_existing(rows: list[Row], bulk: Bulk) -> dict[tuple[Clinic, str], _Existing]:
+    """The appointments already stored under the keys of ``rows``, per (clinic, key)."""
+    keys: dict[Clinic, set[str]] = {}
+    for row in rows:
+        keys.setdefault(row.clinic, set()).add(row.key)
+    existing: dict[tuple[Clinic, str], _Existing] = {}
+    for clinic, clinic_keys in keys.items():
+        for where in bulk.matching(Appointment.import_key, clinic_keys):
+            found = db.session.execute(
+                select(
+                    Appointment.import_key,
+                    Appointment.id,
+                    Patient.phone,
+                    Appointment.status,
+                    Appointment.appointment_datetime,
+                    Appointment.language,
+                )  # fmt: skip
+                .join(Patient, Patient.id == Appointment.patient_id)
+                .where(Appointment.clinic_id == clinic.id, where)
+            )
+            for key, *fields in found:
+                existing[(clinic, key)] = _Existing(*fields)
+    return existing
+
+
+class Writer:
+    """Decides what each valid row does and writes it, a chunk of rows at a time, all in the session's one
+    transaction; :meth:`finish` does the rest (moves, fills, booking confirmations) or rolls it all back.
+
+    Keys are (Clinic object, import key): a Clinic hashes by identity, in C (``UUID.__hash__`` is Python code).
+    """
+
+    def __init__(self, actor, now: datetime, atomic: bool, errors: Errors) -> None:
+        self.actor, self.now, self.atomic, self.errors = actor, now, atomic, errors
+        self.bulk = for_session()  # the backend's bulk reads and writes
+        self.people: dict[str, _Person] = {}  # every number of the file's valid rows
+        self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
+        self.looked: set[tuple[Clinic, str]] = set()  # keys already looked up
+        self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds
+        self.ids: dict[tuple[Clinic, str], object] = {}  # ... their ids, once written
+        self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
+        self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
+        self.imported = self.updated = self.unchanged = 0
+
+    def add(self, rows: list[Row]) -> None:
+        """Decide and write one chunk of valid rows."""
+        lookup = [row for row in rows if (row.clinic, row.key) not in self.looked]
+        self.looked.update((row.clinic, row.key) for row in lookup)
+        self.existing.update(load_existing(lookup, self.bulk))
+        self.people.update(load_people({row.phone for row in rows} - self.people.keys(), self.bulk))
+        fresh = [row for row in rows if self._decide(row)]
+        _create_people(self.people, [row.phone for row in fresh], self.bulk)
+        written = _insert_appointments(self.actor, fresh, self.people, self.now, self.bulk)
+        confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
+        for row, appointment_id in written:
+            self.ids[(row.clinic, row.key)] = appointment_id
+            if confirms[row.clinic]:
+                self.confirm.append(appointment_id)
+        lost = len(fresh) - len(written)  # a concurrent upload stored them first
+        self.imported, self.unchanged = self.imported - lost, self.unchanged + lost
+
+    def _decide(self, row: Row) -> bool:
+        """Count the row; True when it is a new appointment to write."""
+        slot = (row.clinic, row.key)
+        person = self.people[row.phone]
+        first = self.new.get(slot)
+        if first is not None:  # the same key earlier in this file
+            if first.phone != row.phone:
+                self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
+                return False
+            changed = _fill(person, row)
+            if row.at != first.at or (row.language and row.language != first.language):
+                first.at, first.language, changed = row.at, row.language or first.language, True
+                if slot in self.ids:
+                    self.changed.add(slot)
+            self._count(changed)
+            return False
+        stored = self.existing.get(slot)
+        if stored is None:
+            self.new[slot] = row
+            _fill(person, row)
+            self.imported += 1
+            return True
+        if stored.phone != row.phone:
+            self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
+            return False
+        if stored.status not in ACTIVE_STATUSES:
+            self.unchanged += 1
+            return False
+        changed = False
+        if row.ref and row.at != (stored.new_at or stored.at):
+            stored.new_at, stored.line, changed = row.at, row.line, True
+        if row.language and row.language != (stored.new_language or stored.language):
+            stored.new_language, changed = row.language, True
+        self._count(_fill(person, row) or changed)
+        return False
+
+    def _count(self, changed: bool) -> None:
+        if changed:
+            self.updated += 1
+        else:
+            self.unchanged += 1
+
+    def finish(self, *, failed: bool = False) -> None:
+        """Write what needs the whole file, or roll everything back when an atomic upload had an error."""
+        if not (failed or (self.atomic and self.errors.count)):
+            _fill_people(self.people)
+            self._write_changes()
+            _update_existing(self.actor, self.existing, self.errors)
+        if failed or (self.atomic and self.errors.count):
+            db.session.rollback()
+            self.imported = self.updated = self.unchanged = 0
+            return
+        if self.confirm:
+            _confirm_bookings(self.confirm)
+
+    def _write_changes(self) -> None:
+        """New appointments of this file written before a later row of it changed their time or language."""
+        if not self.changed:
+            return
+        values = []
+        for slot in self.changed:
+            row = self.new[slot]
+            send_at, offset = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED, self.now)
+            values.append({"_id": as_uuid(self.ids[slot]), "_at": row.at, "_language": row.language,
+                           "_send_at": send_at, "_offset": offset})  # fmt: skip
+        table = Appointment.__table__
+        db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(
+                appointment_datetime=bindparam("_at"),
+                language=bindparam("_language"),
+                next_reminder_at=bindparam("_send_at"),
+                next_reminder_offset=bindparam("_offset"),
+                updated_at=utcnow(),
+            ),  # fmt: skip
+            values,
+        )
+
+
+def _fill(person: _Person, row: Row) -> bool:
+    """Apply :func:`appointments.patient_for`'s rules (a name fills an empty one; a language is kept only where
+    the person has none); True when the row changes the person."""
+    changed = False
+    if row.name and not (person.name or person.set_name):
+        person.set_name, changed = row.name, True
+    if row.language and not (person.contact_language or person.set_language):
+        person.set_language, changed = row.language, True
+    return changed
+
+
+CONTACT_COLUMNS = ("id", "address", "language", "created_at", "updated_at")
+PATIENT_COLUMNS = ("id", "phone", "contact_id", "name", "preferred_channel", "created_at", "updated_at")
+APPOINTMENT_COLUMNS = ("id", "clinic_id", "patient_id", "appointment_datetime", "language", "status",
+                       "reminders_sent", "external_ref", "import_key", "channel", "next_reminder_at",
+                       "next_reminder_offset", "created_by", "created_at", "updated_at")  # fmt: skip
+
+
+def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) -> None:
+    """Contacts and patients for the numbers of new appointments that have none, in bulk."""
+    now = utcnow()
+    # In order of number, with ids in ascending order: the unique indexes (address, phone, id, contact_id) then
+    # take the rows in key order, which PostgreSQL's B-trees do in half the time random order takes.
+    phones = sorted(set(phones))
+    ids = iter(bulk.new_ids(len(phones)) + bulk.new_ids(len(phones)))
+    as_id = bulk.as_id
+    contacts = []
+    for phone in phones:
+        person = people[phone]
+        if person.contact_id is None:
+            person.contact_id, person.contact_language = next(ids), person.set_language
+            person.set_language = None
+            contacts.append((person.contact_id, phone, person.contact_language, now, now))
+    stored = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contacts, key=1)
+    for row in contacts:
+        if row[1] not in stored:  # created concurrently: use that one
+            people[row[1]].contact_id = db.session.scalar(select(Contact.id).where(Contact.address == row[1]))
+    patients = []
+    for phone in phones:
+        person = people[phone]
+        if person.patient_id is None:
+            person.patient_id, person.name, person.set_name = next(ids), person.set_name, None
+            patients.append((person.patient_id, phone, as_id(person.contact_id), person.name, "sms", now, now))
+    stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patients, key=1)
+    for row in patients:
+        if row[1] not in stored:
+            patient_id, channel = db.session.execute(
+                select(Patient.id, Patient.preferred_channel).where(Patient.phone == row[1])
+            ).one()
+            people[row[1]].patient_id, people[row[1]].channel = patient_id, channel
+
+
+def _fill_people(people: dict[str, _Person]) -> None:
+    """Existing contacts' empty languages and patients' empty names, from the file."""
+    contacts = [{"_id": as_uuid(p.contact_id), "_language": p.set_language} for p in people.values() if p.set_language]
+    patients = [{"_id": as_uuid(p.patient_id), "_name": p.set_name} for p in people.values() if p.set_name]
+    table = Contact.__table__
+    if contacts:
+        db.session.execute(
+            update(table)
+            .where(and_(table.c.id == bindparam("_id"), table.c.language.is_(None)))
+            .values(language=bindparam("_language"), updated_at=utcnow()),
+            contacts,
+        )
+    table = Patient.__table__
+    if patients:
+        db.session.execute(
+            update(table)
+            .where(and_(table.c.id == bindparam("_id"), table.c.name.is_(None)))
+            .values(name=bindparam("_name"), updated_at=utcnow()),
+            patients,
+        )
+
+
+def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], now: datetime, bulk: Bulk) -> list[tuple]:
+    """The new appointments, reminders planned, in bulk; ``(row, id)`` of those written (see :meth:`Bulk.as_id`)."""
+    plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
+    clinic_ids: dict[Clinic, uuid.UUID] = {}
+    next_reminder = appointments.next_reminder
+    as_id = bulk.as_id
+    created_by = getattr(actor, "user_id", None)
+    created_by = as_id(created_by) if created_by else None
+    stamp = utcnow()
+    values = []
+    ids = bulk.new_ids(len(rows))
+    # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
+    ordered = sorted(rows, key=attrgetter("at"))
+    for row, appointment_id in zip(ordered, ids, strict=True):
+        clinic, at = row.clinic, row.at
+        plan = plans.get((clinic, at))
+        if plan is None:
+            plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
+            clinic_ids[clinic] = as_id(clinic.id)
+        person = people[row.phone]
+        values.append((appointment_id, clinic_ids[clinic], as_id(person.patient_id), at, row.language,
+                       STATUS_SCHEDULED, 0, row.ref, row.key, person.channel, plan[0], plan[1], created_by, stamp,
+                       stamp))  # fmt: skip
+    written = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, values, key=0)
+    return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] in written]
+
+
+def _update_existing(actor, existing: dict[tuple[Clinic, str], _Existing], errors: Errors) -> None:
+    """Stored appointments the file changes: languages in bulk; new times through :func:`appointments.reschedule`
+    (reminders re-planned, the patient told), one at a time: they are rare. A file whose rows of one key end
+    where the appointment already is changes nothing."""
+    moves, languages = [], []
+    for stored in existing.values():
+        if stored.new_at is not None and stored.new_at != stored.at:
+            moves.append(stored)
+        elif stored.new_language and stored.new_language != stored.language:
+            languages.append({"_id": stored.id, "_language": stored.new_language})
+    table = Appointment.__table__
+    if languages:
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("_id")).values(language=bindparam("_language"),
+                                                                       updated_at=utcnow()),
+            languages,
+        )  # fmt: skip
+    for stored in moves:
+        appointment = db.session.get(Appointment, stored.id)
+        if stored.new_language:
+            appointment.language = stored.new_language  # first, so the patient is told in it
+        try:
+            with db.session.begin_nested():
+                appointments.reschedule(actor, appointment, stored.new_at)
+        except ServiceError as exc:  # changed meanwhile (e.g. cancelled by the patient a moment ago)
+            errors.add(stored.line, "appointment_datetime", exc.message)
+
+
+def _confirm_bookings(ids: list) -> None:
+    """The booking confirmation of each new appointment of a clinic that sends them."""
+    for chunk in chunks(map(as_uuid, ids), 500):
+        for appointment in db.session.scalars(select(Appointment).where(Appointment.id.in_(chunk))).unique():
+            if appointment.clinic.booking_confirmation:
+                appointments.notify(appointment, "appointment_booked", "booked")
