@@ -1,4 +1,4 @@
-"""Catalog texts of skin consultations (issue 6): chat linking, the triage questions and the analysis reply.
+"""Catalog texts of skin consultations: chat linking, the triage questions and the analysis reply.
 
 Channel ``chat`` (Telegram and WhatsApp): at most 1,024 characters (a WhatsApp interactive message body), no
 GSM-7 requirement, but none of LANGUAGE.md's trap characters either. Button titles are at most 20 characters
