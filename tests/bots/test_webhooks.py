@@ -81,12 +81,11 @@ CONFIG = {
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -877,6 +876,7 @@ def test_a_replayed_delivery_answers_2xx_and_stores_one_message_with_one_job(app
     assert counts()["contacts"] == 0  # linked when the engine handles the message
 
 
+@pytest.mark.both_backends  # concurrent deliveries: row locks on PostgreSQL, the write lock on SQLite
 @pytest.mark.parametrize("round_number", range(3))
 def test_three_deliveries_of_one_sms_at_once_store_one_message(app, round_number):
     """Twilio's retry racing the original: three threads, each its own client, released together."""
@@ -1185,6 +1185,7 @@ def test_a_ussd_hop_with_a_wrong_token_is_not_found_and_stores_nothing(app, clie
     assert added(before) == NOTHING
 
 
+@pytest.mark.both_backends  # concurrent deliveries: row locks on PostgreSQL, the write lock on SQLite
 def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_screen(app, monkeypatch):
     """Two deliveries of one hop at once; the first is held in the engine (a flow that takes a moment) until the
     replay has arrived, which makes the interleaving certain instead of lucky."""

@@ -49,12 +49,11 @@ GARBAGE = ["", "4", "0", "A", "hello", "ok", "1 2", "yes please", "12", "?"]
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 def inbound(text: str, *, sender: str = PHONE, channel: str = "sms") -> Message:

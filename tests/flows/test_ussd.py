@@ -39,12 +39,11 @@ from tests.flows import (
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 class Session:

@@ -15,6 +15,8 @@ from app.models.stock import CHANNEL_USSD
 from app.services import stock
 from tests.conftest import make_clinic, make_user
 
+pytestmark = pytest.mark.both_backends  # concurrent dispensing: row locks on PostgreSQL, the write lock on SQLite
+
 THREADS = 6
 DISPENSES = 10  # per thread, one unit each
 

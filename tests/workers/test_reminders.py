@@ -32,6 +32,8 @@ from tests.conftest import make_clinic
 from workers import QUEUE_OUTBOUND, get_queue
 from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
 
+pytestmark = pytest.mark.both_backends  # reminder claiming: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite; bulk writes per dialect
+
 GABORONE = ZoneInfo("Africa/Gaborone")  # UTC+2, no daylight saving
 ACCRA = ZoneInfo("Africa/Accra")  # UTC+0
 # Monday 4 March 2030, 12:00 in Gaborone: inside the default sending hours (07:00-20:00).
