@@ -177,7 +177,7 @@ class Databases:
     def _empty_postgres(self, url: str) -> None:
         if self._postgres is None:
             self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
-        deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)
+        deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)  # noqa: S608 - our own table names
         try:
             self._postgres.exec_driver_sql(f"SET LOCAL session_replication_role = replica; {deletes}")
             self._postgres.commit()
@@ -202,7 +202,7 @@ class Databases:
             self._sqlite_script = "\n".join(
                 ["BEGIN IMMEDIATE;"]
                 + [f"DROP TRIGGER {name};" for name, _ in triggers]
-                + [f"DELETE FROM {name};" for name in self._tables]
+                + [f"DELETE FROM {name};" for name in self._tables]  # noqa: S608 - our own table names
                 + (["DELETE FROM sqlite_sequence;"] if has_sequence else [])
                 + [f"{sql};" for _, sql in triggers]
                 + ["COMMIT;"]
@@ -374,6 +374,12 @@ def runner(app):
 
 
 # --- people and places -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clinic(app):
+    """Tlokweng Clinic: Botswana (Africa/Gaborone), Setswana, the default opening hours (Mon-Fri 07:30-16:30)."""
+    return make_clinic()
 
 
 @pytest.fixture

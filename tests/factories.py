@@ -6,6 +6,7 @@ Every builder writes through the app's own models and services and commits, insi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.models import Appointment, Clinic, User, utcnow
+from app.models.appointment import STATUS_SCHEDULED
 from app.security import current_actor
 from app.services import accounts, appointments, tokens
 from app.services.passwords import hash_password
@@ -93,5 +95,36 @@ def book(clinic: Clinic, phone: str = PHONE, at: datetime | None = None, *, days
     """
     when = at or (utcnow() + timedelta(days=days)).replace(second=0, microsecond=0)
     appointment = appointments.create(None, clinic, patient_phone=phone, appointment_datetime=when, **fields)
+    db.session.commit()
+    return appointment
+
+
+def booking(default_at: datetime) -> Callable[..., Appointment]:
+    """``book`` with a module's own fixed date as the default time."""
+
+    def book_at(clinic: Clinic, phone: str = PHONE, at: datetime | None = None, **fields) -> Appointment:
+        return book(clinic, phone, at or default_at, **fields)
+
+    return book_at
+
+
+def store_appointment(clinic: Clinic, at: datetime, *, phone: str = PHONE, status: str = STATUS_SCHEDULED,
+                      channel: str = "sms", patient_language: str | None = None, planned: datetime | None = None,
+                      **fields) -> Appointment:  # fmt: skip
+    """An appointment row written directly, not through the booking service (for rules that are not the booking's).
+
+    Its patient is found or made by number (with ``patient_language`` and ``channel``); when ``planned`` is given,
+    its reminders are planned as a booking at that moment plans them. ``fields`` are other columns (language ...).
+    """
+    patient = appointments.patient_for(phone, language=patient_language, channel=channel)
+    appointment = Appointment(
+        clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient, appointment_datetime=at,
+        status=status, channel=channel, import_key=appointments.import_key(external_ref=None, phone=phone, at=at),
+        **fields,
+    )  # fmt: skip
+    db.session.add(appointment)
+    if planned is not None:
+        db.session.flush()
+        appointments.plan_reminders(appointment, planned)
     db.session.commit()
     return appointment

@@ -11,7 +11,8 @@ from app.extensions import db
 from app.models import Appointment, Clinic, Message, User, utcnow
 from app.services.demo import ACCOUNTS, APPOINTMENTS, CLINICS
 
-pytestmark = pytest.mark.both_backends  # `make run` seeds the embedded default (SQLite); production runs PostgreSQL
+# `make run` seeds the embedded default (SQLite); production runs PostgreSQL
+pytestmark = pytest.mark.both_backends
 
 
 def test_users_create_takes_the_password_from_the_environment(runner, monkeypatch):

@@ -19,7 +19,8 @@ from workers import QUEUE_OUTBOUND, get_queue
 
 PHONE = "+26771234567"
 
-pytestmark = pytest.mark.both_backends  # the outbox's bulk insert has a dialect branch
+# the outbox's bulk insert has a dialect branch
+pytestmark = pytest.mark.both_backends
 
 
 def _outbound_job_ids() -> list[str]:

@@ -359,9 +359,15 @@ def test_twilio_fixture_replay(app, client, case):
         assert handle_jobs() == []
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in TWILIO_CASES if c["signature"]["mode"] == "valid"], ids=lambda case: case["name"]
+# One signed fixture per URL of ours (webhook kind and query string): the signature is checked before the body is
+# read, so more bodies on the same URL add nothing end to end. Every signed fixture meets the signature check in
+# the adapter's own tests (tests/channels/test_twilio.py).
+TWILIO_SIGNED_PER_URL = list(
+    {twilio_path(c): c for c in reversed(TWILIO_CASES) if c["signature"]["mode"] == "valid"}.values()
 )
+
+
+@pytest.mark.parametrize("case", TWILIO_SIGNED_PER_URL, ids=lambda case: case["name"])
 def test_twilio_fixture_with_its_original_signature_is_refused_here(app, client, case):
     """Each fixture's signature covers courier's URL, not ours: at our URL it is a forgery."""
     before = counts()
@@ -428,8 +434,18 @@ def test_africastalking_sms_fixture_replay(app, client, case):
         assert reload(known.id).status == outcome[1]
 
 
+# One captured payload per callback URL (receive, delivery, USSD): the path token is checked before the body is
+# read, so the other payloads add nothing end to end. Every payload meets every wrong token in the adapter's own
+# tests (tests/channels/test_africastalking.py).
+AT_ONE_PER_URL = [
+    next(case for case in AT_SMS_CASES if "/receive/" in case["path"]),
+    next(case for case in AT_SMS_CASES if "/status/" in case["path"]),
+    AT_USSD_CASES[0],
+]
+
+
 @pytest.mark.parametrize("token", ["wrong-token", AT_TOKEN[:-1], AT_TOKEN + "x"], ids=["wrong", "prefix", "longer"])
-@pytest.mark.parametrize("case", AT_SMS_CASES + AT_USSD_CASES, ids=lambda case: case["name"])
+@pytest.mark.parametrize("case", AT_ONE_PER_URL, ids=lambda case: case["name"])
 def test_africastalking_with_a_wrong_token_is_not_found_and_stores_nothing(app, client, case, token):
     path = at_path(case, token) if "path" in case else f"/webhooks/africastalking/{token}/ussd"
     known = outbound_message("africastalking", "ATXid_dda018a640edfcc5d2ce455de3e4a6e7")

@@ -2,7 +2,7 @@
 
 Messages are stored as the webhook layer stores them and handled by ``bots.engine.handle_message`` as the job does
 (a few go the whole road: the Twilio webhook with a valid signature, then the real worker). What happened is read
-back from the real database (SQLite and PostgreSQL): the appointment, the reply row, the links between them.
+back from the real database (PostgreSQL): the appointment, the reply row, the links between them.
 """
 
 from __future__ import annotations
@@ -88,11 +88,6 @@ def offered() -> list[datetime]:
 
 def helps() -> list[Message]:
     return [row for row in outbound() if (row.dedupe_key or "").startswith("appointment_help:")]
-
-
-@pytest.fixture
-def clinic(app):
-    return make_clinic()
 
 
 @pytest.fixture

@@ -36,11 +36,6 @@ def app(shared_app):
         db.session.remove()
 
 
-@pytest.fixture
-def clinic(app):
-    return make_clinic(language="tn")
-
-
 def staff(clinic, *, phone: str = PHONE, language: str = "en", pin: str | None = PIN) -> User:
     user = make_user("staff", clinic=clinic, phone=phone, language=language)
     if pin is not None:

@@ -110,11 +110,6 @@ def offered() -> list[datetime]:
 
 
 @pytest.fixture
-def clinic(app):
-    return make_clinic()
-
-
-@pytest.fixture
 def visit(clinic):
     return book(clinic, language="en")
 

@@ -17,7 +17,8 @@ from app.extensions import db
 from app.models import Clinic
 from app.models.base import utcnow
 
-pytestmark = pytest.mark.both_backends  # the UTC datetime column type stores naive values on SQLite
+# the UTC datetime column type stores naive values on SQLite
+pytestmark = pytest.mark.both_backends
 
 GABORONE = timezone(timedelta(hours=2))
 

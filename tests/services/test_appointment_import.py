@@ -39,7 +39,8 @@ from app.services.appointment_import import (
 from app.services.phones import to_e164
 from tests.conftest import make_clinic, make_user
 
-pytestmark = pytest.mark.both_backends  # bulk paths: each backend has its own insert and look-up statements
+# bulk paths: each backend has its own insert and look-up statements
+pytestmark = pytest.mark.both_backends
 
 NOW = datetime(2030, 3, 1, 6, 0, tzinfo=UTC)  # a Friday
 HEADER = "patient_phone,appointment_datetime,language,patient_name,external_ref"
