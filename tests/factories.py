@@ -36,17 +36,23 @@ def password_hash() -> str:
 
 
 def make_clinic(name: str = "Tlokweng Clinic", country: str = "BW", timezone: str = "Africa/Gaborone",
-                language: str = "tn", **settings) -> Clinic:  # fmt: skip
-    """A clinic (Botswana, Africa/Gaborone by default) with any other column given as ``settings``."""
+                language: str = "tn", *, commit: bool = True, **settings) -> Clinic:  # fmt: skip
+    """A clinic (Botswana, Africa/Gaborone by default) with any other column given as ``settings``.
+
+    ``commit=False`` only flushes it, for a caller that commits several rows at once.
+    """
     clinic = Clinic(name=name, country=country, timezone=timezone, default_language=language, **settings)
     db.session.add(clinic)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return clinic
 
 
 def make_user(role: str, *, clinic: Clinic | None = None, email: str | None = None, phone: str | None = None,
-              active: bool = True, language: str = "en") -> User:  # fmt: skip
-    """A user of ``role`` whose password is ``PASSWORD``."""
+              active: bool = True, language: str = "en", commit: bool = True) -> User:  # fmt: skip
+    """A user of ``role`` whose password is ``PASSWORD`` (``commit=False``: flushed only)."""
     user = User(
         email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.org",
         password_hash=password_hash(),
@@ -59,7 +65,10 @@ def make_user(role: str, *, clinic: Clinic | None = None, email: str | None = No
         active=active,
     )
     db.session.add(user)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return user
 
 
