@@ -2,7 +2,7 @@
 every path of the patient menu, replays, sessions, languages and the 160-character screen limit.
 
 Each hop is posted as Africa's Talking posts it: ``text`` is the whole session history joined with ``*``. The
-answer is read from the HTTP response (``CON``/``END``); what it did from the real database (SQLite, PostgreSQL).
+answer is read from the HTTP response (``CON``/``END``); what it did from the real database (PostgreSQL).
 """
 
 from __future__ import annotations
