@@ -329,8 +329,8 @@ class AppCache:
             self.special.move_to_end(key)
         else:
             self.special[key] = _Built({**_base_config(database_url, self.instance), **overrides})
-            while len(self.special) > CACHED_APPS:
-                oldest = next(key for key, built in self.special.items() if id(built) not in busy)
+            idle = [other for other, built in self.special.items() if other != key and id(built) not in busy]
+            for oldest in idle[: max(len(self.special) - CACHED_APPS, 0)]:
                 self.special.pop(oldest).dispose()
         return self.special[key]
 
