@@ -25,7 +25,8 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 
 from app import create_app
 from app.extensions import db, limiter
@@ -125,6 +126,14 @@ def _migrate(url: str, instance: Path) -> None:
     with app.app_context():
         upgrade()
         db.engine.dispose()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_commits_skip_the_disk(dbapi_connection, _record) -> None:
+    """SQLite test databases: commits return before the disk has them (``PRAGMA synchronous=OFF``), the SQLite
+    twin of ``synchronous_commit = off`` below. Locking, WAL and visibility are unchanged."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
 
 
 def reset_postgres_schema(url: str) -> None:
