@@ -202,8 +202,11 @@ class Databases:
         if self._postgres is None:
             self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
         deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)  # noqa: S608 - our own table names
+        # A connection a previous test left inside a transaction would block the emptying: fail this test's set-up
+        # after a while, naming the lock, instead of hanging the run.
+        wait = "SET LOCAL lock_timeout = '30s'"
         try:
-            self._postgres.exec_driver_sql(f"SET LOCAL session_replication_role = replica; {deletes}")
+            self._postgres.exec_driver_sql(f"{wait}; SET LOCAL session_replication_role = replica; {deletes}")
             self._postgres.commit()
         except sa.exc.DBAPIError:
             # The connection broke (a test restarted the server?) or the role is not a superuser: start again with
@@ -211,8 +214,12 @@ class Databases:
             self._postgres.invalidate()
             self._postgres.close()
             self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
-            self._postgres.exec_driver_sql(f"TRUNCATE {', '.join(self._tables)} CASCADE")
-            self._postgres.commit()
+            try:
+                self._postgres.exec_driver_sql(f"{wait}; TRUNCATE {', '.join(self._tables)} CASCADE")
+                self._postgres.commit()
+            except sa.exc.DBAPIError:
+                self._postgres.rollback()  # the next test's set-up starts on a clean connection
+                raise
 
     def _empty_sqlite(self, url: str) -> None:
         if self._sqlite is None:
