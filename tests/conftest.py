@@ -1,16 +1,23 @@
-"""Fixtures: every database test runs on SQLite and on PostgreSQL, against a real Redis.
+"""Fixtures: database tests run on PostgreSQL (production's database), against a real Redis.
 
-The schema is built once per backend by running the Alembic migrations (so every test also runs on the
-migrated schema, not on ``create_all``); each test then gets empty tables and an empty Redis database.
+Tests marked ``both_backends`` run on SQLite too: the places where the two behave differently (locking, bulk
+paths, migrations, the embedded default). ``sqlite_only`` and ``postgres_only`` pin a test to one backend.
+
+The schema is built once per backend and test process by running the Alembic migrations (so every test runs on the
+migrated schema, not on ``create_all``), on first use. Each test then gets emptied tables (one round trip) and an
+empty Redis database. The app is built once per backend and settings in each test process and handed to each test
+with its settings, instance folder and rate limiter as a freshly built app would have them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import uuid
-from collections.abc import Iterator
+import sqlite3
+import sys
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +25,15 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 
 from app import create_app
-from app.extensions import db
-from app.models import Base, Clinic, User
-from app.services.passwords import hash_password
+from app.extensions import db, limiter
+from app.models import Base
+from tests.factories import PASSWORD, bearer, login, make_clinic, make_user, sign_in
+
+__all__ = ["PASSWORD", "TEST_DATABASE_URL", "TEST_REDIS_URL", "bearer", "login", "make_clinic", "make_user"]
 
 BASE_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -47,7 +57,11 @@ def _per_worker(database_url: str, redis_url: str, worker: str | None) -> tuple[
 TEST_DATABASE_URL, TEST_REDIS_URL = _per_worker(BASE_DATABASE_URL, BASE_REDIS_URL,
                                                 os.environ.get("PYTEST_XDIST_WORKER"))  # fmt: skip
 BACKENDS = ("sqlite", "postgresql")
-PASSWORD = "correct-horse-battery"
+DEFAULT_BACKENDS = ("postgresql",)
+# Fixed for every app of the session, so tokens made by one app work in another (a "restart").
+SECRETS = {"SECRET_KEY": "test-secret-key-" + "s" * 32, "JWT_SECRET_KEY": "test-jwt-secret-key-" + "j" * 32}
+# Apps with extra settings kept per process (each holds a connection pool): the most recently used ones.
+CACHED_APPS = 6
 
 START_HINT = {
     "postgresql": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
@@ -72,6 +86,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis is not reachable at {TEST_REDIS_URL} ({exc}); {START_HINT['redis']}", returncode=3)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each database test on the backends its markers ask for (PostgreSQL when none does)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        backends = ("sqlite",)
+    elif metafunc.definition.get_closest_marker("postgres_only"):
+        backends = ("postgresql",)
+    elif metafunc.definition.get_closest_marker("both_backends"):
+        backends = BACKENDS
+    else:
+        backends = DEFAULT_BACKENDS
+    metafunc.parametrize("database_url", backends, indirect=True, scope="function")
 
 
 def _create_database_if_missing(url: str) -> None:
@@ -99,6 +128,14 @@ def _migrate(url: str, instance: Path) -> None:
         db.engine.dispose()
 
 
+@event.listens_for(Engine, "connect")
+def _sqlite_commits_skip_the_disk(dbapi_connection, _record) -> None:
+    """SQLite test databases: commits return before the disk has them (``PRAGMA synchronous=OFF``), the SQLite
+    twin of ``synchronous_commit = off`` below. Locking, WAL and visibility are unchanged."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
 def reset_postgres_schema(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as connection:
@@ -107,78 +144,262 @@ def reset_postgres_schema(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def migrated(tmp_path_factory) -> dict[str, str]:
-    """One migrated database per backend: a SQLite template file, and the PostgreSQL test database."""
-    instance = tmp_path_factory.mktemp("instance")
-    template = tmp_path_factory.mktemp("sqlite") / "template.db"
-    _migrate(f"sqlite:///{template}", instance)
-    reset_postgres_schema(TEST_DATABASE_URL)
-    _migrate(TEST_DATABASE_URL, instance)
-    return {"sqlite": str(template), "postgresql": TEST_DATABASE_URL}
+def _skip_waiting_for_the_disk(url: str) -> None:
+    """Commits in the test database return before their WAL reaches the disk (``synchronous_commit = off``).
 
-
-def _empty_postgres_tables(url: str) -> None:
-    # TRUNCATE skips the audit log's append-only row trigger (it fires on DELETE) and is fast.
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+    Thousands of tests commit a few times each, and on a busy disk each flush costs milliseconds. Nothing else
+    changes: a commit is still atomic and visible to every other connection at once; only a crash of the server
+    could lose the last commits, of a database that every test empties anyway. Applies to connections made after.
+    """
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        name = connection.exec_driver_sql("SELECT current_database()").scalar_one()
+        connection.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     engine.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, migrated, tmp_path) -> str:
-    """An empty, migrated database on each backend in turn."""
-    backend = request.param
-    marker = {"sqlite": "postgres_only", "postgresql": "sqlite_only"}[backend]
-    if request.node.get_closest_marker(marker):
-        pytest.skip(f"{marker} test")
-    if backend == "sqlite":
-        path = tmp_path / "thusa.db"
-        shutil.copyfile(migrated["sqlite"], path)
-        return f"sqlite:///{path}"
-    _empty_postgres_tables(migrated["postgresql"])
-    return migrated["postgresql"]
+class Databases:
+    """The migrated test database of each backend in this process, migrated on first use, and their emptying.
+
+    Emptying is one round trip of DELETEs (children first), far cheaper than TRUNCATE on tables this small. The
+    audit log refuses DELETE in the database itself: PostgreSQL's trigger is an ordinary one, so
+    ``session_replication_role = replica`` skips it for the emptying transaction (it skips the foreign-key
+    triggers as well); SQLite's trigger is dropped and made again inside the same transaction.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._urls: dict[str, str] = {}
+        self._postgres: sa.Connection | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_script = ""
+        self._tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+
+    def url(self, backend: str) -> str:
+        """The database URL of ``backend``, migrated."""
+        if backend not in self._urls:
+            if backend == "sqlite":
+                url = f"sqlite:///{self.folder / 'thusa.db'}"
+                _migrate(url, self.folder / "instance")
+            else:
+                url = TEST_DATABASE_URL
+                reset_postgres_schema(url)
+                _skip_waiting_for_the_disk(url)
+                _migrate(url, self.folder / "instance")
+            self._urls[backend] = url
+        return self._urls[backend]
+
+    def empty(self, backend: str) -> str:
+        """Delete every row of every table of ``backend``'s database; returns its URL."""
+        url = self.url(backend)
+        if backend == "sqlite":
+            self._empty_sqlite(url)
+        else:
+            self._empty_postgres(url)
+        return url
+
+    def _empty_postgres(self, url: str) -> None:
+        if self._postgres is None:
+            self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+        deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)  # noqa: S608 - our own table names
+        # A connection a previous test left inside a transaction would block the emptying: fail this test's set-up
+        # after a while, naming the lock, instead of hanging the run.
+        wait = "SET LOCAL lock_timeout = '30s'"
+        try:
+            self._postgres.exec_driver_sql(f"{wait}; SET LOCAL session_replication_role = replica; {deletes}")
+            self._postgres.commit()
+        except sa.exc.DBAPIError:
+            # The connection broke (a test restarted the server?) or the role is not a superuser: start again with
+            # a new connection and TRUNCATE, which needs neither and skips the audit trigger too.
+            self._postgres.invalidate()
+            self._postgres.close()
+            self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+            try:
+                self._postgres.exec_driver_sql(f"{wait}; TRUNCATE {', '.join(self._tables)} CASCADE")
+                self._postgres.commit()
+            except sa.exc.DBAPIError:
+                self._postgres.rollback()  # the next test's set-up starts on a clean connection
+                raise
+
+    def _empty_sqlite(self, url: str) -> None:
+        if self._sqlite is None:
+            self._sqlite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=10)
+            triggers = self._sqlite.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+            ).fetchall()
+            has_sequence = self._sqlite.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+            ).fetchone()
+            self._sqlite_script = "\n".join(
+                ["BEGIN IMMEDIATE;"]
+                + [f"DROP TRIGGER {name};" for name, _ in triggers]
+                + [f"DELETE FROM {name};" for name in self._tables]  # noqa: S608 - our own table names
+                + (["DELETE FROM sqlite_sequence;"] if has_sequence else [])
+                + [f"{sql};" for _, sql in triggers]
+                + ["COMMIT;"]
+            )
+        self._sqlite.executescript(self._sqlite_script)
+
+    def close(self) -> None:
+        if self._postgres is not None:
+            self._postgres.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory) -> Iterator[Databases]:
+    """The migrated databases of this test process."""
+    found = Databases(tmp_path_factory.mktemp("databases"))
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def database_url(request, databases) -> str:
+    """An empty, migrated database on the backend this test runs on (see ``pytest_generate_tests``)."""
+    return databases.empty(request.param)
 
 
 @pytest.fixture
 def redis_conn() -> Iterator[redis.Redis]:
-    """The test Redis database, emptied before the test."""
+    """The test Redis database, emptied before the test (rate-limit counters, revoked tokens, queues)."""
     connection = redis.Redis.from_url(TEST_REDIS_URL)
     connection.flushdb()
     yield connection
     connection.close()
 
 
+def _base_config(database_url: str, instance: Path) -> dict:
+    return {
+        "THUSA_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "INSTANCE_PATH": str(instance),
+        "RATELIMIT_ENABLED": True,
+        **SECRETS,
+    }
+
+
+_caches_found: tuple[int, list[weakref.WeakKeyDictionary]] = (-1, [])
+
+
+def _per_app_caches() -> list[weakref.WeakKeyDictionary]:
+    """Module-level ``WeakKeyDictionary`` caches keyed by app in the project's packages, wherever they live
+    (looked for again whenever a module was imported since the last look)."""
+    global _caches_found
+    if _caches_found[0] != len(sys.modules):
+        caches = [
+            value
+            for name, module in list(sys.modules.items())
+            if name.partition(".")[0] in ("app", "bots", "workers")
+            for value in list(vars(module).values())
+            if isinstance(value, weakref.WeakKeyDictionary)
+        ]
+        _caches_found = (len(sys.modules), caches)
+    return _caches_found[1]
+
+
+class _Built:
+    """An app with what ``create_app`` left: its settings and the rate limiter's state (a process-wide object)."""
+
+    def __init__(self, config: dict) -> None:
+        self.app = create_app(config)
+        self.config = dict(self.app.config)
+        self.limiter = dict(vars(limiter))
+
+    def hand_out(self, instance: Path) -> Flask:
+        """The app as if just built for this test: settings as built, this test's instance folder, its limiter,
+        and nothing kept for it by the code under test (e.g. the worker's provider adapters, made from settings
+        a test may patch)."""
+        self.app.config.clear()
+        self.app.config.update(self.config)
+        self.app.config["INSTANCE_PATH"] = str(instance)
+        vars(limiter).update(self.limiter)
+        for cache in _per_app_caches():
+            cache.pop(self.app, None)
+        return self.app
+
+    def dispose(self) -> None:
+        with self.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+class AppCache:
+    """The apps of this process, one per backend and settings; the few with extra settings most recently used."""
+
+    def __init__(self, instance: Path) -> None:
+        self.instance = instance  # where the apps are built; each test hands its own folder to the app it uses
+        self.plain: dict[str, _Built] = {}
+        self.special: OrderedDict[tuple, _Built] = OrderedDict()
+
+    def get(self, database_url: str, overrides: dict, *, busy: set) -> _Built:
+        """The built app for these settings (built now on first use); never one of ``busy`` (in use)."""
+        if not overrides:
+            if database_url not in self.plain:
+                self.plain[database_url] = _Built(_base_config(database_url, self.instance))
+            return self.plain[database_url]
+        key = (database_url, tuple(sorted((name, repr(value)) for name, value in overrides.items())))
+        if key in self.special:
+            self.special.move_to_end(key)
+        else:
+            self.special[key] = _Built({**_base_config(database_url, self.instance), **overrides})
+            idle = [other for other, built in self.special.items() if other != key and id(built) not in busy]
+            for oldest in idle[: max(len(self.special) - CACHED_APPS, 0)]:
+                self.special.pop(oldest).dispose()
+        return self.special[key]
+
+
+@pytest.fixture(scope="session")
+def app_cache(tmp_path_factory) -> Iterator[AppCache]:
+    cache = AppCache(tmp_path_factory.mktemp("instance"))
+    yield cache
+    for built in [*cache.plain.values(), *cache.special.values()]:
+        built.dispose()
+
+
 @pytest.fixture
-def app_factory(database_url, redis_conn, tmp_path):
-    """Build an app on this test's database and Redis, with extra settings."""
+def shared_app(database_url, redis_conn, tmp_path, app_cache) -> Callable[..., Flask]:
+    """This test's app with extra settings, built once per process for each set of settings and reused.
+
+    For settings a module's tests all share (the ``app`` fixture of a module). A test that needs an app of its own
+    (a "restart", a second app with the same settings) uses ``app_factory``.
+    """
+    busy: set[int] = set()
+
+    def get(**overrides) -> Flask:
+        built = app_cache.get(database_url, overrides, busy=busy)
+        busy.add(id(built))
+        return built.hand_out(tmp_path / "instance")
+
+    return get
+
+
+@pytest.fixture
+def app_factory(database_url, redis_conn, tmp_path) -> Iterator[Callable[..., Flask]]:
+    """Build a new app on this test's database and Redis, with extra settings."""
+    built: list[Flask] = []
 
     def make(**overrides) -> Flask:
-        config = {
-            "THUSA_ENV": "test",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": TEST_REDIS_URL,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "RATELIMIT_ENABLED": True,
-            # Fixed per test, so tokens made by one app of the test work in another (a "restart").
-            "SECRET_KEY": "test-secret-key-" + "s" * 32,
-            "JWT_SECRET_KEY": "test-jwt-secret-key-" + "j" * 32,
-        }
-        config.update(overrides)
-        return create_app(config)
+        application = create_app({**_base_config(database_url, tmp_path / "instance"), **overrides})
+        built.append(application)
+        return application
 
-    return make
+    yield make
+    for application in built:  # their connection pools, which would otherwise outlive the test
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture
-def app(app_factory) -> Iterator[Flask]:
-    application = app_factory()
+def app(shared_app) -> Iterator[Flask]:
+    """The app of this test's backend, in an app context of this test's own."""
+    application = shared_app()
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -194,55 +415,26 @@ def runner(app):
 # --- people and places -------------------------------------------------------------------------------------------
 
 
-def make_clinic(name: str = "Tlokweng Clinic", country: str = "BW", timezone: str = "Africa/Gaborone",
-                language: str = "tn") -> Clinic:  # fmt: skip
-    clinic = Clinic(name=name, country=country, timezone=timezone, default_language=language)
-    db.session.add(clinic)
-    db.session.commit()
-    return clinic
-
-
-def make_user(role: str, *, clinic: Clinic | None = None, email: str | None = None, phone: str | None = None,
-              active: bool = True, language: str = "en") -> User:  # fmt: skip
-    user = User(
-        email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.org",
-        password_hash=hash_password(PASSWORD),
-        role=role,
-        name=role.title(),
-        phone=phone,
-        clinic_id=clinic.id if clinic else None,
-        pharmacy_name="Osu Pharmacy" if role == "pharmacist" else None,
-        language=language,
-        active=active,
-    )
-    db.session.add(user)
-    db.session.commit()
-    return user
-
-
-def login(client: FlaskClient, user: User, password: str = PASSWORD) -> dict:
-    response = client.post("/api/v1/auth/login", json={"email": user.email, "password": password})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture
+def clinic(app):
+    """Tlokweng Clinic: Botswana (Africa/Gaborone), Setswana, the default opening hours (Mon-Fri 07:30-16:30)."""
+    return make_clinic()
 
 
 @pytest.fixture
-def people(app, client):
-    """A clinic, another clinic, one user of each kind, and their access tokens."""
-    home = make_clinic("Tlokweng Clinic")
-    other = make_clinic("Kumasi Clinic", "GH", "Africa/Accra", "en")
+def people(app):
+    """A clinic, another clinic, one user of each kind, and their access tokens (each from a real sign-in)."""
+    home = make_clinic("Tlokweng Clinic", commit=False)
+    other = make_clinic("Kumasi Clinic", "GH", "Africa/Accra", "en", commit=False)
     users = {
-        "admin": make_user("admin"),
-        "staff": make_user("staff", clinic=home, phone="+26771234567"),
-        "other_staff": make_user("staff", clinic=other),
-        "viewer": make_user("viewer", clinic=home),
-        "pharmacist": make_user("pharmacist", phone="+233241234567"),
+        "admin": make_user("admin", commit=False),
+        "staff": make_user("staff", clinic=home, phone="+26771234567", commit=False),
+        "other_staff": make_user("staff", clinic=other, commit=False),
+        "viewer": make_user("viewer", clinic=home, commit=False),
+        "pharmacist": make_user("pharmacist", phone="+233241234567", commit=False),
     }
-    tokens = {name: login(client, user)["access_token"] for name, user in users.items()}
+    db.session.commit()  # one commit for the seven rows
+    tokens = {name: sign_in(app, user)["access_token"] for name, user in users.items()}
     return {"home": home, "other": other, "users": users, "tokens": tokens}
 
 
@@ -255,10 +447,15 @@ def keep_signal_handlers():
         signal.signal(sig, handler)
 
 
+@pytest.fixture(scope="session")
+def _plain_app(tmp_path_factory) -> _Built:
+    return _Built({"THUSA_ENV": "test", "DATABASE_URL": "sqlite://", "REDIS_URL": TEST_REDIS_URL,
+                   "INSTANCE_PATH": str(tmp_path_factory.mktemp("plain"))})  # fmt: skip
+
+
 @pytest.fixture
-def plain_app(tmp_path) -> Iterator[Flask]:
+def plain_app(_plain_app, tmp_path) -> Iterator[Flask]:
     """An app with an empty in-memory database and no Redis use, for code that touches neither (channel adapters)."""
-    application = create_app({"THUSA_ENV": "test", "DATABASE_URL": "sqlite://", "REDIS_URL": TEST_REDIS_URL,
-                              "INSTANCE_PATH": str(tmp_path / "instance")})  # fmt: skip
+    application = _plain_app.hand_out(tmp_path / "instance")
     with application.app_context():
         yield application

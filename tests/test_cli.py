@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Appointment, Clinic, Message, User, utcnow
 from app.services.demo import ACCOUNTS, APPOINTMENTS, CLINICS
+
+# `make run` seeds the embedded default (SQLite); production runs PostgreSQL
+pytestmark = pytest.mark.both_backends
 
 
 def test_users_create_takes_the_password_from_the_environment(runner, monkeypatch):

@@ -1,7 +1,7 @@
 """``/api/v1/appointments`` over HTTP: book, list, change, cancel, bulk, upcoming, attendance and CSV upload.
 
 Runs with the ``people`` fixture (a Botswana home clinic, UTC+2, and a Ghana clinic, UTC+0; one user of each kind)
-on SQLite and PostgreSQL with the real Redis. Changes are checked where they land: the appointment row, the outbox
+on PostgreSQL with the real Redis. Changes are checked where they land: the appointment row, the outbox
 (notices to the patient) and the audit log. Appointment times are fixed dates years ahead, or offsets from now
 where the rule is about "now" (upcoming); nothing asserts on the wall clock.
 """
@@ -20,6 +20,7 @@ from app.models import Appointment, AuditLog, Message, Patient, utcnow
 from app.security import Actor
 from app.services import appointments
 from tests.conftest import bearer
+from tests.factories import booking
 
 PHONE = "+26771234567"
 OTHER_PHONE = "+26772000001"
@@ -42,11 +43,7 @@ def post(client, people, who: str = "staff", **body):
     return client.post(BASE, json=body, headers=headers(people, who))
 
 
-def book(clinic, phone: str = PHONE, at: datetime = WHEN_UTC, **fields) -> Appointment:
-    """An appointment made through the service, committed."""
-    appointment = appointments.create(None, clinic, patient_phone=phone, appointment_datetime=at, **fields)
-    db.session.commit()
-    return appointment
+book = booking(WHEN_UTC)  # an appointment made through the service, committed
 
 
 def stored(appointment_id) -> Appointment:

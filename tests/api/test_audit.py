@@ -1,4 +1,4 @@
-"""``GET /api/v1/audit``: the audit log for admins, newest first, filtered. Runs on SQLite and PostgreSQL."""
+"""``GET /api/v1/audit``: the audit log for admins, newest first, filtered. Runs on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fuzz the whole OpenAPI document with schemathesis, as an admin and as a viewer.
 
-Every operation, on SQLite and PostgreSQL: no 500, and every answer (status, content type, headers, body) as the
+Every operation, on PostgreSQL: no 500, and every answer (status, content type, headers, body) as the
 document says. Rate limits are off here so the fuzzer explores the API instead of the limiter.
 """
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from app import create_app
 from tests.conftest import TEST_REDIS_URL, bearer, login, make_clinic, make_user
 
-MAX_EXAMPLES = 25  # per operation, role and backend: keeps `make test` well inside its time budget
+MAX_EXAMPLES = 25  # per operation and role: keeps `make test` well inside its time budget
 # Business rules the document cannot express (a staff account needs a clinic; a password must not be a common one)
 # reject some schema-valid bodies with 422 by design, so "every schema-valid request succeeds" is not a property here.
 # And the fuzzer's "request without its Authorization header" cases get our bearer header added back by this test,
@@ -39,8 +39,8 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", dispatcher)
 
 
 @pytest.fixture
-def fuzz_app(app_factory):
-    app = app_factory(RATELIMIT_ENABLED=False)
+def fuzz_app(shared_app):
+    app = shared_app(RATELIMIT_ENABLED=False)
     dispatcher.target = app
     with app.app_context():
         yield app

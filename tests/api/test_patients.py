@@ -1,7 +1,7 @@
 """``/api/v1/patients``: search by phone, one patient's record, and erasure (the right to erasure).
 
 Staff and viewers see patients with an appointment at their clinic, and of them only their clinic's appointments and
-messages; admins see all. Runs on SQLite and PostgreSQL with the ``people`` fixture.
+messages; admins see all. Runs on PostgreSQL with the ``people`` fixture.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Appointment, AuditLog, Contact, Conversation, Message, Patient
-from app.services import appointments
 from bots.outbox import queue_outbound
 from tests.conftest import bearer
+from tests.factories import booking
 
 PHONE = "+26771234567"
 OTHER_PHONE = "+26772000001"
@@ -29,10 +29,7 @@ def headers(people, who: str = "staff") -> dict:
     return bearer(people["tokens"][who])
 
 
-def book(clinic, phone: str = PHONE, at: datetime = AT, **fields) -> Appointment:
-    appointment = appointments.create(None, clinic, patient_phone=phone, appointment_datetime=at, **fields)
-    db.session.commit()
-    return appointment
+book = booking(AT)
 
 
 def audit_rows(action: str) -> list[AuditLog]:

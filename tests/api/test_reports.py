@@ -1,5 +1,5 @@
 """``GET /api/v1/reports/attendance``: what became of the appointments, overall and by language, channel and
-number of reminders, counted by GROUP BY queries. Runs on SQLite and PostgreSQL with the ``people`` fixture.
+number of reminders, counted by GROUP BY queries. Runs on PostgreSQL with the ``people`` fixture.
 """
 
 from __future__ import annotations

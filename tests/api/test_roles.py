@@ -12,8 +12,8 @@ row needs data of its own, a setup hook. Path templates and body factories read 
 * ``staff_user``, ``staff_email``: the staff member of ``home_clinic``.
 * whatever the row's ``setup(people)`` returns.
 
-Every (row, actor) pair is its own test, so each request runs on a fresh database (on SQLite and on PostgreSQL,
-like every database test). Bodies are valid, so the status reflects authorization, never validation. Every error
+Every (row, actor) pair is its own test, so each request runs on a fresh database (on PostgreSQL, like
+every database test). Bodies are valid, so the status reflects authorization, never validation. Every error
 answer must also have the one error shape ``{"error": {"code", "message", "details"}}``.
 """
 

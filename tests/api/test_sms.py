@@ -1,6 +1,6 @@
 """``/api/v1/sms`` (send, schedule, status, queue) and ``/api/v1/messages`` (the message log), over HTTP.
 
-Runs with the ``people`` fixture (a Botswana home clinic, a Ghana clinic, one user of each kind) on SQLite and
+Runs with the ``people`` fixture (a Botswana home clinic, a Ghana clinic, one user of each kind) on
 PostgreSQL, against the real RQ ``outbound`` queue on the test Redis. Sends are checked where they land: the
 outbox row, its job, and the audit log.
 """

@@ -1,4 +1,4 @@
-"""``/api/v1/stock`` and ``PUT /api/v1/users/{id}/pin`` on SQLite and PostgreSQL: levels, the ledger, days of stock
+"""``/api/v1/stock`` and ``PUT /api/v1/users/{id}/pin`` on PostgreSQL: levels, the ledger, days of stock
 left, low stock, alerts through the outbox, scoping by clinic, audited reads and the errors."""
 
 from __future__ import annotations

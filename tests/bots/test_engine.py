@@ -2,7 +2,7 @@
 
 Inbound messages are stored as the webhook layer stores them (``store_inbound`` + commit), then handed to
 ``bots.engine.handle_message`` as the job would; what the engine decided is read back from the outbound rows in
-the real database (SQLite and PostgreSQL). Test flows are registered per test and removed afterwards; the flows of
+the real database (PostgreSQL). Test flows are registered per test and removed afterwards; the flows of
 the application (if any are registered) are set aside so they cannot answer in a test's place.
 """
 

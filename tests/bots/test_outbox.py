@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -17,6 +18,9 @@ from bots.outbox import queue_outbound
 from workers import QUEUE_OUTBOUND, get_queue
 
 PHONE = "+26771234567"
+
+# the outbox's bulk insert has a dialect branch
+pytestmark = pytest.mark.both_backends
 
 
 def _outbound_job_ids() -> list[str]:

@@ -125,6 +125,7 @@ def test_sms_fixture_case(plain_app, case):
     [
         pytest.param("wrong-token", CONFIG, id="wrong_token"),
         pytest.param(TOKEN[:-1], CONFIG, id="token_prefix"),
+        pytest.param(TOKEN + "x", CONFIG, id="token_longer"),
         pytest.param(TOKEN, {**CONFIG, "AT_WEBHOOK_TOKEN": ""}, id="setting_missing"),
         pytest.param(TOKEN, {k: v for k, v in CONFIG.items() if k != "AT_WEBHOOK_TOKEN"}, id="setting_absent"),
     ],

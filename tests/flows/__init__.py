@@ -7,37 +7,21 @@ to now; no test asserts on the wall clock: expected texts and slots are computed
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Conversation, Message, utcnow
+from app.models import Appointment, Clinic, Contact, Conversation, Message
 from app.models.message import DIRECTION_IN, DIRECTION_OUT
 from app.services import appointments, messaging
+from tests.factories import PHONE, book, make_clinic
 
-PHONE = "+26771234567"
+__all__ = ["PHONE", "book", "make_clinic"]  # the shared builders, as the flow tests import them
+
 OTHER_PHONE = "+26772345678"
 LONGEST_NAME = "Tlokweng Main Clinic Extension"  # 30 characters: Clinic.sms_name's limit
 # The longest weekday names: Wednesday (en); Labotlhano (Friday) and Mosupologo (Monday) (tn).
 LONGEST_DAYS = {"en": "wed", "tn": "fri"}
-
-
-def make_clinic(name: str = "Tlokweng Clinic", *, language: str = "tn", **settings) -> Clinic:
-    """A Botswana clinic (Africa/Gaborone) with the given settings (opening_hours, slot_capacity ...)."""
-    clinic = Clinic(name=name, country="BW", timezone="Africa/Gaborone", default_language=language, **settings)
-    db.session.add(clinic)
-    db.session.commit()
-    return clinic
-
-
-def book(clinic: Clinic, *, phone: str = PHONE, days: float = 3, language: str | None = None,
-         at=None) -> Appointment:  # fmt: skip
-    """An appointment ``days`` from now (or ``at``), booked as the API books it, committed."""
-    when = at or (utcnow() + timedelta(days=days)).replace(second=0, microsecond=0)
-    appointment = appointments.create(None, clinic, patient_phone=phone, appointment_datetime=when, language=language)
-    db.session.commit()
-    return appointment
 
 
 def fill(clinic: Clinic, at, *, count: int | None = None) -> None:

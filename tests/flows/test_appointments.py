@@ -2,7 +2,7 @@
 
 Messages are stored as the webhook layer stores them and handled by ``bots.engine.handle_message`` as the job does
 (a few go the whole road: the Twilio webhook with a valid signature, then the real worker). What happened is read
-back from the real database (SQLite and PostgreSQL): the appointment, the reply row, the links between them.
+back from the real database (PostgreSQL): the appointment, the reply row, the links between them.
 """
 
 from __future__ import annotations
@@ -49,12 +49,11 @@ GARBAGE = ["", "4", "0", "A", "hello", "ok", "1 2", "yes please", "12", "?"]
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 def inbound(text: str, *, sender: str = PHONE, channel: str = "sms") -> Message:
@@ -89,11 +88,6 @@ def offered() -> list[datetime]:
 
 def helps() -> list[Message]:
     return [row for row in outbound() if (row.dedupe_key or "").startswith("appointment_help:")]
-
-
-@pytest.fixture
-def clinic(app):
-    return make_clinic()
 
 
 @pytest.fixture

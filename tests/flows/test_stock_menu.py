@@ -1,7 +1,7 @@
 """The staff USSD menu (bots/flows/ussd_staff.py) through the real Africa's Talking endpoint and the real REST API.
 
 Each hop is posted as Africa's Talking posts it (``text`` = every input so far joined with ``*``); what the menu
-did is read back from the real database (SQLite, PostgreSQL), the real Redis and ``GET /api/v1/stock``.
+did is read back from the real database (PostgreSQL), the real Redis and ``GET /api/v1/stock``.
 """
 
 from __future__ import annotations
@@ -30,17 +30,11 @@ COLLEAGUE = "+26773000002"
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def clinic(app):
-    return make_clinic(language="tn")
 
 
 def staff(clinic, *, phone: str = PHONE, language: str = "en", pin: str | None = PIN) -> User:

@@ -2,7 +2,7 @@
 every path of the patient menu, replays, sessions, languages and the 160-character screen limit.
 
 Each hop is posted as Africa's Talking posts it: ``text`` is the whole session history joined with ``*``. The
-answer is read from the HTTP response (``CON``/``END``); what it did from the real database (SQLite, PostgreSQL).
+answer is read from the HTTP response (``CON``/``END``); what it did from the real database (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ from tests.flows import (
 
 
 @pytest.fixture
-def app(app_factory):
-    application = app_factory(**CONFIG)
+def app(shared_app):
+    application = shared_app(**CONFIG)
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 class Session:
@@ -109,11 +108,6 @@ def invalid(appointment: Appointment, menu: str) -> str:
 
 def offered() -> list[datetime]:
     return [datetime.fromisoformat(at) for at in conversation(channel="ussd").state["slots"]]
-
-
-@pytest.fixture
-def clinic(app):
-    return make_clinic()
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ from app.extensions import db
 from app.models import Clinic
 from app.models.base import utcnow
 
+# the UTC datetime column type stores naive values on SQLite
+pytestmark = pytest.mark.both_backends
+
 GABORONE = timezone(timedelta(hours=2))
 
 

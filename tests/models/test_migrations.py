@@ -3,8 +3,8 @@
 Every revision upgrades and downgrades; the migrated schema matches the models exactly (no drift, types
 included); and the audit log is append-only in the database itself, whatever SQL reaches it.
 
-PostgreSQL runs in a database of this module's own (``<test database>_migrations``), created here and dropped at
-the end, so the shared test database that the other tests use is never downgraded under them.
+PostgreSQL runs in a database of this module's own (``<test database>_migrations``), made here on first use, so the
+shared test database that the other tests use is never downgraded under them.
 """
 
 from __future__ import annotations
@@ -41,20 +41,20 @@ REVISIONS = _revisions_base_to_head()
 
 
 @pytest.fixture(scope="module")
-def postgres_migrations_url() -> Iterator[str]:
-    """A PostgreSQL database of this module's own, created fresh and dropped afterwards."""
+def postgres_migrations_url() -> str:
+    """A PostgreSQL database of this module's own, made on first use and kept (each test empties its schema).
+
+    Not dropped afterwards: DROP DATABASE waits for a checkpoint, seconds on a busy server.
+    """
     url = make_url(TEST_DATABASE_URL)
     name = f"{url.database}_migrations"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # left over by a killed run
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+        if exists.first() is None:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -41,6 +41,9 @@ from app.services.appointment_import import writer as import_writer
 from app.services.phones import to_e164
 from tests.conftest import make_clinic, make_user
 
+# bulk paths: each backend has its own insert and look-up statements
+pytestmark = pytest.mark.both_backends
+
 NOW = datetime(2030, 3, 1, 6, 0, tzinfo=UTC)  # a Friday
 HEADER = "patient_phone,appointment_datetime,language,patient_name,external_ref"
 ROW = "+26771234567,2030-03-05 09:00,tn,Kagiso Molefe,R1"  # Tuesday 09:00 in Gaborone = 07:00 UTC

@@ -1,7 +1,7 @@
 """The core appointment rules of ``app.services.appointments``.
 
 Pure rules (reminder planning, sending hours, the texts) are tables over in-memory clinics; the changes (create,
-reschedule, cancel, confirm, ...) run on SQLite and PostgreSQL and are checked where they land: the appointment
+reschedule, cancel, confirm, ...) run on PostgreSQL and are checked where they land: the appointment
 row and the outbox. Appointment times are in 2030 and ``now`` is passed explicitly wherever a rule takes it.
 
 The one-segment proof the issue asks for is :func:`test_every_appointment_sms_fits_one_gsm7_segment`: every
@@ -37,6 +37,7 @@ from app.models.appointment import (
 from app.models.clinic import DEFAULT_OPENING_HOURS, SMS_NAME_LENGTH, default_opening_hours
 from app.services import appointments, messaging
 from tests.conftest import make_clinic
+from tests.factories import store_appointment
 
 GABORONE = ZoneInfo("Africa/Gaborone")  # UTC+2, no daylight saving time
 ACCRA = ZoneInfo("Africa/Accra")  # UTC+0, no daylight saving time
@@ -329,20 +330,7 @@ def test_replies_are_asked_for_by_digits_never_by_carrier_keywords():
 # --- free slots -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clinic(app) -> Clinic:
-    return make_clinic("Tlokweng Clinic")  # BW, Gaborone, default opening hours Mon-Fri 07:30-16:30
-
-
-def book(clinic: Clinic, at: datetime, *, phone: str = PHONE, status: str = STATUS_SCHEDULED, **fields) -> Appointment:
-    """An appointment stored directly (the rules under test are not the booking's)."""
-    patient = appointments.patient_for(phone)
-    appointment = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
-                              appointment_datetime=at, status=status, import_key=f"test:{phone}:{at.isoformat()}",
-                              **fields)  # fmt: skip
-    db.session.add(appointment)
-    db.session.commit()
-    return appointment
+book = store_appointment  # stored directly: the rules under test are not the booking's
 
 
 def slots_local(slots: list[datetime]) -> list[str]:

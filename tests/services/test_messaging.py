@@ -18,6 +18,9 @@ from app.models.message import DIRECTION_OUT
 from app.services.messaging import advance_status, apply_status, contact_for, store_inbound
 from bots.messages import InboundMessage, Media, StatusUpdate
 
+# INSERT ... ON CONFLICT is spelled per dialect (contacts, inbound de-duplication)
+pytestmark = pytest.mark.both_backends
+
 PHONE = "+26771234567"
 
 

@@ -15,13 +15,11 @@ from app.models.stock import CHANNEL_USSD
 from app.services import stock
 from tests.conftest import make_clinic, make_user
 
+# concurrent dispensing: row locks on PostgreSQL, the write lock on SQLite
+pytestmark = pytest.mark.both_backends
+
 THREADS = 6
 DISPENSES = 10  # per thread, one unit each
-
-
-@pytest.fixture
-def clinic(app):
-    return make_clinic()
 
 
 def new_item(clinic, level: int, reorder: int = 0) -> StockItem:

@@ -78,7 +78,8 @@ def served(app_factory, keep_signal_handlers):
         seed_demo()
         db.session.remove()
     server = make_server("127.0.0.1", port, application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop's next poll (half a second by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield application
     server.shutdown()

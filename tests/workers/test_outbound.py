@@ -86,13 +86,12 @@ def _add_row(*, direction: str = DIRECTION_OUT, status: str = STATUS_QUEUED, age
 
 
 @pytest.fixture
-def app(app_factory):
+def app(shared_app):
     """No pauses between a provider's tries in these tests."""
-    application = app_factory(SEND_RETRY_BACKOFF_SECONDS="0")
+    application = shared_app(SEND_RETRY_BACKOFF_SECONDS="0")
     with application.app_context():
         yield application
         db.session.remove()
-        db.engine.dispose()
 
 
 def test_the_worker_sends_a_queued_message(app, keep_signal_handlers):

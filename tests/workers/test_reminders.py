@@ -29,8 +29,12 @@ from app.models.appointment import (
 from app.services import appointments
 from bots.outbox import Outgoing, queue_many
 from tests.conftest import make_clinic
+from tests.factories import store_appointment
 from workers import QUEUE_OUTBOUND, get_queue
 from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
+
+# reminder claiming: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite; bulk writes per dialect
+pytestmark = pytest.mark.both_backends
 
 GABORONE = ZoneInfo("Africa/Gaborone")  # UTC+2, no daylight saving
 ACCRA = ZoneInfo("Africa/Accra")  # UTC+0
@@ -64,18 +68,8 @@ def book(at_clinic: Clinic, at: datetime, *, phone: str | None = None, language:
          patient_language: str | None = None, channel: str = "sms", status: str = STATUS_SCHEDULED,
          planned: datetime = BOOKED) -> Appointment:  # fmt: skip
     """An appointment as the API or an import leaves it: reminders planned when it was booked."""
-    phone = phone or f"+267{next(_phones)}"
-    patient = appointments.patient_for(phone, language=patient_language, channel=channel)
-    appointment = Appointment(
-        clinic_id=at_clinic.id, clinic=at_clinic, patient_id=patient.id, patient=patient, appointment_datetime=at,
-        language=language, status=status, channel=channel,
-        import_key=appointments.import_key(external_ref=None, phone=phone, at=at),
-    )  # fmt: skip
-    db.session.add(appointment)
-    db.session.flush()
-    appointments.plan_reminders(appointment, planned)
-    db.session.commit()
-    return appointment
+    return store_appointment(at_clinic, at, phone=phone or f"+267{next(_phones)}", language=language,
+                             patient_language=patient_language, channel=channel, status=status, planned=planned)  # fmt: skip
 
 
 def reminders(appointment: Appointment | None = None) -> list[Message]:
