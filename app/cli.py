@@ -82,7 +82,7 @@ def seed_clinical_command():
 @with_appcontext
 def worker_command(queues, burst, no_scheduler):
     """Run an RQ worker with its scheduler, inside the app context."""
-    from workers import QUEUES
+    from app.jobs import QUEUES
     from workers.runner import run_worker
 
     unknown = set(queues) - set(QUEUES)

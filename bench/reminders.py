@@ -262,9 +262,9 @@ def bench_enqueue(app, args: argparse.Namespace) -> dict:
     from sqlalchemy import func, select
 
     from app.extensions import db
+    from app.jobs import QUEUE_OUTBOUND, get_queue
     from app.models import Message
-    from workers import QUEUE_OUTBOUND, get_queue
-    from workers.outbound import BATCH_KEY
+    from bots.outbox import BATCH_KEY
     from workers.reminders import queue_due_reminders
 
     with app.app_context():

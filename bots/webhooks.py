@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import t
+from app.jobs import enqueue_handle
 from app.models import Contact, Message
 from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.services import messaging
@@ -52,8 +53,6 @@ def _receive(name: str, kind: str) -> Response:
         parsed = channel.parse(request, kind)
     except MalformedPayload as exc:
         return error_response(400, "malformed_payload", str(exc), exc.details)
-    from workers.inbound import enqueue_handle
-
     for inbound in parsed.messages:
         message_id, created = messaging.store_inbound_id(inbound)
         if created:

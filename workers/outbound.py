@@ -29,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
+from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
 from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.message import (
@@ -47,6 +48,7 @@ from app.models.message import (
 from app.services import appointments, messaging
 from bots.channels import SendError, senders_for
 from bots.messages import SMS, WHATSAPP, Button, OutboundMessage
+from bots.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # job runs per message (each run tries every provider)
@@ -54,10 +56,7 @@ STALE_AFTER = timedelta(minutes=1)  # a queued row or received message this old 
 STUCK_AFTER = timedelta(minutes=6)  # longer than a send job may run (300 s timeout): the worker died mid-send
 WHATSAPP_WINDOW = timedelta(hours=24)
 _PENDING_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
-SEND_BATCH = 25  # outbox rows per send job when many are written at once (reminders): RQ's cost per job is shared
 BATCH_SECONDS = 60.0  # a batch job starts no new send after this, so it ends well inside its 300 s timeout
-BATCH_KEY = "thusa:send-batch:"  # + message id → the batch job that sends it: how the sweeper knows it is pending
-BATCH_KEY_SECONDS = 7 * 86400
 
 
 class AllProvidersFailed(Exception):
@@ -376,8 +375,6 @@ def send_batch(message_ids: list[str]) -> dict[str, int]:
         How many messages ended in each status (``retry``: every provider failed; ``error``: an unexpected error,
         logged; ``handed_on``: left to a new job).
     """
-    from bots.outbox import enqueue_sends
-
     started = time.monotonic()
     done: Counter = Counter()
     for index, message_id in enumerate(message_ids):
@@ -444,10 +441,6 @@ def sweep() -> dict[str, int]:
     Returns:
         Counts of what it did.
     """
-    from bots.outbox import enqueue_send
-    from workers import QUEUE_OUTBOUND, get_queue
-    from workers.inbound import enqueue_handle
-
     # RQ's own check for jobs whose worker died (their time ran out): a dead batch job becomes failed, so the
     # messages it had not reached are enqueued again below.
     get_queue(QUEUE_OUTBOUND).started_job_registry.cleanup()

@@ -17,6 +17,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from app import jobs
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.models import (
@@ -200,10 +201,8 @@ def queue_analysis(consultation: Consultation) -> None:
 
 def enqueue_analysis(consultation_id: str) -> None:
     """Enqueue the analysis job (safe to repeat: the job does nothing for a completed consultation)."""
-    from workers import QUEUE_INFERENCE, enqueue
-
-    enqueue(QUEUE_INFERENCE, "workers.inference.analyse_consultation", consultation_id,
-            job_id=f"analyse-{consultation_id}", timeout=600)  # fmt: skip
+    jobs.enqueue(jobs.QUEUE_INFERENCE, jobs.ANALYSE_CONSULTATION, consultation_id,
+                 job_id=f"analyse-{consultation_id}", timeout=600)  # fmt: skip
 
 
 def cancel_collecting(contact: Contact) -> None:

@@ -18,12 +18,12 @@ from sqlalchemy import func, select, update
 
 import bots.outbox
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import AuditLog, Contact, Message, utcnow
 from app.services.messaging import store_inbound
 from bots.messages import InboundMessage
 from bots.outbox import queue_outbound
 from tests.conftest import bearer
-from workers import QUEUE_OUTBOUND, get_queue
 from workers.outbound import send_message, sweep
 
 PHONE = "+26771234567"

@@ -11,10 +11,10 @@ import logging
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import Message
 from app.models.message import DIRECTION_OUT, STATUS_QUEUED
 from bots.outbox import queue_outbound
-from workers import QUEUE_OUTBOUND, get_queue
 
 PHONE = "+26771234567"
 

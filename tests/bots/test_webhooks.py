@@ -30,9 +30,9 @@ from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.i18n import t
+from app.jobs import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
 from app.models import Contact, Message, MessageEvent, utcnow
 from app.services import messaging
-from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
 from workers.runner import run_worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"

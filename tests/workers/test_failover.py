@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import Contact, Message, MessageEvent, utcnow
 from bots.channels.twilio import TwilioChannel
 from bots.outbox import OptedOut, queue_outbound
 from tests.conftest import bearer
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
-from workers import QUEUE_OUTBOUND, get_queue
 from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 

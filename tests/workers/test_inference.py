@@ -328,7 +328,7 @@ def test_a_provider_outage_is_retried_and_sends_once(skin_app, apis):
 def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
     from datetime import timedelta
 
-    from workers import QUEUE_INFERENCE, get_queue
+    from app.jobs import QUEUE_INFERENCE, get_queue
 
     consultation = _queued_chat_consultation()
     assert inference.sweep() == 0  # just queued: its job may still be on its way

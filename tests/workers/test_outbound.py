@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 import workers.outbound
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import Message, utcnow
 from app.models.message import (
     DIRECTION_OUT,
@@ -27,7 +28,6 @@ from app.models.message import (
 from bots.channels.base import REGISTRY, Channel, SendError, register
 from bots.messages import OutboundMessage, SendResult
 from bots.outbox import queue_outbound
-from workers import QUEUE_OUTBOUND, get_queue
 from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 

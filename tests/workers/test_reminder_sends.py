@@ -25,15 +25,14 @@ from sqlalchemy import select, update
 
 import workers.outbound
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import Appointment, Contact, Message, utcnow
 from app.services import appointments
-from bots.outbox import queue_outbound
+from bots.outbox import SEND_BATCH, queue_outbound
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
 from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local
-from workers import QUEUE_OUTBOUND, get_queue
 from workers.outbound import (
-    SEND_BATCH,
     STALE_AFTER,
     STUCK_AFTER,
     AllProvidersFailed,

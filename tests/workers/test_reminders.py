@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.config import ConfigError, load_config
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.models import Appointment, AuditLog, Clinic, Message
 from app.models.appointment import (
     STATUS_ATTENDED,
@@ -29,7 +30,6 @@ from app.models.appointment import (
 from app.services import appointments
 from bots.outbox import Outgoing, queue_many
 from tests.conftest import make_clinic
-from workers import QUEUE_OUTBOUND, get_queue
 from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
 
 GABORONE = ZoneInfo("Africa/Gaborone")  # UTC+2, no daylight saving
