@@ -263,8 +263,8 @@ def bench_enqueue(app, args: argparse.Namespace) -> dict:
 
     from app.extensions import db
     from app.jobs import QUEUE_OUTBOUND, get_queue
+    from app.messaging.outbox import BATCH_KEY
     from app.models import Message
-    from bots.outbox import BATCH_KEY
     from workers.reminders import queue_due_reminders
 
     with app.app_context():
@@ -392,8 +392,8 @@ def _direct_loop(app, count: int, first: int) -> tuple[float, float]:
     """The ceiling: the product's Twilio adapter (one twilio client, as a worker keeps it) sending ``count``
     reminder texts to the fake in a loop, nothing else. Returns (seconds, CPU seconds of this process)."""
     from app.i18n import t
+    from app.messaging.envelopes import SMS, OutboundMessage
     from bots.channels.twilio import TwilioChannel
-    from bots.messages import SMS, OutboundMessage
 
     with app.app_context():
         channel = TwilioChannel(app.config)

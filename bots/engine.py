@@ -18,12 +18,12 @@ import uuid
 from sqlalchemy import or_, select
 
 from app.extensions import db
+from app.messaging.envelopes import SMS, WHATSAPP
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
 from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from app.services import messaging
 from bots.flows import FLOWS, Context, Flow, Reply
-from bots.messages import SMS, WHATSAPP
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
 

@@ -210,7 +210,7 @@ def split(text: str, limit: int = REPLY_LIMIT) -> list[str]:
 
 
 def _reply(consultation: Consultation, recommendation: Recommendation) -> None:
-    from bots.outbox import OptedOut, queue_outbound
+    from app.messaging.outbox import OptedOut, queue_outbound
 
     if consultation.channel not in ("telegram", "whatsapp") or consultation.contact_id is None:
         return  # an API consultation: the answer is read through GET /consultations/{id}

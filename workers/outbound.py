@@ -30,6 +30,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
+from app.messaging.envelopes import SMS, WHATSAPP, Button, OutboundMessage
+from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.message import (
@@ -47,8 +49,6 @@ from app.models.message import (
 )
 from app.services import appointments, messaging
 from bots.channels import SendError, senders_for
-from bots.messages import SMS, WHATSAPP, Button, OutboundMessage
-from bots.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # job runs per message (each run tries every provider)

@@ -22,11 +22,11 @@ from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
+from app.messaging.outbox import Outgoing, queue_many
 from app.models import Appointment, Clinic, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
 from app.models.message import KIND_REMINDER
 from app.services import appointments, audit
-from bots.outbox import Outgoing, queue_many
 
 log = logging.getLogger(__name__)
 

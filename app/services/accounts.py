@@ -60,7 +60,7 @@ def request_password_reset(actor, email: str) -> None:
 
     The caller answers the same either way, so this cannot be used to find out who has an account.
     """
-    from bots.outbox import queue_outbound
+    from app.messaging.outbox import queue_outbound
 
     user = _find_by_email(email)
     if user is None or not user.active or not user.phone:

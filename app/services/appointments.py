@@ -21,6 +21,7 @@ from sqlalchemy.orm import contains_eager
 from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Appointment, Clinic, Patient, utcnow
 from app.models.appointment import (
     ACTIVE_STATUSES,
@@ -35,7 +36,6 @@ from app.models.clinic import WEEKDAYS
 from app.models.message import KIND_NOTICE
 from app.services import audit, clinics, messaging
 from app.services.phones import to_e164
-from bots.outbox import OptedOut, queue_outbound
 
 SLOT_LEAD = timedelta(hours=2)  # a slot offered to a patient starts at least this long from now
 SLOT_SEARCH_DAYS = 60  # how far ahead free slots are looked for

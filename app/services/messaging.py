@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.messaging.envelopes import WHATSAPP, InboundMessage, StatusUpdate
 from app.models import Contact, Message, MessageEvent, utcnow
 from app.models.message import (
     DIRECTION_IN,
@@ -21,7 +22,6 @@ from app.models.message import (
     STATUS_RANK,
     STATUS_RECEIVED,
 )
-from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
 
 # Skin consultations (issue 6): inbound facts kept on the message row (never the raw payload).
 KEPT_EXTRA = ("contact", "from_id", "callback_data")

@@ -22,6 +22,7 @@ from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.i18n import t
 from app.i18n.gsm7 import fold
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Clinic, StockItem, StockMovement, User, utcnow
 from app.models.message import KIND_SYSTEM
 from app.models.stock import (
@@ -34,7 +35,6 @@ from app.models.stock import (
 )
 from app.models.user import ROLE_STAFF
 from app.services import audit, clinics
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Appointment, Clinic, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_ATTENDED, STATUS_CANCELLED
 from app.models.message import KIND_SYSTEM
 from app.services import appointments
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 MAX_MATCHES = 3  # visits offered for one set of last digits (a USSD screen holds no more)
 

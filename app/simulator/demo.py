@@ -14,6 +14,7 @@ from datetime import time
 from sqlalchemy import delete, select
 
 from app.extensions import db
+from app.messaging.envelopes import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.clinic import DEFAULT_SEND_WINDOW
@@ -21,7 +22,6 @@ from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, ST
 from app.services import appointments
 from app.services import demo as seed
 from bots.flows import ussd_staff
-from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
 
 DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get (issue 5); shown on the page, never checked here
 # The demo pharmacist's Telegram user and private chat (the same id, as in any private chat).

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import CATALOG, LANGUAGES, t
+from app.messaging.envelopes import SMS, TELEGRAM, USSD, WHATSAPP
 from app.simulator import demo, signing
 from bots.channels.console import save_media
-from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,7 @@ from africastalking.Service import AfricasTalkingException, Service
 from africastalking.SMS import SMSService
 from flask import Request, Response
 
-from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
-from bots.messages import (
+from app.messaging.envelopes import (
     SESSION_CLOSE,
     SESSION_NEW,
     SESSION_RESUME,
@@ -52,6 +51,7 @@ from bots.messages import (
     SendResult,
     StatusUpdate,
 )
+from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.messaging.envelopes import SMS, TELEGRAM, WHATSAPP, OutboundMessage, SendResult
 from bots.channels.base import Channel, register
 from bots.channels.media import MediaError, too_large
-from bots.messages import SMS, TELEGRAM, WHATSAPP, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 

@@ -53,10 +53,10 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from app.messaging.envelopes import TELEGRAM, InboundMessage, Media, OutboundMessage, SendResult
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError
-from bots.messages import TELEGRAM, InboundMessage, Media, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 

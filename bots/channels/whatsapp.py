@@ -43,10 +43,10 @@ from datetime import UTC, datetime
 import requests
 from flask import Request, Response
 
+from app.messaging.envelopes import WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError
-from bots.messages import WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import uuid
 from dataclasses import dataclass
 
 from app.extensions import db
+from app.messaging.envelopes import TELEGRAM, WHATSAPP, Button
 from app.models import Consultation
 from app.models.consultation import STATUS_COLLECTING
 from app.services import consultations, triage
 from bots.flows import Context, Flow, Reply, register
-from bots.messages import TELEGRAM, WHATSAPP, Button
 
 LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
 

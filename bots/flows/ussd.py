@@ -23,12 +23,12 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import t
+from app.messaging.envelopes import USSD
 from app.models import Appointment, Patient
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import link, normalise, still_active
 from bots.flows.ussd_staff import STAFF_MENU, staff_user
-from bots.messages import USSD
 
 SCREEN_LIMIT = 160  # characters after CON/END that every network shows
 

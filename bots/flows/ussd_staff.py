@@ -37,12 +37,12 @@ from sqlalchemy import select
 
 from app.errors import ServiceError
 from app.extensions import db, redis_client
+from app.messaging.envelopes import USSD
 from app.models import Appointment, StockItem, User
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, visits
 from bots.flows import Context, Flow, Reply
-from bots.messages import USSD
 
 log = logging.getLogger(__name__)
 

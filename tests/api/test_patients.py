@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging.outbox import queue_outbound
 from app.models import Appointment, AuditLog, Contact, Conversation, Message, Patient
 from app.services import appointments
-from bots.outbox import queue_outbound
 from tests.conftest import bearer
 
 PHONE = "+26771234567"

@@ -1070,7 +1070,7 @@ def test_stop_opts_out_with_one_confirmation_and_start_opts_back_in(app, client,
 
 def test_a_message_queued_before_stop_is_not_sent_after_it(app, client, keep_signal_handlers):
     """A reminder waits in the outbound queue while the person's STOP is handled: it must not go out after STOP."""
-    from bots.outbox import queue_outbound
+    from app.messaging.outbox import queue_outbound
 
     db.session.add(Contact(address=PHONE))
     db.session.commit()

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from flask import request
 
+from app.messaging.envelopes import Button, Media, OutboundMessage
 from bots.channels import whatsapp as whatsapp_module
 from bots.channels.base import MalformedPayload, SendError, WebhookRejected
 from bots.channels.whatsapp import WhatsAppChannel
-from bots.messages import Button, Media, OutboundMessage
 from tests.fakes.server import FakeProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"

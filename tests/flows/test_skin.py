@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging.envelopes import InboundMessage, Media
 from app.models import AuditLog, Consultation, ConsultationImage, utcnow
 from app.models.consultation import IMAGE_PENDING, STATUS_CANCELLED, STATUS_COLLECTING, STATUS_QUEUED
 from app.services import consultations
 from bots import engine
 from bots.flows import skin
-from bots.messages import InboundMessage, Media
 from tests.conftest import make_user
 from tests.flows import contact, outbound
 

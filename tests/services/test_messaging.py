@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n.gsm7 import sms_encoding
+from app.messaging.envelopes import InboundMessage, Media, StatusUpdate
 from app.models import Contact, Message, MessageEvent, utcnow
 from app.models.message import DIRECTION_OUT
 from app.services.messaging import advance_status, apply_status, contact_for, store_inbound
-from bots.messages import InboundMessage, Media, StatusUpdate
 
 PHONE = "+26771234567"
 

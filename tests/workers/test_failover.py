@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Contact, Message, MessageEvent, utcnow
 from bots.channels.twilio import TwilioChannel
-from bots.outbox import OptedOut, queue_outbound
 from tests.conftest import bearer
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio

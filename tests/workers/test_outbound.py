@@ -17,6 +17,8 @@ from sqlalchemy import update
 import workers.outbound
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.messaging.outbox import queue_outbound
 from app.models import Message, utcnow
 from app.models.message import (
     DIRECTION_OUT,
@@ -26,8 +28,6 @@ from app.models.message import (
     STATUS_SENT,
 )
 from bots.channels.base import REGISTRY, Channel, SendError, register
-from bots.messages import OutboundMessage, SendResult
-from bots.outbox import queue_outbound
 from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 

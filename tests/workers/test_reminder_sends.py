@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 import workers.outbound
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import SEND_BATCH, queue_outbound
 from app.models import Appointment, Contact, Message, utcnow
 from app.services import appointments
-from bots.outbox import SEND_BATCH, queue_outbound
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
 from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.config import ConfigError, load_config
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import Outgoing, queue_many
 from app.models import Appointment, AuditLog, Clinic, Message
 from app.models.appointment import (
     STATUS_ATTENDED,
@@ -28,7 +29,6 @@ from app.models.appointment import (
     STATUS_SCHEDULED,
 )
 from app.services import appointments
-from bots.outbox import Outgoing, queue_many
 from tests.conftest import make_clinic
 from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
 

@@ -25,6 +25,7 @@ from app import jobs
 from app.errors import Conflict, ServiceError
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
+from app.messaging.envelopes import SMS, Button
 from app.models import Contact, Message, utcnow
 from app.models.message import (
     DIRECTION_OUT,
@@ -35,7 +36,6 @@ from app.models.message import (
     STATUS_SCHEDULED,
 )
 from app.transactions import after_commit
-from bots.messages import SMS, Button
 
 log = logging.getLogger(__name__)
 
