@@ -6,7 +6,7 @@ together, so a process killed mid-run leaves every appointment either untouched 
 re-planned with its reminder row committed (sent by its job, or re-enqueued by the sweeper if the job was lost).
 A reminder's dedupe key is unique per (appointment, offset, appointment time): running the job twice, or two jobs
 at once, writes it once. Send-time checks (cancelled, moved, attended, sending hours) live in
-``workers.outbound``.
+``bots.sending``.
 """
 
 from __future__ import annotations

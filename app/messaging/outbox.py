@@ -1,7 +1,7 @@
 """The outbox: an outbound message is a database row first; its send job is enqueued only after commit.
 
 If Redis is down or the process dies between commit and enqueue, the row stays ``queued`` and the periodic
-sweeper (``workers.outbound.sweep``) enqueues it again. The send job claims the row atomically, so an enqueue
+sweeper (``bots.sending.sweep``) enqueues it again. The send job claims the row atomically, so an enqueue
 that happens twice still sends once. Consent and SMS-pumping caps are enforced here, before anything is written.
 """
 
@@ -285,7 +285,7 @@ def queue_many(messages: Sequence[Outgoing], *, now: datetime | None = None) -> 
 
 
 def enqueue_sends(message_ids: Iterable[uuid.UUID | str]) -> None:
-    """Enqueue the sends of many outbox rows: one batch job (``workers.outbound.send_batch``) per
+    """Enqueue the sends of many outbox rows: one batch job (``app.jobs.SEND_BATCH``) per
     ``SEND_BATCH`` rows, up to 40 jobs per Redis round trip.
 
     Each row also gets a key naming its batch job, so the sweeper knows it is pending. A batch job is not retried

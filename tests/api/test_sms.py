@@ -23,8 +23,8 @@ from app.messaging.envelopes import InboundMessage
 from app.messaging.outbox import queue_outbound
 from app.models import AuditLog, Contact, Message, utcnow
 from app.services.messaging import store_inbound
+from bots.sending import send_message, sweep
 from tests.conftest import bearer
-from workers.outbound import send_message, sweep
 
 PHONE = "+26771234567"
 GH_PHONE = "+233241234567"

@@ -24,8 +24,8 @@ from app.models.message import DIRECTION_OUT, STATUS_FAILED, STATUS_HANDLED, STA
 from app.services.messaging import contact_for, store_inbound
 from bots.engine import close_ussd, handle_message, handle_ussd
 from bots.flows import FLOWS, Context, Flow, Reply, register
+from bots.sending import send_message
 from tests.flows import contact, conversation
-from workers.outbound import send_message
 
 PHONE = "+26771234567"
 CHAT_ID = "123456789"

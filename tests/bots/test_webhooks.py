@@ -1288,7 +1288,7 @@ def test_sweeper_picks_up_an_inbound_message_whose_job_was_lost(app, client, red
     """Redis lost the handle job after the webhook stored the message: the sweeper enqueues it, it is answered."""
     from sqlalchemy import update
 
-    from workers.outbound import STALE_AFTER, sweep
+    from bots.sending import STALE_AFTER, sweep
 
     assert_twiml(post_sms(client, "Dumela", sid(81)))
     redis_conn.flushdb()

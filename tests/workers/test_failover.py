@@ -27,10 +27,10 @@ from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Contact, Message, MessageEvent, utcnow
 from bots.channels.twilio import TwilioChannel
+from bots.sending import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from tests.conftest import bearer
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
-from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
