@@ -1,7 +1,7 @@
 """Appointments: the rules every entry point shares (REST API, CSV import, patient replies, USSD, reminder jobs).
 
 Times are stored in UTC and shown in the clinic's time zone. Reminders are planned on the appointment itself
-(``next_reminder_at`` / ``next_reminder_offset``): the minute job (``workers.reminders``) only reads an index.
+(``next_reminder_at`` / ``next_reminder_offset``): the minute job (``app.services.upkeep``) only reads an index.
 Each reminder's outbox key is unique per (appointment, offset, appointment time), so no reminder is sent twice,
 and a moved appointment gets fresh reminders for its new time. Functions work in the caller's transaction and
 never commit.

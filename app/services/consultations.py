@@ -2,7 +2,7 @@
 
 Pharmacists see their own consultations, admins every one; every read of a consultation is audited. Photos are
 processed by :mod:`app.services.images` (uploads in the request, chat photos in the analysis job) and stored as
-clean JPEGs; the job (``workers.inference``) runs the model, triage and the reply.
+clean JPEGs; the analysis job runs the pipeline (``app.services.skin_analysis``): model, triage and the reply.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from app.models.consultation import (
     STATUS_QUEUED,
 )
 from app.models.user import ROLE_ADMIN, ROLE_PHARMACIST
-from app.services import audit, triage
+from app.services import audit, skin_advice, triage
 from app.transactions import after_commit
 
 log = logging.getLogger(__name__)
@@ -370,9 +370,7 @@ def update_consultation(actor, consultation_id: uuid.UUID, answers: dict) -> dic
     for name, value in answers.items():
         record_answer(consultation, name, value)
     if consultation.status == STATUS_COMPLETED:
-        from workers.inference import recommend
-
-        recommend(consultation, replace=True)
+        skin_advice.recommend(consultation, replace=True)
     audit.record(actor, "consultation.update", "consultation", consultation.id, {"fields": sorted(answers)})
     db.session.commit()
     return detail(consultation, actor)

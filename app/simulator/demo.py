@@ -19,7 +19,7 @@ from app.models import Appointment, Clinic, Contact, Conversation, Message, Pati
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.clinic import DEFAULT_SEND_WINDOW
 from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
-from app.services import appointments
+from app.services import appointments, upkeep
 from app.services import demo as seed
 from bots.flows import ussd_staff
 
@@ -152,8 +152,6 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     hours = tuple(moment.strftime("%H:%M") for moment in DEFAULT_SEND_WINDOW)  # what the reset puts back
     if visit is None:
         return {"result": "none", "name": name, "hours": hours}
-    from workers.reminders import queue_due_reminders
-
     now = utcnow()
     clinic.send_window_start, clinic.send_window_end = ALL_DAY
     offsets = sorted(int(o) for o in clinic.reminder_offsets_minutes)
@@ -161,7 +159,7 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     visit.next_reminder_at = now
     key = appointments.reminder_key(visit, appointments.due_offset(visit, now))
     db.session.commit()
-    queue_due_reminders(now)
+    upkeep.queue_due_reminders(now)
     row = db.session.scalar(select(Message).where(Message.dedupe_key == key))
     fresh = row is not None and row.created_at >= now
     return {"result": "queued" if fresh else "sent_before", "name": name, "hours": hours}

@@ -20,6 +20,7 @@ from app.extensions import db
 from app.models import Consultation, ConsultationImage, Message, Recommendation, utcnow
 from app.models.consultation import IMAGE_REJECTED, STATUS_COMPLETED
 from app.models.message import DIRECTION_OUT
+from app.services import skin_advice
 from tests.conftest import make_user
 from tests.fakes.server import FakeProvider
 from tests.photos import encode, gps_exif, jpeg_segments, png_bomb, sample_photo
@@ -277,7 +278,7 @@ def test_every_red_flag_escalates_the_reply(skin_app, changes, level):
 
 def test_split_cuts_long_replies_at_line_ends():
     text = "\n\n".join(["x" * 1500] * 4)
-    parts = inference.split(text, 4000)
+    parts = skin_advice.split(text, 4000)
     assert all(len(part) <= 4000 for part in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
 
 

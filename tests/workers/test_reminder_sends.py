@@ -29,6 +29,7 @@ from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import SEND_BATCH, queue_outbound
 from app.models import Appointment, Contact, Message, utcnow
 from app.services import appointments
+from app.services.upkeep import queue_due_reminders
 from bots.sending import (
     STALE_AFTER,
     STUCK_AFTER,
@@ -40,7 +41,6 @@ from bots.sending import (
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
 from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local
-from workers.reminders import queue_due_reminders
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -29,8 +29,8 @@ from app.models.appointment import (
     STATUS_SCHEDULED,
 )
 from app.services import appointments
+from app.services.upkeep import erase_expired_texts, mark_missed, queue_due_reminders
 from tests.conftest import make_clinic
-from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
 
 GABORONE = ZoneInfo("Africa/Gaborone")  # UTC+2, no daylight saving
 ACCRA = ZoneInfo("Africa/Accra")  # UTC+0
@@ -310,11 +310,11 @@ def test_reminders_are_written_in_batches_with_one_send_job_each(app, redis_conn
 
 def test_a_batch_that_fails_writes_nothing_and_the_next_run_does_it_all(app, redis_conn, monkeypatch):
     """A crash mid-batch: the batch's transaction rolls back, so no appointment is re-planned without its row."""
-    import workers.reminders
+    from app.services import upkeep
 
     at_clinic = clinic()
     booked = [book(at_clinic, NOW + 3 * DAY + timedelta(minutes=i)) for i in range(4)]
-    real_queue_many = workers.reminders.queue_many
+    real_queue_many = upkeep.queue_many
     calls = []
 
     def dies_on_the_second_batch(messages, **kwargs):
@@ -323,14 +323,14 @@ def test_a_batch_that_fails_writes_nothing_and_the_next_run_does_it_all(app, red
             raise RuntimeError("the process died here")
         return real_queue_many(messages, **kwargs)
 
-    monkeypatch.setattr(workers.reminders, "queue_many", dies_on_the_second_batch)
+    monkeypatch.setattr(upkeep, "queue_many", dies_on_the_second_batch)
     with pytest.raises(RuntimeError):
         queue_due_reminders(now=NOW + timedelta(minutes=10), batch_size=2)
     db.session.rollback()
     assert len(reminders()) == 2  # the first batch committed with its rows
     assert len(sends_enqueued()) == 2
 
-    monkeypatch.setattr(workers.reminders, "queue_many", real_queue_many)
+    monkeypatch.setattr(upkeep, "queue_many", real_queue_many)
     counts = queue_due_reminders(now=NOW + timedelta(minutes=10), batch_size=2)
 
     assert (counts["due"], counts["queued"]) == (2, 2)
