@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from app.errors import Unauthorized, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import queue_outbound
 from app.models import PasswordResetCode, User, utcnow
 from app.models.user import ROLE_PHARMACIST
 from app.services import audit
@@ -60,8 +61,6 @@ def request_password_reset(actor, email: str) -> None:
 
     The caller answers the same either way, so this cannot be used to find out who has an account.
     """
-    from app.messaging.outbox import queue_outbound
-
     user = _find_by_email(email)
     if user is None or not user.active or not user.phone:
         log.info("password reset asked for an unknown, inactive or phoneless account")

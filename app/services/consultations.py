@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from app import jobs
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
+from app.i18n import t
 from app.models import (
     Analysis,
     ChatLinkCode,
@@ -36,6 +37,7 @@ from app.models.consultation import (
     IMAGE_PENDING,
     IMAGE_REJECTED,
     IMAGE_STORED,
+    STATUS_CANCELLED,
     STATUS_COLLECTING,
     STATUS_COMPLETED,
     STATUS_QUEUED,
@@ -207,8 +209,6 @@ def enqueue_analysis(consultation_id: str) -> None:
 
 def cancel_collecting(contact: Contact) -> None:
     """Close any consultation of this chat still collecting answers (a new photo starts a new one)."""
-    from app.models.consultation import STATUS_CANCELLED
-
     db.session.execute(
         update(Consultation)
         .where(Consultation.contact_id == contact.id, Consultation.status == STATUS_COLLECTING)
@@ -230,6 +230,7 @@ def _owned(actor, consultation_id: uuid.UUID) -> Consultation:
 
 
 def _processed(data: bytes):
+    # Heavy (numpy, Pillow, pillow-heif): loaded with the first photo, not by every process that imports this.
     from app.services import images
 
     config = current_app.config
@@ -351,8 +352,6 @@ def _image_body(image: ConsultationImage) -> dict:
 
 def retake_request(images) -> dict | None:
     """``{"problems", "message"}`` when no stored photo is of good quality (the chat reply says the same)."""
-    from app.i18n import t
-
     stored = [image for image in images if image.status == IMAGE_STORED]
     if stored and any(image.quality_ok for image in stored):
         return None

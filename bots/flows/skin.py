@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from app.extensions import db
+from app.i18n import t
 from app.messaging.envelopes import TELEGRAM, WHATSAPP, Button
 from app.models import Consultation
 from app.models.consultation import STATUS_COLLECTING
@@ -79,8 +80,6 @@ def _button_id(question: Question, value) -> str:
 
 def parse_answer(ctx: Context, question: Question):
     """The option the message chose (button id, number or title in either language), else a sentinel."""
-    from app.i18n import t
-
     extra = ctx.message.extra or {}
     candidates = [str(extra.get("callback_data") or ""), ctx.text]
     for candidate in candidates:
