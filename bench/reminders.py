@@ -392,7 +392,8 @@ def _direct_loop(app, count: int, first: int) -> tuple[float, float]:
     """The ceiling: the product's Twilio adapter (one twilio client, as a worker keeps it) sending ``count``
     reminder texts to the fake in a loop, nothing else. Returns (seconds, CPU seconds of this process)."""
     from app.i18n import t
-    from app.messaging.envelopes import SMS, OutboundMessage
+    from app.messaging.envelopes import OutboundMessage
+    from app.models.channel import SMS
     from bots.channels.twilio import TwilioChannel
 
     with app.app_context():

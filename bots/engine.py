@@ -18,9 +18,9 @@ import uuid
 from sqlalchemy import or_, select
 
 from app.extensions import db
-from app.messaging.envelopes import SMS, WHATSAPP
 from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
+from app.models.channel import SMS, USSD, WHATSAPP
 from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from app.services import messaging
 from bots.flows import FLOWS, Context, Flow, Reply
@@ -166,7 +166,7 @@ def handle_message(message_id: str) -> int:
         .where(
             Message.address == contact.address,
             Message.direction == DIRECTION_IN,
-            Message.channel != "ussd",
+            Message.channel != USSD,
             or_(Message.status == STATUS_RECEIVED, Message.id == message.id),
             Message.received_at <= message.received_at,
         )

@@ -31,10 +31,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
-from app.messaging.envelopes import SMS, WHATSAPP, Button, OutboundMessage
+from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
 from app.models.appointment import ACTIVE_STATUSES
+from app.models.channel import SMS, USSD, WHATSAPP
 from app.models.message import (
     DIRECTION_IN,
     DIRECTION_OUT,
@@ -482,7 +483,7 @@ def sweep() -> dict[str, int]:
         select(Message.id).where(
             Message.direction == DIRECTION_IN,
             Message.status == STATUS_RECEIVED,
-            Message.channel != "ussd",
+            Message.channel != USSD,
             Message.created_at < now - STALE_AFTER,
         )
     ).all()

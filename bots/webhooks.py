@@ -17,8 +17,9 @@ from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import t
 from app.jobs import enqueue_handle
-from app.messaging.envelopes import SESSION_CLOSE, USSD
+from app.messaging.envelopes import SESSION_CLOSE
 from app.models import Contact, Message
+from app.models.channel import USSD
 from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.services import messaging
 from app.transactions import after_commit

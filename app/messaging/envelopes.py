@@ -11,12 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Message channels (what the person uses), as opposed to providers (who carries it).
-SMS = "sms"
-WHATSAPP = "whatsapp"
-TELEGRAM = "telegram"
-USSD = "ussd"
-
 # USSD session events.
 SESSION_NEW = "new"  # first hop of a USSD session (AT sends text="")
 SESSION_RESUME = "resume"  # a later hop

@@ -25,8 +25,9 @@ from app import jobs
 from app.errors import Conflict, ServiceError
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
-from app.messaging.envelopes import SMS, Button
+from app.messaging.envelopes import Button
 from app.models import Contact, Message, utcnow
+from app.models.channel import SMS
 from app.models.message import (
     DIRECTION_OUT,
     KIND_NOTICE,

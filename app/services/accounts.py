@@ -16,6 +16,7 @@ from app.extensions import db
 from app.i18n import t
 from app.messaging.outbox import queue_outbound
 from app.models import PasswordResetCode, User, utcnow
+from app.models.channel import SMS
 from app.models.user import ROLE_PHARMACIST
 from app.services import audit
 from app.services.passwords import hash_password, needs_rehash, verify_password
@@ -79,7 +80,7 @@ def request_password_reset(actor, email: str) -> None:
         )  # fmt: skip
     )
     queue_outbound(
-        channel="sms",
+        channel=SMS,
         address=user.phone,
         text=t("password_reset_code", user.language, code=code, minutes=minutes),
         language=user.language,

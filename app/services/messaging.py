@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.messaging.envelopes import WHATSAPP, InboundMessage, StatusUpdate
+from app.messaging.envelopes import InboundMessage, StatusUpdate
 from app.models import Contact, Message, MessageEvent, utcnow
+from app.models.channel import WHATSAPP
 from app.models.message import (
     DIRECTION_IN,
     DIRECTION_OUT,

@@ -16,6 +16,7 @@ from app.extensions import db
 from app.i18n import CATALOG, t
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Analysis, Consultation, Contact, Recommendation, User
+from app.models.channel import CHAT_CHANNELS
 from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC
 from app.models.message import KIND_REPLY
 from app.services import formulary, triage
@@ -118,7 +119,7 @@ def split(text: str, limit: int = REPLY_LIMIT) -> list[str]:
 def queue_reply(consultation: Consultation, recommendation: Recommendation) -> None:
     """Queue the recommendation's advice to the chat the consultation came from (in parts, each once: a dedupe key
     per part, so a retried job never sends twice). An API consultation gets none: its answer is read in the API."""
-    if consultation.channel not in ("telegram", "whatsapp") or consultation.contact_id is None:
+    if consultation.channel not in CHAT_CHANNELS or consultation.contact_id is None:
         return  # an API consultation: the answer is read through GET /consultations/{id}
     contact = db.session.get(Contact, consultation.contact_id)
     if contact is None:

@@ -44,13 +44,12 @@ from app.messaging.envelopes import (
     SESSION_CLOSE,
     SESSION_NEW,
     SESSION_RESUME,
-    SMS,
-    USSD,
     InboundMessage,
     OutboundMessage,
     SendResult,
     StatusUpdate,
 )
+from app.models.channel import SMS, USSD
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 
 log = logging.getLogger(__name__)

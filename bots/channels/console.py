@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from app.messaging.envelopes import SMS, TELEGRAM, WHATSAPP, OutboundMessage, SendResult
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.models.channel import SMS, TELEGRAM, WHATSAPP
 from bots.channels.base import Channel, register
 from bots.channels.media import MediaError, too_large
 

@@ -53,7 +53,8 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from app.messaging.envelopes import TELEGRAM, InboundMessage, Media, OutboundMessage, SendResult
+from app.messaging.envelopes import InboundMessage, Media, OutboundMessage, SendResult
+from app.models.channel import TELEGRAM
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError

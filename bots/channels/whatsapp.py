@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 import requests
 from flask import Request, Response
 
-from app.messaging.envelopes import WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
+from app.messaging.envelopes import InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
+from app.models.channel import WHATSAPP
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import t
-from app.messaging.envelopes import SMS, WHATSAPP
 from app.models import Appointment, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES
+from app.models.channel import SMS, WHATSAPP
 from app.models.message import DIRECTION_OUT
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register

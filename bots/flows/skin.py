@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from app.extensions import db
 from app.i18n import t
-from app.messaging.envelopes import TELEGRAM, WHATSAPP, Button
+from app.messaging.envelopes import Button
 from app.models import Consultation
+from app.models.channel import TELEGRAM, WHATSAPP
 from app.models.consultation import STATUS_COLLECTING
 from app.services import consultations, triage
 from bots.flows import Context, Flow, Reply, register

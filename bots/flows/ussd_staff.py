@@ -37,8 +37,8 @@ from sqlalchemy import select
 
 from app.errors import ServiceError
 from app.extensions import db, redis_client
-from app.messaging.envelopes import USSD
 from app.models import Appointment, StockItem, User
+from app.models.channel import USSD
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, visits

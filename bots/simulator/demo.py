@@ -14,9 +14,9 @@ from datetime import time
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.messaging.envelopes import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES
+from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
 from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
 from app.services import appointments, upkeep

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import CATALOG, LANGUAGES, t
-from app.messaging.envelopes import SMS, TELEGRAM, USSD, WHATSAPP
+from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from bots.channels.console import save_media
 from bots.simulator import demo, signing
 
