@@ -31,12 +31,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
+from app.messaging import inbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, USSD, WHATSAPP
-from app.models.message import (
+from app.models.message_log import (
     DIRECTION_IN,
     DIRECTION_OUT,
     KIND_NOTICE,
@@ -49,7 +50,7 @@ from app.models.message import (
     STATUS_SENT,
     STATUS_UNKNOWN,
 )
-from app.services import appointments, messaging
+from app.services import appointments
 from bots.channels import SendError, senders_for
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def _try_providers(outbound: OutboundMessage, providers: list) -> tuple[str, str
 
 
 def _note_attempt(message_id: uuid.UUID, provider: str, detail: str, code: str | None, status: str | None = None):
-    messaging.record_event(message_id, "attempt", provider=provider, detail=detail, error_code=code, status=status)
+    inbox.record_event(message_id, "attempt", provider=provider, detail=detail, error_code=code, status=status)
     db.session.commit()
 
 
@@ -180,7 +181,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         # Read afresh (it may have changed since this process last saw it), with the patient's contact: the
         # contact read below then comes from the session, not from another query.
         appointment = db.session.get(Appointment, message.appointment_id, populate_existing=True)
-    contact = messaging.contact_of(message)
+    contact = inbox.contact_of(message)
     if contact is not None and contact.opted_out_at is not None and message.created_at < contact.opted_out_at:
         return _finish(message, STATUS_FAILED, error="opted out before it was sent", code="opted_out")
     if message.kind in (KIND_REMINDER, KIND_NOTICE):
@@ -189,7 +190,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
             return held
     channel, template, providers = _plan(message, contact)
     if channel != message.channel:
-        messaging.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
+        inbox.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
         message.channel = channel
         message.encoding, message.segments = sms_encoding(message.text or "")
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
@@ -204,7 +205,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
             log.error("message %s: the provider's answer was unreadable; marked unknown, not resent", message.id)
             return _finish(message, STATUS_UNKNOWN, error=str(exc), code=exc.code)
         if exc.opted_out:
-            messaging.opt_out(contact)
+            inbox.opt_out(contact)
         return _finish(
             message, STATUS_FAILED, error=str(exc), code=exc.code or ("opted_out" if exc.opted_out else None)
         )
@@ -288,7 +289,7 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
         .limit(1)
     )
     if early:
-        messaging.link_early_reports(message)
+        inbox.link_early_reports(message)
     if ended_here and status == STATUS_SENT and row.kind == KIND_REMINDER and row.appointment_id:
         _count_reminder(row.appointment_id, row.channel)
     if commit:

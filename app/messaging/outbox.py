@@ -28,7 +28,7 @@ from app.i18n.gsm7 import sms_encoding
 from app.messaging.envelopes import Button
 from app.models import Contact, Message, utcnow
 from app.models.channel import SMS
-from app.models.message import (
+from app.models.message_log import (
     DIRECTION_OUT,
     KIND_NOTICE,
     KIND_REMINDER,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import contains_eager
 from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging import inbox as messaging
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Appointment, Clinic, Patient, utcnow
 from app.models.appointment import (
@@ -33,8 +34,8 @@ from app.models.appointment import (
     STATUS_RESCHEDULED,
 )
 from app.models.clinic import WEEKDAYS
-from app.models.message import KIND_NOTICE
-from app.services import audit, clinics, messaging
+from app.models.message_log import KIND_NOTICE
+from app.services import audit, clinics
 from app.services.phones import to_e164
 
 SLOT_LEAD = timedelta(hours=2)  # a slot offered to a patient starts at least this long from now

@@ -18,7 +18,7 @@ from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Analysis, Consultation, Contact, Recommendation, User
 from app.models.channel import CHAT_CHANNELS
 from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC
-from app.models.message import KIND_REPLY
+from app.models.message_log import KIND_REPLY
 from app.services import formulary, triage
 
 log = logging.getLogger(__name__)

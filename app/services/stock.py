@@ -25,7 +25,7 @@ from app.i18n.gsm7 import fold
 from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Clinic, StockItem, StockMovement, User, utcnow
 from app.models.channel import SMS
-from app.models.message import KIND_SYSTEM
+from app.models.message_log import KIND_SYSTEM
 from app.models.stock import (
     CHANNEL_API,
     KIND_ADJUSTED,

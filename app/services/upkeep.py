@@ -26,7 +26,7 @@ from app.extensions import db
 from app.messaging.outbox import Outgoing, queue_many
 from app.models import Appointment, Clinic, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
-from app.models.message import KIND_REMINDER
+from app.models.message_log import KIND_REMINDER
 from app.services import appointments, audit
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Appointment, Clinic, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_ATTENDED, STATUS_CANCELLED
 from app.models.channel import SMS
-from app.models.message import KIND_SYSTEM
+from app.models.message_log import KIND_SYSTEM
 from app.services import appointments
 
 MAX_MATCHES = 3  # visits offered for one set of last digits (a USSD screen holds no more)

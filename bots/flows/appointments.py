@@ -25,7 +25,7 @@ from app.i18n import t
 from app.models import Appointment, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, WHATSAPP
-from app.models.message import DIRECTION_OUT
+from app.models.message_log import DIRECTION_OUT
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
 

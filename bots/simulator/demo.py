@@ -18,7 +18,7 @@ from app.models import Appointment, Clinic, Contact, Conversation, Message, Pati
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
-from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
+from app.models.message_log import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
 from app.services import appointments, upkeep
 from app.services import demo as seed
 from bots.flows import ussd_staff

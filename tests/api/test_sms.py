@@ -20,9 +20,9 @@ from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging import outbox
 from app.messaging.envelopes import InboundMessage
+from app.messaging.inbox import store_inbound
 from app.messaging.outbox import queue_outbound
 from app.models import AuditLog, Contact, Message, utcnow
-from app.services.messaging import store_inbound
 from bots.sending import send_message, sweep
 from tests.conftest import bearer
 

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import queue_outbound
 from app.models import Message
-from app.models.message import DIRECTION_OUT, STATUS_QUEUED
+from app.models.message_log import DIRECTION_OUT, STATUS_QUEUED
 
 PHONE = "+26771234567"
 

@@ -31,8 +31,8 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.i18n import t
 from app.jobs import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
+from app.messaging import inbox
 from app.models import Contact, Message, MessageEvent, utcnow
-from app.services import messaging
 from workers.runner import run_worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
@@ -603,7 +603,7 @@ def test_whatsapp_fixture_replay(app, client, case):
         assert message.provider_id == _whatsapp_first(case, "messages")
         assert handle_jobs() == [f"handle-{message.id}"]
         # Handling links the contact and opens its 24-hour window.
-        contact = messaging.link_contact(message)
+        contact = inbox.link_contact(message)
         assert contact.last_whatsapp_inbound_at == message.received_at
     else:
         assert added(before) == {"messages": 0, "message_events": 1, "contacts": 0}

@@ -12,9 +12,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import inbox
 from app.models import Appointment, Clinic, Contact, Conversation, Message, utcnow
-from app.models.message import DIRECTION_IN, DIRECTION_OUT
-from app.services import appointments, messaging
+from app.models.message_log import DIRECTION_IN, DIRECTION_OUT
+from app.services import appointments
 
 PHONE = "+26771234567"
 OTHER_PHONE = "+26772345678"
@@ -49,7 +50,7 @@ def fill(clinic: Clinic, at, *, count: int | None = None) -> None:
 
 def set_language(address: str, language: str | None) -> None:
     """The contact's own language choice (as texting SETSWANA or ENGLISH sets it)."""
-    messaging.contact_for(address).language = language
+    inbox.contact_for(address).language = language
     db.session.commit()
 
 

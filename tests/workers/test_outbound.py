@@ -20,7 +20,7 @@ from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.envelopes import OutboundMessage, SendResult
 from app.messaging.outbox import queue_outbound
 from app.models import Message, utcnow
-from app.models.message import (
+from app.models.message_log import (
     DIRECTION_OUT,
     STATUS_FAILED,
     STATUS_QUEUED,

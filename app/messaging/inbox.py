@@ -16,7 +16,7 @@ from app.extensions import db
 from app.messaging.envelopes import InboundMessage, StatusUpdate
 from app.models import Contact, Message, MessageEvent, utcnow
 from app.models.channel import WHATSAPP
-from app.models.message import (
+from app.models.message_log import (
     DIRECTION_IN,
     DIRECTION_OUT,
     STATUS_FAILED,

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.messaging.outbox import queue_outbound
 from app.models import Clinic, Message, MessageEvent, utcnow
 from app.models.channel import SMS
-from app.models.message import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
+from app.models.message_log import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
 from app.services import audit
 from app.services.clinics import clinic_for
 from app.services.phones import to_e164
