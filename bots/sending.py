@@ -264,10 +264,10 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
                 detail=f"attempt {attempt}: accepted",
                 status=STATUS_SENT,
                 at=now,
-            )  # fmt: skip
+            )
         )
     returned = (messages.c.status, messages.c.kind, messages.c.appointment_id, messages.c.channel,
-                messages.c.provider, messages.c.provider_id)  # fmt: skip
+                messages.c.provider, messages.c.provider_id, messages.c.updated_at)  # fmt: skip
     row = db.session.execute(
         update(messages)
         .where(messages.c.id == message.id, messages.c.status == STATUS_SENDING)
@@ -279,7 +279,9 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
         row = db.session.execute(
             update(messages).where(messages.c.id == message.id).values(**written).returning(*returned)
         ).one()
-    for name, value in {**written, "status": row.status}.items():
+    now_stored = {"status": row.status, "provider": row.provider, "provider_id": row.provider_id,
+                  "updated_at": row.updated_at}  # fmt: skip
+    for name, value in {**written, **now_stored}.items():
         set_committed_value(message, name, value)  # the object shows what was written, without a reload
     early = row.provider_id and db.session.scalar(
         select(events.c.id)
