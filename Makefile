@@ -34,9 +34,10 @@ chromium:
 worker: $(VENV)/.runtime ## one more worker against the configured Redis
 	$(VENV)/bin/flask --app wsgi worker
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev ## ruff, and the import contracts in pyproject.toml (workers -> bots -> app)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

@@ -46,9 +46,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
 
+    # The factory wires every layer together; imported here, not at the top, so that importing any ``app`` module
+    # (models in a migration, a service in a test) does not pull in the API, the bots and the simulator.
     from app import api as rest
-    from app import cli, simulator
-    from bots import webhooks
+    from app import cli
+    from bots import simulator, webhooks
 
     rest.init_app(app, openapi)
     app.register_blueprint(webhooks.bp)

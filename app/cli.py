@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from app.errors import ServiceError
+from app.extensions import db
+from app.jobs import QUEUES
 from app.models.user import ROLES
+from app.services import consultations, formulary
+from app.services.demo import seed_demo
+from app.services.phones import to_e164
+from app.services.users import create_user
+from bots.channels import telegram
+from workers.runner import run_worker
 
 users_cli = AppGroup("users", help="Manage accounts.")
 
@@ -25,11 +34,6 @@ users_cli = AppGroup("users", help="Manage accounts.")
 @click.option("--language", type=click.Choice(["en", "tn"]), default="en", show_default=True)
 def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, language):
     """Create an account. The password comes from THUSA_PASSWORD, or is asked for (hidden)."""
-    import uuid
-
-    from app.services.phones import to_e164
-    from app.services.users import create_user
-
     password = os.environ.get("THUSA_PASSWORD") or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         data = {
@@ -54,8 +58,6 @@ def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, lang
 @with_appcontext
 def seed_demo_command():
     """Add the demo clinics and accounts (idempotent) and print the demo sign-ins."""
-    from app.services.demo import seed_demo
-
     if current_app.config["THUSA_ENV"] == "production":
         raise click.ClickException("seed-demo refuses to run with THUSA_ENV=production (it creates known passwords)")
     for line in seed_demo():
@@ -67,9 +69,6 @@ def seed_demo_command():
 @with_appcontext
 def seed_clinical_command():
     """Load app/clinical/formulary.toml and triage_rules.toml into the database (idempotent)."""
-    from app.extensions import db
-    from app.services import consultations, formulary
-
     medicines, guidelines = formulary.seed(), consultations.seed_guidelines()
     db.session.commit()
     click.echo(f"formulary: {medicines} medications added or changed; triage guidelines: {guidelines} changed")
@@ -82,9 +81,6 @@ def seed_clinical_command():
 @with_appcontext
 def worker_command(queues, burst, no_scheduler):
     """Run an RQ worker with its scheduler, inside the app context."""
-    from workers import QUEUES
-    from workers.runner import run_worker
-
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise click.ClickException(f"unknown queue(s) {', '.join(sorted(unknown))}; queues: {', '.join(QUEUES)}")
@@ -103,8 +99,6 @@ def telegram_set_webhook_command(drop_pending):
     PUBLIC_BASE_URL must be https (Telegram calls nothing else); http is accepted only for 127.0.0.1 / localhost,
     for tests and a local Bot API server. The bot token is never printed.
     """
-    from bots.channels import telegram
-
     try:
         url = telegram.set_webhook(current_app.config, drop_pending=drop_pending)
     except telegram.WebhookSetupError as exc:
@@ -118,8 +112,6 @@ def telegram_set_webhook_command(drop_pending):
 @telegram_cli.command("webhook-info")
 def telegram_webhook_info_command():
     """Print Telegram's getWebhookInfo: the registered URL, pending updates and the last delivery error."""
-    from bots.channels import telegram
-
     try:
         info = telegram.webhook_info(current_app.config)
     except telegram.WebhookSetupError as exc:

@@ -17,6 +17,8 @@ from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.extensions import db
+
 log = logging.getLogger(__name__)
 
 
@@ -148,8 +150,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError):
-        from app.extensions import db
-
         db.session.rollback()
         log.warning("integrity error: %s", error.orig.__class__.__name__)
         return error_response(409, "conflict", "This conflicts with data that already exists or is still in use.")
@@ -162,8 +162,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _db_down(error: OperationalError):
-        from app.extensions import db
-
         db.session.rollback()
         log.error("database unavailable: %s", error.orig.__class__.__name__)
         return error_response(503, "service_unavailable", "The database is unavailable; try again shortly.",

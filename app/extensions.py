@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
+from flask_jwt_extended import JWTManager, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from jwt import PyJWTError
 
 from app.models.base import Base
 from app.redis_conn import start_private_server
@@ -47,10 +49,17 @@ class _AppRedis:
         return self._client
 
 
-def _rate_limit_key() -> str:
-    from app.security import rate_limit_key
-
-    return rate_limit_key()
+def rate_limit_key() -> str:
+    """Per user for a validly signed access token, per address otherwise. No I/O: the signature is enough here."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        try:
+            claims = decode_token(header[7:])
+            if claims.get("type") == "access":
+                return f"user:{claims['sub']}"
+        except (JWTExtendedException, PyJWTError, KeyError, ValueError):
+            pass
+    return f"addr:{request.remote_addr}"
 
 
 def _default_limit() -> str:
@@ -65,7 +74,7 @@ migrate = Migrate()
 jwt = JWTManager()
 # The API limit is one budget per caller across every endpoint (application limits), not one per endpoint.
 limiter = Limiter(
-    key_func=_rate_limit_key, application_limits=[_default_limit], in_memory_fallback_enabled=True, headers_enabled=True
+    key_func=rate_limit_key, application_limits=[_default_limit], in_memory_fallback_enabled=True, headers_enabled=True
 )
 cors = CORS()
 redis_client = RedisClient()

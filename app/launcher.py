@@ -19,8 +19,11 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from app import create_app
 from app.config import PROJECT_ROOT, instance_path, load_config
+from app.extensions import db
 from app.redis_conn import SOCKET_NAME, embedded_server_args, running_embedded_url
+from app.services.demo import seed_demo
 
 STOP_SECONDS = 15
 
@@ -96,10 +99,6 @@ def _http_ok(url: str) -> bool:
 def prepare() -> list[str]:
     """Apply migrations and seed the demo data in this process; returns the demo sign-in lines."""
     from flask_migrate import upgrade
-
-    from app import create_app
-    from app.extensions import db
-    from app.services.demo import seed_demo
 
     app = create_app()
     with app.app_context():

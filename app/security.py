@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import Flask, request
-from flask_jwt_extended import current_user, decode_token, get_current_user, verify_jwt_in_request
-from flask_jwt_extended.exceptions import JWTExtendedException
-from jwt import PyJWTError
+from flask_jwt_extended import current_user, get_current_user, verify_jwt_in_request
 
 from app.errors import Forbidden, error_response
 from app.extensions import db, jwt
@@ -60,19 +58,6 @@ def roles_required(*roles: str):
         return wrapper
 
     return decorator
-
-
-def rate_limit_key() -> str:
-    """Per user for a validly signed access token, per address otherwise. No I/O: the signature is enough here."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        try:
-            claims = decode_token(header[7:])
-            if claims.get("type") == "access":
-                return f"user:{claims['sub']}"
-        except (JWTExtendedException, PyJWTError, KeyError, ValueError):
-            pass
-    return f"addr:{request.remote_addr}"
 
 
 def _unauthorized(message: str, code: str = "unauthorized"):

@@ -2,7 +2,7 @@
 
 (a) **Plan and enqueue.** 100,000 appointments over the coming week in 10 clinics (Gaborone and Accra), each with
 its first reminder due, as an import or the API leaves them (``next_reminder_at`` planned). Measured: one
-``workers.reminders.queue_due_reminders`` run at an instant when all are due, i.e. the product's minute job over
+``app.services.upkeep.queue_due_reminders`` run at an instant when all are due, i.e. the product's minute job over
 the whole backlog: due rows read by index in batches of 2,000 (``FOR UPDATE SKIP LOCKED``), each reminder's text
 rendered in its language, the outbox rows inserted (``ON CONFLICT DO NOTHING`` on the dedupe key), every
 appointment re-planned, one commit per batch, then one RQ send job per reminder enqueued through Redis pipelines.
@@ -262,10 +262,10 @@ def bench_enqueue(app, args: argparse.Namespace) -> dict:
     from sqlalchemy import func, select
 
     from app.extensions import db
+    from app.jobs import QUEUE_OUTBOUND, get_queue
+    from app.messaging.outbox import BATCH_KEY
     from app.models import Message
-    from workers import QUEUE_OUTBOUND, get_queue
-    from workers.outbound import BATCH_KEY
-    from workers.reminders import queue_due_reminders
+    from app.services.upkeep import queue_due_reminders
 
     with app.app_context():
         empty_tables()
@@ -339,7 +339,7 @@ def _queue_send_batch(app, clinics: list, count: int, seed: int, first: int) -> 
 
     from app.extensions import db
     from app.models import Message
-    from workers.reminders import queue_due_reminders
+    from app.services.upkeep import queue_due_reminders
 
     with app.app_context():
         now = datetime.now(UTC)
@@ -392,8 +392,9 @@ def _direct_loop(app, count: int, first: int) -> tuple[float, float]:
     """The ceiling: the product's Twilio adapter (one twilio client, as a worker keeps it) sending ``count``
     reminder texts to the fake in a loop, nothing else. Returns (seconds, CPU seconds of this process)."""
     from app.i18n import t
+    from app.messaging.envelopes import OutboundMessage
+    from app.models.channel import SMS
     from bots.channels.twilio import TwilioChannel
-    from bots.messages import SMS, OutboundMessage
 
     with app.app_context():
         channel = TwilioChannel(app.config)

@@ -168,8 +168,8 @@ def main() -> int:
 
 def _measure(app, runs: int) -> int:
     from app.extensions import db
+    from app.messaging import inbox
     from app.models import ConsultationImage, User
-    from app.services import messaging
     from app.services.passwords import hash_password
     from app.services.skin_model import get_model
 
@@ -178,7 +178,7 @@ def _measure(app, runs: int) -> int:
     db.session.add(user)
     db.session.commit()
     client = app.test_client()
-    messaging.contact_for(str(CHAT_ID)).user_id = user.id  # the chat is linked (as /link CODE would)
+    inbox.contact_for(str(CHAT_ID)).user_id = user.id  # the chat is linked (as /link CODE would)
     db.session.commit()
 
     photos = _photos()

@@ -18,12 +18,12 @@ import uuid
 from sqlalchemy import or_, select
 
 from app.extensions import db
+from app.messaging import inbox
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
-from app.models.message import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
-from app.services import messaging
+from app.models.channel import SMS, USSD, WHATSAPP
+from app.models.message_log import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
 from bots.flows import FLOWS, Context, Flow, Reply
-from bots.messages import SMS, WHATSAPP
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ def _keywords(ctx: Context) -> Reply | None:
     contact = ctx.contact
     if contact.opted_out_at is not None:
         if word in OPT_IN_WORDS:
-            messaging.opt_in(contact)
+            inbox.opt_in(contact)
             return Reply(ctx.t("opt_in_confirmation"))
         return None  # nothing else is ever sent to an opted-out contact
     if word in OPT_OUT_WORDS:
-        messaging.opt_out(contact)
+        inbox.opt_out(contact)
         ctx.conversation.flow, ctx.conversation.state = None, {}
         return Reply(ctx.t("opt_out_confirmation"))
     if word in HELP_WORDS:
@@ -158,7 +158,7 @@ def handle_message(message_id: str) -> int:
     message = db.session.get(Message, uuid.UUID(message_id))
     if message is None or message.direction != DIRECTION_IN:
         return 0
-    contact = _lock_contact(messaging.link_contact(message).id)
+    contact = _lock_contact(inbox.link_contact(message).id)
     # Another worker may have handled these messages while this one waited for the lock: read them afresh.
     db.session.expire_all()
     pending = db.session.scalars(
@@ -166,7 +166,7 @@ def handle_message(message_id: str) -> int:
         .where(
             Message.address == contact.address,
             Message.direction == DIRECTION_IN,
-            Message.channel != "ussd",
+            Message.channel != USSD,
             or_(Message.status == STATUS_RECEIVED, Message.id == message.id),
             Message.received_at <= message.received_at,
         )
@@ -176,7 +176,7 @@ def handle_message(message_id: str) -> int:
     for item in pending:
         if item.status not in (STATUS_RECEIVED, STATUS_FAILED):
             continue
-        messaging.link_contact(item)
+        inbox.link_contact(item)
         try:
             with db.session.begin_nested():
                 reply = decide(item, contact)
@@ -241,7 +241,7 @@ def _ussd_contact(message: Message) -> Contact:
     if message.contact_id is not None:
         return _lock_contact(message.contact_id)
     contact = db.session.scalar(select(Contact).where(Contact.address == message.address).with_for_update())
-    return contact if contact is not None else _lock_contact(messaging.contact_for(message.address).id)
+    return contact if contact is not None else _lock_contact(inbox.contact_for(message.address).id)
 
 
 def close_ussd(message: Message, *, session_id: str | None = None) -> None:
@@ -249,7 +249,7 @@ def close_ussd(message: Message, *, session_id: str | None = None) -> None:
 
     A late notification for an older session (the person has already dialled again) leaves the new session alone.
     """
-    contact = _lock_contact(messaging.link_contact(message).id)
+    contact = _lock_contact(inbox.link_contact(message).id)
     conversation = _conversation(contact, message.channel)
     if session_id is None or conversation.session_id in (None, session_id):
         _forget_flow(contact, conversation, message)

@@ -16,13 +16,15 @@ from sqlalchemy import select
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import t
+from app.jobs import enqueue_handle
+from app.messaging import inbox
+from app.messaging.envelopes import SESSION_CLOSE
 from app.models import Contact, Message
-from app.models.message import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
-from app.services import messaging
+from app.models.channel import USSD
+from app.models.message_log import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.transactions import after_commit
 from bots import engine
 from bots.channels import Channel, MalformedPayload, WebhookRejected, adapter
-from bots.messages import SESSION_CLOSE, USSD
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +54,12 @@ def _receive(name: str, kind: str) -> Response:
         parsed = channel.parse(request, kind)
     except MalformedPayload as exc:
         return error_response(400, "malformed_payload", str(exc), exc.details)
-    from workers.inbound import enqueue_handle
-
     for inbound in parsed.messages:
-        message_id, created = messaging.store_inbound_id(inbound)
+        message_id, created = inbox.store_inbound_id(inbound)
         if created:
             after_commit(db.session(), lambda message_id=message_id: enqueue_handle(message_id))
     for update in parsed.statuses:
-        messaging.apply_status(update)
+        inbox.apply_status(update)
     db.session.commit()
     return channel.acknowledge(kind)
 
@@ -124,7 +124,7 @@ def africastalking_ussd(token: str):
     if not parsed.messages:
         return channel.acknowledge("ussd")
     inbound = parsed.messages[0]
-    message_id, created = messaging.store_inbound_id(inbound)
+    message_id, created = inbox.store_inbound_id(inbound)
     db.session.commit()  # the hop is stored before any flow acts on it
     # One transaction per hop answers it: locked (PostgreSQL: the row; SQLite: BEGIN IMMEDIATE), so a replay that
     # arrives while the first is being answered waits, then gets the same screen; the flow runs once.

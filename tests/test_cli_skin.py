@@ -30,7 +30,8 @@ def test_seed_demo_seeds_the_formulary_and_the_pharmacist(runner):
     assert _counts()[0] == len(formulary.medicines())
     pharmacist = db.session.scalar(select(User).where(User.email == "pharmacist@thusa.example"))
     assert pharmacist.phone == "+233241000002" and pharmacist.role == "pharmacist"
-    from app.services import consultations, messaging
+    from app.messaging import inbox
+    from app.services import consultations
 
-    contact = messaging.contact_for("+233241000002")
+    contact = inbox.contact_for("+233241000002")
     assert consultations.link_by_phone(contact).id == pharmacist.id

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from bots import engine
 
 
@@ -17,10 +15,3 @@ def handle_message(message_id: str) -> int:
         How many messages were handled.
     """
     return engine.handle_message(message_id)
-
-
-def enqueue_handle(message_id: uuid.UUID) -> None:
-    """Enqueue the handling job of one inbound message (safe to repeat: handled messages are skipped)."""
-    from workers import QUEUE_DEFAULT, enqueue
-
-    enqueue(QUEUE_DEFAULT, handle_message, str(message_id), job_id=f"handle-{message_id}")

@@ -13,7 +13,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app.extensions import db, redis_client
-from workers import QUEUES, get_queue
+from app.jobs import QUEUES, get_queue
 from workers import schedule as periodic
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from workers import QUEUE_DEFAULT, QUEUE_INFERENCE, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
+from app.jobs import QUEUE_DEFAULT, QUEUE_INFERENCE, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
 
 log = logging.getLogger(__name__)
 

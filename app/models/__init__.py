@@ -16,7 +16,7 @@ from app.models.consultation import (
     TriageGuideline,
 )
 from app.models.contact import Contact, Conversation
-from app.models.message import Message, MessageEvent
+from app.models.message_log import Message, MessageEvent
 
 # Clinic stock.
 from app.models.stock import StockItem, StockMovement

@@ -9,10 +9,9 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey
+from app.models.channel import PATIENT_CHANNELS, SMS
 from app.models.clinic import LANGUAGES, Clinic
 from app.models.contact import Contact
-
-PATIENT_CHANNELS = ("sms", "whatsapp")  # where reminders go; replies may come from any channel (and USSD)
 
 
 class Patient(UUIDPrimaryKey, Timestamps, Base):
@@ -29,7 +28,7 @@ class Patient(UUIDPrimaryKey, Timestamps, Base):
     phone: Mapped[str] = mapped_column(String(64), unique=True)  # E.164; "erased:<id>" after erasure
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    preferred_channel: Mapped[str] = mapped_column(String(16), default="sms")
+    preferred_channel: Mapped[str] = mapped_column(String(16), default=SMS.value)
     erased_at: Mapped[datetime | None] = mapped_column()  # the right to erasure was exercised
 
     contact: Mapped[Contact] = relationship(lazy="joined")
@@ -93,7 +92,7 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
     external_ref: Mapped[str | None] = mapped_column(String(100))  # the clinic system's own id
     # "ref:<external_ref>", else "at:<phone>|<UTC time>" as first booked: what a re-upload is matched on.
     import_key: Mapped[str] = mapped_column(String(200))
-    channel: Mapped[str] = mapped_column(String(16), default="sms")  # where its reminders went
+    channel: Mapped[str] = mapped_column(String(16), default=SMS.value)  # where its reminders went
     # The next reminder: when it is due (already inside the clinic's sending hours) and which offset it is.
     next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
     next_reminder_offset: Mapped[int | None] = mapped_column(Integer)

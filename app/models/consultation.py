@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
+from app.models.channel import CHAT_CHANNELS
 
 # Consultation lifecycle.
 STATUS_COLLECTING = "collecting"  # photos in, questions still being answered (chat)
@@ -33,7 +34,7 @@ STATUS_FAILED = "failed"  # the analysis gave up (no usable photo, model error);
 STATUS_CANCELLED = "cancelled"  # the pharmacist stopped it before the last answer
 STATUSES = (STATUS_COLLECTING, STATUS_QUEUED, STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED)
 
-CONSULTATION_CHANNELS = ("telegram", "whatsapp", "api")
+CONSULTATION_CHANNELS = (*CHAT_CHANNELS, "api")
 
 # Image lifecycle.
 IMAGE_PENDING = "pending"  # a chat attachment not yet downloaded

@@ -14,6 +14,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
+from app.models.channel import USSD
 from app.models.clinic import Clinic
 
 KIND_RECEIVED = "received"  # a delivery arrived: adds to the level
@@ -24,7 +25,7 @@ KIND_EXPIRED = "expired"  # thrown away past its expiry date: takes from the lev
 MOVEMENT_KINDS = (KIND_RECEIVED, KIND_DISPENSED, KIND_COUNTED, KIND_ADJUSTED, KIND_EXPIRED)
 
 CHANNEL_API = "api"
-CHANNEL_USSD = "ussd"
+CHANNEL_USSD = USSD.value
 MOVEMENT_CHANNELS = (CHANNEL_API, CHANNEL_USSD)
 
 

@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from app.schemas.appointments import AppointmentSchema, storable
 from app.schemas.common import PaginationQuery, page_of
-from app.schemas.messages import MessageSchema
+from app.schemas.message_log import MessageSchema
 
 
 class PatientSchema(ma.Schema):

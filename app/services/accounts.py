@@ -14,7 +14,9 @@ from sqlalchemy import select, update
 from app.errors import Unauthorized, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import queue_outbound
 from app.models import PasswordResetCode, User, utcnow
+from app.models.channel import SMS
 from app.models.user import ROLE_PHARMACIST
 from app.services import audit
 from app.services.passwords import hash_password, needs_rehash, verify_password
@@ -60,8 +62,6 @@ def request_password_reset(actor, email: str) -> None:
 
     The caller answers the same either way, so this cannot be used to find out who has an account.
     """
-    from bots.outbox import queue_outbound
-
     user = _find_by_email(email)
     if user is None or not user.active or not user.phone:
         log.info("password reset asked for an unknown, inactive or phoneless account")
@@ -80,7 +80,7 @@ def request_password_reset(actor, email: str) -> None:
         )  # fmt: skip
     )
     queue_outbound(
-        channel="sms",
+        channel=SMS,
         address=user.phone,
         text=t("password_reset_code", user.language, code=code, minutes=minutes),
         language=user.language,

@@ -16,6 +16,8 @@ from sqlalchemy import select
 from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging import inbox as messaging
+from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Appointment, Clinic, Patient, utcnow
 from app.models.appointment import (
     ACTIVE_STATUSES,
@@ -26,10 +28,9 @@ from app.models.appointment import (
     STATUS_RESCHEDULE_REQUESTED,
     STATUS_RESCHEDULED,
 )
-from app.models.message import KIND_NOTICE
-from app.services import audit, messaging
+from app.models.message_log import KIND_NOTICE
+from app.services import audit
 from app.services.clinic_calendar import free_slots, local_time, plan_reminders
-from bots.outbox import OptedOut, queue_outbound
 
 # --- Language ---------------------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Pharmacists see their own consultations, admins every one; every read of a consultation is audited. Photos are
 processed by :mod:`app.services.images` (uploads in the request, chat photos in the analysis job) and stored as
-clean JPEGs; the job (``workers.inference``) runs the model, triage and the reply.
+clean JPEGs; the analysis job runs the pipeline (``app.services.skin_analysis``): model, triage and the reply.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from app import jobs
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
+from app.i18n import t
 from app.models import (
     Analysis,
     ChatLinkCode,
@@ -35,12 +37,13 @@ from app.models.consultation import (
     IMAGE_PENDING,
     IMAGE_REJECTED,
     IMAGE_STORED,
+    STATUS_CANCELLED,
     STATUS_COLLECTING,
     STATUS_COMPLETED,
     STATUS_QUEUED,
 )
 from app.models.user import ROLE_ADMIN, ROLE_PHARMACIST
-from app.services import audit, triage
+from app.services import audit, skin_advice, triage
 from app.transactions import after_commit
 
 log = logging.getLogger(__name__)
@@ -200,16 +203,12 @@ def queue_analysis(consultation: Consultation) -> None:
 
 def enqueue_analysis(consultation_id: str) -> None:
     """Enqueue the analysis job (safe to repeat: the job does nothing for a completed consultation)."""
-    from workers import QUEUE_INFERENCE, enqueue
-
-    enqueue(QUEUE_INFERENCE, "workers.inference.analyse_consultation", consultation_id,
-            job_id=f"analyse-{consultation_id}", timeout=600)  # fmt: skip
+    jobs.enqueue(jobs.QUEUE_INFERENCE, jobs.ANALYSE_CONSULTATION, consultation_id,
+                 job_id=f"analyse-{consultation_id}", timeout=600)  # fmt: skip
 
 
 def cancel_collecting(contact: Contact) -> None:
     """Close any consultation of this chat still collecting answers (a new photo starts a new one)."""
-    from app.models.consultation import STATUS_CANCELLED
-
     db.session.execute(
         update(Consultation)
         .where(Consultation.contact_id == contact.id, Consultation.status == STATUS_COLLECTING)
@@ -231,6 +230,7 @@ def _owned(actor, consultation_id: uuid.UUID) -> Consultation:
 
 
 def _processed(data: bytes):
+    # Heavy (numpy, Pillow, pillow-heif): loaded with the first photo, not by every process that imports this.
     from app.services import images
 
     config = current_app.config
@@ -352,8 +352,6 @@ def _image_body(image: ConsultationImage) -> dict:
 
 def retake_request(images) -> dict | None:
     """``{"problems", "message"}`` when no stored photo is of good quality (the chat reply says the same)."""
-    from app.i18n import t
-
     stored = [image for image in images if image.status == IMAGE_STORED]
     if stored and any(image.quality_ok for image in stored):
         return None
@@ -371,9 +369,7 @@ def update_consultation(actor, consultation_id: uuid.UUID, answers: dict) -> dic
     for name, value in answers.items():
         record_answer(consultation, name, value)
     if consultation.status == STATUS_COMPLETED:
-        from workers.inference import recommend
-
-        recommend(consultation, replace=True)
+        skin_advice.recommend(consultation, replace=True)
     audit.record(actor, "consultation.update", "consultation", consultation.id, {"fields": sorted(answers)})
     db.session.commit()
     return detail(consultation, actor)

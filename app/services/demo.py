@@ -13,8 +13,21 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
-from app.models import Appointment, Clinic, User
-from app.services import appointments
+from app.models import (
+    Analysis,
+    Appointment,
+    ChatLinkCode,
+    Clinic,
+    Consultation,
+    ConsultationImage,
+    Contact,
+    Recommendation,
+    StockItem,
+    StockMovement,
+    User,
+)
+from app.models.stock import KIND_DISPENSED, KIND_RECEIVED
+from app.services import appointments, consultations, formulary
 from app.services.passwords import hash_password, hash_pin
 
 CLINICS = (
@@ -76,8 +89,6 @@ def seed_demo() -> list[str]:
     _seed_appointments(clinics["Gaborone Main Clinic"])
     # Skin consultations: the formulary and triage guidelines; the demo pharmacist (+233241000002) is
     # linked as soon as WhatsApp brings a message from that number (or /link CODE on Telegram).
-    from app.services import consultations, formulary
-
     formulary.seed()
     consultations.seed_guidelines()
     lines.extend(_seed_stock(clinics["Gaborone Main Clinic"]))
@@ -111,9 +122,6 @@ STOCK = (
 
 def _seed_stock(clinic: Clinic) -> list[str]:
     """The demo staff member's PIN and the clinic's stock, with 30 days of history (only where missing)."""
-    from app.models import StockItem, StockMovement
-    from app.models.stock import KIND_DISPENSED, KIND_RECEIVED
-
     staff = db.session.scalar(select(User).where(User.phone == DEMO_PIN_PHONE))
     if staff is not None and staff.pin_hash is None:
         staff.pin_hash = hash_pin(DEMO_PIN)
@@ -151,17 +159,6 @@ def erase_demo_work() -> None:
     the low-stock alerts as seeded); and the demo accounts' USSD PIN state and language as the seed leaves them.
     Audit rows stay: they record who read what, which a demo reset must not rewrite.
     """
-    from app.models import (
-        Analysis,
-        ChatLinkCode,
-        Consultation,
-        ConsultationImage,
-        Contact,
-        Recommendation,
-        StockItem,
-        StockMovement,
-    )
-
     users = db.session.scalars(select(User).where(User.email.in_([a[0] for a in ACCOUNTS]))).all()
     user_ids = [u.id for u in users]
     consultation_ids = select(Consultation.id).where(Consultation.user_id.in_(user_ids))

@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, utcnow
-from app.models.message import DIRECTION_OUT, STATUS_FAILED, STATUS_QUEUED, STATUS_SCHEDULED
+from app.models.message_log import DIRECTION_OUT, STATUS_FAILED, STATUS_QUEUED, STATUS_SCHEDULED
 from app.services import audit
 from app.services.appointments import phone_filter
 

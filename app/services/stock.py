@@ -22,8 +22,10 @@ from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.i18n import t
 from app.i18n.gsm7 import fold
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Clinic, StockItem, StockMovement, User, utcnow
-from app.models.message import KIND_SYSTEM
+from app.models.channel import SMS
+from app.models.message_log import KIND_SYSTEM
 from app.models.stock import (
     CHANNEL_API,
     KIND_ADJUSTED,
@@ -34,7 +36,6 @@ from app.models.stock import (
 )
 from app.models.user import ROLE_STAFF
 from app.services import audit, clinics
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def _send_alert(item: StockItem, key: str, dedupe: str, **params) -> list[uuid.U
         text = t(key, user.language, item=display_name(item), level=item.level, unit=display_unit(item),
                  reorder=item.reorder_level, clinic=item.clinic.sms_name, **params)  # fmt: skip
         try:
-            message = queue_outbound(channel="sms", address=user.phone, text=text, language=user.language,
+            message = queue_outbound(channel=SMS, address=user.phone, text=text, language=user.language,
                                      kind=KIND_SYSTEM, user_id=user.id, clinic_id=item.clinic_id,
                                      dedupe_key=f"{dedupe}:{user.id}")  # fmt: skip
         except (OptedOut, SendCapReached) as exc:
@@ -243,7 +244,7 @@ def receipt(user: User, movement: StockMovement, item: StockItem) -> None:
     text = t(key, user.language, item=display_name(item), quantity=movement.quantity, level=item.level,
              unit=display_unit(item))  # fmt: skip
     try:
-        queue_outbound(channel="sms", address=user.phone, text=text, language=user.language, kind=KIND_SYSTEM,
+        queue_outbound(channel=SMS, address=user.phone, text=text, language=user.language, kind=KIND_SYSTEM,
                        user_id=user.id, clinic_id=item.clinic_id, dedupe_key=f"stock-receipt:{movement.id}")  # fmt: skip
     except (OptedOut, SendCapReached) as exc:
         log.warning("stock receipt for movement %s not sent: %s", movement.id, exc.code)

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Appointment, Clinic, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_ATTENDED, STATUS_CANCELLED
-from app.models.message import KIND_SYSTEM
+from app.models.channel import SMS
+from app.models.message_log import KIND_SYSTEM
 from app.services import appointments
-from bots.outbox import OptedOut, SendCapReached, queue_outbound
 
 MAX_MATCHES = 3  # visits offered for one set of last digits (a USSD screen holds no more)
 
@@ -69,6 +70,6 @@ def receipt(user: User, appointment: Appointment, label: str) -> None:
     """The SMS receipt of a visit marked attended from the USSD menu, to the staff member, in their language."""
     # The visit is marked; a receipt the consent or caps rules refuse is not worth failing it for.
     with contextlib.suppress(OptedOut, SendCapReached):
-        queue_outbound(channel="sms", address=user.phone, text=t("visit_receipt_attended", user.language, visit=label),
+        queue_outbound(channel=SMS, address=user.phone, text=t("visit_receipt_attended", user.language, visit=label),
                        language=user.language, kind=KIND_SYSTEM, user_id=user.id, clinic_id=appointment.clinic_id,
                        dedupe_key=f"visit-receipt:{appointment.id}:attended")  # fmt: skip

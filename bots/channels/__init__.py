@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from app.models.channel import SMS, TELEGRAM, WHATSAPP
 from bots.channels import africastalking, console, telegram, twilio, whatsapp  # noqa: F401 (register adapters)
 from bots.channels.base import REGISTRY, Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.console import save_media  # skin pipeline: the console media store
 from bots.channels.media import MediaError, fetch_media  # skin pipeline: attachment downloads
-from bots.messages import SMS, TELEGRAM, WHATSAPP
 
 __all__ = [
     "REGISTRY",

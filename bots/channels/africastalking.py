@@ -40,18 +40,17 @@ from africastalking.Service import AfricasTalkingException, Service
 from africastalking.SMS import SMSService
 from flask import Request, Response
 
-from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
-from bots.messages import (
+from app.messaging.envelopes import (
     SESSION_CLOSE,
     SESSION_NEW,
     SESSION_RESUME,
-    SMS,
-    USSD,
     InboundMessage,
     OutboundMessage,
     SendResult,
     StatusUpdate,
 )
+from app.models.channel import SMS, USSD
+from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The small base class every provider adapter implements, and the registry that finds them by name.
 
 An adapter keeps together everything about one provider: checking a webhook is authentic, parsing its payload
-into :mod:`bots.messages` objects, the table mapping its delivery statuses, and sending through its client
+into :mod:`app.messaging.envelopes` objects, the table mapping its delivery statuses, and sending through its client
 library. Adapters import no service and never touch the database.
 """
 
@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from flask import Request, Response
 
-from bots.messages import InboundMessage, OutboundMessage, SendResult, StatusUpdate
+from app.messaging.envelopes import InboundMessage, OutboundMessage, SendResult, StatusUpdate
 
 REGISTRY: dict[str, type[Channel]] = {}
 

@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.models.channel import SMS, TELEGRAM, WHATSAPP
 from bots.channels.base import Channel, register
 from bots.channels.media import MediaError, too_large
-from bots.messages import SMS, TELEGRAM, WHATSAPP, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 

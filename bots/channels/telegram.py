@@ -36,12 +36,13 @@ from telegram.error import (
     TimedOut,
 )
 
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.models.channel import TELEGRAM
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MediaError, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.telegram_client import client_for, redact, remember_token
 from bots.channels.telegram_client import shutdown as shutdown  # the CLI and tests close the client through here
 from bots.channels.telegram_updates import as_dict, as_str, is_int, parse_update
-from bots.messages import TELEGRAM, OutboundMessage, SendResult
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 CAPTION_LIMIT = 1024  # Bot API: photo captions are at most 1024 characters (texts 4096)

@@ -1,4 +1,4 @@
-"""Reading Telegram webhook Updates (Bot API JSON) into :class:`~bots.messages.InboundMessage` objects.
+"""Reading Telegram webhook Updates (Bot API JSON) into :class:`~app.messaging.envelopes.InboundMessage` objects.
 
 ``update_id`` is the idempotency key (``message_id`` is only unique per chat). Updates we do not use (edited
 messages, channel posts, member changes, service messages) parse to an empty result, because Telegram retries
@@ -18,8 +18,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from app.messaging.envelopes import InboundMessage, Media
+from app.models.channel import TELEGRAM
 from bots.channels.base import MalformedPayload, ParsedWebhook
-from bots.messages import TELEGRAM, InboundMessage, Media
 
 # Message fields we recognise but do not read: the person gets a message with no text, and the flows can say what
 # they accept.

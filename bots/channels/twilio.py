@@ -43,10 +43,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from app.messaging.envelopes import InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
+from app.models.channel import SMS, WHATSAPP
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError
-from bots.messages import SMS, WHATSAPP, InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,12 @@ from collections.abc import Mapping
 import requests
 from flask import Request, Response
 
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.models.channel import WHATSAPP
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MediaError, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.whatsapp_payloads import build_payload
 from bots.channels.whatsapp_webhook import parse_notification, string
-from bots.messages import WHATSAPP, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 

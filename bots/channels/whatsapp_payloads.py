@@ -15,9 +15,9 @@ import logging
 import re
 from collections.abc import Mapping
 
+from app.messaging.envelopes import OutboundMessage
 from bots.channels.base import SendError
 from bots.channels.whatsapp_webhook import BSUID
-from bots.messages import OutboundMessage
 
 log = logging.getLogger("bots.channels.whatsapp")  # the adapter's logger: operators filter on this name
 

@@ -18,8 +18,9 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from app.messaging.envelopes import InboundMessage, Media, StatusUpdate
+from app.models.channel import WHATSAPP
 from bots.channels.base import MalformedPayload, ParsedWebhook
-from bots.messages import WHATSAPP, InboundMessage, Media, StatusUpdate
 
 log = logging.getLogger("bots.channels.whatsapp")  # the adapter's logger: operators filter on this name
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from app.i18n import DEFAULT_LANGUAGE, t
+from app.messaging.envelopes import Button
 from app.models import Contact, Conversation, Message
-from bots.messages import Button
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from app.extensions import db
 from app.i18n import t
 from app.models import Appointment, Message, utcnow
 from app.models.appointment import ACTIVE_STATUSES
-from app.models.message import DIRECTION_OUT
+from app.models.channel import SMS, WHATSAPP
+from app.models.message_log import DIRECTION_OUT
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
-from bots.messages import SMS, WHATSAPP
 
 CONFIRM, CHANGE, CANNOT_COME = "confirm", "change", "cannot_come"
 # Digits first (what every text asks for); the words are what people type anyway. YES is an answer here, never an

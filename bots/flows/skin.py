@@ -16,11 +16,13 @@ import uuid
 from dataclasses import dataclass
 
 from app.extensions import db
+from app.i18n import t
+from app.messaging.envelopes import Button
 from app.models import Consultation
+from app.models.channel import TELEGRAM, WHATSAPP
 from app.models.consultation import STATUS_COLLECTING
 from app.services import consultations, triage
 from bots.flows import Context, Flow, Reply, register
-from bots.messages import TELEGRAM, WHATSAPP, Button
 
 LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
 
@@ -79,8 +81,6 @@ def _button_id(question: Question, value) -> str:
 
 def parse_answer(ctx: Context, question: Question):
     """The option the message chose (button id, number or title in either language), else a sentinel."""
-    from app.i18n import t
-
     extra = ctx.message.extra or {}
     candidates = [str(extra.get("callback_data") or ""), ctx.text]
     for candidate in candidates:

@@ -26,12 +26,12 @@ from sqlalchemy import select
 from app.extensions import db
 from app.i18n import t
 from app.models import Appointment, Patient
+from app.models.channel import USSD
 from app.services import appointments
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import link, normalise, still_active
 from bots.flows.ussd_menu import chosen, fits, typed_after
 from bots.flows.ussd_staff import STAFF_MENU, staff_user
-from bots.messages import USSD
 
 
 def new_input(ctx: Context) -> str:
@@ -153,7 +153,7 @@ def menu_for(ctx: Context) -> Flow:
 class UssdEntry(Flow):
     """Every USSD session starts here and stays in the menu chosen on its first hop."""
 
-    name = "ussd"
+    name = USSD
     channels = (USSD,)
 
     def can_start(self, ctx: Context) -> bool:

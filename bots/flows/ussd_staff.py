@@ -35,13 +35,13 @@ from sqlalchemy import select
 from app.errors import ServiceError
 from app.extensions import db
 from app.models import Appointment, StockItem, User
+from app.models.channel import USSD
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, visits
 from bots.flows import Context, Flow, Reply, ussd_menu
 from bots.flows.ussd_menu import chosen, first_fitting
 from bots.flows.ussd_staff_session import StaffSession, forget
-from bots.messages import USSD
 
 # forget: the demo reset clears staff sessions through this module.
 __all__ = ["STAFF_MENU", "StaffMenu", "forget", "paginate", "staff_user", "stock_line"]

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging.outbox import queue_outbound
 from app.models import Appointment, AuditLog, Contact, Conversation, Message, Patient
-from bots.outbox import queue_outbound
 from tests.conftest import bearer
 from tests.factories import booking
 

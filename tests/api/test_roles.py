@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging.outbox import queue_outbound
 from app.models import Medication, Message, utcnow
 from app.services import accounts, appointments, tokens
-from bots.outbox import queue_outbound
 from tests.conftest import PASSWORD, bearer, make_clinic
 
 ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin")

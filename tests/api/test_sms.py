@@ -16,15 +16,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
-import bots.outbox
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging import outbox
+from app.messaging.envelopes import InboundMessage
+from app.messaging.inbox import store_inbound
+from app.messaging.outbox import queue_outbound
 from app.models import AuditLog, Contact, Message, utcnow
-from app.services.messaging import store_inbound
-from bots.messages import InboundMessage
-from bots.outbox import queue_outbound
+from bots.sending import send_message, sweep
 from tests.conftest import bearer
-from workers import QUEUE_OUTBOUND, get_queue
-from workers.outbound import send_message, sweep
 
 PHONE = "+26771234567"
 GH_PHONE = "+233241234567"
@@ -75,7 +75,7 @@ def iso(moment: datetime) -> str:
 @pytest.fixture
 def fixed_hour(monkeypatch):
     """Pin the outbox's clock, so the hourly cap windows cannot roll over in the middle of a test."""
-    monkeypatch.setattr(bots.outbox, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.0))
+    monkeypatch.setattr(outbox, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.0))
 
 
 # --- POST /api/v1/sms/send -----------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_missing_fields_are_a_422_naming_them(client, people):
 def test_the_send_job_is_enqueued_only_after_the_row_is_committed(client, people, database_url, monkeypatch):
     """At the moment of enqueue, another connection already sees the committed, queued row."""
     seen: list[tuple[str, str | None]] = []
-    original = bots.outbox.enqueue_send
+    original = outbox.enqueue_send
     observer = sa.create_engine(database_url)
 
     def watching_enqueue(message_id):
@@ -143,7 +143,7 @@ def test_the_send_job_is_enqueued_only_after_the_row_is_committed(client, people
         seen.append((str(message_id), status))
         original(message_id)
 
-    monkeypatch.setattr(bots.outbox, "enqueue_send", watching_enqueue)
+    monkeypatch.setattr(outbox, "enqueue_send", watching_enqueue)
     try:
         response = post_send(client, people, to=PHONE)
     finally:

@@ -17,15 +17,15 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import t
+from app.messaging.envelopes import InboundMessage
+from app.messaging.inbox import contact_for, store_inbound
+from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
-from app.models.message import DIRECTION_OUT, STATUS_FAILED, STATUS_HANDLED, STATUS_SENT
-from app.services.messaging import contact_for, store_inbound
+from app.models.message_log import DIRECTION_OUT, STATUS_FAILED, STATUS_HANDLED, STATUS_SENT
 from bots.engine import close_ussd, handle_message, handle_ussd
 from bots.flows import FLOWS, Context, Flow, Reply, register
-from bots.messages import InboundMessage
-from bots.outbox import OptedOut, queue_outbound
+from bots.sending import send_message
 from tests.flows import contact, conversation
-from workers.outbound import send_message
 
 PHONE = "+26771234567"
 CHAT_ID = "123456789"

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import queue_outbound
 from app.models import Message
-from app.models.message import DIRECTION_OUT, STATUS_QUEUED
-from bots.outbox import queue_outbound
-from workers import QUEUE_OUTBOUND, get_queue
+from app.models.message_log import DIRECTION_OUT, STATUS_QUEUED
 
 PHONE = "+26771234567"
 

@@ -30,9 +30,9 @@ from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.i18n import t
+from app.jobs import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
+from app.messaging import inbox
 from app.models import Contact, Message, MessageEvent, utcnow
-from app.services import messaging
-from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
 from workers.runner import run_worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
@@ -618,7 +618,7 @@ def test_whatsapp_fixture_replay(app, client, case):
         assert message.provider_id == _whatsapp_first(case, "messages")
         assert handle_jobs() == [f"handle-{message.id}"]
         # Handling links the contact and opens its 24-hour window.
-        contact = messaging.link_contact(message)
+        contact = inbox.link_contact(message)
         assert contact.last_whatsapp_inbound_at == message.received_at
     else:
         assert added(before) == {"messages": 0, "message_events": 1, "contacts": 0}
@@ -1086,7 +1086,7 @@ def test_stop_opts_out_with_one_confirmation_and_start_opts_back_in(app, client,
 
 def test_a_message_queued_before_stop_is_not_sent_after_it(app, client, keep_signal_handlers):
     """A reminder waits in the outbound queue while the person's STOP is handled: it must not go out after STOP."""
-    from bots.outbox import queue_outbound
+    from app.messaging.outbox import queue_outbound
 
     db.session.add(Contact(address=PHONE))
     db.session.commit()
@@ -1305,7 +1305,7 @@ def test_sweeper_picks_up_an_inbound_message_whose_job_was_lost(app, client, red
     """Redis lost the handle job after the webhook stored the message: the sweeper enqueues it, it is answered."""
     from sqlalchemy import update
 
-    from workers.outbound import STALE_AFTER, sweep
+    from bots.sending import STALE_AFTER, sweep
 
     assert_twiml(post_sms(client, "Dumela", sid(81)))
     redis_conn.flushdb()

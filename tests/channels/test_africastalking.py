@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from app.messaging.envelopes import OutboundMessage
 from bots.channels import africastalking as at_module
 from bots.channels.africastalking import AfricasTalkingChannel
 from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, WebhookRejected
-from bots.messages import OutboundMessage
 from tests.fakes.server import FakeProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"

@@ -17,10 +17,10 @@ from urllib.parse import quote
 import pytest
 from flask import request
 
+from app.messaging.envelopes import Button, InboundMessage, Media, OutboundMessage
 from bots.channels import telegram, telegram_client
 from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, WebhookRejected
 from bots.channels.telegram import TelegramChannel
-from bots.messages import Button, InboundMessage, Media, OutboundMessage
 from tests.fakes.server import FakeProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"

@@ -22,9 +22,10 @@ from twilio.rest import Client
 from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.messaging.envelopes import Button, OutboundMessage
+from app.models.channel import SMS, WHATSAPP
 from bots.channels.base import MalformedPayload, SendError, WebhookRejected
 from bots.channels.twilio import EMPTY_TWIML, TwilioChannel
-from bots.messages import SMS, WHATSAPP, Button, OutboundMessage
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio, create_message_contract
 

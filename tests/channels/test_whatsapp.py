@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from flask import request
 
+from app.messaging.envelopes import Button, Media, OutboundMessage
 from bots.channels import whatsapp as whatsapp_module
 from bots.channels.base import MalformedPayload, SendError, WebhookRejected
 from bots.channels.whatsapp import WhatsAppChannel
-from bots.messages import Button, Media, OutboundMessage
 from tests.fakes.server import FakeProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
@@ -722,7 +722,7 @@ def test_send_template_with_named_parameters_and_the_configured_default_name():
 
 
 def test_send_template_as_the_outbound_worker_builds_it():
-    # workers/outbound.py: {"name", "language": <our language>, "variables": {"1": <the text>}}
+    # bots/sending.py: {"name", "language": <our language>, "variables": {"1": <the text>}}
     text = "Dumela Mpho,\n\nO na le kopano ka Labobedi\tka 09:00.      Ke a leboga 🙏🏾"
     template = {"name": "appointment_reminder", "language": "tn", "variables": {"2": "Gaborone", "1": text}}
     with FakeProvider() as fake:

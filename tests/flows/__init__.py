@@ -11,9 +11,10 @@ import uuid
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import inbox
 from app.models import Appointment, Clinic, Contact, Conversation, Message
-from app.models.message import DIRECTION_IN, DIRECTION_OUT
-from app.services import appointments, messaging
+from app.models.message_log import DIRECTION_IN, DIRECTION_OUT
+from app.services import appointments
 from tests.factories import PHONE, book, make_clinic
 
 __all__ = ["PHONE", "book", "make_clinic"]  # the shared builders, as the flow tests import them
@@ -33,7 +34,7 @@ def fill(clinic: Clinic, at, *, count: int | None = None) -> None:
 
 def set_language(address: str, language: str | None) -> None:
     """The contact's own language choice (as texting SETSWANA or ENGLISH sets it)."""
-    messaging.contact_for(address).language = language
+    inbox.contact_for(address).language = language
     db.session.commit()
 
 

@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.i18n import t
+from app.messaging.envelopes import InboundMessage
+from app.messaging.inbox import contact_for, store_inbound
 from app.models import Appointment, AuditLog, Message, utcnow
-from app.models.message import STATUS_HANDLED
+from app.models.message_log import STATUS_HANDLED
 from app.services import appointments
-from app.services.messaging import contact_for, store_inbound
 from bots.engine import handle_message
 from bots.flows.appointments import CANNOT_COME, CHANGE, CONFIRM, HELP_EVERY, OFFER_TTL, letters_text, parse
-from bots.messages import InboundMessage
 from tests.bots.test_webhooks import CONFIG, assert_twiml, post_sms, post_twilio, sid, sms_params, work
 from tests.flows import (
     LONGEST_NAME,

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging.envelopes import InboundMessage, Media
 from app.models import AuditLog, Consultation, ConsultationImage, utcnow
 from app.models.consultation import IMAGE_PENDING, STATUS_CANCELLED, STATUS_COLLECTING, STATUS_QUEUED
 from app.services import consultations
 from bots import engine
 from bots.flows import skin
-from bots.messages import InboundMessage, Media
 from tests.conftest import make_user
 from tests.flows import contact, outbound
 
@@ -30,12 +30,12 @@ def pharmacist(app):
 
 def send(channel: str, sender: str, text: str = "", *, photo: bool = False, extra: dict | None = None):
     """Store an inbound message as the webhooks do and let the engine handle it; returns the replies so far."""
-    from app.services import messaging
+    from app.messaging import inbox
 
     media = (Media(content_type="image/jpeg", provider_media_id=f"file-{next(_ids)}"),) if photo else ()
     inbound = InboundMessage(channel=channel, provider=channel, provider_id=f"m-{next(_ids)}", sender=sender,
                              text=text, media=media, extra=extra or {})  # fmt: skip
-    message, _ = messaging.store_inbound(inbound)
+    message, _ = inbox.store_inbound(inbound)
     db.session.commit()
     engine.handle_message(str(message.id))
     return outbound(sender)

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.i18n import t
 from app.i18n.gsm7 import septets
 from app.models import Message, StockItem, StockMovement, User, utcnow
-from app.models.message import DIRECTION_IN, DIRECTION_OUT
+from app.models.message_log import DIRECTION_IN, DIRECTION_OUT
 from app.services import pins, stock
 from app.services.passwords import hash_pin
 from bots.flows.ussd_menu import SCREEN_LIMIT

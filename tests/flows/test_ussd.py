@@ -463,7 +463,7 @@ def test_appointment_screens_follow_the_appointments_language(app, client, appoi
 
 
 def test_no_screen_goes_through_the_outbox_or_a_job(app, client, visit):
-    from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
+    from app.jobs import QUEUE_DEFAULT, QUEUE_OUTBOUND, get_queue
 
     session = Session(client)
     session.dial()

@@ -114,8 +114,8 @@ def _another_writer_can_start(path: str) -> bool:
 
 
 def test_webhooks_can_write_while_the_worker_waits_on_a_provider(app_factory, database_url, monkeypatch):
-    from bots.messages import SendResult
-    from workers import outbound
+    from app.messaging.envelopes import SendResult
+    from bots import sending as outbound
 
     path = database_url.removeprefix("sqlite:///")
     seen_during_send: list[bool] = []

@@ -20,10 +20,11 @@ from sqlalchemy import func, select
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
+from app.messaging import inbox
 from app.models import Appointment, AuditLog, Contact, Message, Patient
 from app.models.appointment import STATUS_CANCELLED, STATUS_RESCHEDULED, STATUS_SCHEDULED
 from app.security import Actor
-from app.services import appointments, messaging
+from app.services import appointments
 from app.services.appointment_import import (
     MAX_ERRORS,
     MSG_DATETIME,
@@ -650,9 +651,9 @@ def test_patients_and_contacts_are_made_once_per_number(staff):
 
 
 def test_a_language_chosen_by_the_person_is_kept(staff):
-    contact = messaging.contact_for("+26771234567")
+    contact = inbox.contact_for("+26771234567")
     contact.language = "en"
-    existing = messaging.contact_for("+26772345678")  # texted us before, never chose a language
+    existing = inbox.contact_for("+26772345678")  # texted us before, never chose a language
     db.session.commit()
 
     report = upload(staff, lines(ROW, ROW2.replace(",en,", ",tn,")))
@@ -729,7 +730,7 @@ def test_booking_confirmation(staff, home, confirmation):
 
 def test_opted_out_patients_are_booked_but_not_messaged(staff, home):
     home.booking_confirmation = True
-    messaging.opt_out(messaging.contact_for("+26771234567"))
+    inbox.opt_out(inbox.contact_for("+26771234567"))
     db.session.commit()
 
     report = upload(staff, lines(ROW, ROW2))

@@ -22,6 +22,7 @@ from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.i18n import CATALOG
 from app.i18n.gsm7 import fits_one_segment, septets
+from app.messaging import inbox
 from app.models import Appointment, Clinic, Contact, Message, Patient
 from app.models.appointment import (
     ACTIVE_STATUSES,
@@ -35,7 +36,7 @@ from app.models.appointment import (
     STATUSES,
 )
 from app.models.clinic import DEFAULT_OPENING_HOURS, SMS_NAME_LENGTH, default_opening_hours
-from app.services import appointments, messaging
+from app.services import appointments
 from tests.conftest import make_clinic
 from tests.factories import store_appointment
 
@@ -577,7 +578,7 @@ def test_notify_once_per_change_and_never_to_opted_out_patients(clinic):
     db.session.commit()
     assert len(outbox()) == 1
 
-    messaging.opt_out(appointment.patient.contact)
+    inbox.opt_out(appointment.patient.contact)
     db.session.commit()
     appointments.notify(appointment, "appointment_cancelled_by_clinic", "cancelled")  # no error, nothing written
     db.session.commit()

@@ -1,4 +1,4 @@
-"""``app.services.messaging`` (contacts, inbound storage, delivery status, consent) and the SMS encoding helper.
+"""``app.messaging.inbox`` (contacts, inbound storage, delivery status, consent) and the SMS encoding helper.
 
 The database tests run on SQLite and PostgreSQL; rows are read back after commit. ``advance_status`` is tested
 as a table of (current, reported) → result, so every transition the code allows or refuses is written down.
@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n.gsm7 import sms_encoding
+from app.messaging.envelopes import InboundMessage, Media, StatusUpdate
+from app.messaging.inbox import advance_status, apply_status, contact_for, store_inbound
 from app.models import Contact, Message, MessageEvent, utcnow
-from app.models.message import DIRECTION_OUT
-from app.services.messaging import advance_status, apply_status, contact_for, store_inbound
-from bots.messages import InboundMessage, Media, StatusUpdate
+from app.models.message_log import DIRECTION_OUT
 
 # INSERT ... ON CONFLICT is spelled per dialect (contacts, inbound de-duplication)
 pytestmark = pytest.mark.both_backends

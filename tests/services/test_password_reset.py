@@ -18,7 +18,7 @@ import app.services.users
 from app.extensions import db
 from app.i18n import t
 from app.models import Message, PasswordResetCode, utcnow
-from app.models.message import DIRECTION_OUT, STATUS_QUEUED
+from app.models.message_log import DIRECTION_OUT, STATUS_QUEUED
 from tests.conftest import PASSWORD, bearer, login, make_user
 
 RESET = "/api/v1/auth/password-reset"

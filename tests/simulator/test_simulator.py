@@ -44,10 +44,10 @@ from app.models.clinic import DEFAULT_SEND_WINDOW
 from app.services import stock
 from app.services.demo import seed_demo
 from app.services.passwords import verify_pin
-from app.simulator import demo, signing
 from bots.channels import senders_for
 from bots.channels.twilio import TwilioChannel
 from bots.flows.ussd_staff import StaffSession
+from bots.simulator import demo, signing
 from tests.conftest import bearer, login, make_clinic, make_user
 from tests.photos import encode, sample_photo
 from workers.runner import run_worker

@@ -23,14 +23,14 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Contact, Message, MessageEvent, utcnow
 from bots.channels.twilio import TwilioChannel
-from bots.outbox import OptedOut, queue_outbound
+from bots.sending import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from tests.conftest import bearer
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
-from workers import QUEUE_OUTBOUND, get_queue
-from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

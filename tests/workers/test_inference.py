@@ -17,9 +17,11 @@ from PIL import Image
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import inbox
 from app.models import Consultation, ConsultationImage, Message, Recommendation, utcnow
 from app.models.consultation import IMAGE_REJECTED, STATUS_COMPLETED
-from app.models.message import DIRECTION_OUT
+from app.models.message_log import DIRECTION_OUT
+from app.services import skin_advice
 from tests.conftest import make_user
 from tests.fakes.server import FakeProvider
 from tests.photos import encode, gps_exif, jpeg_segments, png_bomb, sample_photo
@@ -277,17 +279,16 @@ def test_every_red_flag_escalates_the_reply(skin_app, changes, level):
 
 def test_split_cuts_long_replies_at_line_ends():
     text = "\n\n".join(["x" * 1500] * 4)
-    parts = inference.split(text, 4000)
+    parts = skin_advice.split(text, 4000)
     assert all(len(part) <= 4000 for part in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
 
 
 def _queued_chat_consultation(apis_photo_id: str = "AgAC-skin"):
     """A Telegram consultation with every answer in and one photo still to download (as the flow leaves it)."""
     from app.models import Consultation, ConsultationImage, User
-    from app.services import messaging
 
     pharmacist = make_user("pharmacist", phone=PHARMACIST_PHONE)
-    contact = messaging.contact_for(str(CHAT_ID))
+    contact = inbox.contact_for(str(CHAT_ID))
     contact.user_id = pharmacist.id
     consultation = Consultation(user_id=pharmacist.id, contact_id=contact.id, channel="telegram", status="queued",
                                 condition="fungal", age_group="y18_to_59", pregnant=False, body_site="trunk_limbs",
@@ -328,7 +329,7 @@ def test_a_provider_outage_is_retried_and_sends_once(skin_app, apis):
 def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
     from datetime import timedelta
 
-    from workers import QUEUE_INFERENCE, get_queue
+    from app.jobs import QUEUE_INFERENCE, get_queue
 
     consultation = _queued_chat_consultation()
     assert inference.sweep() == 0  # just queued: its job may still be on its way
@@ -339,10 +340,9 @@ def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
 
 
 def test_the_reply_is_in_the_chats_language(skin_app, apis):
-    from app.services import messaging
 
     consultation = _queued_chat_consultation()
-    messaging.contact_for(str(CHAT_ID)).language = "tn"  # the pharmacist sent SETSWANA
+    inbox.contact_for(str(CHAT_ID)).language = "tn"  # the pharmacist sent SETSWANA
     db.session.commit()
     assert inference.analyse_consultation(str(consultation.id)) == "done"
     reply = db.session.scalar(select(Message).where(Message.direction == DIRECTION_OUT))

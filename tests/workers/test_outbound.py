@@ -14,10 +14,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-import workers.outbound
+import bots.sending
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.messaging.outbox import queue_outbound
 from app.models import Message, utcnow
-from app.models.message import (
+from app.models.message_log import (
     DIRECTION_OUT,
     STATUS_FAILED,
     STATUS_QUEUED,
@@ -25,10 +28,7 @@ from app.models.message import (
     STATUS_SENT,
 )
 from bots.channels.base import REGISTRY, Channel, SendError, register
-from bots.messages import OutboundMessage, SendResult
-from bots.outbox import queue_outbound
-from workers import QUEUE_OUTBOUND, get_queue
-from workers.outbound import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
+from bots.sending import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFailed, send_message, sweep
 from workers.runner import run_worker
 
 PHONE = "+26771234567"
@@ -57,7 +57,7 @@ def failing_channel(monkeypatch):
     def senders_for(channel: str, config) -> list[Channel]:
         return [REGISTRY[FailingChannel.name](config)]
 
-    monkeypatch.setattr(workers.outbound, "senders_for", senders_for)
+    monkeypatch.setattr(bots.sending, "senders_for", senders_for)
     yield FailingChannel
     REGISTRY.pop(FailingChannel.name, None)
 

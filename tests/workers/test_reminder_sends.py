@@ -3,7 +3,7 @@
 Reminders are written by the real job (``queue_due_reminders``) and sent by the real send job with the real
 ``twilio`` client against :class:`tests.fakes.twilio.FakeTwilio` on 127.0.0.1 (every request held to Twilio's
 OpenAPI description), which counts what it received: "exactly once" is counted at the provider. The send job's
-clock (``workers.outbound.utcnow``) is pinned where sending hours matter, so no test depends on the hour it runs
+clock (``bots.sending.utcnow``) is pinned where sending hours matter, so no test depends on the hour it runs
 at; the tests with real worker processes use clinics that may send at any hour and the real clock.
 """
 
@@ -23,17 +23,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-import workers.outbound
+import bots.sending
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import SEND_BATCH, queue_outbound
 from app.models import Appointment, Contact, Message, utcnow
 from app.services import appointments
-from bots.outbox import queue_outbound
-from tests.fakes.server import FakeProvider
-from tests.fakes.twilio import FakeTwilio
-from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local
-from workers import QUEUE_OUTBOUND, get_queue
-from workers.outbound import (
-    SEND_BATCH,
+from app.services.upkeep import queue_due_reminders
+from bots.sending import (
     STALE_AFTER,
     STUCK_AFTER,
     AllProvidersFailed,
@@ -41,7 +38,9 @@ from workers.outbound import (
     send_message,
     sweep,
 )
-from workers.reminders import queue_due_reminders
+from tests.fakes.server import FakeProvider
+from tests.fakes.twilio import FakeTwilio
+from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +118,7 @@ def app(configure):
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     pinned = Clock(NOW)
-    monkeypatch.setattr(workers.outbound, "utcnow", pinned)
+    monkeypatch.setattr(bots.sending, "utcnow", pinned)
     return pinned
 
 
@@ -557,7 +556,7 @@ def test_an_opt_out_the_provider_reports_mid_batch_stops_the_rest_of_the_batch_t
 
 def test_a_slow_batch_hands_the_rest_on_to_a_new_job_and_each_reminder_goes_out_once(app, twilio, clock, monkeypatch,
                                                                                     keep_signal_handlers):  # fmt: skip
-    monkeypatch.setattr(workers.outbound, "BATCH_SECONDS", 0.0)  # every job is "slow" after its first send
+    monkeypatch.setattr(bots.sending, "BATCH_SECONDS", 0.0)  # every job is "slow" after its first send
     at_clinic = clinic()
     booked = [book(at_clinic, NOW + 3 * DAY) for _ in range(4)]
     queue_due_reminders(now=NOW)

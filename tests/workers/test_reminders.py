@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from app.config import ConfigError, load_config
 from app.extensions import db
+from app.jobs import QUEUE_OUTBOUND, get_queue
+from app.messaging.outbox import Outgoing, queue_many
 from app.models import Appointment, AuditLog, Clinic, Message
 from app.models.appointment import (
     STATUS_ATTENDED,
@@ -27,11 +29,9 @@ from app.models.appointment import (
     STATUS_SCHEDULED,
 )
 from app.services import appointments
-from bots.outbox import Outgoing, queue_many
+from app.services.upkeep import erase_expired_texts, mark_missed, queue_due_reminders
 from tests.conftest import make_clinic
 from tests.factories import store_appointment
-from workers import QUEUE_OUTBOUND, get_queue
-from workers.reminders import erase_expired_texts, mark_missed, queue_due_reminders
 
 # reminder claiming: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite; bulk writes per dialect
 pytestmark = pytest.mark.both_backends
@@ -304,11 +304,11 @@ def test_reminders_are_written_in_batches_with_one_send_job_each(app, redis_conn
 
 def test_a_batch_that_fails_writes_nothing_and_the_next_run_does_it_all(app, redis_conn, monkeypatch):
     """A crash mid-batch: the batch's transaction rolls back, so no appointment is re-planned without its row."""
-    import workers.reminders
+    from app.services import upkeep
 
     at_clinic = clinic()
     booked = [book(at_clinic, NOW + 3 * DAY + timedelta(minutes=i)) for i in range(4)]
-    real_queue_many = workers.reminders.queue_many
+    real_queue_many = upkeep.queue_many
     calls = []
 
     def dies_on_the_second_batch(messages, **kwargs):
@@ -317,14 +317,14 @@ def test_a_batch_that_fails_writes_nothing_and_the_next_run_does_it_all(app, red
             raise RuntimeError("the process died here")
         return real_queue_many(messages, **kwargs)
 
-    monkeypatch.setattr(workers.reminders, "queue_many", dies_on_the_second_batch)
+    monkeypatch.setattr(upkeep, "queue_many", dies_on_the_second_batch)
     with pytest.raises(RuntimeError):
         queue_due_reminders(now=NOW + timedelta(minutes=10), batch_size=2)
     db.session.rollback()
     assert len(reminders()) == 2  # the first batch committed with its rows
     assert len(sends_enqueued()) == 2
 
-    monkeypatch.setattr(workers.reminders, "queue_many", real_queue_many)
+    monkeypatch.setattr(upkeep, "queue_many", real_queue_many)
     counts = queue_due_reminders(now=NOW + timedelta(minutes=10), batch_size=2)
 
     assert (counts["due"], counts["queued"]) == (2, 2)

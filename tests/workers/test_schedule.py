@@ -16,10 +16,11 @@ import redis
 from sqlalchemy import select
 
 from app.extensions import db
+from app.jobs import QUEUE_DEFAULT, QUEUE_OUTBOUND, QUEUE_REMINDERS, QUEUES, get_queue
 from app.models import Appointment, Message
 from app.services import appointments
 from tests.conftest import make_clinic
-from workers import QUEUE_DEFAULT, QUEUE_OUTBOUND, QUEUE_REMINDERS, QUEUES, get_queue, runner
+from workers import runner
 from workers import schedule as periodic
 from workers.schedule import SCHEDULE, PeriodicJob, run, tick
 

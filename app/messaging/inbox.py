@@ -13,15 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.messaging.envelopes import InboundMessage, StatusUpdate
 from app.models import Contact, Message, MessageEvent, utcnow
-from app.models.message import (
+from app.models.channel import WHATSAPP
+from app.models.message_log import (
     DIRECTION_IN,
     DIRECTION_OUT,
     STATUS_FAILED,
     STATUS_RANK,
     STATUS_RECEIVED,
 )
-from bots.messages import WHATSAPP, InboundMessage, StatusUpdate
 
 # Skin consultations (issue 6): inbound facts kept on the message row (never the raw payload).
 KEPT_EXTRA = ("contact", "from_id", "callback_data")

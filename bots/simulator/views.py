@@ -1,8 +1,8 @@
 """The simulator's page and its small JSON API (``/simulator/api/...``), used by the page's JavaScript.
 
-Every action speaks for one of the demo phones only (:mod:`app.simulator.demo`); anything else is a 400 naming the
+Every action speaks for one of the demo phones only (:mod:`bots.simulator.demo`); anything else is a 400 naming the
 field. Sending actions build the provider's own signed payload and post it to the real webhook
-(:mod:`app.simulator.signing`); nothing here touches the engine, the flows or the outbox directly. Reading shows
+(:mod:`bots.simulator.signing`); nothing here touches the engine, the flows or the outbox directly. Reading shows
 what the console sender sent to the demo numbers, from the message log.
 """
 
@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import error_response
 from app.extensions import db, limiter
 from app.i18n import CATALOG, LANGUAGES, t
-from app.simulator import demo, signing
+from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from bots.channels.console import save_media
-from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
+from bots.simulator import demo, signing
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def chat_photo():
 @bp.post("/api/reminders")
 def reminders():
     """ "Send due reminders now" for the chosen patient of the chosen demo clinic (see
-    :func:`app.simulator.demo.send_reminder_now`)."""
+    :func:`bots.simulator.demo.send_reminder_now`)."""
     data = _body()
     clinic = demo.demo_clinic(data.get("clinic_id")) if isinstance(data.get("clinic_id"), str) else None
     if clinic is None:

@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
+from app.messaging.outbox import queue_outbound
 from app.models import Clinic, Message, MessageEvent, utcnow
-from app.models.message import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
+from app.models.channel import SMS
+from app.models.message_log import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
 from app.services import audit
 from app.services.clinics import clinic_for
 from app.services.phones import to_e164
-from bots.messages import SMS
-from bots.outbox import queue_outbound
 
 
 class InvalidPhoneNumber(ServiceError):

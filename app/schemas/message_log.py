@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from app.models.message import CHANNELS, DIRECTIONS, STATUSES
+from app.models.message_log import CHANNELS, DIRECTIONS, STATUSES
 from app.schemas.common import PaginationQuery, page_of
 
 

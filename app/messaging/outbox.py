@@ -1,7 +1,7 @@
 """The outbox: an outbound message is a database row first; its send job is enqueued only after commit.
 
 If Redis is down or the process dies between commit and enqueue, the row stays ``queued`` and the periodic
-sweeper (``workers.outbound.sweep``) enqueues it again. The send job claims the row atomically, so an enqueue
+sweeper (``bots.sending.sweep``) enqueues it again. The send job claims the row atomically, so an enqueue
 that happens twice still sends once. Consent and SMS-pumping caps are enforced here, before anything is written.
 """
 
@@ -16,15 +16,19 @@ from datetime import datetime
 
 import redis
 from flask import current_app
+from rq import Queue
 from sqlalchemy import select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
+from app import jobs
 from app.errors import Conflict, ServiceError
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
+from app.messaging.envelopes import Button
 from app.models import Contact, Message, utcnow
-from app.models.message import (
+from app.models.channel import SMS
+from app.models.message_log import (
     DIRECTION_OUT,
     KIND_NOTICE,
     KIND_REMINDER,
@@ -33,7 +37,6 @@ from app.models.message import (
     STATUS_SCHEDULED,
 )
 from app.transactions import after_commit
-from bots.messages import SMS, Button
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 # What a clinic sends its own patients about their appointments is not counted against the SMS-pumping caps.
 UNCAPPED_KINDS = (KIND_REMINDER, KIND_NOTICE)
 ENQUEUE_CHUNK = 40  # send jobs (of up to 25 messages each) per Redis round trip when many are enqueued at once
+SEND_BATCH = 25  # outbox rows per send job when many are written at once (reminders): RQ's cost per job is shared
+BATCH_KEY = "thusa:send-batch:"  # + message id → the batch job that sends it: how the sweeper knows it is pending
+BATCH_KEY_SECONDS = 7 * 86400
 
 
 class OptedOut(Conflict):
@@ -166,10 +172,7 @@ def queue_outbound(
 
 def enqueue_send(message_id: uuid.UUID) -> None:
     """Enqueue the send job of one outbox row (safe to repeat: the job claims the row)."""
-    from workers import QUEUE_OUTBOUND, enqueue
-    from workers.outbound import send_message
-
-    enqueue(QUEUE_OUTBOUND, send_message, str(message_id), job_id=f"send-{message_id}")
+    jobs.enqueue(jobs.QUEUE_OUTBOUND, jobs.SEND_MESSAGE, str(message_id), job_id=f"send-{message_id}")
 
 
 @dataclass(frozen=True)
@@ -283,34 +286,31 @@ def queue_many(messages: Sequence[Outgoing], *, now: datetime | None = None) -> 
 
 
 def enqueue_sends(message_ids: Iterable[uuid.UUID | str]) -> None:
-    """Enqueue the sends of many outbox rows: one batch job (``workers.outbound.send_batch``) per
+    """Enqueue the sends of many outbox rows: one batch job (``app.jobs.SEND_BATCH``) per
     ``SEND_BATCH`` rows, up to 40 jobs per Redis round trip.
 
     Each row also gets a key naming its batch job, so the sweeper knows it is pending. A batch job is not retried
     by RQ: a row it could not send stays ``queued`` and the sweeper gives it a job of its own (retried with
     back-off). A single row gets the job :func:`enqueue_send` makes.
     """
-    from rq import Queue
-
-    from workers import DEFAULT_RETRY, QUEUE_OUTBOUND, get_queue
-    from workers.outbound import BATCH_KEY, BATCH_KEY_SECONDS, SEND_BATCH, send_batch, send_message
-
-    queue = get_queue(QUEUE_OUTBOUND)
+    queue = jobs.get_queue(jobs.QUEUE_OUTBOUND)
     ids = [str(message_id) for message_id in message_ids]
     batches = [ids[start : start + SEND_BATCH] for start in range(0, len(ids), SEND_BATCH)]
     for first in range(0, len(batches), ENQUEUE_CHUNK):
         with queue.connection.pipeline() as pipe:
-            jobs = []
+            prepared = []
             for batch in batches[first : first + ENQUEUE_CHUNK]:
                 if len(batch) == 1:
-                    jobs.append(Queue.prepare_data(send_message, args=(batch[0],), job_id=f"send-{batch[0]}",
-                                                   retry=DEFAULT_RETRY, timeout=300, result_ttl=3600,
-                                                   failure_ttl=7 * 86400))  # fmt: skip
+                    prepared.append(Queue.prepare_data(jobs.SEND_MESSAGE, args=(batch[0],), job_id=f"send-{batch[0]}",
+                                                       retry=jobs.DEFAULT_RETRY, timeout=300,
+                                                       result_ttl=jobs.RESULT_TTL,
+                                                       failure_ttl=jobs.FAILURE_TTL))  # fmt: skip
                     continue
                 job_id = f"send-batch-{batch[0]}"
-                jobs.append(Queue.prepare_data(send_batch, args=(batch,), job_id=job_id, timeout=300,
-                                               result_ttl=3600, failure_ttl=7 * 86400))  # fmt: skip
+                prepared.append(Queue.prepare_data(jobs.SEND_BATCH, args=(batch,), job_id=job_id, timeout=300,
+                                                   result_ttl=jobs.RESULT_TTL,
+                                                   failure_ttl=jobs.FAILURE_TTL))  # fmt: skip
                 for message_id in batch:
                     pipe.set(f"{BATCH_KEY}{message_id}", job_id, ex=BATCH_KEY_SECONDS)
-            queue.enqueue_many(jobs, pipeline=pipe)
+            queue.enqueue_many(prepared, pipeline=pipe)
             pipe.execute()

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from app.api.common import Blueprint, documents, requires
 from app.schemas.common import PaginationQuery, page_body
-from app.schemas.messages import (
+from app.schemas.message_log import (
     MessageDetailSchema,
     MessagePageSchema,
     MessageQuerySchema,
@@ -15,7 +15,7 @@ from app.schemas.messages import (
     SmsSendSchema,
 )
 from app.security import current_actor
-from app.services import sms
+from app.services import message_log as log_service
 
 sms_blp = Blueprint("sms", __name__, url_prefix="/api/v1/sms", description="Send SMS (staff: for their clinic).")
 messages_blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="The message log.")
@@ -31,7 +31,7 @@ SENDERS = ("admin", "staff")
 @documents(sms_blp, 409)
 def send(data):
     """Queue an SMS. 400 for an invalid number; 409 when the number opted out; 429 over the hourly caps."""
-    return sms.send(current_actor(), to=data["to"], text=data["message"], clinic_id=data["clinic_id"])
+    return log_service.send(current_actor(), to=data["to"], text=data["message"], clinic_id=data["clinic_id"])
 
 
 @sms_blp.post("/schedule")
@@ -41,7 +41,7 @@ def send(data):
 @documents(sms_blp, 409)
 def schedule(data):
     """Schedule an SMS for a future time (timezone-aware ``send_at``)."""
-    return sms.send(current_actor(), to=data["to"], text=data["message"], clinic_id=data["clinic_id"],
+    return log_service.send(current_actor(), to=data["to"], text=data["message"], clinic_id=data["clinic_id"],
                     send_at=data["send_at"])  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def schedule(data):
 @documents(sms_blp, 404)
 def status(message_id: UUID):
     """One message with every status event and send attempt."""
-    message, events = sms.get(current_actor(), message_id)
+    message, events = log_service.get(current_actor(), message_id)
     return {**{name: getattr(message, name) for name in MessageSchema().fields}, "events": events}
 
 
@@ -61,7 +61,7 @@ def status(message_id: UUID):
 @sms_blp.response(200, MessagePageSchema)
 def queue(query):
     """Messages waiting to go out (scheduled, queued, sending)."""
-    return page_body(sms.pending(current_actor(), **query))
+    return page_body(log_service.pending(current_actor(), **query))
 
 
 @messages_blp.get("")
@@ -70,4 +70,4 @@ def queue(query):
 @messages_blp.response(200, MessagePageSchema)
 def message_log(query):
     """The message log, newest first: filter by phone (exact address), direction, channel, status, from, to."""
-    return page_body(sms.log(current_actor(), **query))
+    return page_body(log_service.log(current_actor(), **query))

@@ -9,12 +9,11 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
+from app.models.channel import CHANNELS
 
 DIRECTION_IN = "in"
 DIRECTION_OUT = "out"
 DIRECTIONS = (DIRECTION_IN, DIRECTION_OUT)
-
-CHANNELS = ("sms", "whatsapp", "telegram", "ussd")
 
 STATUS_RECEIVED = "received"  # inbound, stored, not yet handled
 STATUS_HANDLED = "handled"  # inbound, the engine has acted on it

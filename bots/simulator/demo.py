@@ -16,12 +16,12 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES
+from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
-from app.models.message import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
-from app.services import appointments
+from app.models.message_log import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
+from app.services import appointments, upkeep
 from app.services import demo as seed
 from bots.flows import ussd_staff
-from bots.messages import SMS, TELEGRAM, USSD, WHATSAPP
 
 DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get (issue 5); shown on the page, never checked here
 # The demo pharmacist's Telegram user and private chat (the same id, as in any private chat).
@@ -152,8 +152,6 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     hours = tuple(moment.strftime("%H:%M") for moment in DEFAULT_SEND_WINDOW)  # what the reset puts back
     if visit is None:
         return {"result": "none", "name": name, "hours": hours}
-    from workers.reminders import queue_due_reminders
-
     now = utcnow()
     clinic.send_window_start, clinic.send_window_end = ALL_DAY
     offsets = sorted(int(o) for o in clinic.reminder_offsets_minutes)
@@ -161,7 +159,7 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     visit.next_reminder_at = now
     key = appointments.reminder_key(visit, appointments.due_offset(visit, now))
     db.session.commit()
-    queue_due_reminders(now)
+    upkeep.queue_due_reminders(now)
     row = db.session.scalar(select(Message).where(Message.dedupe_key == key))
     fresh = row is not None and row.created_at >= now
     return {"result": "queued" if fresh else "sent_before", "name": name, "hours": hours}

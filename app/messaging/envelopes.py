@@ -1,8 +1,8 @@
-"""Normalised messages: what the engine, the outbox and the workers see instead of any vendor's payload.
+"""Normalised envelopes: what the engine, the outbox and the sender see instead of any vendor's payload.
 
 Channel adapters (``bots/channels/``) turn provider webhooks into :class:`InboundMessage` and
 :class:`StatusUpdate`, and turn :class:`OutboundMessage` into provider calls. Nothing past the adapters ever
-reads vendor JSON or form fields.
+reads vendor JSON or form fields. Channel names are :class:`app.models.channel.MessageChannel`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-
-# Message channels (what the person uses), as opposed to providers (who carries it).
-SMS = "sms"
-WHATSAPP = "whatsapp"
-TELEGRAM = "telegram"
-USSD = "ussd"
 
 # USSD session events.
 SESSION_NEW = "new"  # first hop of a USSD session (AT sends text="")

@@ -1,0 +1,506 @@
+"""Sending: claim an outbox row, plan its channel and providers, hand it to them in order, record the result;
+and the sweeper. The jobs in ``workers.outbound`` call these; the adapters they use are in ``bots.channels``.
+
+Guarantees: no message is lost and none is sent twice, even if a worker is killed mid-send or Redis loses its
+data. A row is claimed (``queued`` → ``sending``) before any provider is called; a row found still ``sending``
+long after its claim may have gone out, so the sweeper marks it ``unknown`` for a person to check and never sends
+it again. A ``queued`` row whose job is gone is enqueued again.
+
+Reminders and notices are checked again after the claim: the appointment still as written for, and the clinic's
+sending hours. Rows written in bulk (the reminder job) are sent by batch jobs (:func:`send_batch`), which share
+RQ's cost per job but keep every per-message guarantee. Every send ends through one function, :func:`_finish`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+import weakref
+from collections import Counter
+from datetime import timedelta
+
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.extensions import db, redis_client
+from app.i18n.gsm7 import sms_encoding
+from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
+from app.messaging import inbox
+from app.messaging.envelopes import Button, OutboundMessage
+from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
+from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
+from app.models.appointment import ACTIVE_STATUSES
+from app.models.channel import SMS, USSD, WHATSAPP
+from app.models.message_log import (
+    DIRECTION_IN,
+    DIRECTION_OUT,
+    KIND_NOTICE,
+    KIND_REMINDER,
+    STATUS_FAILED,
+    STATUS_QUEUED,
+    STATUS_RECEIVED,
+    STATUS_SCHEDULED,
+    STATUS_SENDING,
+    STATUS_SENT,
+    STATUS_UNKNOWN,
+)
+from app.services import appointments
+from bots.channels import SendError, senders_for
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5  # job runs per message (each run tries every provider)
+STALE_AFTER = timedelta(minutes=1)  # a queued row or received message this old with no job is re-enqueued
+STUCK_AFTER = timedelta(minutes=6)  # longer than a send job may run (300 s timeout): the worker died mid-send
+WHATSAPP_WINDOW = timedelta(hours=24)
+_PENDING_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
+BATCH_SECONDS = 60.0  # a batch job starts no new send after this, so it ends well inside its 300 s timeout
+
+
+class AllProvidersFailed(Exception):
+    """Every provider failed with a retryable error; RQ retries the job later."""
+
+
+# Each WhatsApp provider's approved template for messages outside the 24-hour window.
+TEMPLATE_SETTINGS = {"twilio": "TWILIO_WHATSAPP_CONTENT_SID", "whatsapp": "WHATSAPP_TEMPLATE_REMINDER"}
+
+
+# Provider adapters per app and channel, kept for the worker's life: each keeps its HTTP client, so a send reuses a
+# kept-alive (TLS) connection instead of building a client and connecting anew for every message.
+_ADAPTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _senders(channel: str) -> list:
+    app = current_app._get_current_object()
+    cached = _ADAPTERS.setdefault(app, {})
+    if channel not in cached:
+        cached[channel] = senders_for(channel, app.config)
+    return cached[channel]
+
+
+def _plan(message: Message, contact: Contact | None) -> tuple[str, dict | None, list]:
+    """Which channel, template and providers to use.
+
+    WhatsApp inside the 24-hour window: free text. Outside it: the providers that have an approved template send
+    that template (the text as its variable); with none, the message falls back to SMS.
+    """
+    config = current_app.config
+    if message.channel != WHATSAPP:
+        return message.channel, None, _senders(message.channel)
+    providers = _senders(WHATSAPP)
+    last = contact.last_whatsapp_inbound_at if contact else None
+    if last is not None and utcnow() - last < WHATSAPP_WINDOW:
+        return WHATSAPP, None, providers
+    with_template = [p for p in providers if config.get(TEMPLATE_SETTINGS.get(p.name, ""))]
+    if with_template:
+        template = {"language": message.language or "en", "variables": {"1": message.text or ""}}
+        return WHATSAPP, template, with_template
+    return SMS, None, _senders(SMS)
+
+
+def _try_providers(outbound: OutboundMessage, providers: list) -> tuple[str, str | None, int]:
+    """Send through each provider in order: a few tries each on retryable errors, within a time budget.
+
+    Returns:
+        (provider, provider id, attempt) of the provider that accepted it.
+
+    Raises:
+        SendError: a permanent refusal (or opt-out): give up at once.
+        AllProvidersFailed: every provider failed with retryable errors.
+    """
+    config = current_app.config
+    tries, budget = config["SEND_ATTEMPTS_PER_PROVIDER"], config["SEND_PROVIDER_SECONDS"]
+    backoff = float(config.get("SEND_RETRY_BACKOFF_SECONDS", 1))
+    errors = []
+    for provider in providers:
+        deadline = time.monotonic() + budget
+        for attempt in range(1, tries + 1):
+            try:
+                result = provider.send(outbound)
+            except SendError as exc:
+                _note_attempt(outbound.id, provider.name, f"attempt {attempt}: {exc}", exc.code)
+                if not exc.retryable:
+                    raise
+                errors.append(f"{provider.name}: {exc}")
+                pause = backoff * attempt
+                if attempt == tries or time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
+                continue
+            # The accepted attempt is recorded with the message's status (_finish): one commit less per message.
+            return result.provider, result.provider_id, attempt
+    raise AllProvidersFailed("; ".join(errors)[:500])
+
+
+def _note_attempt(message_id: uuid.UUID, provider: str, detail: str, code: str | None, status: str | None = None):
+    inbox.record_event(message_id, "attempt", provider=provider, detail=detail, error_code=code, status=status)
+    db.session.commit()
+
+
+def send_message(message_id: str) -> str:
+    """Send one outbox message.
+
+    Args:
+        message_id: the ``messages.id`` of a queued outbound row.
+
+    Returns:
+        The message's status afterwards (``sent``, ``failed``, or what another worker already made of it).
+
+    Raises:
+        AllProvidersFailed: every provider failed with retryable errors; the row is ``queued`` again and RQ
+            retries the job with back-off (``failed`` after ``MAX_ATTEMPTS`` runs).
+    """
+    return _send(message_id, commit_sent=True)
+
+
+def _send(message_id: str, *, commit_sent: bool) -> str:
+    """:func:`send_message`; with ``commit_sent`` False a send the provider accepted is recorded but left for the
+    caller to commit (a batch commits it with the next message's claim: one commit less per message)."""
+    mid = uuid.UUID(message_id)
+    # The claim returns the row, and the checks below read in the same transaction: it commits (making the claim
+    # durable) before any provider is called.
+    message = db.session.execute(
+        update(Message)
+        .where(Message.id == mid, Message.status == STATUS_QUEUED)
+        .values(status=STATUS_SENDING, attempts=Message.attempts + 1, claimed_at=utcnow(), updated_at=utcnow())
+        .returning(Message)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if message is None:
+        db.session.commit()
+        message = db.session.get(Message, mid, populate_existing=True)
+        return message.status if message else "missing"
+
+    appointment = None
+    if message.kind in (KIND_REMINDER, KIND_NOTICE) and message.appointment_id is not None:
+        # Read afresh (it may have changed since this process last saw it), with the patient's contact: the
+        # contact read below then comes from the session, not from another query.
+        appointment = db.session.get(Appointment, message.appointment_id, populate_existing=True)
+    contact = inbox.contact_of(message)
+    if contact is not None and contact.opted_out_at is not None and message.created_at < contact.opted_out_at:
+        return _finish(message, STATUS_FAILED, error="opted out before it was sent", code="opted_out")
+    if message.kind in (KIND_REMINDER, KIND_NOTICE):
+        held = _hold_for_appointment(message, appointment)
+        if held is not None:
+            return held
+    channel, template, providers = _plan(message, contact)
+    if channel != message.channel:
+        inbox.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
+        message.channel = channel
+        message.encoding, message.segments = sms_encoding(message.text or "")
+    buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
+    outbound = OutboundMessage(message.id, channel, message.address, message.text or "", message.language,
+                               buttons=buttons, template=template)  # fmt: skip
+    db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
+
+    try:
+        provider, provider_id, attempt = _try_providers(outbound, providers)
+    except SendError as exc:
+        if exc.maybe_sent:
+            log.error("message %s: the provider's answer was unreadable; marked unknown, not resent", message.id)
+            return _finish(message, STATUS_UNKNOWN, error=str(exc), code=exc.code)
+        if exc.opted_out:
+            inbox.opt_out(contact)
+        return _finish(
+            message, STATUS_FAILED, error=str(exc), code=exc.code or ("opted_out" if exc.opted_out else None)
+        )
+    except AllProvidersFailed as exc:
+        give_up = message.attempts >= MAX_ATTEMPTS
+        _finish(message, STATUS_FAILED if give_up else STATUS_QUEUED, error=str(exc))
+        log.warning("message %s: every provider failed (run %d)", message.id, message.attempts)
+        if give_up:
+            return STATUS_FAILED
+        raise
+    return _finish(message, STATUS_SENT, provider=provider, provider_id=provider_id, attempt=attempt,
+                   commit=commit_sent)  # fmt: skip
+
+
+def _finish(message: Message, status: str, *, error: str | None = None, code: str | None = None,
+            provider: str | None = None, provider_id: str | None = None, attempt: int | None = None,
+            commit: bool = True) -> str:  # fmt: skip
+    """Record how a claimed send ended: the one way every send ends, in Core statements (the hot path: ORM
+    bookkeeping cost more than the statements).
+
+    The status moves only if the row is still ``sending`` (one conditional UPDATE instead of a read and a write);
+    if another process changed it meanwhile (the sweeper marked it ``unknown``), the outcome (provider, error) is
+    still recorded but the status it has stays. A send the provider accepted (``provider`` given) also records
+    its accepted attempt, links delivery reports that arrived before it, and counts a reminder (only when it
+    ended here: an ``unknown`` send is never counted).
+
+    Args:
+        message: the claimed row.
+        status: the status it ends in (``sent``, ``failed``, ``unknown``, or ``queued`` again for a retry).
+        error: why it failed, for the record.
+        code: a short error code (kept as it was when None).
+        provider: the provider that accepted it.
+        provider_id: that provider's id of the message (for delivery reports).
+        attempt: which try at that provider was accepted.
+        commit: commit (True), or only flush and leave the commit to the caller (a batch commits a sent message's
+            record with the next message's claim: one commit less per message).
+
+    Returns:
+        The message's status afterwards.
+    """
+    now = utcnow()
+    messages, events = Message.__table__, MessageEvent.__table__
+    # Without updated_at in the values, the column's own onupdate stamps it, as the ORM would.
+    written: dict = {"last_error": error[:500] if error else None}
+    if code:
+        written["error_code"] = code[:32]
+    if provider is not None:
+        written.update(provider=provider, provider_id=provider_id, sent_at=now, updated_at=now)
+        # The accepted attempt is recorded here, with the status: one commit less per message.
+        db.session.execute(
+            insert(events).values(
+                id=uuid.uuid4(),
+                message_id=message.id,
+                kind="attempt",
+                provider=provider,
+                detail=f"attempt {attempt}: accepted",
+                status=STATUS_SENT,
+                at=now,
+            )
+        )
+    returned = (messages.c.status, messages.c.kind, messages.c.appointment_id, messages.c.channel,
+                messages.c.provider, messages.c.provider_id, messages.c.updated_at)  # fmt: skip
+    row = db.session.execute(
+        update(messages)
+        .where(messages.c.id == message.id, messages.c.status == STATUS_SENDING)
+        .values(status=status, **written)
+        .returning(*returned)
+    ).one_or_none()
+    ended_here = row is not None
+    if not ended_here:
+        row = db.session.execute(
+            update(messages).where(messages.c.id == message.id).values(**written).returning(*returned)
+        ).one()
+    now_stored = {"status": row.status, "provider": row.provider, "provider_id": row.provider_id,
+                  "updated_at": row.updated_at}  # fmt: skip
+    for name, value in {**written, **now_stored}.items():
+        set_committed_value(message, name, value)  # the object shows what was written, without a reload
+    early = row.provider_id and db.session.scalar(
+        select(events.c.id)
+        .where(
+            events.c.message_id.is_(None), events.c.provider == row.provider, events.c.provider_id == row.provider_id
+        )
+        .limit(1)
+    )
+    if early:
+        inbox.link_early_reports(message)
+    if ended_here and status == STATUS_SENT and row.kind == KIND_REMINDER and row.appointment_id:
+        _count_reminder(row.appointment_id, row.channel)
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
+    return message.status
+
+
+def _count_reminder(appointment_id: uuid.UUID, channel: str) -> None:
+    """A reminder really went out: count it on its appointment, with the channel really used (WhatsApp may have
+    fallen back to SMS). In the transaction that records the send, so the count is of real sends only."""
+    table = Appointment.__table__
+    db.session.execute(
+        update(table)
+        .where(table.c.id == appointment_id)
+        .values(reminders_sent=table.c.reminders_sent + 1, channel=channel, updated_at=utcnow())
+    )
+
+
+def reminder_epoch(dedupe_key: str | None) -> int | None:
+    """The appointment time (Unix seconds) a reminder was written for: the last part of its dedupe key
+    (``reminder:{appointment id}:{offset}:{epoch}``, see :func:`app.services.appointments.reminder_key`)."""
+    prefix, _, epoch = (dedupe_key or "").rpartition(":")
+    if not prefix.startswith("reminder:"):
+        return None
+    try:
+        return int(epoch)
+    except ValueError:
+        return None
+
+
+def _hold_for_appointment(message: Message, appointment: Appointment | None) -> str | None:
+    """Send-time checks of a reminder or notice (claimed, no provider called yet).
+
+    A reminder about an appointment goes out only while the appointment is still active, ahead, and at the time the
+    reminder was written for; otherwise it fails with ``appointment_changed``. Reminders and notices of a clinic go
+    out only inside its sending hours: outside them the row waits (``scheduled``) for the next allowed time, which
+    the sweeper releases, if that is still before the appointment; otherwise it fails with ``outside_sending_hours``.
+    An RQ retry after every provider failed claims the row again, so retries wait for the sending hours too.
+
+    Returns:
+        The message's new status when it must not be sent now; None to send it.
+    """
+    now = utcnow()
+    if message.kind == KIND_REMINDER and message.appointment_id is not None:
+        epoch = reminder_epoch(message.dedupe_key)
+        if (
+            appointment is None
+            or appointment.status not in ACTIVE_STATUSES
+            or appointment.appointment_datetime <= now
+            or (epoch is not None and epoch != int(appointment.appointment_datetime.timestamp()))
+        ):
+            return _finish(message, STATUS_FAILED, error="the appointment was cancelled, moved, attended or is past",
+                           code="appointment_changed")  # fmt: skip
+    if appointment is not None:
+        clinic = appointment.clinic
+    else:
+        clinic = db.session.get(Clinic, message.clinic_id) if message.clinic_id else None
+    if clinic is None or appointments.in_send_window(clinic, now):
+        return None
+    send_at = appointments.next_send_time(clinic, now)
+    if appointment is not None and send_at >= appointment.appointment_datetime:
+        return _finish(message, STATUS_FAILED, error="no allowed sending time is left before the appointment",
+                       code="outside_sending_hours")  # fmt: skip
+    # Not a send attempt: give the run back, so waiting never uses up the retries.
+    deferred = db.session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.status == STATUS_SENDING)
+        .values(
+            status=STATUS_SCHEDULED,
+            send_at=send_at,
+            attempts=Message.attempts - 1,
+            claimed_at=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    db.session.refresh(message)
+    if deferred:
+        log.info("message %s: outside the clinic's sending hours, waits until %s", message.id, send_at.isoformat())
+    return message.status
+
+
+def send_batch(message_ids: list[str]) -> dict[str, int]:
+    """Send many outbox messages, one after another, in one job: each as :func:`send_message` does (its own claim,
+    checks and commits), so every guarantee holds per message; only RQ's cost is shared, and a sent message's
+    record is committed together with the next message's claim (still before that message's provider call). If
+    the process dies in between, the sent message stays ``sending`` and becomes ``unknown``: never sent twice.
+
+    A message whose providers all failed stays ``queued``: the sweeper gives it a job of its own a minute later,
+    which RQ then retries with back-off. After ``BATCH_SECONDS`` (a slow provider) the rest go on in a new job.
+
+    Args:
+        message_ids: ``messages.id`` of queued outbound rows.
+
+    Returns:
+        How many messages ended in each status (``retry``: every provider failed; ``error``: an unexpected error,
+        logged; ``handed_on``: left to a new job).
+    """
+    started = time.monotonic()
+    done: Counter = Counter()
+    for index, message_id in enumerate(message_ids):
+        if index and time.monotonic() - started > BATCH_SECONDS:  # each job sends at least one: it always progresses
+            enqueue_sends(message_ids[index:])
+            done["handed_on"] += len(message_ids) - index
+            break
+        try:
+            done[_send(message_id, commit_sent=False)] += 1
+        except AllProvidersFailed:
+            done["retry"] += 1
+        except JobTimeoutException:
+            raise  # RQ ends the job: never swallowed (BATCH_SECONDS keeps a batch well inside its timeout)
+        except Exception:
+            # One message's surprise must not strand the others; this one is queued (the sweeper retries it) or,
+            # if it was claimed, becomes unknown: never sent twice.
+            db.session.rollback()
+            log.exception("message %s: sending failed unexpectedly", message_id)
+            done["error"] += 1
+        finally:
+            db.session.expunge_all()  # each message reads afresh, as in a job of its own (e.g. an opt-out meanwhile)
+    db.session.commit()  # the last sent message's record
+    return dict(done)
+
+
+def _job_pending(job_id: str) -> bool:
+    try:
+        return Job.fetch(job_id, connection=redis_client.client).get_status(refresh=False) in _PENDING_JOB_STATES
+    except NoSuchJobError:
+        return False
+
+
+def _pending_sends(message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these outbox rows still have a send job waiting or running (their own ``send-{id}`` or a batch
+    job's), in three Redis round trips per 1,000 rows."""
+    connection, pending = redis_client.client, set()
+    for start in range(0, len(message_ids), 1000):
+        chunk = message_ids[start : start + 1000]
+        own = Job.fetch_many([f"send-{m}" for m in chunk], connection=connection, serializer=JSONSerializer)
+        batches = [b.decode() if b else None for b in connection.mget([f"{BATCH_KEY}{m}" for m in chunk])]
+        wanted = sorted({b for b in batches if b})
+        states = {
+            job.id: job.get_status(refresh=False)
+            for job in Job.fetch_many(wanted, connection=connection, serializer=JSONSerializer)
+            if job is not None
+        }
+        for message_id, job, batch in zip(chunk, own, batches, strict=True):
+            if (job is not None and job.get_status(refresh=False) in _PENDING_JOB_STATES) or (
+                states.get(batch) in _PENDING_JOB_STATES
+            ):
+                pending.add(message_id)
+    return pending
+
+
+def sweep() -> dict[str, int]:
+    """The periodic safety net (every minute).
+
+    - releases scheduled messages whose time has come;
+    - re-enqueues queued outbound rows and received inbound messages whose job was lost (Redis restarted or
+      wiped, or a process died between commit and enqueue);
+    - marks ``unknown`` the rows a dead worker left ``sending``: they may have gone out, so they are never sent
+      again; a person checks them.
+
+    Returns:
+        Counts of what it did.
+    """
+    # RQ's own check for jobs whose worker died (their time ran out): a dead batch job becomes failed, so the
+    # messages it had not reached are enqueued again below.
+    get_queue(QUEUE_OUTBOUND).started_job_registry.cleanup()
+    now = utcnow()
+    due = db.session.scalars(select(Message.id).where(Message.status == STATUS_SCHEDULED, Message.send_at <= now)).all()
+    if due:
+        db.session.execute(
+            update(Message).where(Message.id.in_(due), Message.status == STATUS_SCHEDULED).values(status=STATUS_QUEUED)
+        )
+    stuck = db.session.execute(
+        update(Message)
+        .where(
+            Message.direction == DIRECTION_OUT, Message.status == STATUS_SENDING, Message.claimed_at < now - STUCK_AFTER
+        )
+        .values(
+            status=STATUS_UNKNOWN, last_error="the worker stopped mid-send; check with the provider before resending"
+        )
+    ).rowcount
+    stale_out = db.session.scalars(
+        select(Message.id).where(
+            Message.direction == DIRECTION_OUT, Message.status == STATUS_QUEUED, Message.updated_at < now - STALE_AFTER
+        )
+    ).all()
+    stale_in = db.session.scalars(
+        select(Message.id).where(
+            Message.direction == DIRECTION_IN,
+            Message.status == STATUS_RECEIVED,
+            Message.channel != USSD,
+            Message.created_at < now - STALE_AFTER,
+        )
+    ).all()
+    db.session.commit()
+    if stuck:
+        log.error("%d outbound message(s) left mid-send by a dead worker are marked unknown", stuck)
+    requeued = 0
+    pending = _pending_sends(stale_out) if stale_out else set()
+    for message_id in [*due, *stale_out]:
+        if message_id in due or message_id not in pending:
+            enqueue_send(message_id)
+            requeued += 1
+    for message_id in stale_in:
+        if not _job_pending(f"handle-{message_id}"):
+            enqueue_handle(message_id)
+            requeued += 1
+    return {"released": len(due), "requeued": requeued, "unknown": stuck}
