@@ -20,7 +20,7 @@ import weakref
 from collections import Counter
 from datetime import timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -34,8 +34,7 @@ from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
 from app.messaging import inbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
-from app.models import Appointment, Clinic, Contact, Message, MessageEvent, utcnow
-from app.models.appointment import ACTIVE_STATUSES
+from app.models import Appointment, Contact, Message, MessageEvent, utcnow
 from app.models.channel import SMS, USSD, WHATSAPP
 from app.models.message_log import (
     DIRECTION_IN,
@@ -50,7 +49,7 @@ from app.models.message_log import (
     STATUS_SENT,
     STATUS_UNKNOWN,
 )
-from app.services import appointments
+from app.services import send_checks
 from bots.channels import SendError, senders_for
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,11 @@ TEMPLATE_SETTINGS = {"twilio": "TWILIO_WHATSAPP_CONTENT_SID", "whatsapp": "WHATS
 # Provider adapters per app and channel, kept for the worker's life: each keeps its HTTP client, so a send reuses a
 # kept-alive (TLS) connection instead of building a client and connecting anew for every message.
 _ADAPTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forget_adapters(app: Flask) -> None:
+    """Drop the adapters kept for ``app``, so the next send builds them from its settings as they are now."""
+    _ADAPTERS.pop(app, None)
 
 
 def _senders(channel: str) -> list:
@@ -293,7 +297,7 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
     if early:
         inbox.link_early_reports(message)
     if ended_here and status == STATUS_SENT and row.kind == KIND_REMINDER and row.appointment_id:
-        _count_reminder(row.appointment_id, row.channel)
+        send_checks.count_reminder(row.appointment_id, row.channel)
     if commit:
         db.session.commit()
     else:
@@ -301,69 +305,26 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
     return message.status
 
 
-def _count_reminder(appointment_id: uuid.UUID, channel: str) -> None:
-    """A reminder really went out: count it on its appointment, with the channel really used (WhatsApp may have
-    fallen back to SMS). In the transaction that records the send, so the count is of real sends only."""
-    table = Appointment.__table__
-    db.session.execute(
-        update(table)
-        .where(table.c.id == appointment_id)
-        .values(reminders_sent=table.c.reminders_sent + 1, channel=channel, updated_at=utcnow())
-    )
-
-
-def reminder_epoch(dedupe_key: str | None) -> int | None:
-    """The appointment time (Unix seconds) a reminder was written for: the last part of its dedupe key
-    (``reminder:{appointment id}:{offset}:{epoch}``, see :func:`app.services.appointments.reminder_key`)."""
-    prefix, _, epoch = (dedupe_key or "").rpartition(":")
-    if not prefix.startswith("reminder:"):
-        return None
-    try:
-        return int(epoch)
-    except ValueError:
-        return None
-
-
 def _hold_for_appointment(message: Message, appointment: Appointment | None) -> str | None:
-    """Send-time checks of a reminder or notice (claimed, no provider called yet).
-
-    A reminder about an appointment goes out only while the appointment is still active, ahead, and at the time the
-    reminder was written for; otherwise it fails with ``appointment_changed``. Reminders and notices of a clinic go
-    out only inside its sending hours: outside them the row waits (``scheduled``) for the next allowed time, which
-    the sweeper releases, if that is still before the appointment; otherwise it fails with ``outside_sending_hours``.
-    An RQ retry after every provider failed claims the row again, so retries wait for the sending hours too.
+    """Acts on :func:`app.services.send_checks.hold`: fails the row, or gives it back to wait for the clinic's
+    sending hours (``scheduled``, released by the sweeper). An RQ retry after every provider failed claims the row
+    again, so retries wait for the sending hours too.
 
     Returns:
         The message's new status when it must not be sent now; None to send it.
     """
-    now = utcnow()
-    if message.kind == KIND_REMINDER and message.appointment_id is not None:
-        epoch = reminder_epoch(message.dedupe_key)
-        if (
-            appointment is None
-            or appointment.status not in ACTIVE_STATUSES
-            or appointment.appointment_datetime <= now
-            or (epoch is not None and epoch != int(appointment.appointment_datetime.timestamp()))
-        ):
-            return _finish(message, STATUS_FAILED, error="the appointment was cancelled, moved, attended or is past",
-                           code="appointment_changed")  # fmt: skip
-    if appointment is not None:
-        clinic = appointment.clinic
-    else:
-        clinic = db.session.get(Clinic, message.clinic_id) if message.clinic_id else None
-    if clinic is None or appointments.in_send_window(clinic, now):
+    verdict = send_checks.hold(message, appointment, utcnow())  # this module's clock, which tests pin
+    if verdict is None:
         return None
-    send_at = appointments.next_send_time(clinic, now)
-    if appointment is not None and send_at >= appointment.appointment_datetime:
-        return _finish(message, STATUS_FAILED, error="no allowed sending time is left before the appointment",
-                       code="outside_sending_hours")  # fmt: skip
+    if verdict.code is not None:
+        return _finish(message, STATUS_FAILED, error=verdict.error, code=verdict.code)
     # Not a send attempt: give the run back, so waiting never uses up the retries.
     deferred = db.session.execute(
         update(Message)
         .where(Message.id == message.id, Message.status == STATUS_SENDING)
         .values(
             status=STATUS_SCHEDULED,
-            send_at=send_at,
+            send_at=verdict.send_at,
             attempts=Message.attempts - 1,
             claimed_at=None,
             updated_at=utcnow(),
@@ -373,7 +334,8 @@ def _hold_for_appointment(message: Message, appointment: Appointment | None) -> 
     db.session.commit()
     db.session.refresh(message)
     if deferred:
-        log.info("message %s: outside the clinic's sending hours, waits until %s", message.id, send_at.isoformat())
+        log.info("message %s: outside the clinic's sending hours, waits until %s", message.id,
+                 verdict.send_at.isoformat())  # fmt: skip
     return message.status
 
 

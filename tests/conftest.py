@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import sys
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from sqlalchemy.engine import Engine, make_url
 from app import create_app
 from app.extensions import db, limiter
 from app.models import Base
+from bots import sending
 from tests.factories import PASSWORD, bearer, login, make_clinic, make_user, sign_in
 
 __all__ = ["PASSWORD", "TEST_DATABASE_URL", "TEST_REDIS_URL", "bearer", "login", "make_clinic", "make_user"]
@@ -281,25 +280,6 @@ def _base_config(database_url: str, instance: Path) -> dict:
     }
 
 
-_caches_found: tuple[int, list[weakref.WeakKeyDictionary]] = (-1, [])
-
-
-def _per_app_caches() -> list[weakref.WeakKeyDictionary]:
-    """Module-level ``WeakKeyDictionary`` caches keyed by app in the project's packages, wherever they live
-    (looked for again whenever a module was imported since the last look)."""
-    global _caches_found
-    if _caches_found[0] != len(sys.modules):
-        caches = [
-            value
-            for name, module in list(sys.modules.items())
-            if name.partition(".")[0] in ("app", "bots", "workers")
-            for value in list(vars(module).values())
-            if isinstance(value, weakref.WeakKeyDictionary)
-        ]
-        _caches_found = (len(sys.modules), caches)
-    return _caches_found[1]
-
-
 class _Built:
     """An app with what ``create_app`` left: its settings and the rate limiter's state (a process-wide object)."""
 
@@ -316,8 +296,7 @@ class _Built:
         self.app.config.update(self.config)
         self.app.config["INSTANCE_PATH"] = str(instance)
         vars(limiter).update(self.limiter)
-        for cache in _per_app_caches():
-            cache.pop(self.app, None)
+        sending.forget_adapters(self.app)
         return self.app
 
     def dispose(self) -> None:

@@ -35,7 +35,7 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     # Hourly, so each clinic's day ends on time in its own time zone (Gaborone's at 22:00 UTC, Accra's at 00:00).
     PeriodicJob("mark-missed", "workers.reminders.mark_missed", 3600, QUEUE_DEFAULT),
     PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
-    # Skin consultations (issue 6): re-enqueue analyses whose enqueue was lost (Redis down at commit).
+    # Skin consultations: re-enqueue analyses whose enqueue was lost (Redis down at commit).
     PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
 )
 

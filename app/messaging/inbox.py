@@ -24,7 +24,7 @@ from app.models.message_log import (
     STATUS_RECEIVED,
 )
 
-# Skin consultations (issue 6): inbound facts kept on the message row (never the raw payload).
+# Skin consultations: inbound facts kept on the message row (never the raw payload).
 KEPT_EXTRA = ("contact", "from_id", "callback_data")
 
 
@@ -84,7 +84,7 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
             status=STATUS_RECEIVED,
             dedupe_key=key,
             received_at=inbound.received_at or utcnow(),
-            # Skin consultations (issue 6): the few facts chat linking and buttons need later.
+            # Skin consultations: the few facts chat linking and buttons need later.
             extra={k: inbound.extra[k] for k in KEPT_EXTRA if inbound.extra.get(k) is not None} or None,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])

@@ -28,6 +28,7 @@ from app.models.appointment import (
     STATUS_RESCHEDULE_REQUESTED,
     STATUS_RESCHEDULED,
 )
+from app.models.channel import SMS
 from app.models.message_log import KIND_NOTICE
 from app.services import audit
 from app.services.clinic_calendar import free_slots, local_time, plan_reminders
@@ -68,7 +69,7 @@ def patient_for(phone: str, *, name: str | None = None, language: str | None = N
     if patient is None:
         contact = messaging.contact_for(phone)
         patient = Patient(phone=phone, contact_id=contact.id, contact=contact, name=name or None,
-                          preferred_channel=channel or "sms")  # fmt: skip
+                          preferred_channel=channel or SMS)  # fmt: skip
         db.session.add(patient)
         db.session.flush()
     if name and not patient.name:

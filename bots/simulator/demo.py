@@ -23,7 +23,7 @@ from app.services import appointments, upkeep
 from app.services import demo as seed
 from bots.flows import ussd_staff
 
-DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get (issue 5); shown on the page, never checked here
+DEMO_PIN = "2580"  # the staff USSD PIN the demo staff get; shown on the page, never checked here
 # The demo pharmacist's Telegram user and private chat (the same id, as in any private chat).
 TELEGRAM_CHAT_ID = "700000002"
 ALL_DAY = (time(0, 0), time(23, 59))  # the widest window a clinic can have (its end is exclusive)

@@ -4,7 +4,7 @@ Pure rules (reminder planning, sending hours, the texts) are tables over in-memo
 reschedule, cancel, confirm, ...) run on PostgreSQL and are checked where they land: the appointment
 row and the outbox. Appointment times are in 2030 and ``now`` is passed explicitly wherever a rule takes it.
 
-The one-segment proof the issue asks for is :func:`test_every_appointment_sms_fits_one_gsm7_segment`: every
+The one-segment proof is :func:`test_every_appointment_sms_fits_one_gsm7_segment`: every
 appointment text, in both languages, for every weekday, with the longest date and time and the longest clinic
 names (a 200-character name, non-GSM characters), is GSM-7 and at most 160 septets.
 """
@@ -262,7 +262,7 @@ def test_language_of(own, patients, clinics, expected):
     assert appointments.language_of(appointment) == expected
 
 
-# Every appointment SMS that names the clinic; the reminder, moved and booked texts are the ones the issue names.
+# Every appointment SMS that names the clinic; the reminder, moved and booked texts above all.
 SMS_KEYS = sorted(key for key, text in CATALOG.items() if key.startswith("appointment_") and text.channel == "sms"
                   and "{clinic}" in text.en)  # fmt: skip
 NAMES = {

@@ -42,7 +42,7 @@ CONTENT_SID = "HX" + "fedcba9876543210" * 2
 AT_USERNAME, AT_API_KEY = "thusa", "atsk_live_key_0123456789abcdef"
 PHONE = "+26771234567"
 BODY = "Thusa: your appointment at Tlokweng Clinic is tomorrow at 09:00."
-ATTEMPTS = 3  # SEND_ATTEMPTS_PER_PROVIDER's default, which the issue fixes at "at most 3"
+ATTEMPTS = 3  # SEND_ATTEMPTS_PER_PROVIDER's default, a provider gets at most 3 tries
 
 # Environment variables that could steer a client or a child process away from the fakes.
 STEERING = (

@@ -29,12 +29,12 @@ from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import SEND_BATCH, queue_outbound
 from app.models import Appointment, Contact, Message, utcnow
 from app.services import appointments
+from app.services.send_checks import reminder_epoch
 from app.services.upkeep import queue_due_reminders
 from bots.sending import (
     STALE_AFTER,
     STUCK_AFTER,
     AllProvidersFailed,
-    reminder_epoch,
     send_message,
     sweep,
 )
@@ -593,7 +593,7 @@ def _worker(app, twilio: FakeTwilio) -> subprocess.Popen:
 
 
 def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repeats_none(app, twilio):
-    """The issue's "Done when": ``flask worker`` in a child process sends a batch of reminders to a slow Twilio and is
+    """Crash safety end to end: ``flask worker`` in a child process sends a batch of reminders to a slow Twilio and is
     SIGKILLed while one request is in flight. After the sweeper and a restarted worker, every reminder was received
     by the provider exactly once, and is ``sent``, or ``unknown`` where the kill may have cut the answer off."""
     at_clinic = clinic([1440], window=ANY_HOUR)  # the child runs on the real clock

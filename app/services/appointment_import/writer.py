@@ -25,6 +25,7 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.models import Appointment, Clinic, Contact, Patient, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_SCHEDULED
+from app.models.channel import SMS
 from app.services import appointments
 from app.services.appointment_import.bulk import Bulk, as_uuid, chunks, for_session
 from app.services.appointment_import.reader import Errors
@@ -53,7 +54,7 @@ class _Person:
     contact_language: str | None = None
     patient_id: uuid.UUID | None = None
     name: str | None = None
-    channel: str = "sms"
+    channel: str = SMS
     set_language: str | None = None  # fill the contact's empty language
     set_name: str | None = None  # fill the patient's empty name
 
@@ -258,7 +259,7 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
         person = people[phone]
         if person.patient_id is None:
             person.patient_id, person.name, person.set_name = next(ids), person.set_name, None
-            patients.append((person.patient_id, phone, as_id(person.contact_id), person.name, "sms", now, now))
+            patients.append((person.patient_id, phone, as_id(person.contact_id), person.name, SMS, now, now))
     stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patients, key=1)
     for row in patients:
         if row[1] not in stored:
