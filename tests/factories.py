@@ -51,14 +51,20 @@ def make_clinic(name: str = "Tlokweng Clinic", country: str = "BW", timezone: st
 
 
 def make_user(role: str, *, clinic: Clinic | None = None, email: str | None = None, phone: str | None = None,
-              active: bool = True, language: str = "en", commit: bool = True) -> User:  # fmt: skip
-    """A user of ``role`` whose password is ``PASSWORD`` (``commit=False``: flushed only)."""
+              active: bool = True, language: str = "en", commit: bool = True,
+              phone_proven: bool = True) -> User:  # fmt: skip
+    """A user of ``role`` whose password is ``PASSWORD`` (``commit=False``: flushed only).
+
+    A ``phone`` is proven, as when an admin creates the account, unless ``phone_proven`` is false (as when a
+    pharmacist registers themself).
+    """
     user = User(
         email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.org",
         password_hash=password_hash(),
         role=role,
         name=role.title(),
         phone=phone,
+        phone_verified_at=utcnow() if phone and phone_proven else None,
         clinic_id=clinic.id if clinic else None,
         pharmacy_name="Osu Pharmacy" if role == "pharmacist" else None,
         language=language,

@@ -10,6 +10,7 @@ from app.api import (
     health,
     message_log,
     patients,
+    phone_proof,
     pins,
     reports,
     skin,
@@ -19,6 +20,7 @@ from app.api import (
 
 BLUEPRINTS = (
     auth.blp,
+    phone_proof.blp,  # proven phone numbers
     users.blp,
     clinics.blp,
     message_log.sms_blp,

@@ -67,7 +67,8 @@ def chat_link():
     """A one-time chat link code.
 
     6 digits, valid 15 minutes: send ``/start CODE`` or ``/link CODE`` to the Telegram bot, ``LINK CODE`` on
-    WhatsApp. A WhatsApp number equal to your phone links without a code.
+    WhatsApp (5 wrong codes an hour per chat, then none). A WhatsApp number equal to your proven phone links without
+    a code (``POST /api/v1/auth/phone/verify``), unless a patient with appointments has that number.
     """
     return consultations.create_chat_link(current_actor())
 

@@ -1,5 +1,6 @@
-"""Texts of the service as a whole: the password reset code, the STOP/START/HELP and language keyword replies,
-the reply to a message nobody understood. Glossary numbers refer to docs/setswana-glossary.md section 1.
+"""Texts of the service as a whole: the password reset and phone proof codes, the STOP/START/HELP and language
+keyword replies, the reply to a message nobody understood. Glossary numbers refer to docs/setswana-glossary.md
+section 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ GENERAL_TEXTS: dict[str, Text] = {
         example={"code": "123456", "minutes": 15},
         note="nomoro (67), fetola (48), romela (52) from docs/setswana-glossary.md; 'metsotso' (minutes) and the "
         "expiry phrase are built, not sourced.",
+    ),
+    "phone_proof_code": Text(
+        en="Thusa: your code to prove this phone number is {code}. It expires in {minutes} minutes. Do not share it.",
+        tn="Thusa: nomoro ya go tlhomamisa nomoro ya mogala o ke {code}. E fela morago ga metsotso e le {minutes}. "
+        "O se e romelele ope.",
+        example={"code": "123456", "minutes": 10},
+        note="tlhomamisa (45), nomoro ya mogala (67, 68), romela (52); the expiry phrase as in password_reset_code; "
+        "'o ke' (this one is) is built.",
     ),
     "opt_out_confirmation": Text(
         en="Thusa: you will get no more messages from us. Reply START to get them again.",

@@ -47,6 +47,13 @@ SKIN_TEXTS: dict[str, Text] = {
         "mme o leke gape.",
         "nomoro (67), e fosagetse (77), leka gape (78); the rest is built.",
     ),
+    "skin_link_locked": _chat(
+        "Thusa: too many wrong link codes were sent from this chat. No code works here for the next hour; then ask "
+        "for a new one and try again.",
+        "Thusa: go rometswe dinomoro tsa kgolagano tse di fosagetseng di le dintsi go tswa mo puisanong e. Ga go "
+        "nomoro e e dirang fano mo oureng e e tlang; morago kopa e ntsha mme o leke gape.",
+        "nomoro (67), e fosagetse (77), leka gape (78), oura (40); the rest is built.",
+    ),
     "skin_send_photo": _chat(
         "Thusa: send a photo of the skin problem to start a consultation. Several photos are fine.",
         "Thusa: romela setshwantsho sa bothata jwa letlalo go simolola. O ka romela di le mmalwa.",

@@ -17,6 +17,7 @@ from app.models.consultation import (
 )
 from app.models.contact import Contact, Conversation
 from app.models.message_log import Message, MessageEvent
+from app.models.phone_proof import PhoneProofCode
 
 # Clinic stock.
 from app.models.stock import StockItem, StockMovement
@@ -28,4 +29,5 @@ __all__ = [
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
     "StockItem", "StockMovement",  # clinic stock
+    "PhoneProofCode",  # proven phone numbers
 ]  # fmt: skip

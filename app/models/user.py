@@ -46,6 +46,12 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     pin_failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column()
+    # The phone is proven since this instant (a code sent to it was entered, or an admin set it), and by whom (the
+    # user themself, or the admin; None: the command line or the migration). Only a proven phone links chats by
+    # itself, gets password reset codes and opens the staff USSD menu. Changing the phone clears it. No foreign key
+    # on phone_verified_by: adding one on SQLite rebuilds the users table, which every other table points to.
+    phone_verified_at: Mapped[datetime | None] = mapped_column()
+    phone_verified_by: Mapped[uuid.UUID | None] = mapped_column()
 
     clinic: Mapped[Clinic | None] = relationship(lazy="joined")
 

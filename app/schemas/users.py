@@ -30,6 +30,11 @@ class UserSchema(ma.Schema):
     pharmacy_name = ma.fields.String(allow_none=True)
     language = ma.fields.String()
     active = ma.fields.Boolean()
+    phone_verified = ma.fields.Function(
+        lambda user: bool(user.phone) and user.phone_verified_at is not None, dump_only=True,
+        metadata={"description": "the phone is proven (a code sent to it was entered, or an admin set it)"},
+    )  # fmt: skip
+    phone_verified_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
     last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)

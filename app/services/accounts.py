@@ -18,7 +18,7 @@ from app.messaging.outbox import queue_outbound
 from app.models import PasswordResetCode, User, utcnow
 from app.models.channel import SMS
 from app.models.user import ROLE_PHARMACIST
-from app.services import audit
+from app.services import audit, phone_proof
 from app.services.passwords import hash_password, needs_rehash, verify_password
 from app.services.users import create_user, set_password
 
@@ -63,7 +63,7 @@ def request_password_reset(actor, email: str) -> None:
     The caller answers the same either way, so this cannot be used to find out who has an account.
     """
     user = _find_by_email(email)
-    if user is None or not user.active or not user.phone:
+    if user is None or not user.active or not phone_proof.proven(user):  # an unproven phone may be anyone's
         log.info("password reset asked for an unknown, inactive or phoneless account")
         return
     now = utcnow()

@@ -19,14 +19,16 @@ from sqlalchemy import func, select, update
 
 from app import jobs
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.i18n import t
 from app.models import (
     Analysis,
+    Appointment,
     ChatLinkCode,
     Consultation,
     ConsultationImage,
     Contact,
+    Patient,
     Recommendation,
     TriageGuideline,
     User,
@@ -43,17 +45,25 @@ from app.models.consultation import (
     STATUS_QUEUED,
 )
 from app.models.user import ROLE_ADMIN, ROLE_PHARMACIST
-from app.services import audit, skin_advice, triage
+from app.services import audit, phone_proof, skin_advice, triage
 from app.transactions import after_commit
 
 log = logging.getLogger(__name__)
 
 LINK_CODE_MINUTES = 15
 LINK_CODE_MAX_ACTIVE = 5  # codes per user that may be valid at once (older ones are spent)
+LINK_MAX_WRONG = 5  # wrong link codes per chat in LINK_WRONG_SECONDS; then every code is refused, even the right one
+LINK_WRONG_SECONDS = 3600
 CONSULTING_ROLES = (ROLE_PHARMACIST, ROLE_ADMIN)
 MAX_IMAGES = 10  # photos per consultation
 ANSWER_FIELDS = ("condition", "age_group", "sex", "pregnant", "body_site", "duration", "itch", "pain", "spreading",
                  "fever", "blisters", "mole_change", "open_sore", "treatment_failed")  # fmt: skip
+
+
+class ChatLinkLocked(ServiceError):
+    """Too many wrong link codes from this chat: no code links it until the hour is over."""
+
+    status, code = 429, "chat_link_locked"
 
 
 class PhotoRejected(ServiceError):
@@ -102,8 +112,30 @@ def _consulting(user: User | None) -> User | None:
     return user if user is not None and user.active and user.role in CONSULTING_ROLES else None
 
 
+def _wrong_codes_key(contact: Contact) -> str:
+    return f"thusa:chat-link-wrong:{contact.id}"
+
+
+def _count_wrong_code(contact: Contact) -> int:
+    pipe = redis_client.client.pipeline()
+    pipe.incr(_wrong_codes_key(contact))
+    pipe.expire(_wrong_codes_key(contact), LINK_WRONG_SECONDS, nx=True)  # the hour starts at the first wrong code
+    return pipe.execute()[0]
+
+
 def link_with_code(contact: Contact, code: str) -> User | None:
-    """Link ``contact`` to the account whose unexpired, unused code this is (``None``: no such code)."""
+    """Link ``contact`` to the account whose unexpired, unused code this is (``None``: no such code).
+
+    A chat gets :data:`LINK_MAX_WRONG` wrong codes an hour (a guessing guard, counted in Redis per contact); after
+    that every code is refused, the right one too, until the hour is over. Without Redis nothing is linked: the
+    error reaches the job, which tries again later.
+
+    Raises:
+        ChatLinkLocked: this chat sent too many wrong codes (the try that reaches the limit raises it too).
+    """
+    locked = ChatLinkLocked("Too many wrong link codes from this chat; try again in an hour.")
+    if int(redis_client.client.get(_wrong_codes_key(contact)) or 0) >= LINK_MAX_WRONG:
+        raise locked
     now = utcnow()
     row = db.session.scalar(
         select(ChatLinkCode)
@@ -111,28 +143,46 @@ def link_with_code(contact: Contact, code: str) -> User | None:
         .with_for_update()
     )
     if row is None:
+        if _count_wrong_code(contact) >= LINK_MAX_WRONG:
+            audit.record(None, "auth.chat_link_locked", "contact", contact.id)
+            raise locked
         return None
     row.used_at = now
     user = _consulting(db.session.get(User, row.user_id))
     return _link(contact, user, "code") if user else None
 
 
+def is_patient_number(phone: str) -> bool:
+    """Whether a patient with this number has (or had) an appointment."""
+    stmt = select(Appointment.id).join(Patient, Appointment.patient_id == Patient.id).where(Patient.phone == phone)
+    return db.session.scalar(stmt.limit(1)) is not None
+
+
 def _user_by_phone(phone: str | None) -> User | None:
+    """The consulting account a chat from ``phone`` may link to without a code, if any.
+
+    Only a proven phone (:mod:`app.services.phone_proof`): a number typed at registration may be anyone's. And
+    never a patient's number, even a proven one: the phone may be shared, and the patient's photos and reminder
+    answers must not become a pharmacist's consultation (such a chat links with a code only).
+    """
     if not phone:
         return None
     digits = "+" + "".join(ch for ch in phone if ch.isdigit())
-    return _consulting(db.session.scalar(select(User).where(User.phone == digits)))
+    user = _consulting(db.session.scalar(select(User).where(User.phone == digits)))
+    if user is None or not phone_proof.proven(user) or is_patient_number(digits):
+        return None
+    return user
 
 
 def link_by_phone(contact: Contact) -> User | None:
-    """WhatsApp: the sender's number is a consulting user's phone → linked (WhatsApp proves the number)."""
+    """WhatsApp: the sender's number is a consulting user's proven phone → linked (WhatsApp proves the sender)."""
     user = _user_by_phone(contact.address)
     return _link(contact, user, "whatsapp_number") if user else None
 
 
 def link_by_shared_contact(contact: Contact, extra: dict | None) -> User | None:
     """Telegram: a shared contact card links only when it is the sender's own (``contact.user_id`` is the sender's
-    id) and its number is a consulting user's phone. Anyone can share someone else's card."""
+    id) and its number is a consulting user's proven phone. Anyone can share someone else's card."""
     extra = extra or {}
     card = extra.get("contact") or {}
     sender = extra.get("from_id")

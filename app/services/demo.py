@@ -79,6 +79,7 @@ def seed_demo() -> list[str]:
                     role=role,
                     name=name,
                     phone=phone,
+                    phone_verified_at=datetime.now(UTC) if phone else None,  # set by the operator, like an admin
                     clinic_id=clinics[clinic_name].id if clinic_name else None,
                     pharmacy_name=pharmacy,
                     language=language,
@@ -87,8 +88,8 @@ def seed_demo() -> list[str]:
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
     _seed_appointments(clinics["Gaborone Main Clinic"])
-    # Skin consultations: the formulary and triage guidelines; the demo pharmacist (+233241000002) is
-    # linked as soon as WhatsApp brings a message from that number (or /link CODE on Telegram).
+    # Skin consultations: the formulary and triage guidelines; the demo pharmacist (+233241000002, proven: the seed
+    # set it, as an admin would) is linked as soon as WhatsApp brings a message from that number (or /link CODE).
     formulary.seed()
     consultations.seed_guidelines()
     lines.extend(_seed_stock(clinics["Gaborone Main Clinic"]))

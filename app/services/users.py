@@ -10,7 +10,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Clinic, User, utcnow
 from app.models.user import CLINIC_ROLES, ROLE_PHARMACIST
-from app.services import audit
+from app.services import audit, phone_proof
 from app.services.passwords import hash_password, policy_problems
 
 
@@ -48,7 +48,8 @@ def _check_unique(email: str | None, phone: str | None, *, exclude: uuid.UUID | 
 
 
 def create_user(actor, data: dict, *, action: str = "user.create") -> User:
-    """Create an account.
+    """Create an account. Its phone is proven when an admin or the command line creates it, not when it registers
+    itself (:func:`app.services.phone_proof.phone_set`).
 
     Args:
         actor: who creates it (``None`` for the command line).
@@ -64,7 +65,10 @@ def create_user(actor, data: dict, *, action: str = "user.create") -> User:
     _check_password(password, data["email"])
     user = User(**data, password_hash=hash_password(password), active=True)
     _check_role_fields(user)
-    _check_unique(user.email, user.phone)
+    _check_unique(user.email, None)
+    phone_proof.release_unproven(actor, user.phone)
+    _check_unique(None, user.phone)
+    phone_proof.phone_set(actor, user)
     db.session.add(user)
     db.session.flush()
     audit.record(actor, action, "user", user.id, {"role": user.role})
@@ -90,15 +94,24 @@ def get_user(user_id: uuid.UUID) -> User:
 
 
 def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
-    """Change the given fields; a new password also invalidates every token issued before it."""
+    """Change the given fields; a new password also invalidates every token issued before it.
+
+    A new phone is proven when an admin (or the command line) sets it, and unproven otherwise; an admin takes the
+    number from an account that only claimed it (:func:`app.services.phone_proof.release_unproven`).
+    """
     user = get_user(user_id)
     data = dict(data)
     if "email" in data:
         data["email"] = data["email"].strip().lower()
-    _check_unique(data.get("email"), data.get("phone"), exclude=user.id)
+    _check_unique(data.get("email"), None, exclude=user.id)
+    phone_proof.release_unproven(actor, data.get("phone"), keep=user.id)
+    _check_unique(None, data.get("phone"), exclude=user.id)
     password = data.pop("password", None)
+    old_phone = user.phone
     for field, value in data.items():
         setattr(user, field, value)
+    if user.phone != old_phone:
+        phone_proof.phone_set(actor, user)
     if "role" in data and data["role"] not in CLINIC_ROLES and "clinic_id" not in data:
         user.clinic_id = None
     if password is not None:

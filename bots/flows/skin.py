@@ -1,12 +1,14 @@
 """Skin consultations by Telegram and WhatsApp: link the chat to a pharmacist, a photo starts, questions follow.
 
 Linking: ``/start CODE`` or ``/link CODE`` (Telegram), ``LINK CODE`` (WhatsApp) with a code from
-``POST /api/v1/auth/chat-link``; a WhatsApp sender whose number is a pharmacist's phone; a Telegram shared contact
-that is the sender's own card with the pharmacist's phone. A linked chat's photo opens a consultation; the
-questions the triage rules need follow one at a time with buttons (Telegram inline keyboard, WhatsApp reply
-buttons, a numbered list where there are too many). An answer is the button, its number or its title. More
-photos may come at any time. After the last answer the analysis job is enqueued with the consultation id, and
-the reply comes from the job.
+``POST /api/v1/auth/chat-link`` (5 wrong codes an hour per chat, then none); without a code, a WhatsApp sender
+whose number is a pharmacist's proven phone, or a Telegram shared contact that is the sender's own card with it,
+unless a patient with appointments has that number (:func:`app.services.consultations.link_by_phone`). A linked
+chat's plain text never outranks a patient's appointment answer on the same number. A linked chat's photo opens a
+consultation; the questions the triage rules need follow one at a time with buttons (Telegram inline keyboard,
+WhatsApp reply buttons, a numbered list where there are too many). An answer is the button, its number or its
+title. More photos may come at any time. After the last answer the analysis job is enqueued with the consultation
+id, and the reply comes from the job.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.models.channel import TELEGRAM, WHATSAPP
 from app.models.consultation import STATUS_COLLECTING
 from app.services import consultations, triage
 from bots.flows import Context, Flow, Reply, register
+from bots.flows.appointments import upcoming
 
 LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
 
@@ -125,13 +128,18 @@ class SkinFlow(Flow):
             return True
         if re.match(r"^\s*link\b", ctx.text, re.IGNORECASE):
             return True
-        return consultations.pharmacist_of(ctx.contact) is not None
+        # A linked chat's text only gets "send a photo": on a number shared with a patient who has a visit coming,
+        # the answer to the reminder ("1") goes to the appointment instead.
+        return consultations.pharmacist_of(ctx.contact) is not None and upcoming(ctx) is None
 
     def start(self, ctx: Context) -> Reply | None:
         ctx.finish()  # unless a consultation opens below
         match = LINK_COMMAND.match(ctx.text)
         if match:
-            user = consultations.link_with_code(ctx.contact, match.group(1))
+            try:
+                user = consultations.link_with_code(ctx.contact, match.group(1))
+            except consultations.ChatLinkLocked:
+                return Reply(ctx.t("skin_link_locked"))
             if user is None:
                 return Reply(ctx.t("skin_link_bad_code"))
             return Reply(ctx.t("skin_link_done", name=_who(user)))

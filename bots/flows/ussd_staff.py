@@ -485,8 +485,9 @@ def _minutes(delta) -> int:
 
 
 def staff_user(phone: str) -> User | None:
-    """The active staff user whose phone this is, if any."""
-    return db.session.scalar(select(User).where(User.phone == phone, User.role == ROLE_STAFF, User.active.is_(True)))
+    """The active staff user whose proven phone this is, if any (an unproven number may be anyone's)."""
+    return db.session.scalar(select(User).where(User.phone == phone, User.role == ROLE_STAFF, User.active.is_(True),
+                                                User.phone_verified_at.is_not(None)))  # fmt: skip
 
 
 STAFF_MENU = StaffMenu()

@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.messaging.outbox import queue_outbound
-from app.models import Medication, Message, utcnow
-from app.services import accounts, appointments, tokens
+from app.models import Medication, Message, PhoneProofCode, utcnow
+from app.services import accounts, appointments, phone_proof, tokens
 from tests.conftest import PASSWORD, bearer, make_clinic
 
 ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin")
@@ -93,6 +93,32 @@ def sent_reset_code(people: dict) -> dict:
     accounts.request_password_reset(None, staff.email)
     text = db.session.scalar(select(Message.text).where(Message.user_id == staff.id))
     return {"reset_code": re.search(r"\b\d{6}\b", text).group()}
+
+
+PHONE_CODE = "246810"
+
+
+def unproven_phones(people: dict) -> dict:
+    """Every account gets a phone of its own, not yet proven (as a self-registered pharmacist's is)."""
+    for number, user in enumerate(people["users"].values()):
+        user.phone, user.phone_verified_at = f"+2677300{number:04d}", None
+    db.session.commit()
+    return {}
+
+
+def sent_phone_codes(people: dict) -> dict:
+    """Unproven phones, and the code PHONE_CODE waiting for each account (as POST /auth/phone/verify leaves it)."""
+    unproven_phones(people)
+    now = utcnow()
+    for user in people["users"].values():
+        db.session.add(PhoneProofCode(user_id=user.id, phone=user.phone, code_hash=phone_proof._digest(user, PHONE_CODE),
+                                      created_at=now, expires_at=now + timedelta(minutes=10)))  # fmt: skip
+    db.session.commit()
+    return {}
+
+
+def phone_code_body(ctx: dict) -> dict:
+    return {"code": PHONE_CODE}
 
 
 def sms_body(ctx: dict) -> dict:
@@ -237,6 +263,10 @@ TABLE = [
     row("POST",   "/api/v1/auth/password-reset",         reset_body,         (202, 202, 202, 202, 202, 202)),
     row("POST",   "/api/v1/auth/password-reset/confirm", reset_confirm_body, (204, 204, 204, 204, 204, 204),
         setup=sent_reset_code),
+    row("POST",   "/api/v1/auth/phone/verify",           None,               (401, 202, 202, 202, 202, 202),
+        setup=unproven_phones),
+    row("POST",   "/api/v1/auth/phone/confirm",          phone_code_body,    (401, 200, 200, 200, 200, 200),
+        setup=sent_phone_codes),
 
     row("GET",    "/api/v1/users",                       None,               (401, 403, 403, 403, 403, 200)),
     row("POST",   "/api/v1/users",                       new_user_body,      (401, 403, 403, 403, 403, 201)),

@@ -18,17 +18,21 @@ from app.extensions import db
 from app.i18n import t
 from app.messaging.envelopes import InboundMessage
 from app.messaging.inbox import contact_for, store_inbound
-from app.models import Appointment, AuditLog, Message, utcnow
+from app.models import Appointment, AuditLog, Consultation, Message, utcnow
 from app.models.message_log import STATUS_HANDLED
-from app.services import appointments
+from app.security import Actor
+from app.services import appointments, consultations
 from bots.engine import handle_message
 from bots.flows.appointments import CANNOT_COME, CHANGE, CONFIRM, HELP_EVERY, OFFER_TTL, letters_text, parse
+from tests.api.test_phone_proof import register
 from tests.bots.test_webhooks import CONFIG, assert_twiml, post_sms, post_twilio, sid, sms_params, work
+from tests.conftest import make_user
 from tests.flows import (
     LONGEST_NAME,
     OTHER_PHONE,
     PHONE,
     book,
+    contact,
     conversation,
     fill,
     inbound_rows,
@@ -526,3 +530,45 @@ def test_replies_of_one_appointment_are_all_in_its_message_log(app, visit):
         say(text)
     linked = db.session.scalar(select(func.count()).select_from(Message).where(Message.appointment_id == visit.id))
     assert linked == 6  # three answers and three replies (the help text included)
+
+
+# --- a pharmacist's chat on the patient's number ----------------------------------------------------------------------
+
+
+def whatsapp(client, text: str, number: int, **media) -> None:
+    params = sms_params(text, sid(number), sender=f"whatsapp:{PHONE}", To="whatsapp:+14155238886", **media)
+    assert_twiml(post_twilio(client, "/webhooks/twilio/sms", params))
+
+
+PHOTO = {"NumMedia": "1", "MediaContentType0": "image/jpeg",
+         "MediaUrl0": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"}  # fmt: skip
+
+
+def test_a_pharmacist_registered_with_the_patients_number_never_gets_the_patients_answer(
+    app, client, visit, keep_signal_handlers
+):
+    """The attacker registers with the patient's number; the patient sends a photo, then answers the reminder."""
+    register(client, phone=PHONE)
+    whatsapp(client, "", 410, **PHOTO)
+    work(app)
+    whatsapp(client, "1", 411)
+    work(app)
+
+    assert contact().user_id is None
+    assert db.session.scalar(select(func.count()).select_from(Consultation)) == 0  # no photo of theirs to read
+    assert reload(visit).status == "confirmed"
+    assert outbound()[-1].text == appointments.text_for(reload(visit), "appointment_confirmed")
+
+
+def test_a_pharmacist_chat_linked_on_a_patients_number_still_lets_1_confirm(app, client, visit, keep_signal_handlers):
+    """A phone shared by a pharmacist (linked with a code) and a patient: the reminder answer still reaches the visit."""
+    pharmacist = make_user("pharmacist", phone=PHONE)
+    code = consultations.create_chat_link(Actor(pharmacist.id, pharmacist.role, None, "127.0.0.1"))["code"]
+    whatsapp(client, f"LINK {code}", 412)
+    work(app)
+    assert contact().user_id == pharmacist.id
+
+    whatsapp(client, "1", 413)
+    work(app)
+    assert reload(visit).status == "confirmed"
+    assert outbound()[-1].text == appointments.text_for(reload(visit), "appointment_confirmed")

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.extensions import db
+from app.extensions import db, redis_client
+from app.i18n import t
 from app.messaging.envelopes import InboundMessage, Media
 from app.models import AuditLog, Consultation, ConsultationImage, utcnow
 from app.models.consultation import IMAGE_PENDING, STATUS_CANCELLED, STATUS_COLLECTING, STATUS_QUEUED
 from app.services import consultations
 from bots import engine
 from bots.flows import skin
-from tests.conftest import make_user
+from tests.api.test_phone_proof import CONFIRM, register, send_code
+from tests.conftest import bearer, make_user
+from tests.factories import book
 from tests.flows import contact, outbound
 
 PHARMACIST_PHONE = "+233241000002"
@@ -116,6 +120,98 @@ def test_a_telegram_contact_card_links_only_when_it_is_the_senders_own(pharmacis
 def test_a_patient_on_whatsapp_is_not_linked(pharmacist):
     replies = send("whatsapp", "+233200000001", photo=True)
     assert contact("+233200000001").user_id is None and "LINK 123456" in replies[-1].text
+
+
+# --- who links without a code: a proven phone, never a patient's number --------------------------------------------
+
+PATIENT = "+26771234567"
+
+
+def images() -> int:
+    return db.session.scalar(select(func.count()).select_from(ConsultationImage))
+
+
+def test_a_pharmacist_registered_with_a_patients_number_gets_no_link_and_no_photo(client, clinic):
+    book(clinic, PATIENT)
+    register(client, phone=PATIENT)  # the attacker types the patient's number at registration
+    replies = send("whatsapp", PATIENT, photo=True)  # the patient sends the clinic a photo
+    assert contact(PATIENT).user_id is None
+    assert consultation_of(PATIENT) is None and images() == 0
+    assert "LINK 123456" in replies[-1].text
+
+
+def test_an_unproven_number_links_by_code_only(client):
+    pair = register(client, phone="+233241000077")
+    user_id = uuid.UUID(pair["user"]["id"])
+    send("whatsapp", "+233241000077", photo=True)
+    card = {"phone_number": "233241000077", "user_id": "555"}
+    send("telegram", CHAT_ID, extra={"contact": card, "from_id": "555"})  # the sender's own card, unproven number
+    assert contact("+233241000077").user_id is None and contact(CHAT_ID).user_id is None and images() == 0
+
+    code = client.post("/api/v1/auth/chat-link", headers=bearer(pair["access_token"])).get_json()["code"]
+    replies = send("whatsapp", "+233241000077", f"LINK {code}")
+    assert contact("+233241000077").user_id == user_id and "linked" in replies[-1].text
+
+
+def test_once_proven_the_whatsapp_number_links_by_itself(client):
+    pair = register(client, phone="+233241000078")
+    code = send_code(client, pair["access_token"])
+    assert client.post(CONFIRM, json={"code": code}, headers=bearer(pair["access_token"])).status_code == 200
+    replies = send("whatsapp", "+233241000078", photo=True)
+    assert contact("+233241000078").user_id == uuid.UUID(pair["user"]["id"])
+    assert "Question 1 of" in replies[-1].text
+
+
+def test_a_proven_phone_that_is_a_patients_number_links_by_code_only(clinic):
+    """Proven, but a patient has that number too (a shared phone): their photos must not become consultations."""
+    pharmacist = make_user("pharmacist", phone=PATIENT)
+    book(clinic, PATIENT)
+    send("whatsapp", PATIENT, photo=True)
+    send("telegram", CHAT_ID, extra={"contact": {"phone_number": PATIENT[1:], "user_id": "555"}, "from_id": "555"})
+    assert contact(PATIENT).user_id is None and contact(CHAT_ID).user_id is None and images() == 0
+    replies = send("whatsapp", PATIENT, f"LINK {link_code(pharmacist)}")
+    assert contact(PATIENT).user_id == pharmacist.id and "linked" in replies[-1].text
+
+
+# --- guessing link codes ------------------------------------------------------------------------------------------
+
+
+def guesses(code: str, count: int) -> list[str]:
+    return [guess for guess in (f"{n:06d}" for n in range(count + 1)) if guess != code][:count]
+
+
+def test_forty_wrong_codes_then_the_right_one_links_nothing(pharmacist):
+    code = link_code(pharmacist)
+    for guess in guesses(code, 40):
+        replies = send("telegram", CHAT_ID, f"/link {guess}")
+    assert replies[-1].text == t("skin_link_locked", "en")
+    replies = send("telegram", CHAT_ID, f"/link {code}")
+    assert contact(CHAT_ID).user_id is None and replies[-1].text == t("skin_link_locked", "en")
+    # The lock is this chat's: the pharmacist's own chat still links with the (unspent) code.
+    send("telegram", "880099", f"/link {code}")
+    assert contact("880099").user_id == pharmacist.id
+
+
+@pytest.mark.parametrize("language", ["en", "tn"])
+def test_the_fifth_wrong_code_locks_the_chat_for_an_hour(pharmacist, language):
+    send("whatsapp", "+233200000010", "SETSWANA" if language == "tn" else "ENGLISH")
+    code = link_code(pharmacist)
+    wrong = guesses(code, consultations.LINK_MAX_WRONG)
+    for guess in wrong[:-1]:
+        assert send("whatsapp", "+233200000010", f"LINK {guess}")[-1].text == t("skin_link_bad_code", language)
+    assert send("whatsapp", "+233200000010", f"LINK {wrong[-1]}")[-1].text == t("skin_link_locked", language)
+    assert send("whatsapp", "+233200000010", f"LINK {code}")[-1].text == t("skin_link_locked", language)
+    assert contact("+233200000010").user_id is None
+    ttl = redis_client.client.ttl(f"thusa:chat-link-wrong:{contact('+233200000010').id}")
+    assert 0 < ttl <= consultations.LINK_WRONG_SECONDS
+
+
+def test_four_wrong_codes_then_the_right_one_links(pharmacist):
+    code = link_code(pharmacist)
+    for guess in guesses(code, consultations.LINK_MAX_WRONG - 1):
+        send("telegram", CHAT_ID, f"/link {guess}")
+    send("telegram", CHAT_ID, f"/link {code}")
+    assert contact(CHAT_ID).user_id == pharmacist.id
 
 
 # --- the questions ----------------------------------------------------------------------------------------------

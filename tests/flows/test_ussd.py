@@ -20,8 +20,9 @@ from app.models.clinic import WEEKDAYS
 from app.services import appointments
 from bots.flows.ussd import new_input
 from bots.flows.ussd_menu import SCREEN_LIMIT
+from tests.api.test_phone_proof import CONFIRM, register, send_code
 from tests.bots.test_webhooks import CONFIG, USSD_PATH
-from tests.conftest import make_user
+from tests.conftest import bearer, make_user, sign_in
 from tests.flows import (
     LONGEST_DAYS,
     LONGEST_NAME,
@@ -149,6 +150,42 @@ def test_a_staff_members_colleagues_phone_is_a_patient(app, client, clinic):
 
     assert Session(client).dial() == con(screen(visit, "ussd_patient_menu"))
     assert Session(client, phone=OTHER_PHONE).dial() == end(t("ussd_staff_no_pin", "en"))
+
+
+def test_a_staff_phone_that_is_not_proven_gets_the_patient_menu(app, client, visit):
+    make_user("staff", clinic=visit.clinic, phone=PHONE, phone_proven=False).pin_hash = "set"
+    db.session.commit()
+
+    assert Session(client).dial() == con(screen(visit, "ussd_patient_menu"))
+
+
+def test_a_squatted_staff_number_gets_no_staff_menu_until_proven(app, client, visit):
+    """A stranger registers with the number, and the account is later made staff: the number is still unproven."""
+    pair = register(client, phone=PHONE)
+    admin = bearer(sign_in(app, make_user("admin"))["access_token"])
+    user_id = pair["user"]["id"]
+    promoted = client.patch(f"/api/v1/users/{user_id}", json={"role": "staff", "clinic_id": str(visit.clinic_id),
+                                                                "pharmacy_name": None}, headers=admin)  # fmt: skip
+    assert promoted.status_code == 200, promoted.get_json()
+    assert client.put(f"/api/v1/users/{user_id}/pin", json={"pin": "2580"}, headers=admin).status_code == 204
+
+    assert Session(client).dial() == con(screen(visit, "ussd_patient_menu"))  # no PIN screen, no staff menu
+
+    code = send_code(client, pair["access_token"])
+    assert client.post(CONFIRM, json={"code": code}, headers=bearer(pair["access_token"])).status_code == 200
+    assert Session(client).dial() == con(t("ussd_staff_pin", "en"))
+
+
+def test_an_admin_gives_the_squatted_number_to_the_real_staff_member(app, client, visit):
+    register(client, phone=PHONE)
+    admin = bearer(sign_in(app, make_user("admin"))["access_token"])
+    body = {"email": "neo@example.org", "password": "a-long-enough-passphrase-9", "role": "staff",
+            "clinic_id": str(visit.clinic_id), "phone": PHONE, "language": "en"}  # fmt: skip
+    created = client.post("/api/v1/users", json=body, headers=admin)
+    assert created.status_code == 201, created.get_json()
+    client.put(f"/api/v1/users/{created.get_json()['id']}/pin", json={"pin": "2580"}, headers=admin)
+
+    assert Session(client).dial() == con(t("ussd_staff_pin", "en"))
 
 
 @pytest.mark.parametrize(
