@@ -102,8 +102,9 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
     )),
     ("Appointments", (
-        Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased "
-                "(daily job `erase-texts`; counts and statuses are kept; at least 1)"),
+        Setting("MESSAGE_RETENTION_DAYS", "365", "days before a message's contents (text, buttons, media "
+                "references; any kind, in and out) and a skin photo are erased (daily job `erase-texts`; statuses, "
+                "counts and triage outcomes are kept; at least 1)"),
     )),
     ("Phone simulator", (
         Setting("SIMULATOR_ENABLED", "", "the phone simulator at `/simulator`: `true` or `false`; empty: on in "
@@ -199,7 +200,7 @@ def load_config(overrides: dict | None = None) -> dict:
             config[name] = int(config[name])
         except ValueError as exc:
             raise ConfigError(f"{name} must be a whole number, not {config[name]!r}") from exc
-    if config["MESSAGE_RETENTION_DAYS"] < 1:  # 0 or less would erase the texts of appointments still to come
+    if config["MESSAGE_RETENTION_DAYS"] < 1:  # 0 or less would erase what a conversation still needs
         raise ConfigError(f"MESSAGE_RETENTION_DAYS must be at least 1, not {config['MESSAGE_RETENTION_DAYS']}")
     config.update({
         "THUSA_ENV": env,
