@@ -152,7 +152,7 @@ def _persistent_secret(instance: Path, name: str) -> str:
     path = instance / f".{name.lower()}"
     if path.exists():
         return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     try:
         descriptor = os.open(

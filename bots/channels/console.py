@@ -49,7 +49,8 @@ def save_media(config: Mapping, data: bytes, content_type: str | None) -> str:
             ``type/subtype`` is stored as none).
     """
     folder = media_folder(config)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # instance/ itself: private too when made here
+    folder.mkdir(exist_ok=True, mode=0o700)
     media_id = uuid.uuid4().hex
     kind = (content_type or "").split(";")[0].strip().lower()
     _write(folder / f"{media_id}.type", kind.encode() if _CONTENT_TYPE.fullmatch(kind) else b"")
