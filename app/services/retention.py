@@ -11,9 +11,10 @@ rows not handled yet (``received``: the sweeper hands them to the engine again),
 queued for analysis. A consultation still collecting answers after the whole period is abandoned: it is cancelled
 first, so its photos go too.
 
-The work is done in batches: each statement changes at most a batch of rows and commits, so a large backlog never
-holds its locks for long (on SQLite, other writers wait at most one batch), and a run stops starting batches after
-a time budget; the next night goes on.
+The work is done in batches: each UPDATE changes at most a batch of rows, by primary key, and commits, so a large
+backlog never holds its locks for long (on SQLite, other writers wait at most one batch), and a run stops starting
+batches after a time budget; the next night goes on. There is no index on ``created_at``: one scan of a table
+collects the ids of many batches, so a backlog costs a scan per ``SCAN_ROWS`` rows, not one per batch.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ from app.services import audit
 
 log = logging.getLogger(__name__)
 
-MESSAGE_BATCH = 1_000  # message rows per statement
-PHOTO_BATCH = 100  # photo rows per statement: each holds up to a few hundred kB
+MESSAGE_BATCH = 1_000  # message rows per UPDATE (and transaction)
+PHOTO_BATCH = 100  # photo rows per UPDATE: each holds up to a few hundred kB
+SCAN_ROWS = 50_000  # ids read by one scan of the table (no index on created_at), then updated batch by batch
 PAUSE_SECONDS = 0.05  # between batches, so writers waiting on SQLite's busy timeout get the lock
 BUDGET_SECONDS = 1_800.0  # no new batch after this; the rest waits for the next night
 
 STILL_NEEDED = (STATUS_SCHEDULED, STATUS_QUEUED, STATUS_SENDING, STATUS_RECEIVED)  # messages never erased
 FINISHED = (STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED)  # consultations whose photos may go
+ERASED_MESSAGE = {"text": None, "buttons": [], "media": [], "extra": null()}  # what an erased message holds
+ERASED_PHOTO = {"data": None, "media": {}}
 
 
 def erase_expired(
@@ -53,18 +57,22 @@ def erase_expired(
     *,
     message_batch: int = MESSAGE_BATCH,
     photo_batch: int = PHOTO_BATCH,
+    scan_rows: int = SCAN_ROWS,
     budget_seconds: float | None = BUDGET_SECONDS,
     pause_seconds: float = PAUSE_SECONDS,
 ) -> dict[str, int]:
     """Erase message contents and skin photos older than ``MESSAGE_RETENTION_DAYS``, in batches.
 
-    Idempotent: a second run finds nothing left. One audit row (``retention.erase``) per run that changed anything,
-    with the counts.
+    A scan reads the ids of up to ``scan_rows`` expired rows; they are then erased ``message_batch`` (or
+    ``photo_batch``) at a time, each batch one UPDATE by primary key and one transaction, until a scan finds no
+    more. Idempotent: a second run finds nothing left. One audit row (``retention.erase``) per run that changed
+    anything, with the counts.
 
     Args:
         now: the current time (UTC); defaults to now.
         message_batch: message rows per statement (and transaction).
         photo_batch: photo rows per statement (and transaction).
+        scan_rows: ids read per scan of a table.
         budget_seconds: start no new batch after this many seconds (None: run until nothing is left).
         pause_seconds: the pause between two batches.
 
@@ -74,20 +82,40 @@ def erase_expired(
     """
     now = now or utcnow()
     days = current_app.config["MESSAGE_RETENTION_DAYS"]
-    cutoff = _cutoff(now, days)
+    before = _cutoff(now, days)
     started = clock.monotonic()
 
     def in_budget() -> bool:
         return budget_seconds is None or clock.monotonic() - started < budget_seconds
 
+    def in_batches(model, expired, values: dict, size: int) -> tuple[int, bool]:
+        """Erase ``expired`` rows of ``model``: (how many, whether none is left)."""
+        erased = 0
+        while in_budget():
+            ids = db.session.scalars(select(model.id).where(expired).limit(scan_rows)).all()
+            db.session.commit()
+            for first in range(0, len(ids), size):
+                if not in_budget():
+                    return erased, False
+                erased += db.session.execute(
+                    update(model)
+                    .where(model.id.in_(ids[first : first + size]), expired)  # again: a row may have changed since
+                    .values(**values, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                db.session.commit()
+                clock.sleep(pause_seconds)
+            if len(ids) < scan_rows:
+                return erased, True
+        return erased, False
+
     counts = {"messages": 0, "photos": 0, "cancelled": 0, "done": 0}
-    counts["cancelled"] = _cancel_abandoned(cutoff, now)
+    counts["cancelled"] = _cancel_abandoned(before, now)
     db.session.commit()
-    messages_done = _in_batches(_erase_messages, cutoff, now, message_batch, counts, "messages", in_budget,
-                                pause_seconds)  # fmt: skip
-    photos_done = messages_done and _in_batches(_erase_photos, cutoff, now, photo_batch, counts, "photos", in_budget,
-                                                pause_seconds)  # fmt: skip
-    counts["done"] = int(photos_done)
+    counts["messages"], done = in_batches(Message, _expired_messages(before), ERASED_MESSAGE, message_batch)
+    if done:
+        counts["photos"], done = in_batches(ConsultationImage, _expired_photos(before), ERASED_PHOTO, photo_batch)
+    counts["done"] = int(done)
     if counts["messages"] or counts["photos"] or counts["cancelled"]:
         audit.record(None, "retention.erase", "message", None, {**counts, "days": days})
         log.info("retention: %s (older than %d days)", counts, days)
@@ -104,61 +132,31 @@ def _cutoff(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
 
 
-def _in_batches(erase, cutoff, now, size, counts, key, in_budget, pause_seconds) -> bool:
-    """Run ``erase`` one committed batch at a time until a batch is not full; False if the budget ran out."""
-    while in_budget():
-        changed = erase(cutoff, now, size)
-        db.session.commit()
-        counts[key] += changed
-        if changed < size:
-            return True
-        clock.sleep(pause_seconds)
-    return False
-
-
-def _message_has_content() -> ColumnElement[bool]:
+def _expired_messages(before: datetime) -> ColumnElement[bool]:
     # JSON columns are compared as text: PostgreSQL's json type has no equality. SQLAlchemy writes an empty list as
-    # "[]" and None as JSON "null" (or SQL NULL when written with null()), so both nulls count as empty.
-    return or_(
+    # "[]" and None as JSON "null" (SQL NULL when written with null()), so both nulls count as empty.
+    has_content = or_(
         Message.text.is_not(None),
         cast(Message.media, Text) != "[]",
         cast(Message.buttons, Text) != "[]",
         and_(Message.extra.is_not(None), cast(Message.extra, Text) != "null"),
     )
+    return and_(Message.created_at < before, Message.status.not_in(STILL_NEEDED), has_content)
 
 
-def _erase_messages(cutoff: datetime, now: datetime, size: int) -> int:
-    expired = and_(Message.created_at < cutoff, Message.status.not_in(STILL_NEEDED), _message_has_content())
-    # The outer WHERE repeats the test: a row that changed status between the subquery and the update is left.
-    batch = select(Message.id).where(expired).limit(size).with_for_update(skip_locked=True)  # PostgreSQL only
-    return db.session.execute(
-        update(Message)
-        .where(Message.id.in_(batch.scalar_subquery()), expired)
-        .values(text=None, buttons=[], media=[], extra=null(), updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-
-
-def _erase_photos(cutoff: datetime, now: datetime, size: int) -> int:
+def _expired_photos(before: datetime) -> ColumnElement[bool]:
     finished = select(Consultation.id).where(Consultation.status.in_(FINISHED))
-    expired = and_(
-        ConsultationImage.created_at < cutoff,
+    return and_(
+        ConsultationImage.created_at < before,
         ConsultationImage.consultation_id.in_(finished),
         or_(ConsultationImage.data.is_not(None), cast(ConsultationImage.media, Text) != "{}"),
     )
-    batch = select(ConsultationImage.id).where(expired).limit(size).with_for_update(skip_locked=True)
-    return db.session.execute(
-        update(ConsultationImage)
-        .where(ConsultationImage.id.in_(batch.scalar_subquery()), expired)
-        .values(data=None, media={}, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
 
 
-def _cancel_abandoned(cutoff: datetime, now: datetime) -> int:
+def _cancel_abandoned(before: datetime, now: datetime) -> int:
     return db.session.execute(
         update(Consultation)
-        .where(Consultation.status == STATUS_COLLECTING, Consultation.updated_at < cutoff)
+        .where(Consultation.status == STATUS_COLLECTING, Consultation.updated_at < before)
         .values(status=STATUS_CANCELLED, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -194,7 +194,8 @@ def _updates(statements: list[str], table: str) -> int:
     return sum(s.lstrip().upper().startswith(f"UPDATE {table.upper()} ") for s in statements)
 
 
-def test_a_backlog_is_erased_in_bounded_batches(app):
+@pytest.mark.parametrize(("scan_rows", "message_updates"), [(50_000, 3), (12, 5)])
+def test_a_backlog_is_erased_in_bounded_batches(app, scan_rows, message_updates):
     for _ in range(25):
         message(OLD, kind="system")
     consultation("completed", photos=5)
@@ -206,12 +207,13 @@ def test_a_backlog_is_erased_in_bounded_batches(app):
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        counts = erase_expired(now=NOW, message_batch=10, photo_batch=2, pause_seconds=0)
+        counts = erase_expired(now=NOW, message_batch=10, photo_batch=2, scan_rows=scan_rows, pause_seconds=0)
     finally:
         event.remove(engine, "before_cursor_execute", record)
 
     assert counts == {"messages": 25, "photos": 5, "cancelled": 0, "done": 1}
-    assert _updates(statements, "messages") == 3  # 10 + 10 + 5: each statement changes at most one batch
+    # Each statement changes at most one batch: 10 + 10 + 5 from one scan, or 10 + 2, 10 + 2, 1 from three.
+    assert _updates(statements, "messages") == message_updates
     assert _updates(statements, "consultation_images") == 3  # 2 + 2 + 1
     left = db.session.scalar(select(func.count()).select_from(Message).where(Message.text.is_not(None)))
     assert left == 0
