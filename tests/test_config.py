@@ -33,6 +33,29 @@ def test_production_refuses_to_turn_rate_limits_off(monkeypatch, tmp_path):
         load_config({"THUSA_ENV": "production", "INSTANCE_PATH": str(tmp_path), "RATELIMIT_ENABLED": False})
 
 
+@pytest.mark.parametrize("how", ["environment", "override"])
+def test_production_refuses_the_phone_simulator(monkeypatch, tmp_path, how):
+    # The simulator signs webhooks with the real provider secrets: in production it would forge them for anyone.
+    monkeypatch.setenv("SECRET_KEY", "a" * 40)
+    monkeypatch.setenv("JWT_SECRET_KEY", "b" * 40)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "the-real-twilio-token")
+    overrides = {"THUSA_ENV": "production", "INSTANCE_PATH": str(tmp_path), "REDIS_URL": TEST_REDIS_URL}
+    if how == "environment":
+        monkeypatch.setenv("SIMULATOR_ENABLED", "true")
+    else:
+        overrides["SIMULATOR_ENABLED"] = True
+    with pytest.raises(ConfigError, match="SIMULATOR_ENABLED"):
+        create_app(overrides)
+
+
+@pytest.mark.parametrize("value", ["", "false"])
+def test_production_starts_with_the_simulator_off(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("SECRET_KEY", "a" * 40)
+    monkeypatch.setenv("JWT_SECRET_KEY", "b" * 40)
+    monkeypatch.setenv("SIMULATOR_ENABLED", value)
+    assert load_config({"THUSA_ENV": "production", "INSTANCE_PATH": str(tmp_path)})["SIMULATOR_ENABLED"] is False
+
+
 def test_unknown_environment_is_refused():
     with pytest.raises(ConfigError, match="THUSA_ENV"):
         load_config({"THUSA_ENV": "staging"})

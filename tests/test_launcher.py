@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,12 @@ def launcher() -> Iterator[Launcher]:
     """``python -m app.launcher`` on the embedded default in a fresh instance folder, up and answering."""
     # A short path under /tmp: the embedded Redis listens on a Unix socket in the instance folder (108-byte limit).
     instance = Path(tempfile.mkdtemp(prefix="thusa-launcher-"))
+    # As an older version left it: a folder and files anyone could read. The launcher must close them at start.
+    instance.chmod(0o755)
+    (instance / "thusa.db").touch(mode=0o644)  # an empty file: SQLite takes it as a new database
+    (instance / "console-media").mkdir(mode=0o755)
+    (instance / "console-media" / ("0" * 32)).write_bytes(b"\xff\xd8 a photo")
+    (instance / "console-media" / ("0" * 32)).chmod(0o644)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PORT", "HOST"}}
     env.update(
@@ -171,6 +178,58 @@ def launcher() -> Iterator[Launcher]:
     finally:
         running.kill_everything()
         shutil.rmtree(instance, ignore_errors=True)
+
+
+def _assert_private(launcher: Launcher) -> None:
+    """instance/ is 0700 with every folder 0700 and every file 0600, and every process started has umask 077."""
+    loose = {}
+    for path in [launcher.instance, *launcher.instance.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode) and stat.S_IMODE(mode) != 0o700 or stat.S_ISREG(mode) and stat.S_IMODE(mode) != 0o600:
+            loose[str(path.relative_to(launcher.instance))] = oct(stat.S_IMODE(mode))
+    assert loose == {}, loose
+    names = {path.name for path in launcher.instance.rglob("*")}
+    assert {"thusa.db", "thusa.db-wal", "thusa.db-shm", "redis.aof", ".secret_key", "0" * 32} <= names, names
+    for process in [psutil.Process(launcher.process.pid), *launcher.seen.values()]:
+        with suppress(psutil.NoSuchProcess, FileNotFoundError):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            umask = next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:"))
+            assert umask == "0077", (_cmdline(process), umask)
+
+
+def test_secure_instance_closes_what_others_could_read_and_follows_no_link(tmp_path):
+    from app.launcher import secure_instance
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    outside = elsewhere / "outside.txt"
+    outside.write_text("not ours")
+    outside.chmod(0o644)
+    instance = tmp_path / "instance"
+    (instance / "console-media").mkdir(parents=True, mode=0o755)
+    instance.chmod(0o755)
+    for name in ("thusa.db", "thusa.db-wal", "thusa.db-shm", "redis.aof", "redis.rdb", "console-media/" + "a" * 32):
+        (instance / name).write_bytes(b"x")
+        (instance / name).chmod(0o644)
+    (instance / "link").symlink_to(outside)
+    (instance / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    with closing(socket.socket(socket.AF_UNIX)) as server:
+        server.bind(str(instance / "redis.sock"))
+        (instance / "redis.sock").chmod(0o700)
+
+        secure_instance(instance)
+
+        assert stat.S_IMODE((instance / "redis.sock").lstat().st_mode) == 0o700  # a socket keeps its mode
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert stat.S_IMODE((instance / "console-media").stat().st_mode) == 0o700
+    for name in ("thusa.db", "thusa.db-wal", "thusa.db-shm", "redis.aof", "redis.rdb", "console-media/" + "a" * 32):
+        assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600, name
+    # Links are neither followed nor walked into.
+    assert (stat.S_IMODE(outside.stat().st_mode), stat.S_IMODE(elsewhere.stat().st_mode)) == (0o644, 0o755)
+
+    fresh = tmp_path / "new" / "instance"
+    secure_instance(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
 
 
 def _names(processes) -> list[str]:
@@ -200,6 +259,7 @@ def test_make_run_serves_then_stops_everything_on_a_signal(launcher, signum):
 
     with closing(sqlite3.connect(launcher.instance / "thusa.db")) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    _assert_private(launcher)
 
     launcher.wait_for_worker_scheduler()
     started = _names(launcher.seen.values())

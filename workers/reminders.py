@@ -1,8 +1,13 @@
-"""Appointment jobs, run by the periodic schedule: thin wrappers over :mod:`app.services.upkeep`."""
+"""Appointment jobs and retention, run by the periodic schedule: thin wrappers over :mod:`app.services.upkeep`
+and :mod:`app.services.retention`."""
 
 from __future__ import annotations
 
-from app.services import upkeep
+from flask import current_app
+
+from app.models import utcnow
+from app.services import retention, upkeep
+from bots.channels import console
 
 
 def queue_due_reminders() -> dict[str, int]:
@@ -15,6 +20,10 @@ def mark_missed() -> int:
     return upkeep.mark_missed()
 
 
-def erase_expired_texts() -> int:
-    """Nightly: erase the texts of messages past the retention period; returns how many."""
-    return upkeep.erase_expired_texts()
+def erase_expired_texts() -> dict[str, int]:
+    """Nightly: erase message contents and skin photos past the retention period, in the database and in the
+    console media store; returns counts (:func:`app.services.retention.erase_expired`, plus ``media_files``)."""
+    now = utcnow()
+    counts = retention.erase_expired(now)
+    counts["media_files"] = console.erase_media_before(current_app.config, retention.cutoff(now))
+    return counts

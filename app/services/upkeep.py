@@ -1,5 +1,6 @@
 """Appointment upkeep that the periodic jobs run: due reminders into the outbox (every minute), missed appointments
-(hourly), retention (nightly). The jobs (``workers.reminders``) only call these; the simulator calls them too.
+(hourly). The jobs (``workers.reminders``) only call these; the simulator calls them too. Retention (nightly)
+is :mod:`app.services.retention`.
 
 Reminders are planned on the appointment itself (``next_reminder_at``, indexed), so the minute job reads only the
 rows that are due. Each batch is one transaction: the appointments are re-planned and their reminder rows written
@@ -14,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import time as clock
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.messaging.outbox import Outgoing, queue_many
-from app.models import Appointment, Clinic, Message, utcnow
+from app.models import Appointment, Clinic, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
 from app.models.message_log import KIND_REMINDER
 from app.services import appointments, audit
@@ -203,31 +203,3 @@ def mark_missed(now: datetime | None = None) -> int:
         audit.record(None, "appointment.missed", "appointment", None, {"count": total, "clinics": by_clinic})
     db.session.commit()
     return total
-
-
-def erase_expired_texts(now: datetime | None = None) -> int:
-    """Erase the texts (and quick-reply buttons) of messages about appointments past the retention period.
-
-    The period is ``MESSAGE_RETENTION_DAYS`` after the appointment. Counts, statuses and the rest of each message
-    stay, so reports still add up. One audit row (``retention.erase``) per run that erased anything.
-
-    Args:
-        now: the current time (UTC); defaults to now.
-
-    Returns:
-        How many messages had their text erased.
-    """
-    now = now or utcnow()
-    days = current_app.config["MESSAGE_RETENTION_DAYS"]
-    cutoff = now - timedelta(days=days)
-    expired = select(Appointment.id).where(Appointment.appointment_datetime < cutoff)
-    erased = db.session.execute(
-        update(Message)
-        .where(Message.appointment_id.in_(expired), Message.text.is_not(None))
-        .values(text=None, buttons=[], updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if erased:
-        audit.record(None, "retention.erase", "message", None, {"count": erased, "days": days})
-    db.session.commit()
-    return erased

@@ -8,7 +8,8 @@ DEBUG on for this logger, so bodies never reach production logs.
 The media store keeps pictures under ``INSTANCE_PATH/console-media/`` (readable by this user only), one file per
 picture named by a random id, plus ``<id>.type`` holding its content type. The phone simulator saves a picture
 with :func:`save_media` and posts a Telegram or WhatsApp webhook whose media id is that id; when the provider is
-not configured, :func:`bots.channels.media.fetch_media` reads it back from here.
+not configured, :func:`bots.channels.media.fetch_media` reads it back from here. Pictures older than
+``MESSAGE_RETENTION_DAYS`` are deleted by the nightly retention job (:func:`erase_media_before`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 from app.messaging.envelopes import OutboundMessage, SendResult
@@ -47,12 +49,36 @@ def save_media(config: Mapping, data: bytes, content_type: str | None) -> str:
             ``type/subtype`` is stored as none).
     """
     folder = media_folder(config)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # instance/ itself: private too when made here
+    folder.mkdir(exist_ok=True, mode=0o700)
     media_id = uuid.uuid4().hex
     kind = (content_type or "").split(";")[0].strip().lower()
     _write(folder / f"{media_id}.type", kind.encode() if _CONTENT_TYPE.fullmatch(kind) else b"")
     _write(folder / media_id, data)  # written last: a media id is readable only once both files are complete
     return media_id
+
+
+def erase_media_before(config: Mapping, cutoff: datetime) -> int:
+    """Delete the pictures the store was given before ``cutoff`` (retention), with their type files.
+
+    Returns:
+        How many pictures were deleted.
+    """
+    folder = media_folder(config)
+    if not folder.is_dir():
+        return 0
+    erased = 0
+    for path in folder.iterdir():
+        media_id = path.name.split(".", 1)[0]
+        if not _MEDIA_ID.fullmatch(media_id) or path.is_symlink() or not path.is_file():
+            continue  # nothing the store did not write
+        try:
+            if path.stat().st_mtime < cutoff.timestamp():
+                path.unlink()
+                erased += path.name == media_id
+        except FileNotFoundError:  # a second run at the same time got it first
+            continue
+    return erased
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -13,14 +13,21 @@ base class raises it too) and is importable from here as well.
 
 Errors never carry a URL: Telegram's download URL contains the bot token, and requests' exception texts contain
 the URL, so only exception class names and provider error descriptions are kept.
+
+Hosts that receive credentials are checked with :func:`host_allowed`, which reads a URL with urllib3's parser (the
+one requests connects with) and refuses backslashes, ``@``/userinfo and any URL the two parsers read differently.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from bots.channels.base import REGISTRY, MediaError
 
@@ -30,6 +37,9 @@ DOWNLOAD_SECONDS = 60.0  # whole download: a server trickling bytes cannot hold 
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES
 CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
+DEFAULT_PORTS = {"https": 443, "http": 80}
+_PRINTABLE_ASCII = re.compile(r"[!-~]+")  # no spaces, controls or non-ASCII: provider URLs have none
+_HOST = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")  # a DNS name or IPv4 address, lower case, no trailing dot
 
 
 def max_bytes_from(config: Mapping) -> int:
@@ -69,6 +79,8 @@ def request(method: str, url: str, what: str, **kwargs) -> requests.Response:
         raise MediaError(f"{what}: not a usable URL", retryable=False, code="bad_host") from None
     except requests.RequestException as exc:  # connection refused or reset, DNS, a broken chunked body ...
         raise MediaError(f"{what}: network error ({type(exc).__name__})", retryable=True, code="network") from None
+    except ValueError:  # requests reads a redirect's Location even when not following it, and may choke on it
+        raise MediaError(f"{what}: an unreadable answer", retryable=False, code="bad_answer") from None
 
 
 def download(
@@ -89,7 +101,8 @@ def download(
         max_bytes: the cap; a bigger ``Content-Length`` is refused before reading, a body that grows past it is
             refused as soon as it does.
         headers, auth: sent with the request (to redirect targets only when ``auth_for`` allows them).
-        allowed: when given, redirects are followed by hand (at most 3) and only to URLs it accepts.
+        allowed: when given, ``url`` must pass it, and redirects are followed by hand (at most 3) and only to URLs
+            it accepts (use :func:`host_allowed`, which reads hosts the way requests connects).
         auth_for: which URLs may receive ``headers``/``auth``; default: all allowed ones.
 
     Returns:
@@ -98,6 +111,8 @@ def download(
     Raises:
         MediaError: as :func:`status_error`, :func:`too_large`, or a network failure (retryable).
     """
+    if allowed is not None and not allowed(url):
+        raise MediaError(f"{what}: the URL is not on an allowed host", retryable=False, code="bad_host")
     deadline = time.monotonic() + DOWNLOAD_SECONDS
     # Photos are compressed already; asking for no transfer encoding keeps a gzip bomb out of the decoder.
     plain = {"Accept-Encoding": "identity"}
@@ -165,24 +180,49 @@ def fetch_media(provider: str, media: Mapping, config: Mapping) -> tuple[bytes, 
 
 
 def origin(url: str) -> tuple[str, str, int] | None:
-    """``(scheme, host, port)`` of an http(s) URL (default ports filled in), or ``None``."""
+    """``(scheme, host, port)`` of a plain http(s) URL as requests will connect to it, or ``None``.
+
+    The host is read by urllib3's parser, the one requests connects with (default ports filled in). ``None`` for
+    anything that is not plainly ``scheme://host[:port]/...``: characters other than printable ASCII, a backslash,
+    an ``@`` (userinfo, or a host hidden behind one), a host that is not a lower-case DNS name or IPv4 address (a
+    trailing dot, a Unicode IDN, percent escapes), and any URL the standard library's parser reads as another
+    origin. ``https://evil.example\\@api.twilio.com/`` is the reason: ``urlparse`` says ``api.twilio.com``,
+    urllib3 connects to ``evil.example``.
+    """
+    if not isinstance(url, str) or not _PRINTABLE_ASCII.fullmatch(url) or "\\" in url or "@" in url:
+        return None
     try:
-        parts = requests.compat.urlparse(url)
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    except ValueError:
+        parts = parse_url(url)
+        other = urlsplit(url)
+        other_port = other.port
+    except (LocationParseError, ValueError):
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+    scheme = (parts.scheme or "").lower()
+    if scheme not in DEFAULT_PORTS or parts.auth is not None or not parts.host or not _HOST.fullmatch(parts.host):
         return None
-    return parts.scheme, parts.hostname.lower(), port
+    port = parts.port or DEFAULT_PORTS[scheme]
+    if (other.scheme.lower(), other.hostname, other_port or DEFAULT_PORTS[scheme]) != (scheme, parts.host, port):
+        return None
+    return scheme, parts.host, port
+
+
+def path(url: str) -> str:
+    """The path requests will ask for (urllib3's parser: dot segments removed), or ``""``."""
+    try:
+        return parse_url(url).path or ""
+    except LocationParseError:
+        return ""
 
 
 def host_allowed(url: str, *, domains: tuple[str, ...], base_url: str | None = None) -> bool:
-    """True for an https URL on one of ``domains`` (or a subdomain), or a URL on ``base_url``'s origin (the
-    ``*_API_BASE_URL`` setting, which may be plain http on 127.0.0.1 for tests and local fakes)."""
+    """True for an https URL on port 443 of one of ``domains`` (or a subdomain), or a URL on ``base_url``'s origin
+    (the ``*_API_BASE_URL`` setting, which may be plain http on 127.0.0.1 for tests and local fakes). Hosts are
+    compared as :func:`origin` reads them: anything it refuses is never allowed."""
     where = origin(url)
     if where is None:
         return False
     if base_url and where == origin(base_url):
         return True
-    scheme, host, _ = where
-    return scheme == "https" and any(host == domain or host.endswith("." + domain) for domain in domains)
+    scheme, host, port = where
+    on_a_domain = any(host == domain or host.endswith("." + domain) for domain in domains)
+    return scheme == "https" and port == 443 and on_a_domain

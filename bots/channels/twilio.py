@@ -356,7 +356,7 @@ class TwilioChannel(Channel):
                 or media_download.host_allowed(target, domains=TWILIO_MEDIA_HOSTS)
                 or (
                     media_download.host_allowed(target, domains=TWILIO_S3_HOSTS)
-                    and requests.compat.urlparse(target).path.startswith(TWILIO_S3_PATH)
+                    and media_download.path(target).startswith(TWILIO_S3_PATH)
                 )
             )
 

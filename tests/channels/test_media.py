@@ -444,3 +444,115 @@ def test_a_stored_photo_goes_from_the_store_through_the_pipeline_to_the_model(tm
 
     assert content_type == "image/heic" and stored.source_format == "HEIF"
     assert len(prediction.top) == 3 and prediction.validated is False
+
+
+# --- tricky URLs: the host that is checked is the host requests connects to ---------------------------------------
+
+TWILIO_API = ("api.twilio.com",)
+TRICKY_URLS = [  # (url, allowed on api.twilio.com)
+    ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", True),
+    ("HTTPS://API.TWILIO.COM/2010-04-01/x", True),  # the same host in upper case
+    ("https://api.twilio.com:443/x", True),  # the default port, spelled out
+    ("https://api.twilio.com/x#frag", True),
+    ("https://evil.example\\@api.twilio.com/x", False),  # urlparse: api.twilio.com; urllib3: evil.example
+    ("https://evil.example\\.api.twilio.com/x", False),
+    ("https://api.twilio.com\\@evil.example/x", False),
+    ("https://api.twilio.com/x\\y", False),  # a backslash anywhere
+    ("https://evil.example@api.twilio.com/x", False),  # userinfo
+    ("https://AC1:token@api.twilio.com/x", False),
+    ("https://api.twilio.com@evil.example/x", False),
+    ("https://api.twilio.com/x@y", False),  # an @ anywhere
+    ("https://evil.example%2F@api.twilio.com/x", False),
+    ("https://evil.example%5C@api.twilio.com/x", False),
+    ("https://api.twilio.com%2F.evil.example/x", False),
+    ("https://api%2etwilio.com/x", False),  # urllib3 decodes the escape, urlparse does not: the parsers disagree
+    ("https://api.twilio.com#@evil.example/x", False),
+    ("https://evil.example#.api.twilio.com/x", False),
+    ("https://evil.example?.api.twilio.com/x", False),
+    ("https://api.twilio.com./x", False),  # a trailing dot
+    ("https://api.twilio.com.evil.example/x", False),
+    ("https://\u0430pi.twilio.com/x", False),  # a Cyrillic a: an IDN look-alike
+    ("https://xn--pi-6kc.twilio.com/x", False),  # the same in punycode: another host
+    ("https://api.twilio.com:8443/x", False),  # another port
+    ("https://api.twilio.com:65536/x", False),
+    ("https://api.twilio.com:+443/x", False),
+    ("http://api.twilio.com/x", False),  # never credentials over plain http
+    ("http://api.twilio.com:443/x", False),
+    ("https:api.twilio.com/x", False),
+    ("//api.twilio.com/x", False),
+    ("https:///api.twilio.com/x", False),
+    ("ftp://api.twilio.com/x", False),
+    ("https://api.twilio.com\t/x", False),
+    (" https://api.twilio.com/x", False),
+    ("https://[::1]/x", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("url", "allowed"), TRICKY_URLS)
+def test_media_hosts_are_read_as_requests_connects(url, allowed):
+    assert media_module.host_allowed(url, domains=TWILIO_API) is allowed
+    if not allowed:  # refused before any connection: nothing to resolve, nothing sent
+        media = {"content_type": "image/jpeg", "url": url, "provider_media_id": None}
+        _fails("twilio", media, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN},
+               code="not_found" if not url else "bad_host", retryable=False)  # fmt: skip
+
+
+# Tricky URLs between two servers on 127.0.0.1: {api} is the allowed origin (*_API_BASE_URL), {evil} another.
+TRICKY_LOOPBACK = [
+    "http://{evil}\\@{api}/2010-04-01/x",  # urlparse reads {api}; requests connected to {evil} with the credentials
+    "http://localhost:{evil_port}\\@{api}/2010-04-01/x",
+    "http://{evil}\\.{api}/x",
+    "http://{evil}%2F@{api}/x",
+    "http://{evil}#@{api}/x",
+    "http://{evil}?@{api}/x",
+    "http://{api}@{evil}/x",
+    "http://user:pw@{api}/x",
+]
+
+
+def _refused(provider: str, media: dict, config: dict, secret: str) -> None:
+    with pytest.raises(MediaError) as caught:
+        fetch_media(provider, media, config)
+    # bad_answer: a Location so broken that requests itself cannot read it (it parses one even when not following)
+    assert caught.value.code in ("bad_host", "bad_answer") and not caught.value.retryable, str(caught.value)
+    assert secret not in str(caught.value)
+
+
+def _tricky(template: str, api: FakeProvider, evil: FakeProvider) -> str:
+    return template.format(api=api.base_url.removeprefix("http://"), evil=evil.base_url.removeprefix("http://"),
+                           evil_port=evil.base_url.rsplit(":", 1)[1])  # fmt: skip
+
+
+@pytest.mark.parametrize("template", TRICKY_LOOPBACK)
+@pytest.mark.parametrize("how", ["media url", "redirect"])
+def test_twilio_credentials_never_reach_another_host(template, how):
+    with FakeProvider() as api, FakeProvider() as evil:
+        evil.respond(200, PHOTO, {"Content-Type": "image/jpeg"})
+        url = _tricky(template, api, evil)
+        api.respond(307, b"", {"Location": url})
+        media = _twilio_media(api) if how == "redirect" else {"content_type": "image/jpeg", "url": url}
+        _refused("twilio", media, _twilio(api), AUTH_TOKEN)
+    assert evil.requests == []
+    assert len(api.requests) == (1 if how == "redirect" else 0)
+
+
+@pytest.mark.parametrize("template", TRICKY_LOOPBACK)
+@pytest.mark.parametrize("how", ["lookup url", "redirect"])
+def test_whatsapp_token_never_reaches_another_host(template, how):
+    with FakeProvider() as api, FakeProvider() as evil:
+        evil.respond(200, PHOTO, {"Content-Type": "image/jpeg"})
+        url = _tricky(template, api, evil)
+        download = f"{api.base_url}/whatsapp_business/attachments/?mid=1037" if how == "redirect" else url
+        api.respond(_routes({"/v21.0/1037543291543636": _lookup(api, url=download),
+                             "/whatsapp_business/attachments/": (307, b"", {"Location": url})}))  # fmt: skip
+        _refused("whatsapp", WA_MEDIA, _whatsapp(api), WA_TOKEN)
+    assert evil.requests == []
+
+
+def test_twilio_s3_redirects_are_checked_on_the_path_requests_asks_for():
+    # Dot segments are removed before the request goes out: this is another bucket, not Twilio's.
+    with FakeProvider() as api:
+        api.respond(307, b"", {"Location": "https://s3.amazonaws.com/media.twiliocdn.com/../evil-bucket/x.jpg"})
+        _fails("twilio", _twilio_media(api), _twilio(api), code="bad_host", retryable=False)
+    assert media_module.path("https://s3.amazonaws.com/media.twiliocdn.com/../evil-bucket/x") == "/evil-bucket/x"

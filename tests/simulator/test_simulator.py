@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.config import SIMULATOR_SECRETS, load_config
+from app.config import SIMULATOR_SECRETS, ConfigError, load_config
 from app.extensions import db, redis_client
 from app.models import (
     Analysis,
@@ -118,13 +118,18 @@ def test_off_in_test_mode_unless_enabled(app_factory):
     assert client.post("/simulator/api/sms", json={}, headers=HEADERS).status_code == 404
 
 
-def test_off_in_production_unless_enabled_and_then_without_generated_secrets(app_factory):
+def test_off_in_production_and_refused_there(app_factory):
     production = {"THUSA_ENV": "production", "SECRET_KEY": "p" * 40, "JWT_SECRET_KEY": "q" * 40}
     assert app_factory(**production).test_client().get("/simulator").status_code == 404
-    enabled = app_factory(**production, SIMULATOR_ENABLED="true")
-    client = enabled.test_client()
+    # It would sign forged webhooks with the real secrets: the app does not start (tests/test_config.py).
+    with pytest.raises(ConfigError, match="SIMULATOR_ENABLED"):
+        app_factory(**production, SIMULATOR_ENABLED="true")
+
+
+def test_without_generated_secrets_outside_development_it_names_the_settings_it_needs(app_factory, monkeypatch):
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    client = app_factory(SIMULATOR_ENABLED="true").test_client()  # test mode: nothing is generated
     assert client.get("/simulator").status_code == 200
-    # No webhook secret is ever generated in production: the simulator says which settings it needs.
     response = client.post("/simulator/api/sms", json={"phone": PATIENT, "text": "1"}, headers=HEADERS)
     assert response.status_code == 409
     assert response.get_json()["error"]["details"]["settings"] == ["TWILIO_AUTH_TOKEN"]

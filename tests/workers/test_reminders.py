@@ -1,4 +1,5 @@
-"""The appointment jobs: due reminders into the outbox, missed appointments, retention of message texts.
+"""The appointment jobs: due reminders into the outbox and missed appointments (retention is in
+``tests/services/test_retention.py``).
 
 The job functions run directly in the app context, on both backends and the real test Redis, with ``now`` passed
 in (never waited for). Sending the reminders (the checks at send time, a real provider client, a real worker
@@ -14,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from app.config import ConfigError, load_config
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import Outgoing, queue_many
@@ -29,7 +29,7 @@ from app.models.appointment import (
     STATUS_SCHEDULED,
 )
 from app.services import appointments
-from app.services.upkeep import erase_expired_texts, mark_missed, queue_due_reminders
+from app.services.upkeep import mark_missed, queue_due_reminders
 from tests.conftest import make_clinic
 from tests.factories import store_appointment
 
@@ -465,70 +465,3 @@ def test_mark_missed_touches_only_open_appointments_once_and_audits_the_count(ap
     assert audit_row.actor_id is None
     assert audit_row.details == {"count": 3, "clinics": {str(gaborone.id): 2, str(accra.id): 1}}
     assert "+267" not in str(audit_row.details)
-
-
-# --- erase_expired_texts ----------------------------------------------------------------------------------------------
-
-
-def _message(appointment: Appointment | None, direction: str, text: str, buttons: list | None = None) -> Message:
-    message = Message(direction=direction, channel="sms", address="+26771234567", text=text, status="sent",
-                      kind="reminder" if direction == "out" else None, buttons=buttons or [],
-                      appointment_id=appointment.id if appointment else None)  # fmt: skip
-    db.session.add(message)
-    db.session.commit()
-    return message
-
-
-@pytest.fixture
-def retention_app(app_factory):
-    application = app_factory(MESSAGE_RETENTION_DAYS=30)
-    with application.app_context():
-        yield application
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_retention_erases_only_the_texts_of_messages_about_appointments_past_the_period(retention_app):
-    at_clinic = clinic()
-    old = book(at_clinic, NOW - timedelta(days=31), planned=NOW - timedelta(days=40))
-    recent = book(at_clinic, NOW - timedelta(days=29), planned=NOW - timedelta(days=40))
-    upcoming = book(at_clinic, NOW + DAY, planned=NOW - timedelta(days=40))
-    old_out = _message(old, "out", "Thusa reminder: your visit ...", [{"id": "1", "title": "Ee"}])
-    old_in = _message(old, "in", "Ee, ke tla tla")
-    kept = [_message(recent, "out", "Thusa reminder"), _message(upcoming, "out", "Thusa reminder"),
-            _message(None, "out", "Thusa: your password reset code is 123456.")]  # fmt: skip
-
-    assert erase_expired_texts(now=NOW) == 2
-    assert erase_expired_texts(now=NOW) == 0  # idempotent
-
-    db.session.expire_all()
-    for message in (old_out, old_in):
-        erased = db.session.get(Message, message.id)
-        assert (erased.text, erased.buttons) == (None, [])
-        assert erased.status == "sent" and erased.appointment_id == old.id  # the counts survive
-    assert [db.session.get(Message, m.id).text for m in kept] == [m.text for m in kept]
-    (audit_row,) = db.session.scalars(select(AuditLog).where(AuditLog.action == "retention.erase")).all()
-    assert audit_row.details == {"count": 2, "days": 30}
-
-
-def test_retention_defaults_to_a_year(app):
-    assert app.config["MESSAGE_RETENTION_DAYS"] == 365
-    appointment = book(clinic(), NOW - timedelta(days=364), planned=NOW - timedelta(days=400))
-    message = _message(appointment, "out", "Thusa reminder")
-
-    assert erase_expired_texts(now=NOW) == 0
-    assert erase_expired_texts(now=NOW + 2 * DAY) == 1
-    db.session.expire_all()
-    assert db.session.get(Message, message.id).text is None
-
-
-@pytest.mark.parametrize(("value", "ok"), [("365", True), ("1", True), ("0", False), ("-5", False), ("a year", False)])
-def test_the_retention_setting_must_be_a_positive_whole_number_of_days(monkeypatch, tmp_path, value, ok):
-    monkeypatch.setenv("MESSAGE_RETENTION_DAYS", value)
-    if ok:
-        assert load_config({"THUSA_ENV": "test", "INSTANCE_PATH": str(tmp_path)})["MESSAGE_RETENTION_DAYS"] == int(
-            value
-        )
-    else:
-        with pytest.raises(ConfigError, match="MESSAGE_RETENTION_DAYS"):
-            load_config({"THUSA_ENV": "test", "INSTANCE_PATH": str(tmp_path)})
