@@ -6,6 +6,12 @@ contact's language. An inbound message gets at most one reply (the outbox row is
 contact's messages are handled in order: the contact row is locked and every earlier unhandled message of theirs
 goes first.
 
+A message whose handling fails is kept ``failed`` and tried again: by RQ's retries of its job, then by the sweeper at
+``retry_at`` (back-off up to ``INBOUND_RETRY_MAX``), ``INBOUND_MAX_ATTEMPTS`` times in all; then it stays ``failed``
+(``retry_at`` empty) and is counted in ``/readyz``. While it waits for a retry, the contact's later messages wait
+behind it (a retried old message never jumps ahead of a newer one: an old START must not undo a newer STOP); its
+retry handles them after it, and once it is given up they go on without it.
+
 USSD is synchronous: :func:`handle_ussd` returns the screen for the HTTP answer.
 """
 
@@ -14,8 +20,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from app.extensions import db
 from app.messaging import inbox
@@ -26,6 +33,10 @@ from app.models.message_log import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STAT
 from bots.flows import FLOWS, Context, Flow, Reply
 
 log = logging.getLogger(__name__)
+
+INBOUND_MAX_ATTEMPTS = 10  # failed handlings of a message (its job's 5 RQ runs, then the sweeper's) before giving up
+INBOUND_RETRY_FIRST = timedelta(minutes=1)  # the wait after the first failure, doubled after each one ...
+INBOUND_RETRY_MAX = timedelta(minutes=30)  # ... up to this: about 2.5 hours from the first failure to the last try
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "EMISA"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
@@ -143,17 +154,28 @@ def _reply(message: Message, contact: Contact, reply: Reply) -> None:
         log.warning("no reply to message %s: %s", message.id, exc.code)
 
 
+def retry_at(attempts: int, now: datetime) -> datetime | None:
+    """When a message that failed ``attempts`` times is tried again; None once it has had its last try."""
+    if attempts >= INBOUND_MAX_ATTEMPTS:
+        return None
+    return now + min(INBOUND_RETRY_FIRST * 2 ** max(attempts - 1, 0), INBOUND_RETRY_MAX)
+
+
 def handle_message(message_id: str) -> int:
     """Handle an inbound SMS or chat message, and any earlier unhandled ones of the same contact, in order.
+
+    A retry of a failed message also handles the contact's later messages that waited behind it.
 
     Args:
         message_id: the stored inbound message.
 
     Returns:
-        How many messages this call handled (0 when another worker already did).
+        How many messages this call handled (0 when another worker already did, or when an earlier message of
+        the contact waits for its retry: this one waits behind it).
 
     Raises:
-        Exception: whatever a flow raised; the message is marked ``failed`` first, and the job is retried.
+        Exception: whatever a flow raised; the message is marked ``failed`` first (with its next try, see
+            :func:`retry_at`), and the job is retried.
     """
     message = db.session.get(Message, uuid.UUID(message_id))
     if message is None or message.direction != DIRECTION_IN:
@@ -161,21 +183,28 @@ def handle_message(message_id: str) -> int:
     contact = _lock_contact(inbox.link_contact(message).id)
     # Another worker may have handled these messages while this one waited for the lock: read them afresh.
     db.session.expire_all()
-    pending = db.session.scalars(
-        select(Message)
-        .where(
-            Message.address == contact.address,
-            Message.direction == DIRECTION_IN,
-            Message.channel != USSD,
-            or_(Message.status == STATUS_RECEIVED, Message.id == message.id),
-            Message.received_at <= message.received_at,
-        )
-        .order_by(Message.received_at, Message.created_at)
-    ).all()
+    query = select(Message).where(
+        Message.address == contact.address,
+        Message.direction == DIRECTION_IN,
+        Message.channel != USSD,
+        or_(
+            Message.status == STATUS_RECEIVED,
+            Message.id == message.id,
+            and_(Message.status == STATUS_FAILED, Message.retry_at.is_not(None)),  # waiting for a retry
+        ),
+    )
+    if message.status != STATUS_FAILED:  # a retry goes on with the messages that waited behind it
+        query = query.where(Message.received_at <= message.received_at)
+    pending = db.session.scalars(query.order_by(Message.received_at, Message.created_at)).all()
     handled = 0
     for item in pending:
         if item.status not in (STATUS_RECEIVED, STATUS_FAILED):
             continue
+        if item.status == STATUS_FAILED and item.id != message.id:
+            # Another message waits for its retry: it and everything after it stay as they are, in order.
+            log.info("inbound message %s waits behind message %s, which failed and will be retried", message.id,
+                     item.id)  # fmt: skip
+            break
         inbox.link_contact(item)
         try:
             with db.session.begin_nested():
@@ -184,11 +213,18 @@ def handle_message(message_id: str) -> int:
                     _reply(item, contact, reply)
                 item.status = STATUS_HANDLED
                 item.last_error = None
+                item.retry_at = None
         except Exception as exc:
             item.status = STATUS_FAILED
             item.last_error = f"{exc.__class__.__name__}"[:500]
+            item.attempts = (item.attempts or 0) + 1
+            item.retry_at = retry_at(item.attempts, utcnow())
             db.session.commit()
-            log.exception("handling inbound message %s failed; it is kept and will be retried", item.id)
+            if item.retry_at is None:
+                log.exception("handling inbound message %s failed %d times; given up, it stays failed", item.id,
+                              item.attempts)  # fmt: skip
+            else:
+                log.exception("handling inbound message %s failed; it is kept and will be retried", item.id)
             raise
         handled += 1
     db.session.commit()

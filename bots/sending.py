@@ -1,5 +1,7 @@
-"""Sending: claim an outbox row, plan its channel and providers, hand it to them in order, record the result;
-and the sweeper. The jobs in ``workers.outbound`` call these; the adapters they use are in ``bots.channels``.
+"""Sending: claim an outbox row, plan its channel and providers (:mod:`bots.routing`: a reply goes out where the
+person wrote, never failed over), hand it to them in order, record the result; and the sweeper. The jobs in
+``workers.outbound`` call these; the adapters they use are in ``bots.channels``. A read timeout or an unreadable
+answer may mean the provider took the message: the row ends ``unknown`` and is never resent or failed over.
 
 Guarantees: no message is lost and none is sent twice, even if a worker is killed mid-send or Redis loses its
 data. A row is claimed (``queued`` → ``sending``) before any provider is called; a row found still ``sending``
@@ -26,16 +28,17 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import insert, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
-from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
+from app.jobs import HANDLE_MESSAGE, QUEUE_DEFAULT, QUEUE_OUTBOUND, enqueue, enqueue_handle, get_queue
 from app.messaging import inbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
-from app.models import Appointment, Contact, Message, MessageEvent, utcnow
-from app.models.channel import SMS, USSD, WHATSAPP
+from app.models import Appointment, Message, MessageEvent, utcnow
+from app.models.channel import USSD
 from app.models.message_log import (
     DIRECTION_IN,
     DIRECTION_OUT,
@@ -50,23 +53,19 @@ from app.models.message_log import (
     STATUS_UNKNOWN,
 )
 from app.services import send_checks
+from bots import routing
 from bots.channels import SendError, senders_for
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # job runs per message (each run tries every provider)
 STALE_AFTER = timedelta(minutes=1)  # a queued row or received message this old with no job is re-enqueued
 STUCK_AFTER = timedelta(minutes=6)  # longer than a send job may run (300 s timeout): the worker died mid-send
-WHATSAPP_WINDOW = timedelta(hours=24)
 _PENDING_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
 BATCH_SECONDS = 60.0  # a batch job starts no new send after this, so it ends well inside its 300 s timeout
 
 
 class AllProvidersFailed(Exception):
     """Every provider failed with a retryable error; RQ retries the job later."""
-
-
-# Each WhatsApp provider's approved template for messages outside the 24-hour window.
-TEMPLATE_SETTINGS = {"twilio": "TWILIO_WHATSAPP_CONTENT_SID", "whatsapp": "WHATSAPP_TEMPLATE_REMINDER"}
 
 
 # Provider adapters per app and channel, kept for the worker's life: each keeps its HTTP client, so a send reuses a
@@ -87,28 +86,10 @@ def _senders(channel: str) -> list:
     return cached[channel]
 
 
-def _plan(message: Message, contact: Contact | None) -> tuple[str, dict | None, list]:
-    """Which channel, template and providers to use.
-
-    WhatsApp inside the 24-hour window: free text. Outside it: the providers that have an approved template send
-    that template (the text as its variable); with none, the message falls back to SMS.
-    """
-    config = current_app.config
-    if message.channel != WHATSAPP:
-        return message.channel, None, _senders(message.channel)
-    providers = _senders(WHATSAPP)
-    last = contact.last_whatsapp_inbound_at if contact else None
-    if last is not None and utcnow() - last < WHATSAPP_WINDOW:
-        return WHATSAPP, None, providers
-    with_template = [p for p in providers if config.get(TEMPLATE_SETTINGS.get(p.name, ""))]
-    if with_template:
-        template = {"language": message.language or "en", "variables": {"1": message.text or ""}}
-        return WHATSAPP, template, with_template
-    return SMS, None, _senders(SMS)
-
-
-def _try_providers(outbound: OutboundMessage, providers: list) -> tuple[str, str | None, int]:
-    """Send through each provider in order: a few tries each on retryable errors, within a time budget.
+def _try_providers(outbound: OutboundMessage, providers: list, *, pinned: str | None = None
+                   ) -> tuple[str, str | None, int]:  # fmt: skip
+    """Send through each provider in order: a few tries each on retryable errors, within a time budget. A pinned
+    send has one provider: its failures are retried later on that provider, never failed over.
 
     Returns:
         (provider, provider id, attempt) of the provider that accepted it.
@@ -138,7 +119,10 @@ def _try_providers(outbound: OutboundMessage, providers: list) -> tuple[str, str
                 continue
             # The accepted attempt is recorded with the message's status (_finish): one commit less per message.
             return result.provider, result.provider_id, attempt
-    raise AllProvidersFailed("; ".join(errors)[:500])
+    detail = "; ".join(errors)
+    if pinned is not None:
+        detail = f"{pinned} (where the person wrote; a reply never fails over): {detail}"
+    raise AllProvidersFailed(detail[:500])
 
 
 def _note_attempt(message_id: uuid.UUID, provider: str, detail: str, code: str | None, status: str | None = None):
@@ -192,21 +176,27 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         held = _hold_for_appointment(message, appointment)
         if held is not None:
             return held
-    channel, template, providers = _plan(message, contact)
-    if channel != message.channel:
+    plan = routing.plan(message, contact, _senders, utcnow())
+    if plan.channel != message.channel:
         inbox.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
-        message.channel = channel
+        message.channel = plan.channel
         message.encoding, message.segments = sms_encoding(message.text or "")
+        message.pinned_provider = message.our_address = None  # an SMS instead: the first on that channel
+    if not plan.providers:
+        return _finish(message, STATUS_FAILED, code="route_unavailable",
+                       error=f"{plan.pinned or message.pinned_provider}, the provider the person wrote through, is "
+                       f"not configured for {plan.channel}; a reply is never sent from another number")  # fmt: skip
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
-    outbound = OutboundMessage(message.id, channel, message.address, message.text or "", message.language,
-                               buttons=buttons, template=template)  # fmt: skip
+    outbound = OutboundMessage(message.id, plan.channel, message.address, message.text or "", message.language,
+                               buttons=buttons, template=plan.template, sender=plan.sender)  # fmt: skip
     db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
 
     try:
-        provider, provider_id, attempt = _try_providers(outbound, providers)
+        provider, provider_id, attempt = _try_providers(outbound, plan.providers, pinned=plan.pinned)
     except SendError as exc:
         if exc.maybe_sent:
-            log.error("message %s: the provider's answer was unreadable; marked unknown, not resent", message.id)
+            log.error("message %s: the provider's answer timed out or was unreadable; it may have gone out: marked "
+                      "unknown, not resent", message.id)  # fmt: skip
             return _finish(message, STATUS_UNKNOWN, error=str(exc), code=exc.code)
         if exc.opted_out:
             inbox.opt_out(contact)
@@ -414,7 +404,10 @@ def sweep() -> dict[str, int]:
 
     - releases scheduled messages whose time has come;
     - re-enqueues queued outbound rows and received inbound messages whose job was lost (Redis restarted or
-      wiped, or a process died between commit and enqueue);
+      wiped, or a process died between commit and enqueue), except messages waiting behind an earlier one of the
+      same person that failed (its retry handles them, in order);
+    - tries again inbound messages whose handling failed, once their ``retry_at`` has come (RQ's retries of their
+      job are over by then); the engine sets the next one, or gives up;
     - marks ``unknown`` the rows a dead worker left ``sending``: they may have gone out, so they are never sent
       again; a person checks them.
 
@@ -444,14 +437,44 @@ def sweep() -> dict[str, int]:
             Message.direction == DIRECTION_OUT, Message.status == STATUS_QUEUED, Message.updated_at < now - STALE_AFTER
         )
     ).all()
+    earlier = aliased(Message)
+    waiting = (  # an earlier message of the same person waits for its retry: this one waits behind it
+        select(earlier.id)
+        .where(
+            earlier.address == Message.address,
+            earlier.direction == DIRECTION_IN,
+            earlier.status == STATUS_FAILED,
+            earlier.retry_at.is_not(None),
+            earlier.channel != USSD,
+            earlier.received_at <= Message.received_at,
+        )
+        .exists()
+    )
     stale_in = db.session.scalars(
         select(Message.id).where(
             Message.direction == DIRECTION_IN,
             Message.status == STATUS_RECEIVED,
             Message.channel != USSD,
             Message.created_at < now - STALE_AFTER,
+            ~waiting,
         )
     ).all()
+    retry_in = db.session.scalars(
+        select(Message.id).where(
+            Message.direction == DIRECTION_IN,
+            Message.status == STATUS_FAILED,
+            Message.channel != USSD,
+            Message.retry_at <= now,
+        )
+    ).all()
+    if retry_in:
+        # A lease: a retry whose job is lost (or whose worker dies) is tried again once a job's time is surely over.
+        db.session.execute(
+            update(Message)
+            .where(Message.id.in_(retry_in), Message.status == STATUS_FAILED)
+            .values(retry_at=now + STUCK_AFTER)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
     if stuck:
         log.error("%d outbound message(s) left mid-send by a dead worker are marked unknown", stuck)
@@ -464,5 +487,10 @@ def sweep() -> dict[str, int]:
     for message_id in stale_in:
         if not _job_pending(f"handle-{message_id}"):
             enqueue_handle(message_id)
+            requeued += 1
+    for message_id in retry_in:
+        if not _job_pending(f"handle-{message_id}"):
+            # One run per retry (no RQ retries): the back-off between tries is the engine's retry_at.
+            enqueue(QUEUE_DEFAULT, HANDLE_MESSAGE, str(message_id), job_id=f"handle-{message_id}", retry=None)
             requeued += 1
     return {"released": len(due), "requeued": requeued, "unknown": stuck}

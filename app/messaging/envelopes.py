@@ -37,7 +37,8 @@ class InboundMessage:
         sender: E.164 number (``+26771234567``) or, on Telegram, the chat id.
         text: what the person typed ('' when only media came).
         media: attachments, largest size only.
-        recipient: our number / short code / bot the message went to, when the provider says.
+        recipient: our number / short code / bot the message went to, when the provider says, as the provider's
+            send API names it (WhatsApp Cloud: the phone number id): a reply is sent from it.
         session_event: for USSD, ``new`` / ``resume`` / ``close``; otherwise ``None``.
         session_id: the USSD session id.
         received_at: when the provider says it was sent, else when we received it (UTC).
@@ -106,6 +107,8 @@ class OutboundMessage:
         media_urls: images to attach.
         template: outside WhatsApp's 24-hour window: the approved template to use instead of free text
             (``{"name": ..., "variables": [...]}``); ``None`` inside the window.
+        sender: our number, short code or WhatsApp phone number id to send from (a reply goes out from where the
+            person wrote to); ``None``: the provider's configured sender.
     """
 
     id: uuid.UUID
@@ -116,6 +119,7 @@ class OutboundMessage:
     buttons: tuple[Button, ...] = ()
     media_urls: tuple[str, ...] = ()
     template: dict | None = None
+    sender: str | None = None
 
 
 @dataclass(frozen=True)

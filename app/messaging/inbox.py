@@ -83,6 +83,7 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
             ],
             status=STATUS_RECEIVED,
             dedupe_key=key,
+            our_address=(inbound.recipient or "")[:64] or None,
             received_at=inbound.received_at or utcnow(),
             # Skin consultations: the few facts chat linking and buttons need later.
             extra={k: inbound.extra[k] for k in KEPT_EXTRA if inbound.extra.get(k) is not None} or None,
@@ -93,6 +94,22 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
     if message_id is None:
         return db.session.scalar(select(Message.id).where(Message.dedupe_key == key)), False
     return message_id, True
+
+
+def latest_inbound(address: str, channel: str, *, provider: str | None = None, our_address: str | None = None):
+    """Where the person last wrote to us on ``channel``: the latest inbound row's ``provider``, ``our_address`` and
+    ``received_at`` (only through ``provider``, and to ``our_address``, when given), or None when they never did."""
+    query = select(Message.provider, Message.our_address, Message.received_at).where(
+        Message.address == address,
+        Message.direction == DIRECTION_IN,
+        Message.channel == channel,
+        Message.received_at.is_not(None),
+    )
+    if provider is not None:
+        query = query.where(Message.provider == provider)
+    if our_address is not None:
+        query = query.where(Message.our_address == our_address)
+    return db.session.execute(query.order_by(Message.received_at.desc(), Message.created_at.desc()).limit(1)).first()
 
 
 def link_contact(message: Message) -> Contact:

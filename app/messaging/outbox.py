@@ -25,6 +25,7 @@ from app import jobs
 from app.errors import Conflict, ServiceError
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
+from app.messaging import inbox
 from app.messaging.envelopes import Button
 from app.models import Contact, Message, utcnow
 from app.models.channel import SMS
@@ -97,6 +98,7 @@ def queue_outbound(
     clinic_id: uuid.UUID | None = None,
     appointment_id: uuid.UUID | None = None,
     reply_to_id: uuid.UUID | None = None,
+    in_conversation: bool = False,
     buttons: tuple[Button, ...] = (),
     send_at: datetime | None = None,
     dedupe_key: str | None = None,
@@ -114,7 +116,10 @@ def queue_outbound(
         user_id: the account it concerns, if any.
         clinic_id: the clinic it is sent for (scopes it in the API).
         appointment_id: the appointment it is about (reminders and notices; checked again at send time).
-        reply_to_id: the inbound message this answers (at most one reply each).
+        reply_to_id: the inbound message this answers (at most one reply each): the reply goes out through the
+            provider and from the number that message came in by, never another (no failover).
+        in_conversation: a follow-up in the person's conversation on ``channel`` (e.g. a consultation's result sent
+            later): pinned like a reply, to the provider and number of their latest inbound message there.
         buttons: quick replies for chat channels.
         send_at: a future time to send at (the row waits as ``scheduled``).
         dedupe_key: one logical message, one row: a second call with the same key returns the first row.
@@ -137,6 +142,12 @@ def queue_outbound(
         _check_caps(address)
     encoding, segments = sms_encoding(text) if channel == SMS else (None, None)
     scheduled = send_at is not None and send_at > utcnow()
+    route = None
+    if reply_to_id is not None:
+        answered = db.session.get(Message, reply_to_id)  # the engine has it loaded: no query
+        route = answered if answered is not None and answered.channel == channel else None
+    elif in_conversation:
+        route = inbox.latest_inbound(address, channel)
     message = Message(
         direction=DIRECTION_OUT,
         channel=channel,
@@ -149,6 +160,8 @@ def queue_outbound(
         appointment_id=appointment_id,
         contact_id=contact.id if contact else None,
         reply_to_id=reply_to_id,
+        pinned_provider=route.provider if route else None,
+        our_address=route.our_address if route else None,
         buttons=[{"id": b.id, "title": b.title} for b in buttons],
         encoding=encoding,
         segments=segments,

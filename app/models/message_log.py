@@ -23,8 +23,12 @@ STATUS_SENDING = "sending"  # outbound, claimed by a worker
 STATUS_SENT = "sent"  # outbound, accepted by the provider
 STATUS_DELIVERED = "delivered"  # outbound, the provider reported delivery
 STATUS_READ = "read"  # outbound, the provider reported it read (chat)
-STATUS_FAILED = "failed"  # outbound: given up, or refused (opted out, capped); inbound: handling failed, retried
-STATUS_UNKNOWN = "unknown"  # outbound: a worker died mid-send; it may have gone out: a person must check
+# outbound: given up, or refused (opted out, capped); inbound: handling failed: retried at retry_at, or given up
+# (retry_at empty) after the engine's last attempt
+STATUS_FAILED = "failed"
+# outbound: it may have gone out (a worker died mid-send, a provider's answer timed out or was unreadable): never
+# resent automatically, a person must check
+STATUS_UNKNOWN = "unknown"
 STATUSES = (
     STATUS_RECEIVED,
     STATUS_HANDLED,
@@ -72,6 +76,7 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     # Unique per logical message (e.g. one reminder per appointment and offset): a retry can never send twice.
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # outbound: send job runs; inbound: failed handlings (its job's, RQ's retries' and the sweeper's)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None] = mapped_column()
@@ -92,6 +97,13 @@ class Message(UUIDPrimaryKey, Timestamps, Base):
     appointment_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("appointments.id", ondelete="SET NULL"), index=True
     )
+    # Our side of the conversation: inbound, the number, short code or WhatsApp phone number id the person wrote to
+    # (as the provider's send API names it); outbound, the one to send from (a reply goes out where they wrote).
+    our_address: Mapped[str | None] = mapped_column(String(64))
+    # Outbound: the provider a reply or follow-up must go out on (the one the person wrote through): no failover.
+    pinned_provider: Mapped[str | None] = mapped_column(String(32))
+    # Inbound, failed: when the sweeper tries to handle it again (empty once the engine has given up).
+    retry_at: Mapped[datetime | None] = mapped_column()
     # Skin consultations: small inbound facts a flow needs later (a Telegram shared contact card and the
     # sender's user id, a button's callback data); never the raw payload.
     extra: Mapped[dict | None] = mapped_column(JSON)

@@ -5,14 +5,23 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.messaging.outbox import queue_outbound
 from app.models import Clinic, Message, MessageEvent, utcnow
-from app.models.channel import SMS
-from app.models.message_log import KIND_API, STATUS_QUEUED, STATUS_SCHEDULED, STATUS_SENDING
+from app.models.channel import SMS, USSD
+from app.models.message_log import (
+    DIRECTION_IN,
+    DIRECTION_OUT,
+    KIND_API,
+    STATUS_FAILED,
+    STATUS_QUEUED,
+    STATUS_SCHEDULED,
+    STATUS_SENDING,
+    STATUS_UNKNOWN,
+)
 from app.services import audit
 from app.services.clinics import clinic_for
 from app.services.phones import to_e164
@@ -106,3 +115,21 @@ def log(actor, *, page: int, per_page: int, phone: str | None = None, direction:
     audit.record(actor, "message.list", "message", None, {"filters": filters, "count": len(result.items)})
     db.session.commit()
     return result
+
+
+def needs_attention() -> dict[str, int]:
+    """What a person must check, for ``/readyz``: outbound messages that may have gone out (``unknown``: never
+    resent automatically), and inbound messages whose handling failed on every try (given up: a STOP among them is
+    not honoured until someone acts)."""
+    counts = db.session.execute(
+        select(
+            func.count().filter(Message.direction == DIRECTION_OUT, Message.status == STATUS_UNKNOWN),
+            func.count().filter(
+                Message.direction == DIRECTION_IN,
+                Message.channel != USSD,
+                Message.status == STATUS_FAILED,
+                Message.retry_at.is_(None),
+            ),
+        ).where(Message.status.in_((STATUS_UNKNOWN, STATUS_FAILED)))
+    ).one()
+    return {"outbound_unknown": counts[0], "inbound_given_up": counts[1]}

@@ -118,7 +118,8 @@ def split(text: str, limit: int = REPLY_LIMIT) -> list[str]:
 
 def queue_reply(consultation: Consultation, recommendation: Recommendation) -> None:
     """Queue the recommendation's advice to the chat the consultation came from (in parts, each once: a dedupe key
-    per part, so a retried job never sends twice). An API consultation gets none: its answer is read in the API."""
+    per part, so a retried job never sends twice), through the provider and number the person last wrote to there.
+    An API consultation gets none: its answer is read in the API."""
     if consultation.channel not in CHAT_CHANNELS or consultation.contact_id is None:
         return  # an API consultation: the answer is read through GET /consultations/{id}
     contact = db.session.get(Contact, consultation.contact_id)
@@ -128,7 +129,7 @@ def queue_reply(consultation: Consultation, recommendation: Recommendation) -> N
         try:
             queue_outbound(channel=consultation.channel, address=contact.address, text=part,
                            language=language_of(consultation), kind=KIND_REPLY, user_id=consultation.user_id,
-                           dedupe_key=f"skin-reply:{consultation.id}:{number}")  # fmt: skip
+                           in_conversation=True, dedupe_key=f"skin-reply:{consultation.id}:{number}")  # fmt: skip
         except OptedOut:
             log.warning("no skin reply for consultation %s: the chat opted out", consultation.id)
             return

@@ -334,13 +334,15 @@ class AfricasTalkingChannel(Channel):
         """Send one SMS through AT's messaging API: one attempt, no retries.
 
         Args:
-            message: an SMS to an E.164 number. Media URLs are appended to the text (SMS carries none).
+            message: an SMS to an E.164 number, from ``message.sender`` (the short code or number the person
+                wrote to) or ``AT_SENDER_ID``. Media URLs are appended to the text (SMS carries none).
 
         Returns:
             The ``messageId`` AT gave the recipient (delivery reports carry it as ``id``).
 
         Raises:
-            SendError: retryable for timeouts, connection errors, HTTP 5xx/429 and account or gateway trouble;
+            SendError: retryable for connect timeouts, connection errors, HTTP 5xx/429 and account or gateway
+                trouble; ``maybe_sent`` for a read timeout (the request went out) and an unreadable answer;
                 permanent for a bad number or sender id; ``opted_out`` when the recipient blocked us.
         """
         if message.channel != SMS:
@@ -349,16 +351,18 @@ class AfricasTalkingChannel(Channel):
         client = self._client()
         log.info("africastalking sms %s to ...%s", message.id, message.address[-3:])
         try:
-            answer = client.send(
-                text, [message.address], sender_id=self.config.get("AT_SENDER_ID") or None, timeout=SEND_TIMEOUT
-            )
+            sender_id = message.sender or self.config.get("AT_SENDER_ID") or None
+            answer = client.send(text, [message.address], sender_id=sender_id, timeout=SEND_TIMEOUT)
         except requests.JSONDecodeError as exc:  # "application/json" that is not JSON: AT may have accepted it
             raise SendError("Africa's Talking: unreadable answer", code="bad_response", maybe_sent=True) from exc
         except ValueError as exc:  # the SDK's own number check, before any request
             raise SendError(
                 "Africa's Talking: invalid phone number", retryable=False, code="InvalidPhoneNumber"
             ) from exc
-        except requests.Timeout as exc:
+        except requests.ReadTimeout as exc:  # the request went out: AT may have taken it, so it must not go again
+            raise SendError("Africa's Talking did not answer in time; it may have sent the message",
+                            code="read_timeout", maybe_sent=True) from exc  # fmt: skip
+        except requests.Timeout as exc:  # connecting timed out: nothing reached AT
             raise SendError("Africa's Talking: timed out", retryable=True, code="timeout") from exc
         except requests.RequestException as exc:
             raise SendError(f"Africa's Talking: {exc.__class__.__name__}", retryable=True, code="connection") from exc

@@ -23,11 +23,13 @@ class SendError(Exception):
     """A send failed.
 
     Attributes:
-        retryable: a timeout, a 5xx or a 429: trying again (or another provider) can help.
+        retryable: a connect timeout, a refused connection, a 5xx or a 429: nothing was taken, so trying again (or
+            another provider) can help.
         code: the provider's error code, if any.
         opted_out: the provider says the recipient has opted out (e.g. Twilio 21610): never retry, opt them out.
-        maybe_sent: the provider answered success in a form we cannot read: it may have accepted the message, so
-            it must never be sent again; the worker marks it ``unknown`` for a person to check.
+        maybe_sent: the request reached the provider but its answer did not (a read timeout) or cannot be read: it
+            may have accepted the message, so it must never be sent again; the worker marks it ``unknown`` for a
+            person to check.
     """
 
     def __init__(self, message: str, *, retryable: bool = True, code: str | None = None, opted_out: bool = False,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
 from flask import Request
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
@@ -121,7 +122,8 @@ class TelegramChannel(Channel):
             SendResult: ``provider_id`` is ``"<chat_id>:<message_id>"`` of the last message sent.
 
         Raises:
-            SendError: 429, timeouts, network errors and 5xx are retryable; a Bot API 403 ("Forbidden: bot was
+            SendError: 429, connect/write/pool timeouts, network errors and 5xx are retryable; a read timeout (or
+                the whole call running out) is ``maybe_sent`` (the request went out); a Bot API 403 ("Forbidden: bot was
                 blocked by the user", kicked from the group ...) is ``opted_out``; 400 (chat not found, bad
                 request ...) and 401 are permanent.
         """
@@ -138,7 +140,9 @@ class TelegramChannel(Channel):
             chat_id, message_id = future.result(self.send_timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise SendError(f"telegram: no answer within {self.send_timeout} s", code="timeout") from None
+            # The whole call ran out while a request may have been out already: never sent again automatically.
+            raise SendError(f"telegram: no answer within {self.send_timeout} s; it may have sent the message",
+                            code="read_timeout", maybe_sent=True) from None  # fmt: skip
         except TelegramError as exc:
             raise _send_error(exc) from None
         return SendResult(provider=self.name, provider_id=f"{chat_id}:{message_id}")
@@ -226,7 +230,11 @@ def _send_error(exc: TelegramError) -> SendError:
         # exc.message says how long to wait; reading exc.retry_after warns (PTB's int -> timedelta migration).
         return SendError(f"telegram: rate limited ({detail})", code="429")
     if isinstance(exc, TimedOut):
-        return SendError(f"telegram: timed out ({detail})", code="timeout")
+        if isinstance(exc.__cause__, httpx.ReadTimeout):
+            # PTB wraps every httpx timeout in TimedOut; only a read timeout comes after the request went out.
+            return SendError(f"telegram: no answer in time; it may have sent the message ({detail})",
+                             code="read_timeout", maybe_sent=True)  # fmt: skip
+        return SendError(f"telegram: timed out ({detail})", code="timeout")  # connect, write or pool: not sent
     if isinstance(exc, Forbidden):
         # The Bot API's 403s all read "Forbidden: ..." (blocked by the user, user deactivated, kicked from the
         # group, can't initiate conversation): the chat is closed to us. Anything else behind a 403 (a proxy, a

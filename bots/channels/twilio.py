@@ -265,13 +265,13 @@ class TwilioChannel(Channel):
             choices = "\n".join(f"{number}. {button.title}" for number, button in enumerate(message.buttons, 1))
             text = f"{text}\n{choices}" if text else choices
         if message.channel == SMS:
-            sender = self.config.get("TWILIO_FROM")
+            sender = message.sender or self.config.get("TWILIO_FROM")
             if not sender:
                 raise SendError("TWILIO_FROM is not set", retryable=False, code="not_configured")
             # MMS does not exist in our countries: SMS carries the text only.
             params = {"to": message.address, "from_": sender, "body": text}
         else:
-            sender = _strip_whatsapp(self.config.get("TWILIO_WHATSAPP_FROM"))
+            sender = _strip_whatsapp(message.sender or self.config.get("TWILIO_WHATSAPP_FROM"))
             if not sender:
                 raise SendError("TWILIO_WHATSAPP_FROM is not set", retryable=False, code="not_configured")
             params = {"to": WHATSAPP_PREFIX + _strip_whatsapp(message.address), "from_": WHATSAPP_PREFIX + sender}
@@ -303,7 +303,8 @@ class TwilioChannel(Channel):
             The Twilio message sid (``SM…``) as ``provider_id``.
 
         Raises:
-            SendError: retryable for timeouts, connection errors, HTTP 429 and 5xx; ``opted_out`` for error 21610;
+            SendError: retryable for connect timeouts, connection errors, HTTP 429 and 5xx; ``maybe_sent`` for a
+                read timeout (the request went out) and an unreadable answer; ``opted_out`` for error 21610;
                 permanent (with Twilio's code) for invalid numbers and every other refusal.
         """
         if message.channel not in self.sends:
@@ -313,7 +314,13 @@ class TwilioChannel(Channel):
             created = self._rest_client().messages.create(**params)
         except (TwilioRestException, TwilioServiceException) as exc:
             raise _classify(exc, message) from None
+        except requests.ReadTimeout:
+            # The request went out and no answer came in time: Twilio may have taken it, so it must not go again.
+            log.warning("twilio %s message %s: no answer in time; it may have been sent", message.channel, message.id)
+            raise SendError("Twilio did not answer in time; it may have sent the message", code="read_timeout",
+                            maybe_sent=True) from None  # fmt: skip
         except requests.RequestException as exc:
+            # Connection refused, connect timeouts, DNS: nothing reached Twilio.
             log.warning("twilio %s message %s: not sent (%s)", message.channel, message.id, exc.__class__.__name__)
             raise SendError(f"Twilio unreachable ({exc.__class__.__name__})", retryable=True) from None
         except (TwilioException, ValueError) as exc:

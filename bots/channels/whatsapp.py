@@ -64,6 +64,7 @@ _TOKEN_LIKE = re.compile(r"EAA[A-Za-z0-9]{16,}")  # Meta access tokens start wit
 # skin pipeline: media ids are digits in the Cloud API (letters, '_', '-' and '.' allowed for other shapes); the
 # hosts Meta serves media URLs from (lookaside.fbsbx.com today).
 _MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_PHONE_NUMBER_ID = re.compile(r"[0-9]{1,32}")
 MEDIA_HOSTS = ("fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net")
 
 
@@ -167,12 +168,16 @@ class WhatsAppChannel(Channel):
             The result carrying Meta's ``wamid`` as ``provider_id``.
 
         Raises:
-            SendError: retryable for timeouts, connection errors, HTTP 5xx and 429, Meta's throttling codes and
-                131053; ``code="131047"`` (not retryable) outside the 24-hour window; not retryable for every other
-                refusal, with Meta's code and title (never the token).
+            SendError: retryable for connect timeouts, connection errors, HTTP 5xx and 429, Meta's throttling codes
+                and 131053; ``maybe_sent`` for a read timeout (the request went out); ``code="131047"`` (not
+                retryable) outside the 24-hour window; not retryable for every other refusal, with Meta's code and
+                title (never the token).
         """
         token = self.config.get("WHATSAPP_TOKEN") or ""
-        phone_number_id = self.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+        # A reply goes from the number the person wrote to: its phone number id, from the signed webhook (a display
+        # number, kept when Meta sent no id, cannot address the API).
+        own = message.sender if message.sender and _PHONE_NUMBER_ID.fullmatch(message.sender) else None
+        phone_number_id = own or self.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
         if not token or not phone_number_id:
             raise SendError("WhatsApp Cloud API is not configured", retryable=False, code="not_configured")
         payload = self.build_payload(message)
@@ -186,7 +191,10 @@ class WhatsAppChannel(Channel):
             response = requests.post(
                 url, json=payload, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_SECONDS
             )
-        except requests.Timeout:
+        except requests.ReadTimeout:  # the request went out: Meta may have taken it, so it must not go again
+            raise SendError("WhatsApp API did not answer in time; it may have sent the message", code="read_timeout",
+                            maybe_sent=True) from None  # fmt: skip
+        except requests.Timeout:  # connecting timed out: nothing reached Meta
             raise SendError("WhatsApp API timed out", retryable=True, code="timeout") from None
         except requests.ConnectionError:
             raise SendError("could not reach the WhatsApp API", retryable=True, code="connection") from None

@@ -81,7 +81,8 @@ def parse_notification(body: bytes, provider: str, map_status: Callable[[str], s
 def _messages(value: dict, seen: set[str], provider: str) -> list[InboundMessage]:
     metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     phone_number_id = string(metadata.get("phone_number_id"))
-    recipient = _business_number(metadata.get("display_phone_number")) or phone_number_id or None
+    # Our number as the send API names it (a reply goes from there); the display number only when Meta omits the id.
+    recipient = phone_number_id or _business_number(metadata.get("display_phone_number")) or None
     names: dict[str, str] = {}
     for contact in _list(value, "contacts", "value"):
         if not isinstance(contact, dict):

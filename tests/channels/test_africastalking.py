@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from app.messaging.envelopes import OutboundMessage
 from bots.channels import africastalking as at_module
 from bots.channels.africastalking import AfricasTalkingChannel
 from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, WebhookRejected
-from tests.fakes.server import FakeProvider
+from tests.fakes.server import FakeProvider, SilentPort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 SMS_FILE = json.loads((FIXTURES / "africastalking_sms.json").read_text())
@@ -636,12 +637,29 @@ def test_http_errors(fake, status, retryable):
     assert len(fake.requests) == 1
 
 
-def test_timeout_is_retryable(monkeypatch):
+def test_a_read_timeout_may_have_sent_the_message(monkeypatch):
+    # The request reached AT and its answer came too late: AT may have taken it, so it must never go again.
     monkeypatch.setattr(at_module, "SEND_TIMEOUT", (1.0, 0.2))
-    with FakeProvider(delay_seconds=0.6) as slow, pytest.raises(SendError) as error:
+    with FakeProvider(delay_seconds=0.6) as slow:
         slow.respond(200, success())
-        adapter(AT_API_BASE_URL=slow.base_url).send(outbound())
-    assert (error.value.retryable, error.value.code) == (True, "timeout")
+        with pytest.raises(SendError) as error:
+            adapter(AT_API_BASE_URL=slow.base_url).send(outbound())
+        time.sleep(0.5)  # let the slow answer finish before the server stops
+    assert (error.value.maybe_sent, error.value.retryable, error.value.code) == (True, False, "read_timeout")
+    assert len(slow.requests) == 1
+
+
+def test_a_connect_timeout_sent_nothing_and_is_retryable(monkeypatch):
+    monkeypatch.setattr(at_module, "SEND_TIMEOUT", (0.2, 1.0))
+    with SilentPort() as silent, pytest.raises(SendError) as error:
+        adapter(AT_API_BASE_URL=silent.base_url).send(outbound())
+    assert (error.value.maybe_sent, error.value.retryable, error.value.code) == (False, True, "timeout")
+
+
+def test_a_reply_goes_from_the_short_code_the_person_wrote_to(fake):
+    fake.respond(200, success())
+    adapter(AT_API_BASE_URL=fake.base_url).send(outbound(sender="21512"))
+    assert fake.requests[0].form["from"] == ["21512"]  # not AT_SENDER_ID "THUSA"
 
 
 def test_the_timeout_is_bounded(fake, monkeypatch):

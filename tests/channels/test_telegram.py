@@ -21,7 +21,7 @@ from app.messaging.envelopes import Button, InboundMessage, Media, OutboundMessa
 from bots.channels import telegram, telegram_client
 from bots.channels.base import MalformedPayload, ParsedWebhook, SendError, WebhookRejected
 from bots.channels.telegram import TelegramChannel
-from tests.fakes.server import FakeProvider
+from tests.fakes.server import FakeProvider, SilentPort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 DATA = json.loads((FIXTURES / "telegram.json").read_text(encoding="utf-8"))
@@ -590,22 +590,32 @@ def test_retry_after_is_in_the_message(fake, channel):
         channel.send(outbound())
 
 
-def test_slow_answer_times_out(fake, channel, monkeypatch):
+def test_a_read_timeout_may_have_sent_the_message(fake, channel, monkeypatch):
+    # The request reached the Bot API and its answer came too late: it may have been sent, so it never goes again.
     monkeypatch.setattr(TelegramChannel, "read_timeout", 0.3)
     fake.delay_seconds = 1.5
     fake.respond(200, sent())
     with pytest.raises(SendError) as raised:
         channel.send(outbound())
-    assert (raised.value.retryable, raised.value.code) == (True, "timeout")
+    assert (raised.value.maybe_sent, raised.value.retryable, raised.value.code) == (True, False, "read_timeout")
+    assert len(fake.requests) == 1
 
 
-def test_the_whole_call_is_bounded(fake, channel, monkeypatch):
+def test_the_whole_call_is_bounded_and_may_have_sent_the_message(fake, channel, monkeypatch):
     monkeypatch.setattr(TelegramChannel, "send_timeout", 0.3)
     fake.delay_seconds = 1.5
     fake.respond(200, sent())
     with pytest.raises(SendError) as raised:
         channel.send(outbound())
-    assert (raised.value.retryable, raised.value.code) == (True, "timeout")
+    assert (raised.value.maybe_sent, raised.value.retryable, raised.value.code) == (True, False, "read_timeout")
+
+
+def test_a_connect_timeout_sent_nothing_and_is_retryable(monkeypatch):
+    monkeypatch.setattr(TelegramChannel, "connect_timeout", 0.2)
+    with SilentPort() as silent, pytest.raises(SendError) as raised:
+        TelegramChannel({**CONFIG, "TELEGRAM_API_BASE_URL": silent.base_url}).send(outbound())
+    assert (raised.value.maybe_sent, raised.value.retryable, raised.value.code) == (False, True, "timeout")
+    assert TOKEN not in str(raised.value)
 
 
 def closed_port_url() -> str:

@@ -26,7 +26,7 @@ from app.messaging.envelopes import Button, OutboundMessage
 from app.models.channel import SMS, WHATSAPP
 from bots.channels.base import MalformedPayload, SendError, WebhookRejected
 from bots.channels.twilio import EMPTY_TWIML, TwilioChannel
-from tests.fakes.server import FakeProvider
+from tests.fakes.server import FakeProvider, SilentPort
 from tests.fakes.twilio import FakeTwilio, create_message_contract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
@@ -869,15 +869,32 @@ def test_wrong_credentials_are_permanent(fake):
     assert (failed.value.retryable, failed.value.code) == (False, "20003")
 
 
-def test_timeout_is_retryable(fake, monkeypatch):
+@pytest.mark.parametrize("channel", [SMS, WHATSAPP])
+def test_a_read_timeout_may_have_sent_the_message(fake, monkeypatch, channel):
+    # The request reached Twilio and its answer came too late: Twilio may have taken it, so it must never go again.
     monkeypatch.setattr(TwilioChannel, "timeout_seconds", 0.3)
-    fake.slow(5)
+    fake.slow(1)
     started = time.monotonic()
     with pytest.raises(SendError) as failed:
-        twilio_for(fake.base_url).send(outbound())
-    assert time.monotonic() - started < 3
-    assert failed.value.retryable
+        twilio_for(fake.base_url).send(outbound(channel))
+    assert time.monotonic() - started < 1
+    assert (failed.value.maybe_sent, failed.value.retryable, failed.value.code) == (True, False, "read_timeout")
     assert len(fake.requests) == 1
+    time.sleep(1)  # let the slow answer finish before the server stops
+
+
+def test_a_connect_timeout_sent_nothing_and_is_retryable(clean_env, monkeypatch):
+    monkeypatch.setattr(TwilioChannel, "timeout_seconds", 0.3)
+    with SilentPort() as silent, pytest.raises(SendError) as failed:
+        twilio_for(silent.base_url).send(outbound())
+    assert (failed.value.maybe_sent, failed.value.retryable) == (False, True)
+    assert "ConnectTimeout" in str(failed.value)
+
+
+@pytest.mark.parametrize(("channel", "prefix"), [(SMS, ""), (WHATSAPP, "whatsapp:")])
+def test_a_reply_goes_from_the_number_the_person_wrote_to(fake, channel, prefix):
+    twilio_for(fake.base_url).send(outbound(channel, sender="+15005550009"))
+    assert fake.created[0]["From"] == prefix + "+15005550009"  # not TWILIO_FROM / TWILIO_WHATSAPP_FROM
 
 
 def test_connection_refused_is_retryable(clean_env):

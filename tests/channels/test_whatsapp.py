@@ -19,7 +19,7 @@ from app.messaging.envelopes import Button, Media, OutboundMessage
 from bots.channels import whatsapp as whatsapp_module
 from bots.channels.base import MalformedPayload, SendError, WebhookRejected
 from bots.channels.whatsapp import WhatsAppChannel
-from tests.fakes.server import FakeProvider
+from tests.fakes.server import FakeProvider, SilentPort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "channels"
 DATA = json.loads((FIXTURES / "whatsapp_cloud.json").read_text(encoding="utf-8"))
@@ -210,7 +210,8 @@ def test_fixture_message_fields(plain_app, name):
     assert message.provider == "whatsapp"
     assert message.provider_id == CASES[name]["expected"]["external_id"]
     assert message.received_at == SENT_AT
-    assert message.recipient == "+250788123200"  # display_phone_number "+250 788 123 200"
+    # Our number as the send API names it (replies go from there): the phone number id, not "+250 788 123 200".
+    assert message.recipient == PHONE_NUMBER_ID
     assert message.session_event is None
 
 
@@ -379,8 +380,8 @@ def test_batched_entries_messages_and_statuses(plain_app):
         ("wamid.B1", "+26772000000", "2", "Kagiso"),
     ]
     assert parsed.messages[1].received_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
-    assert parsed.messages[0].recipient == "+26771000000"
-    assert parsed.messages[2].recipient == "+15550783881"
+    assert parsed.messages[0].recipient == PHONE_NUMBER_ID
+    assert parsed.messages[2].recipient == "999"
     assert parsed.messages[2].extra == {"phone_number_id": "999"}
     assert [(s.provider_id, s.status, s.error_code) for s in parsed.statuses] == [
         ("wamid.OUT1", "sent", None),
@@ -799,14 +800,38 @@ def test_send_outside_the_24_hour_window_is_not_retryable_and_says_so():
     assert "More than 24 hours have passed" in str(error.value)
 
 
-def test_send_timeout_is_retryable(monkeypatch):
+def test_a_read_timeout_may_have_sent_the_message(monkeypatch):
+    # The request reached Meta and its answer came too late: Meta may have taken it, so it must never go again.
     monkeypatch.setattr(whatsapp_module, "TIMEOUT_SECONDS", 0.1)
     with FakeProvider(delay_seconds=0.5) as fake:
         accepted(fake)
         with pytest.raises(SendError) as error:
             send(fake, outbound())
         time.sleep(0.6)  # let the slow answer finish before the server stops (no broken-pipe noise later)
-    assert (error.value.retryable, error.value.code) == (True, "timeout")
+    assert (error.value.maybe_sent, error.value.retryable, error.value.code) == (True, False, "read_timeout")
+    assert len(fake.requests) == 1
+
+
+def test_a_connect_timeout_sent_nothing_and_is_retryable(monkeypatch):
+    monkeypatch.setattr(whatsapp_module, "TIMEOUT_SECONDS", 0.2)
+    with SilentPort() as silent, pytest.raises(SendError) as error:
+        WhatsAppChannel({**CONFIG, "WHATSAPP_API_BASE_URL": silent.base_url}).send(outbound())
+    assert (error.value.maybe_sent, error.value.retryable, error.value.code) == (False, True, "timeout")
+
+
+def test_a_reply_goes_from_the_phone_number_id_the_person_wrote_to():
+    with FakeProvider() as fake:
+        accepted(fake)
+        send(fake, outbound(sender="5550001"))
+        assert fake.requests[0].path.endswith("/5550001/messages")
+
+
+def test_a_sender_that_is_not_a_phone_number_id_is_not_put_in_the_url():
+    with FakeProvider() as fake:
+        accepted(fake)
+        send(fake, outbound(sender="+15550783881"))  # a display number, kept when Meta sent no id
+        send(fake, outbound(sender="../../me"))
+        assert [r.path.rsplit("/", 2)[-2] for r in fake.requests] == [PHONE_NUMBER_ID, PHONE_NUMBER_ID]
 
 
 def closed_port() -> int:

@@ -13,6 +13,7 @@ Outbound tests point the real twilio / africastalking / python-telegram-bot / re
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,38 @@ class RecordedRequest:
 
     def json(self):
         return json.loads(self.body)
+
+
+class SilentPort:
+    """A port on 127.0.0.1 that never completes a TCP handshake: its listen backlog is full and nothing accepts, so
+    the kernel drops new connection attempts and a client's *connect* times out (nothing is ever sent to it).
+
+        with SilentPort() as silent:
+            ... a client pointed at silent.base_url raises its connect-timeout error ...
+    """
+
+    def __enter__(self) -> SilentPort:
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(0)
+        self.port = self._server.getsockname()[1]
+        self._fillers = []
+        for _ in range(3):  # more than the backlog holds
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self._fillers.append(filler)
+        time.sleep(0.05)  # let the kernel settle the handshakes that fit
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        for filler in self._fillers:
+            filler.close()
+        self._server.close()
 
 
 Answer = tuple[int, object] | tuple[int, object, dict]
