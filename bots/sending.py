@@ -31,7 +31,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.jobs import QUEUE_OUTBOUND, enqueue_handle, get_queue
-from app.messaging import inbox
+from app.messaging import inbox, outbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 from app.models import Appointment, Contact, Message, MessageEvent, utcnow
@@ -87,7 +87,7 @@ def _senders(channel: str) -> list:
     return cached[channel]
 
 
-def _plan(message: Message, contact: Contact | None) -> tuple[str, dict | None, list]:
+def _plan(message: Message, contact: Contact | None, text: str) -> tuple[str, dict | None, list]:
     """Which channel, template and providers to use.
 
     WhatsApp inside the 24-hour window: free text. Outside it: the providers that have an approved template send
@@ -102,7 +102,7 @@ def _plan(message: Message, contact: Contact | None) -> tuple[str, dict | None, 
         return WHATSAPP, None, providers
     with_template = [p for p in providers if config.get(TEMPLATE_SETTINGS.get(p.name, ""))]
     if with_template:
-        template = {"language": message.language or "en", "variables": {"1": message.text or ""}}
+        template = {"language": message.language or "en", "variables": {"1": text}}
         return WHATSAPP, template, with_template
     return SMS, None, _senders(SMS)
 
@@ -192,14 +192,18 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         held = _hold_for_appointment(message, appointment)
         if held is not None:
             return held
-    channel, template, providers = _plan(message, contact)
+    text = outbox.text_to_send(message)
+    if text is None:
+        return _finish(message, STATUS_FAILED, error="its secret text expired or was lost before the send",
+                       code="secret_expired")  # fmt: skip
+    channel, template, providers = _plan(message, contact, text)
     if channel != message.channel:
         inbox.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
         message.channel = channel
         message.encoding, message.segments = sms_encoding(message.text or "")
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
-    outbound = OutboundMessage(message.id, channel, message.address, message.text or "", message.language,
-                               buttons=buttons, template=template)  # fmt: skip
+    outbound = OutboundMessage(message.id, channel, message.address, text, message.language, buttons=buttons,
+                               template=template)  # fmt: skip
     db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
 
     try:
@@ -220,6 +224,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         if give_up:
             return STATUS_FAILED
         raise
+    outbox.forget_secret_text(message)
     return _finish(message, STATUS_SENT, provider=provider, provider_id=provider_id, attempt=attempt,
                    commit=commit_sent)  # fmt: skip
 
