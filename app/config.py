@@ -61,7 +61,7 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "and confirm), each endpoint counted on its own"),
         Setting("RATELIMIT_REGISTER", "10 per hour", "limit per address on registrations that succeed or answer 409 "
                 "(an email or phone already in use): what bounds probing for accounts through `register`"),
-        Setting("LOGIN_BACKOFF_AFTER", "5", "failed logins in a row on one email (from any address) before it waits "
+        Setting("LOGIN_BACKOFF_AFTER", "10", "failed logins in a row on one email (from any address) before it waits "
                 "2 s, then 4, 8 ... between tries (429 `login_backoff`); forgotten an hour after the last failure "
                 "and on a successful login"),
         Setting("LOGIN_BACKOFF_MAX_SECONDS", "900", "longest wait the login back-off imposes; addresses the account "

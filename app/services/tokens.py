@@ -4,7 +4,7 @@ Every login starts a *family*: a ``token_families`` row whose id is the ``fam`` 
 from that login by refresh. A token is valid only while its family's row exists; logging out deletes it. A refresh
 token may be used once: the family's ``generation`` moves on when one is spent, so using it again finds it moved,
 is taken as theft, and deletes the family. All of it is in the database, so a Redis wiped or restarted brings no
-token back. Checking a token costs one primary-key lookup, which also loads the account (see :func:`is_revoked`).
+token back. Checking a token costs one primary-key lookup, which also loads the account (:func:`live_account`).
 """
 
 from __future__ import annotations
@@ -71,25 +71,25 @@ def issued_before(payload: dict, moment: datetime | None) -> bool:
     return issued_ms < moment.timestamp() * 1000
 
 
-def is_revoked(payload: dict) -> bool:
-    """True when the token's family is gone (signed out, refresh token reused, expired) or was never issued here.
+def live_account(payload: dict) -> User | None:
+    """The account of a token whose family is live; None when the family is gone (signed out, refresh token
+    reused, expired) or was never issued here: the token is revoked.
 
-    One query by primary key. It loads the token's account along with the family, so the JWT user loader that
-    runs next (``db.session.get``) finds it in the session instead of querying again.
+    One query by primary key, which loads the account along with the family: the caller hands it on to the JWT
+    user loader (``app.security``), so checking a token costs that one query in all.
     """
     family_id = _family_id(payload)
     try:
         user_id = uuid.UUID(payload["sub"])
     except (KeyError, TypeError, ValueError):
-        return True
+        return None
     if family_id is None:
-        return True
-    found = db.session.execute(
-        select(TokenFamily.id, User)
-        .join(User, User.id == TokenFamily.user_id)
+        return None
+    return db.session.scalar(
+        select(User)
+        .join(TokenFamily, TokenFamily.user_id == User.id)
         .where(TokenFamily.id == family_id, TokenFamily.user_id == user_id)
-    ).first()
-    return found is None
+    )
 
 
 def revoke(payload: dict) -> None:
