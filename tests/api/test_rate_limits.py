@@ -10,8 +10,9 @@ def test_login_allows_ten_a_minute_per_address_then_429(client, people, redis_co
     redis_conn.flushdb()  # forget the sign-ins the fixture made
     # Ten different emails: the per-account back-off (tests/api/test_auth.py) stays out of this.
     statuses = [
-        client.post("/api/v1/auth/login", json={"email": f"guess{n}@example.org", "password": "wrong-password-1"})
-        .status_code
+        client.post(
+            "/api/v1/auth/login", json={"email": f"guess{n}@example.org", "password": "wrong-password-1"}
+        ).status_code
         for n in range(10)
     ]
     assert statuses == [401] * 10
