@@ -59,6 +59,13 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "across every endpoint"),
         Setting("RATELIMIT_AUTH", "10 per minute", "limit per address on login, register and password reset (request "
                 "and confirm), each endpoint counted on its own"),
+        Setting("RATELIMIT_REGISTER", "10 per hour", "limit per address on registrations that succeed or answer 409 "
+                "(an email or phone already in use): what bounds probing for accounts through `register`"),
+        Setting("LOGIN_BACKOFF_AFTER", "10", "failed logins in a row on one email (from any address) before it waits "
+                "2 s, then 4, 8 ... between tries (429 `login_backoff`); forgotten an hour after the last failure "
+                "and on a successful login"),
+        Setting("LOGIN_BACKOFF_MAX_SECONDS", "900", "longest wait the login back-off imposes; addresses the account "
+                "signed in from in the last 30 days are never made to wait"),
         Setting("RATELIMIT_ENABLED", "true", "`false` turns rate limiting off (refused in production)"),
         Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call `/api` from a browser; empty: none"),
         Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
@@ -66,6 +73,8 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "`-Proto`, `-Host`, `-Port`); 1 behind one TLS proxy, 0 when clients reach gunicorn directly"),
         Setting("PASSWORD_RESET_MINUTES", "15", "lifetime of a password reset code, in minutes"),
         Setting("PASSWORD_RESET_MAX_ATTEMPTS", "5", "wrong codes before a reset code is spent"),
+        Setting("PASSWORD_RESET_CODES_PER_HOUR", "3", "reset codes sent to one account per hour; further requests get "
+                "the same 202 and send nothing"),
         Setting("USSD_SERVICE_CODE", "*384*2580#", "USSD service code shown in menus and accepted in requests"),
         Setting("LOG_LEVEL", "INFO", "root log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)"),
     )),
@@ -73,8 +82,12 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("PUBLIC_BASE_URL", "", "public https URL of this service (webhook signatures, status callbacks)"),
         Setting("SMS_PROVIDERS", "twilio,africastalking", "SMS providers in failover order (those with credentials; "
                 "none: the console sender)"),
-        Setting("SMS_CAP_PER_NUMBER_HOUR", "20", "non-reminder SMS to one number per hour (SMS pumping guard)"),
-        Setting("SMS_CAP_PER_PREFIX_HOUR", "200", "non-reminder SMS to one 7-character number prefix per hour"),
+        Setting("SMS_CAP_PER_NUMBER_HOUR", "20", "non-reminder SMS to one number per hour, counted apart for sends "
+                "on behalf of signed-in users and clinics and for unauthenticated ones (SMS pumping guard)"),
+        Setting("SMS_BUDGET_UNAUTHENTICATED_HOUR", "300", "SMS per hour sent at the request of nobody signed in "
+                "(password reset codes), all countries together; over it they are dropped, never other SMS"),
+        Setting("SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR", "100", "the same, per destination country (from the "
+                "number's country code)"),
         Setting("SEND_ATTEMPTS_PER_PROVIDER", "3", "tries per provider on timeouts, 5xx and 429 before the next one"),
         Setting("SEND_PROVIDER_SECONDS", "30", "time budget per provider for those tries"),
         Setting("SEND_RETRY_BACKOFF_SECONDS", "1", "pause before the 2nd try of a provider (doubles for the 3rd)"),
@@ -132,7 +145,9 @@ SIMULATOR_SECRETS = ("TWILIO_AUTH_TOKEN", "AT_WEBHOOK_TOKEN", "TELEGRAM_WEBHOOK_
 
 _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
-    "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
+    "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "PASSWORD_RESET_CODES_PER_HOUR", "LOGIN_BACKOFF_AFTER",
+    "LOGIN_BACKOFF_MAX_SECONDS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_BUDGET_UNAUTHENTICATED_HOUR",
+    "SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
     "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS",  # skin pipeline
 )  # fmt: skip

@@ -98,7 +98,7 @@ class CommonErrorsPlugin(BasePlugin):
     """Document the errors every operation of a kind can give, so no endpoint has to list them by hand.
 
     A JSON body can be malformed (400) or too large (413); a bearer-protected operation checks revocations in
-    Redis, which can be down (503).
+    the database, which can be down (503).
     """
 
     def operation_helper(self, path=None, operations=None, **kwargs) -> None:
@@ -146,7 +146,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError):
-        return error_response(error.status, error.code, error.message, error.details)
+        # A service may name headers (e.g. Retry-After on a 429), still knowing nothing else of HTTP.
+        return error_response(error.status, error.code, error.message, error.details, getattr(error, "headers", None))
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError):

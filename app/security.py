@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_jwt_extended import current_user, get_current_user, verify_jwt_in_request
 
 from app.errors import Forbidden, error_response
@@ -69,10 +69,12 @@ def init_app(app: Flask) -> None:
 
     @jwt.user_lookup_loader
     def _load_user(_header, payload):
-        try:
-            user = db.session.get(User, uuid.UUID(payload["sub"]))
-        except (ValueError, KeyError):
-            return None
+        user = g.pop("thusa_token_account", None)  # loaded by _revoked, which runs first
+        if user is None:
+            try:
+                user = db.session.get(User, uuid.UUID(payload["sub"]))
+            except (ValueError, KeyError):
+                return None
         if user is None or not user.active:
             return None
         if tokens.issued_before(payload, user.password_changed_at):
@@ -81,7 +83,9 @@ def init_app(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header, payload) -> bool:
-        return tokens.is_revoked(payload)
+        account = tokens.live_account(payload)
+        g.thusa_token_account = account  # one query answers both "revoked?" and "whose?"
+        return account is None
 
     jwt.user_lookup_error_loader(lambda _h, _p: _unauthorized("The account is inactive or the token is outdated."))
     jwt.expired_token_loader(lambda _h, _p: _unauthorized("The token has expired.", "token_expired"))

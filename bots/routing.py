@@ -58,7 +58,7 @@ def _route(channel: str, pinned: str | None, our_address: str | None, senders: C
     return Plan(channel, None, chosen, sender=our_address if chosen else None, pinned=pinned)
 
 
-def plan(message: Message, contact: Contact | None, senders: Callable[[str], list], now: datetime) -> Plan:
+def plan(message: Message, contact: Contact | None, text: str, senders: Callable[[str], list], now: datetime) -> Plan:
     """Which channel, template, providers and sender to use for a claimed row.
 
     WhatsApp inside the 24-hour window of the number the message would go from: free text (a message that pins
@@ -90,6 +90,6 @@ def plan(message: Message, contact: Contact | None, senders: Callable[[str], lis
     config = current_app.config
     with_template = [p for p in route.providers if config.get(TEMPLATE_SETTINGS.get(p.name, ""))]
     if with_template:
-        template = {"language": message.language or "en", "variables": {"1": message.text or ""}}
+        template = {"language": message.language or "en", "variables": {"1": text}}
         return Plan(WHATSAPP, template, with_template, sender=route.sender, pinned=route.pinned)
     return _route(SMS, None, None, senders)

@@ -34,7 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.jobs import HANDLE_MESSAGE, QUEUE_DEFAULT, QUEUE_OUTBOUND, enqueue, enqueue_handle, get_queue
-from app.messaging import inbox
+from app.messaging import inbox, outbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
 from app.models import Appointment, Message, MessageEvent, utcnow
@@ -176,7 +176,11 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         held = _hold_for_appointment(message, appointment)
         if held is not None:
             return held
-    plan = routing.plan(message, contact, _senders, utcnow())
+    text = outbox.text_to_send(message)
+    if text is None:
+        return _finish(message, STATUS_FAILED, error="its secret text expired or was lost before the send",
+                       code="secret_expired")  # fmt: skip
+    plan = routing.plan(message, contact, text, _senders, utcnow())
     if plan.channel != message.channel:
         inbox.record_event(message.id, "fallback", detail="outside the WhatsApp 24-hour window, no template: SMS")
         message.channel = plan.channel
@@ -187,7 +191,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
                        error=f"{plan.pinned or message.pinned_provider}, the provider the person wrote through, is "
                        f"not configured for {plan.channel}; a reply is never sent from another number")  # fmt: skip
     buttons = tuple(Button(b["id"], b["title"]) for b in message.buttons or [])
-    outbound = OutboundMessage(message.id, plan.channel, message.address, message.text or "", message.language,
+    outbound = OutboundMessage(message.id, plan.channel, message.address, text, message.language,
                                buttons=buttons, template=plan.template, sender=plan.sender)  # fmt: skip
     db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a provider's network call
 
@@ -210,6 +214,7 @@ def _send(message_id: str, *, commit_sent: bool) -> str:
         if give_up:
             return STATUS_FAILED
         raise
+    outbox.forget_secret_text(message)
     return _finish(message, STATUS_SENT, provider=provider, provider_id=provider_id, attempt=attempt,
                    commit=commit_sent)  # fmt: skip
 

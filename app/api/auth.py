@@ -27,16 +27,33 @@ def _auth_limit() -> str:
     return current_app.config["RATELIMIT_AUTH"]
 
 
+def _register_limit() -> str:
+    return current_app.config["RATELIMIT_REGISTER"]
+
+
+def _tells_whether_taken(response) -> bool:
+    return response.status_code in (201, 409)
+
+
 per_address = limiter.limit(_auth_limit, key_func=get_remote_address)
+# A 409 says an email or phone has an account (the pharmacist who mistyped must learn it), and a 201 that it had
+# none: only those answers count against this tighter limit, so correcting a rejected form costs nothing.
+registrations_per_address = limiter.limit(_register_limit, key_func=get_remote_address,
+                                          deduct_when=_tells_whether_taken)  # fmt: skip
 
 
 @blp.post("/register")
 @per_address
+@registrations_per_address
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
 @documents(blp, 409, 429)
 def register(data):
-    """Register as a pharmacist (every other role is created by an admin). Active at once."""
+    """Register as a pharmacist (every other role is created by an admin). Active at once.
+
+    A 409 names the field already in use. Registrations that succeed or answer 409 are limited per address
+    (``RATELIMIT_REGISTER``), which bounds probing for accounts this way.
+    """
     return accounts.register_pharmacist(current_actor(), data)
 
 
@@ -46,7 +63,11 @@ def register(data):
 @blp.response(200, TokenPairSchema)
 @documents(blp, 401, 429)
 def login(data):
-    """Exchange email and password for an access token and a refresh token."""
+    """Exchange email and password for an access token and a refresh token.
+
+    After repeated failures on one email the account must wait before its next try, even with the right password:
+    429 ``login_backoff``, with ``Retry-After`` and ``details.retry_after`` (seconds) and ``details.retry_at``.
+    """
     user = accounts.authenticate(current_actor(), data["email"], data["password"])
     return {**tokens.issue_pair(user), "user": user}
 
@@ -84,7 +105,8 @@ def me():
 @blp.response(202, AcceptedSchema)
 @documents(blp, 429)
 def password_reset(data):
-    """Send a 6-digit code by SMS to the account's phone. Answers the same whether or not the account exists."""
+    """Send a 6-digit code by SMS to the account's phone. Always the same 202, whether or not the account exists,
+    and also when nothing is sent (at most 3 codes an hour per account; opted out; SMS budgets spent)."""
     accounts.request_password_reset(current_actor(), data["email"])
     return {"message": "If an active account with a phone number has this email, a code is on its way by SMS."}
 

@@ -3,10 +3,12 @@
 If Redis is down or the process dies between commit and enqueue, the row stays ``queued`` and the periodic
 sweeper (``bots.sending.sweep``) enqueues it again. The send job claims the row atomically, so an enqueue
 that happens twice still sends once. Consent and SMS-pumping caps are enforced here, before anything is written.
+A row can mask a secret in its stored text (a reset code); the real text then lives in Redis only, until sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -14,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import phonenumbers
 import redis
 from flask import current_app
 from rq import Queue
@@ -48,6 +51,9 @@ ENQUEUE_CHUNK = 40  # send jobs (of up to 25 messages each) per Redis round trip
 SEND_BATCH = 25  # outbox rows per send job when many are written at once (reminders): RQ's cost per job is shared
 BATCH_KEY = "thusa:send-batch:"  # + message id → the batch job that sends it: how the sweeper knows it is pending
 BATCH_KEY_SECONDS = 7 * 86400
+REAL_TEXT_KEY = "thusa:real-text:"  # + message id → the real text of a row whose stored text masks a secret
+CODE_MASK = "******"  # what a stored SMS shows instead of a one-time code (same length: same segments)
+UNKNOWN_COUNTRY = "ZZ"
 
 
 class OptedOut(Conflict):
@@ -57,34 +63,93 @@ class OptedOut(Conflict):
 
 
 class SendCapReached(ServiceError):
-    """Too many SMS to one number or one number prefix this hour (guard against SMS pumping)."""
+    """Too many SMS to one number this hour, or the hourly budget of unauthenticated SMS is spent (guards against
+    SMS pumping)."""
 
     status, code = 429, "send_cap_reached"
 
 
-def _check_caps(address: str) -> None:
+def country_of(address: str) -> str:
+    """The country (ISO 3166 code, e.g. ``BW``) an E.164 number's country code belongs to; ``ZZ`` when unknown.
+
+    By country code, not by full validation: a pumping attack uses numbers no carrier may ever have issued.
+    """
+    try:
+        number = phonenumbers.parse(address, None)
+    except phonenumbers.NumberParseException:
+        return UNKNOWN_COUNTRY
+    return phonenumbers.region_code_for_country_code(number.country_code) or UNKNOWN_COUNTRY
+
+
+def _check_caps(address: str, *, unauthenticated: bool) -> None:
+    """Count one SMS to ``address`` against its hourly caps, or refuse it (and count nothing).
+
+    Unauthenticated sends (nobody signed in asked for them: anyone on the internet can) are counted apart from
+    everything else and are the only ones the global and per-country budgets bound: strangers can spend those
+    budgets, never silence what clinics and signed-in users send. The per-number cap holds for both kinds,
+    each with its own counter.
+    """
     config = current_app.config
     hour = int(time.time() // 3600)
-    keys = (
-        (f"thusa:cap:number:{address}:{hour}", config["SMS_CAP_PER_NUMBER_HOUR"], "this number"),
-        (
-            f"thusa:cap:prefix:{address[:7]}:{hour}",
-            config["SMS_CAP_PER_PREFIX_HOUR"],
-            "numbers starting " + address[:7],
-        ),
-    )
+    who = "anon" if unauthenticated else "user"
+    limits = [(f"thusa:cap:number:{who}:{address}:{hour}", config["SMS_CAP_PER_NUMBER_HOUR"], "this number")]
+    if unauthenticated:
+        country = country_of(address)
+        limits += [
+            (f"thusa:budget:anon:{country}:{hour}", config["SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR"],
+             f"numbers in {country} at the request of nobody signed in"),
+            (f"thusa:budget:anon:all:{hour}", config["SMS_BUDGET_UNAUTHENTICATED_HOUR"],
+             "any number at the request of nobody signed in"),
+        ]  # fmt: skip
     try:
         pipe = redis_client.client.pipeline()
-        for key, _, _ in keys:
+        for key, _, _ in limits:
             pipe.incr(key)
             pipe.expire(key, 3600)
         counts = pipe.execute()[::2]
+        over = [(cap, what) for (_, cap, what), count in zip(limits, counts, strict=True) if count > cap]
+        if over:
+            # A refused send spends nothing: hammering one capped number must not use up everybody's budget.
+            pipe = redis_client.client.pipeline()
+            for key, _, _ in limits:
+                pipe.decr(key)
+            pipe.execute()
     except redis.RedisError:
         log.warning("SMS caps not checked: Redis unavailable")  # consent still holds; caps fail open
         return
-    for (_, cap, what), count in zip(keys, counts, strict=True):
-        if count > cap:
-            raise SendCapReached(f"No more than {cap} messages an hour may go to {what}; try again later.")
+    if over:
+        cap, what = over[0]
+        if unauthenticated:
+            log.warning("unauthenticated SMS refused: no more than %d an hour to %s", cap, what)
+        raise SendCapReached(f"No more than {cap} messages an hour may go to {what}; try again later.")
+
+
+def _stash_secret_text(message_id: uuid.UUID, secret_text: str, seconds: int) -> None:
+    redis_client.client.set(f"{REAL_TEXT_KEY}{message_id}", secret_text, ex=seconds)
+
+
+def text_to_send(message: Message) -> str | None:
+    """The text a provider gets for an outbox row: its stored text, or, for a row whose stored text masks a
+    secret (a reset code), the real text kept in Redis; None once that is gone (expired, or Redis lost it).
+
+    The real text never reaches the database: if it is lost before the send, the message fails and the person
+    asks again (a reset code is worth nothing after its few minutes anyway).
+    """
+    if not (message.extra or {}).get("secret_text"):
+        return message.text or ""
+    try:
+        stored = redis_client.client.get(f"{REAL_TEXT_KEY}{message.id}")
+    except redis.RedisError:
+        log.warning("message %s: its secret text could not be read (Redis unavailable)", message.id)
+        return None
+    return stored.decode() if stored is not None else None
+
+
+def forget_secret_text(message: Message) -> None:
+    """Drop the real text of a row sent (nothing needs it any more); its expiry would drop it anyway."""
+    if (message.extra or {}).get("secret_text"):
+        with contextlib.suppress(redis.RedisError):
+            redis_client.client.delete(f"{REAL_TEXT_KEY}{message.id}")
 
 
 def queue_outbound(
@@ -103,6 +168,9 @@ def queue_outbound(
     send_at: datetime | None = None,
     dedupe_key: str | None = None,
     allow_opted_out: bool = False,
+    unauthenticated: bool = False,
+    secret_text: str | None = None,
+    secret_seconds: int = 900,
 ) -> Message:
     """Write an outbound message to the outbox in the caller's transaction; its send is enqueued on commit.
 
@@ -124,12 +192,18 @@ def queue_outbound(
         send_at: a future time to send at (the row waits as ``scheduled``).
         dedupe_key: one logical message, one row: a second call with the same key returns the first row.
         allow_opted_out: only for the one opt-out confirmation.
+        unauthenticated: sent at the request of nobody signed in (a password reset code): counted against the
+            unauthenticated SMS budgets (``SMS_BUDGET_UNAUTHENTICATED_HOUR`` and ``..._COUNTRY_HOUR``) instead of
+            the counters of what clinics and signed-in users send.
+        secret_text: what the provider gets when ``text`` (what is stored) masks a secret in it, e.g. a reset
+            code as ``******``. Kept only in Redis, for ``secret_seconds``: a send after that fails.
+        secret_seconds: how long ``secret_text`` is kept (the secret's own lifetime).
 
     Returns:
         The new (or, for a repeated ``dedupe_key``, the existing) message row.
 
     Raises:
-        OptedOut: the contact has opted out. SendCapReached: an SMS over the hourly caps.
+        OptedOut: the contact has opted out. SendCapReached: an SMS over the hourly caps or budgets.
     """
     if dedupe_key is not None:
         existing = db.session.scalar(select(Message).where(Message.dedupe_key == dedupe_key))
@@ -139,7 +213,7 @@ def queue_outbound(
     if contact is not None and contact.opted_out_at is not None and not allow_opted_out:
         raise OptedOut("This number has opted out of messages from Thusa; nothing is sent until they reply START.")
     if channel == SMS and kind not in UNCAPPED_KINDS:
-        _check_caps(address)
+        _check_caps(address, unauthenticated=unauthenticated)
     encoding, segments = sms_encoding(text) if channel == SMS else (None, None)
     scheduled = send_at is not None and send_at > utcnow()
     route = None
@@ -168,6 +242,7 @@ def queue_outbound(
         send_at=send_at,
         status=STATUS_SCHEDULED if scheduled else STATUS_QUEUED,
         dedupe_key=dedupe_key,
+        extra={"secret_text": True} if secret_text is not None else None,
     )
     try:
         with db.session.begin_nested():
@@ -177,8 +252,11 @@ def queue_outbound(
             raise
         lookup = Message.dedupe_key == dedupe_key if dedupe_key else Message.reply_to_id == reply_to_id
         return db.session.scalar(select(Message).where(lookup))
+    message_id = message.id
+    if secret_text is not None:
+        # Stashed before the send is enqueued, in the same post-commit step: a job never runs ahead of it.
+        after_commit(db.session(), lambda: _stash_secret_text(message_id, secret_text, secret_seconds))
     if not scheduled:
-        message_id = message.id
         after_commit(db.session(), lambda: enqueue_send(message_id))
     return message
 

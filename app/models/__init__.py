@@ -21,11 +21,11 @@ from app.models.phone_proof import PhoneProofCode
 
 # Clinic stock.
 from app.models.stock import StockItem, StockMovement
-from app.models.user import PasswordResetCode, User
+from app.models.user import PasswordResetCode, TokenFamily, User
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
-    "PasswordResetCode", "Patient", "User", "utcnow",
+    "PasswordResetCode", "Patient", "TokenFamily", "User", "utcnow",
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
     "StockItem", "StockMovement",  # clinic stock

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, Timestamps, UUIDPrimaryKey
+from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
 from app.models.clinic import LANGUAGES, Clinic
 
 ROLE_ADMIN = "admin"  # everything, every clinic
@@ -67,3 +67,21 @@ class PasswordResetCode(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+
+
+class TokenFamily(UUIDPrimaryKey, Base):
+    """A live sign-in: every access and refresh token descended from one login by refresh carries its id (the
+    ``fam`` claim), and a token whose family has no row here is refused. Signing out (or a refresh token used
+    twice) deletes the row: revocation is in the database, so no Redis wipe or restart can bring a token back.
+
+    ``generation`` counts the refresh tokens spent so far; the one refresh token still valid carries it (the ``gen``
+    claim). Spending one moves it on in one conditional UPDATE, so a refresh token used twice finds it moved.
+    A row may also go once ``expires_at`` (its last refresh token's expiry) is past.
+    """
+
+    __tablename__ = "token_families"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

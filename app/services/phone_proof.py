@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from app.errors import Conflict, ServiceError, ValidationFailed
 from app.extensions import db
 from app.i18n import t
-from app.messaging.outbox import queue_outbound
+from app.messaging.outbox import CODE_MASK, queue_outbound
 from app.models import PhoneProofCode, User, utcnow
 from app.models.channel import SMS
 from app.services import audit
@@ -125,7 +125,9 @@ def send_code(actor) -> dict:
     row = PhoneProofCode(user_id=user.id, phone=user.phone, code_hash=_digest(user, code), created_at=now,
                          expires_at=now + timedelta(minutes=CODE_MINUTES))  # fmt: skip
     queue_outbound(channel=SMS, address=user.phone, language=user.language, user_id=user.id,
-                   text=t("phone_proof_code", user.language, code=code, minutes=CODE_MINUTES))  # fmt: skip
+                   text=t("phone_proof_code", user.language, code=CODE_MASK, minutes=CODE_MINUTES),
+                   secret_text=t("phone_proof_code", user.language, code=code, minutes=CODE_MINUTES),
+                   secret_seconds=CODE_MINUTES * 60)  # fmt: skip
     db.session.add(row)
     audit.record(actor, "auth.phone_code_send", "user", user.id)
     db.session.commit()

@@ -1,8 +1,10 @@
 """Access and refresh tokens: issue, rotate, revoke.
 
-Every login starts a *family* (``fam`` claim) shared by all tokens that descend from it by refresh. A refresh
-token may be used once: using it again is taken as theft, and the whole family is revoked. Revocations live in
-Redis with the token's remaining lifetime as TTL, so they outlive an app restart and expire by themselves.
+Every login starts a *family*: a ``token_families`` row whose id is the ``fam`` claim of every token that descends
+from that login by refresh. A token is valid only while its family's row exists; logging out deletes it. A refresh
+token may be used once: the family's ``generation`` moves on when one is spent, so using it again finds it moved,
+is taken as theft, and deletes the family. All of it is in the database, so a Redis wiped or restarted brings no
+token back. Checking a token costs one primary-key lookup, which also loads the account (:func:`live_account`).
 """
 
 from __future__ import annotations
@@ -13,35 +15,48 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import delete, select, update
 
 from app.errors import Unauthorized
-from app.extensions import redis_client
-from app.models import User
-
-_PREFIX = "thusa:jwt"
+from app.extensions import db
+from app.models import TokenFamily, User, utcnow
 
 
-def _ttl(payload: dict) -> int:
-    return max(int(payload["exp"] - time.time()), 1)
+def _refresh_lifetime() -> timedelta:
+    return timedelta(days=current_app.config["JWT_REFRESH_DAYS"])
 
 
-def _family_ttl() -> int:
-    return int(timedelta(days=current_app.config["JWT_REFRESH_DAYS"]).total_seconds()) + 60
+def _family_id(payload: dict) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(payload["fam"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def issue_pair(user: User, family: str | None = None) -> dict:
-    """A new access + refresh token pair for ``user``, in ``family`` (a new one when not given)."""
+def issue_pair(user: User) -> dict:
+    """Sign ``user`` in: a new family (committed) and its first access + refresh token pair.
+
+    The user's families whose refresh tokens have all expired are deleted on the way.
+    """
+    now = utcnow()
+    db.session.execute(delete(TokenFamily).where(TokenFamily.user_id == user.id, TokenFamily.expires_at < now))
+    family = TokenFamily(id=uuid.uuid4(), user_id=user.id, generation=0, created_at=now,
+                         expires_at=now + _refresh_lifetime())  # fmt: skip
+    db.session.add(family)
+    db.session.commit()
+    return _pair(user, family.id, 0)
+
+
+def _pair(user: User, family_id: uuid.UUID, generation: int) -> dict:
     # ``iat`` has whole seconds only; ``iat_ms`` lets a password change cut off tokens from the same second.
-    claims = {"fam": family or uuid.uuid4().hex, "role": user.role, "iat_ms": int(time.time() * 1000)}
+    claims = {"fam": family_id.hex, "gen": generation, "role": user.role, "iat_ms": int(time.time() * 1000)}
     access_minutes = current_app.config["JWT_ACCESS_MINUTES"]
     return {
         "access_token": create_access_token(
             identity=str(user.id), additional_claims=claims, expires_delta=timedelta(minutes=access_minutes)
         ),
         "refresh_token": create_refresh_token(
-            identity=str(user.id),
-            additional_claims=claims,
-            expires_delta=timedelta(days=current_app.config["JWT_REFRESH_DAYS"]),
+            identity=str(user.id), additional_claims=claims, expires_delta=_refresh_lifetime()
         ),
         "token_type": "Bearer",
         "expires_in": access_minutes * 60,
@@ -56,21 +71,33 @@ def issued_before(payload: dict, moment: datetime | None) -> bool:
     return issued_ms < moment.timestamp() * 1000
 
 
-def is_revoked(payload: dict) -> bool:
-    """True when the token itself or its family has been revoked."""
-    keys = [f"{_PREFIX}:revoked:{payload['jti']}"]
-    if payload.get("fam"):
-        keys.append(f"{_PREFIX}:family:{payload['fam']}")
-    return redis_client.client.exists(*keys) > 0
+def live_account(payload: dict) -> User | None:
+    """The account of a token whose family is live; None when the family is gone (signed out, refresh token
+    reused, expired) or was never issued here: the token is revoked.
+
+    One query by primary key, which loads the account along with the family: the caller hands it on to the JWT
+    user loader (``app.security``), so checking a token costs that one query in all.
+    """
+    family_id = _family_id(payload)
+    try:
+        user_id = uuid.UUID(payload["sub"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if family_id is None:
+        return None
+    return db.session.scalar(
+        select(User)
+        .join(TokenFamily, TokenFamily.user_id == User.id)
+        .where(TokenFamily.id == family_id, TokenFamily.user_id == user_id)
+    )
 
 
-def revoke(payload: dict, *, family: bool = True) -> None:
-    """Revoke this token (until it would have expired) and, by default, every token of its family."""
-    pipe = redis_client.client.pipeline()
-    pipe.set(f"{_PREFIX}:revoked:{payload['jti']}", 1, ex=_ttl(payload))
-    if family and payload.get("fam"):
-        pipe.set(f"{_PREFIX}:family:{payload['fam']}", 1, ex=_family_ttl())
-    pipe.execute()
+def revoke(payload: dict) -> None:
+    """Sign out: revoke this token and every token of its family (committed)."""
+    family_id = _family_id(payload)
+    if family_id is not None:
+        db.session.execute(delete(TokenFamily).where(TokenFamily.id == family_id))
+        db.session.commit()
 
 
 def rotate(refresh_payload: dict, user: User) -> dict:
@@ -79,11 +106,20 @@ def rotate(refresh_payload: dict, user: User) -> dict:
     Raises:
         Unauthorized: the token was already spent; its family is revoked as a precaution.
     """
-    spent = redis_client.client.set(f"{_PREFIX}:used:{refresh_payload['jti']}", 1, nx=True, ex=_ttl(refresh_payload))
-    if not spent:
+    family_id = _family_id(refresh_payload)
+    moved = db.session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.id == family_id, TokenFamily.user_id == user.id,
+               TokenFamily.generation == refresh_payload.get("gen", -1))
+        .values(generation=TokenFamily.generation + 1, expires_at=utcnow() + _refresh_lifetime())
+        .returning(TokenFamily.generation)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()  # fmt: skip
+    if moved is None:
         revoke(refresh_payload)
         raise Unauthorized(
             "This refresh token was already used; every token of this sign-in has been revoked. Sign in again.",
             code="refresh_token_reused",
         )
-    return issue_pair(user, family=refresh_payload.get("fam"))
+    db.session.commit()
+    return _pair(user, family_id, moved)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.i18n import t
+from app.messaging.outbox import CODE_MASK, text_to_send
 from app.models import AuditLog, Message, PhoneProofCode, User, utcnow
 from app.models.message_log import DIRECTION_OUT, KIND_SYSTEM
 from app.security import Actor
@@ -49,7 +50,7 @@ def send_code(client, token: str) -> str:
     """Ask for a code and read it from the newest SMS."""
     response = client.post(VERIFY, headers=bearer(token))
     assert response.status_code == 202, response.get_json()
-    return CODE.findall(system_sms()[-1].text)[0]
+    return CODE.findall(text_to_send(system_sms()[-1]))[0]
 
 
 def system_sms() -> list[Message]:
@@ -141,8 +142,9 @@ def test_verify_then_confirm_proves_the_phone(client, language):
     response = client.post(VERIFY, headers=bearer(token))
     assert response.status_code == 202 and response.get_json()["expires_at"]
     (sms,) = sms_to(PATIENT_PHONE)  # to the account's own phone, nowhere else
-    code = CODE.findall(sms.text)[0]
-    assert sms.text == t("phone_proof_code", language, code=code, minutes=phone_proof.CODE_MINUTES)
+    code = CODE.findall(text_to_send(sms))[0]
+    assert text_to_send(sms) == t("phone_proof_code", language, code=code, minutes=phone_proof.CODE_MINUTES)
+    assert sms.text == t("phone_proof_code", language, code=CODE_MASK, minutes=phone_proof.CODE_MINUTES)
     assert (sms.channel, sms.kind, str(sms.user_id)) == ("sms", KIND_SYSTEM, pair["user"]["id"])
     stored = db.session.scalar(select(PhoneProofCode))
     assert code not in (stored.code_hash, stored.phone) and len(stored.code_hash) == 64  # only its HMAC is kept

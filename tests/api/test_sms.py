@@ -23,8 +23,9 @@ from app.messaging.envelopes import InboundMessage
 from app.messaging.inbox import store_inbound
 from app.messaging.outbox import queue_outbound
 from app.models import AuditLog, Contact, Message, utcnow
+from bots.engine import handle_message
 from bots.sending import send_message, sweep
-from tests.conftest import bearer
+from tests.conftest import bearer, make_user
 
 PHONE = "+26771234567"
 GH_PHONE = "+233241234567"
@@ -264,18 +265,97 @@ def test_over_the_per_number_cap_the_send_is_a_429_and_reminders_are_not_capped(
     assert outbound_count() == 2 + 1 + 3
 
 
-def test_over_the_per_prefix_cap_the_send_is_a_429(app_factory, people, fixed_hour):
-    capped = app_factory(SMS_CAP_PER_PREFIX_HOUR=2)
+def test_strangers_spending_the_unauthenticated_budget_of_a_prefix_do_not_silence_the_clinics_sends(
+    app_factory, people, fixed_hour
+):
+    # SMS_CAP_PER_PREFIX_HOUR is the old per-prefix cap, now gone; it is set so this test fails where it exists.
+    capped = app_factory(SMS_CAP_PER_PREFIX_HOUR=3, SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR=3)
     client = capped.test_client()
-    try:
-        statuses = [post_send(client, people, to=f"+2677123456{n}").status_code for n in range(3)]
-        elsewhere = post_send(client, people, to="+26772345678")
-    finally:
-        with capped.app_context():
+    staff_phone = people["users"]["staff"].phone  # +26771234567: the prefix the strangers aim at
+    with capped.app_context():
+        try:
+            # Strangers register numbers of one prefix and ask for password resets, from many addresses.
+            for n in range(5):
+                email = make_user("pharmacist", phone=f"+2677123450{n}").email
+                reset = client.post("/api/v1/auth/password-reset", json={"email": email},
+                                    environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})  # fmt: skip
+                assert reset.status_code == 202
+            assert outbound_count() == 3  # the budget held: two resets were dropped, silently
+
+            # The clinic's own sends to that prefix all go: a staff SMS, a stock alert, a reply to an inbound SMS.
+            assert post_send(client, people, to="+26771234599").status_code == 202
+            item = client.post("/api/v1/stock", json={"name": "Paracetamol 500mg", "unit": "tablets",
+                                                      "reorder_level": 10}, headers=headers(people, "staff"))  # fmt: skip
+            alert = client.post("/api/v1/stock/alert", json={"item_id": item.get_json()["id"], "note": "Fridge"},
+                                headers=headers(people, "staff"))  # fmt: skip
+            assert alert.status_code == 202 and alert.get_json()["recipients"] == 1
+            inbound, _ = store_inbound(InboundMessage(channel="sms", provider="twilio", provider_id="SM-budget",
+                                                      sender="+26771234588", text="hello"))  # fmt: skip
+            db.session.commit()
+            handle_message(str(inbound.id))
+            db.session.expire_all()
+            replies = db.session.scalars(select(Message).where(Message.reply_to_id == inbound.id)).all()
+            assert len(replies) == 1
+            assert db.session.scalar(select(func.count()).where(Message.address == staff_phone)) == 1
+        finally:
+            db.session.remove()
             db.engine.dispose()
 
-    assert statuses == [202, 202, 429]
-    assert elsewhere.status_code == 202
+
+def test_the_global_budget_stops_unauthenticated_sends_in_every_country_but_no_other(app_factory, people):
+    budgeted = app_factory(SMS_BUDGET_UNAUTHENTICATED_HOUR=2)
+    with budgeted.app_context():
+        try:
+            queue_outbound(channel="sms", address=PHONE, text="code", unauthenticated=True)
+            queue_outbound(channel="sms", address=GH_PHONE, text="code", unauthenticated=True)
+            with pytest.raises(outbox.SendCapReached):
+                queue_outbound(channel="sms", address="+27821234567", text="code", unauthenticated=True)
+            queue_outbound(channel="sms", address="+27821234567", text="Your results are ready", kind="api")
+            db.session.commit()
+            assert outbound_count() == 3
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_the_country_budget_leaves_other_countries_their_share(app_factory, people, fixed_hour):
+    budgeted = app_factory(SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR=2)
+    with budgeted.app_context():
+        try:
+            for n in range(2):
+                queue_outbound(channel="sms", address=f"+2677123456{n}", text="code", unauthenticated=True)
+            with pytest.raises(outbox.SendCapReached):
+                queue_outbound(channel="sms", address="+26772345678", text="code", unauthenticated=True)
+            queue_outbound(channel="sms", address=GH_PHONE, text="code", unauthenticated=True)
+            db.session.commit()
+            assert outbound_count() == 3
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_refused_unauthenticated_send_spends_no_budget(app_factory, people, fixed_hour):
+    budgeted = app_factory(SMS_CAP_PER_NUMBER_HOUR=1, SMS_BUDGET_UNAUTHENTICATED_HOUR=2)
+    with budgeted.app_context():
+        try:
+            queue_outbound(channel="sms", address=PHONE, text="code", unauthenticated=True)
+            for _ in range(5):  # hammering one capped number
+                with pytest.raises(outbox.SendCapReached):
+                    queue_outbound(channel="sms", address=PHONE, text="code", unauthenticated=True)
+            queue_outbound(channel="sms", address=GH_PHONE, text="code", unauthenticated=True)
+            db.session.commit()
+            assert outbound_count() == 2
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("address", "country"),
+    [(PHONE, "BW"), (GH_PHONE, "GH"), ("+14155238886", "US"), ("+2677", "ZZ"), ("123456789", "ZZ"), ("", "ZZ")],
+)
+def test_the_country_of_a_number_comes_from_its_country_code(address, country):
+    assert outbox.country_of(address) == country
 
 
 # --- POST /api/v1/sms/schedule, GET /api/v1/sms/queue --------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.jobs import QUEUE_OUTBOUND, get_queue
-from app.messaging.outbox import queue_outbound
+from app.messaging.outbox import queue_outbound, text_to_send
 from app.models import Message
 from app.models.message_log import DIRECTION_OUT, STATUS_QUEUED
 
@@ -140,3 +140,22 @@ def test_redis_down_at_commit_keeps_the_row_queued_and_the_commit_succeeds(app_f
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def test_a_masked_row_stores_the_mask_and_keeps_the_real_text_in_redis_only_after_commit(app, redis_conn):
+    message = queue_outbound(channel="sms", address=PHONE, text="Thusa code ******", secret_text="Thusa code 482913",
+                             secret_seconds=900, unauthenticated=True)  # fmt: skip
+    assert list(redis_conn.scan_iter("thusa:real-text:*")) == []
+    db.session.commit()
+
+    row = _reload(message.id)
+    assert row.text == "Thusa code ******" and (row.encoding, row.segments) == ("GSM-7", 1)
+    assert text_to_send(row) == "Thusa code 482913"
+    assert 0 < redis_conn.ttl(f"thusa:real-text:{message.id}") <= 900
+
+
+def test_a_rolled_back_masked_row_leaves_no_real_text_behind(app, redis_conn):
+    queue_outbound(channel="sms", address=PHONE, text="Thusa code ******", secret_text="Thusa code 482913")
+    db.session.rollback()
+
+    assert list(redis_conn.scan_iter("thusa:real-text:*")) == []

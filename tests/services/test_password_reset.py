@@ -1,24 +1,31 @@
 """Password reset by SMS code, end to end through the REST API, the outbox and the database.
 
-``POST /api/v1/auth/password-reset`` writes one outbound SMS row with a 6-digit code in the account's language;
-``POST /api/v1/auth/password-reset/confirm`` spends the code, sets the password and cuts off every earlier token.
-The auth endpoints allow 10 requests a minute per address and endpoint; every test here stays below that.
+``POST /api/v1/auth/password-reset`` writes one outbound SMS row with a 6-digit code in the account's language
+(stored masked: the real text waits in Redis for the sender); ``POST /api/v1/auth/password-reset/confirm`` spends
+the code, sets the password and cuts off every earlier token. The auth endpoints allow 10 requests a minute per
+address and endpoint; every test here stays below that, unless it is about that limit.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 import app.services.users
+import bots.sending
 from app.extensions import db
 from app.i18n import t
-from app.models import Message, PasswordResetCode, utcnow
-from app.models.message_log import DIRECTION_OUT, STATUS_QUEUED
+from app.messaging import outbox
+from app.messaging.envelopes import OutboundMessage, SendResult
+from app.models import AuditLog, Contact, Message, MessageEvent, PasswordResetCode, utcnow
+from app.models.message_log import DIRECTION_OUT, STATUS_FAILED, STATUS_QUEUED, STATUS_SENT
+from bots.channels.base import REGISTRY, Channel, register
+from bots.sending import send_message
 from tests.conftest import PASSWORD, bearer, login, make_user
 
 RESET = "/api/v1/auth/password-reset"
@@ -38,8 +45,10 @@ def _sms_rows() -> list[Message]:
 
 
 def _code_in(message: Message) -> str:
-    codes = CODE.findall(message.text)
-    assert len(codes) == 1, message.text
+    """The code in the text the provider gets (the stored text shows it masked)."""
+    assert CODE.findall(message.text) == [], "the stored SMS shows the code"
+    codes = CODE.findall(outbox.text_to_send(message))
+    assert len(codes) == 1
     return codes[0]
 
 
@@ -83,7 +92,8 @@ def test_a_reset_request_queues_one_sms_with_a_code_in_the_users_language(client
         "sms", PHONE, STATUS_QUEUED, language, user.id,
     )  # fmt: skip
     code = _code_in(sms)
-    assert sms.text == t("password_reset_code", language, code=code, minutes=15)
+    assert sms.text == t("password_reset_code", language, code="******", minutes=15)
+    assert outbox.text_to_send(sms) == t("password_reset_code", language, code=code, minutes=15)
     if language == "tn":
         assert "nomoro ya go fetola password" in sms.text
     else:
@@ -121,7 +131,7 @@ def test_reset_requests_are_rate_limited_per_address(client):
     statuses = [client.post(RESET, json={"email": user.email}).status_code for _ in range(11)]
 
     assert statuses == [202] * 10 + [429]
-    assert len(_sms_rows()) == 10
+    assert len(_sms_rows()) == 3  # PASSWORD_RESET_CODES_PER_HOUR
 
 
 # --- confirming ---------------------------------------------------------------------------------------------------------
@@ -273,3 +283,115 @@ def test_a_malformed_code_is_refused_before_it_costs_a_try(client, code):
     reset = db.session.scalars(select(PasswordResetCode)).one()
     assert reset.attempts == 0
     assert _confirm(client, user.email, real).status_code == 204
+
+
+# --- a stranger asking: no oracle, a bounded number of SMS, no code kept in clear ----------------------------------
+
+
+def _ask(client, email: str, address: str):
+    """A reset request from ``address`` (a stranger with many addresses gets past the per-address limit)."""
+    return client.post(RESET, json={"email": email}, environ_base={"REMOTE_ADDR": address})
+
+
+def _answer(response) -> tuple[int, str, bytes]:
+    return response.status_code, response.content_type, response.get_data()
+
+
+def test_25_requests_for_one_account_get_25_identical_answers_and_at_most_3_codes(client):
+    user = make_user("admin", phone=PHONE)
+
+    answers = [_answer(_ask(client, user.email, f"198.51.100.{n}")) for n in range(25)]
+    unknown = _answer(_ask(client, "nobody@example.org", "198.51.100.200"))
+
+    assert set(answers) == {unknown}
+    assert unknown[0] == 202 and json.loads(unknown[2]) == ACCEPTED
+    assert len(_sms_rows()) == 3
+    assert db.session.scalar(select(func.count()).select_from(PasswordResetCode)) == 3
+
+
+def test_an_opted_out_phone_gets_the_same_answer_and_nothing_is_sent(client):
+    user = make_user("admin", phone=PHONE)
+    db.session.add(Contact(address=PHONE, opted_out_at=utcnow()))
+    db.session.commit()
+
+    response = _ask(client, user.email, "198.51.100.1")
+
+    assert _answer(response) == _answer(_ask(client, "nobody@example.org", "198.51.100.2"))
+    assert _sms_rows() == []
+    assert db.session.scalars(select(PasswordResetCode)).all() == []  # no code that no SMS carries
+
+
+def test_over_the_unauthenticated_sms_budget_the_answer_is_the_same_and_nothing_is_sent(app_factory):
+    budgeted = app_factory(SMS_BUDGET_UNAUTHENTICATED_HOUR=2)
+    with budgeted.app_context():
+        client = budgeted.test_client()
+        users = [make_user("pharmacist", phone=f"+2677123450{n}") for n in range(3)]
+
+        answers = [_answer(_ask(client, user.email, f"198.51.100.{n}")) for n, user in enumerate(users)]
+
+        assert len(set(answers)) == 1 and answers[0][0] == 202
+        assert sorted(row.address for row in _sms_rows()) == ["+26771234500", "+26771234501"]
+        db.session.remove()
+
+
+class RecordingChannel(Channel):
+    """A provider that accepts everything and remembers what it was given."""
+
+    name = "test-recording"
+    sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        type(self).sent.append(message)
+        return SendResult(provider=self.name, provider_id=f"rec-{message.id}")
+
+
+@pytest.fixture
+def recording_channel(monkeypatch):
+    register(RecordingChannel)
+    RecordingChannel.sent = []
+    monkeypatch.setattr(bots.sending, "senders_for", lambda channel, config: [REGISTRY[RecordingChannel.name](config)])
+    yield RecordingChannel
+    REGISTRY.pop(RecordingChannel.name, None)
+
+
+def _stored_texts() -> list[str]:
+    """Every text the database keeps: messages, their events, the audit log."""
+    db.session.expire_all()
+    texts = [text for text in db.session.scalars(select(Message.text)) if text]
+    texts += [detail for detail in db.session.scalars(select(MessageEvent.detail)) if detail]
+    texts += [json.dumps(row.details) for row in db.session.scalars(select(AuditLog))]
+    return texts
+
+
+def test_no_reset_code_is_stored_in_clear_while_the_provider_gets_it(client, recording_channel):
+    user = make_user("admin", phone=PHONE)
+    assert client.post(RESET, json={"email": user.email}).status_code == 202
+    sms = _sms_rows()[0]
+
+    assert send_message(str(sms.id)) == STATUS_SENT
+
+    (delivered,) = recording_channel.sent
+    (code,) = CODE.findall(delivered.text)
+    assert delivered.text == t("password_reset_code", "en", code=code, minutes=15)
+    assert not [text for text in _stored_texts() if code in text]
+    assert _row_text(sms.id) == t("password_reset_code", "en", code="******", minutes=15)
+    assert outbox.text_to_send(sms) is None  # sent: the real text is gone from Redis too
+    assert _confirm(client, user.email, code).status_code == 204
+
+
+def test_a_reset_sms_whose_code_redis_lost_fails_and_sends_nothing(client, recording_channel, redis_conn):
+    user = make_user("admin", phone=PHONE)
+    assert client.post(RESET, json={"email": user.email}).status_code == 202
+    sms = _sms_rows()[0]
+    redis_conn.flushdb()  # Redis restarted without persistence before the worker got to it
+
+    assert send_message(str(sms.id)) == STATUS_FAILED
+
+    assert recording_channel.sent == []  # never the masked text
+    db.session.expire_all()
+    assert db.session.get(Message, sms.id).error_code == "secret_expired"
+
+
+def _row_text(message_id) -> str:
+    db.session.expire_all()
+    return db.session.get(Message, message_id).text
