@@ -5,7 +5,7 @@ more after the upgrade (their revocations lived in Redis, which cannot be truste
 Downgrading drops the table; tokens issued meanwhile keep working until they expire on the older code.
 
 Revision ID: 0008_token_revocation
-Revises: 0005_consultations
+Revises: 0007_proven_phones
 Create Date: 2026-12-08 10:00:00.000000
 
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0008_token_revocation"
-down_revision = "0005_consultations"
+down_revision = "0007_proven_phones"
 branch_labels = None
 depends_on = None
 

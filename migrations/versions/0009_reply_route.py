@@ -2,7 +2,7 @@
 failed inbound message is handled again
 
 Revision ID: 0009_reply_route
-Revises: 0005_consultations
+Revises: 0008_token_revocation
 Create Date: 2026-12-10 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_reply_route'
-down_revision = '0005_consultations'
+down_revision = "0008_token_revocation"
 branch_labels = None
 depends_on = None
 
