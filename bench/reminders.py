@@ -203,11 +203,11 @@ def add_appointments(clinics: list, count: int, *, start: datetime, days: float,
     ``office_hours``), one patient each (numbers from index ``first``), with their reminders planned as at
     ``booked`` (what an import does), written in bulk. Returns how many have a reminder planned."""
     from app.extensions import db
-    from app.models import Appointment, Contact, Patient
+    from app.models import Appointment, Contact, Patient, PatientRecord
     from app.services.appointments import next_reminder, zone
 
     rng = random.Random(seed)
-    contacts, patients, rows = [], [], []
+    contacts, patients, records, rows = [], [], [], []
     stamp = datetime.now(UTC)
     end = start + timedelta(days=days)
     for i in range(first, first + count):
@@ -223,15 +223,17 @@ def add_appointments(clinics: list, count: int, *, start: datetime, days: float,
         language = rng.choice((None, "en", "tn"))
         contacts.append({"id": contact_id, "address": phone, "language": rng.choice((None, "en", "tn")),
                          "created_at": stamp, "updated_at": stamp})  # fmt: skip
-        patients.append({"id": patient_id, "phone": phone, "contact_id": contact_id, "preferred_channel": "sms",
-                         "created_at": stamp, "updated_at": stamp})  # fmt: skip
+        patients.append({"id": patient_id, "phone": phone, "contact_id": contact_id, "created_at": stamp,
+                         "updated_at": stamp})  # fmt: skip
+        records.append({"id": uuid.uuid4(), "patient_id": patient_id, "clinic_id": clinic.id,
+                        "preferred_channel": "sms", "created_at": stamp, "updated_at": stamp})  # fmt: skip
         send_at, offset = next_reminder(clinic, at, "scheduled", booked)
         rows.append({"id": uuid.uuid4(), "clinic_id": clinic.id, "patient_id": patient_id, "appointment_datetime": at,
                      "language": language, "status": "scheduled", "reminders_sent": 0, "channel": "sms",
                      "import_key": f"ref:BENCH-{seed}-{i}", "external_ref": f"BENCH-{seed}-{i}",
                      "next_reminder_at": send_at, "next_reminder_offset": offset, "created_at": stamp,
                      "updated_at": stamp})  # fmt: skip
-    for model, data in ((Contact, contacts), (Patient, patients), (Appointment, rows)):
+    for model, data in ((Contact, contacts), (Patient, patients), (PatientRecord, records), (Appointment, rows)):
         for chunk in range(0, len(data), 5000):
             db.session.execute(model.__table__.insert(), data[chunk : chunk + 5000])
     db.session.commit()

@@ -4,10 +4,10 @@ PostgreSQL ``COPY`` of the same file.
 What is measured: the whole upload of one 100,000-row file by a clinic's staff member, through the Flask app
 (the test client, in this process: no network or gunicorn in the way) when the endpoint exists, else
 ``app.services.appointment_import.import_csv`` directly: multipart parsing, decoding, every row validated (phone
-number to E.164, time in the clinic's zone, language, lengths), reminders planned, contacts, patients and
-appointments written, commit, the report. The file is what a clinic system or a spreadsheet exports: distinct
-patients (some with two visits in the week), numbers mostly in international form, some with the ``+`` dropped by a
-spreadsheet, some national; a week of appointment times inside opening hours, most in clinic time
+number to E.164, time in the clinic's zone, language, lengths), reminders planned, contacts, patients, the clinic's
+records of them and appointments written, commit, the report. The file is what a clinic system or a spreadsheet
+exports: distinct patients (some with two visits in the week), numbers mostly in international form, some with the
+``+`` dropped by a spreadsheet, some national; a week of appointment times inside opening hours, most in clinic time
 (``YYYY-MM-DD HH:MM``), some ISO 8601 with an offset; English, Setswana or no language; most rows with the clinic
 system's reference.
 
@@ -287,7 +287,7 @@ def describe(result: dict) -> str:
     cpu = f"  CPU of the upload: this process {result['app_cpu_seconds']:.2f} s (both its threads)"
     if result["database_cpu_seconds"]:
         floor = result["rows"] / result["database_cpu_seconds"]
-        cpu += (f", PostgreSQL {result['database_cpu_seconds']:.2f} s (mostly the B-trees of 13 indexes and 4 foreign"
+        cpu += (f", PostgreSQL {result['database_cpu_seconds']:.2f} s (mostly the B-trees of 15 indexes and 6 foreign"
                 f" keys), so ≤ {floor:,.0f} rows/s while one backend does that work")  # fmt: skip
     load = os.getloadavg()[0]
     return "\n".join([

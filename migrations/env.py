@@ -98,10 +98,36 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            run_sqlite_migrations(connection, conf_args)
+            return
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+def run_sqlite_migrations(connection, conf_args):
+    """Run the migrations on SQLite with its foreign keys off, as SQLite's own ALTER TABLE procedure asks.
+
+    A batch operation rebuilds a table (copy, drop, rename), and with foreign keys on, dropping a table that other
+    rows reference fails (RESTRICT) or deletes them (CASCADE). PRAGMA foreign_keys does nothing inside a
+    transaction, so it is turned off before any begins (on the driver's connection, in autocommit), the keys are
+    checked once the revisions ran, and it is turned back on however it ends.
+    """
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        with context.begin_transaction():
+            context.run_migrations()
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"a migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -128,10 +128,12 @@ def store_appointment(clinic: Clinic, at: datetime, *, phone: str = PHONE, statu
                       **fields) -> Appointment:  # fmt: skip
     """An appointment row written directly, not through the booking service (for rules that are not the booking's).
 
-    Its patient is found or made by number (with ``patient_language`` and ``channel``); when ``planned`` is given,
-    its reminders are planned as a booking at that moment plans them. ``fields`` are other columns (language ...).
+    Its patient is found or made by number (with ``patient_language``), and the clinic's record of them (with
+    ``channel``); when ``planned`` is given, its reminders are planned as a booking at that moment plans them.
+    ``fields`` are other columns (language ...).
     """
-    patient = appointments.patient_for(phone, language=patient_language, channel=channel)
+    patient = appointments.patient_for(phone, language=patient_language)
+    appointments.record_for(clinic, patient, channel=channel)
     appointment = Appointment(
         clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient, appointment_datetime=at,
         status=status, channel=channel, import_key=appointments.import_key(external_ref=None, phone=phone, at=at),

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed models, one module per domain area. Importing this package registers them all."""
 
-from app.models.appointment import Appointment, Patient
+from app.models.appointment import Appointment, Patient, PatientRecord
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
@@ -25,7 +25,7 @@ from app.models.user import PasswordResetCode, TokenFamily, User
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
-    "PasswordResetCode", "Patient", "TokenFamily", "User", "utcnow",
+    "PasswordResetCode", "Patient", "PatientRecord", "TokenFamily", "User", "utcnow",
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
     "StockItem", "StockMovement",  # clinic stock

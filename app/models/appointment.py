@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, and_
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship, remote
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey
 from app.models.channel import PATIENT_CHANNELS, SMS
@@ -17,18 +17,17 @@ from app.models.contact import Contact
 class Patient(UUIDPrimaryKey, Timestamps, Base):
     """A person with appointments. One per phone number, across clinics.
 
-    Language and consent live on the patient's :class:`Contact` (the same number's record for every channel), so
-    a ``SETSWANA`` or ``STOP`` sent by SMS is honoured for reminders too: ``language`` and ``opted_out_at`` here
-    read and write the contact's.
+    Only what is the person's own stays here, per number: the number itself, and (on the patient's
+    :class:`Contact`, the same number's record for every channel) the language they chose and their consent, so a
+    ``SETSWANA`` or ``STOP`` sent by SMS is honoured for reminders too: ``language`` and ``opted_out_at`` here read
+    and write the contact's. What a clinic records about the person (a name, the channel for its reminders, notes)
+    is that clinic's :class:`PatientRecord`, never shown to another clinic.
     """
 
     __tablename__ = "patients"
-    __table_args__ = (CheckConstraint(f"preferred_channel IN {PATIENT_CHANNELS}", name="preferred_channel"),)
 
     phone: Mapped[str] = mapped_column(String(64), unique=True)  # E.164; "erased:<id>" after erasure
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"), unique=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    preferred_channel: Mapped[str] = mapped_column(String(16), default=SMS.value)
     erased_at: Mapped[datetime | None] = mapped_column()  # the right to erasure was exercised
 
     contact: Mapped[Contact] = relationship(lazy="joined")
@@ -44,6 +43,27 @@ class Patient(UUIDPrimaryKey, Timestamps, Base):
     @property
     def opted_out_at(self) -> datetime | None:
         return self.contact.opted_out_at
+
+
+class PatientRecord(UUIDPrimaryKey, Timestamps, Base):
+    """What one clinic records about one patient: its name for them, where its reminders go, its notes.
+
+    One per (patient, clinic), made when the clinic first books the number. Another clinic booking the same number
+    gets a record of its own and never reads or changes this one.
+    """
+
+    __tablename__ = "patient_records"
+    __table_args__ = (
+        CheckConstraint(f"preferred_channel IN {PATIENT_CHANNELS}", name="preferred_channel"),
+        # Patient first: the same index finds one clinic's record and all of a patient's (admins, erasure).
+        UniqueConstraint("patient_id", "clinic_id", name="uq_patient_records_patient_id_clinic_id"),
+    )
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    preferred_channel: Mapped[str] = mapped_column(String(16), default=SMS.value)  # where this clinic's texts go
+    notes: Mapped[str | None] = mapped_column(String(2000))
 
 
 STATUS_SCHEDULED = "scheduled"  # booked; reminders planned
@@ -100,3 +120,11 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
 
     patient: Mapped[Patient] = relationship(lazy="joined")
     clinic: Mapped[Clinic] = relationship(lazy="joined")
+    # The booking clinic's record of the patient (every booking makes one): its name and channel for them.
+    record: Mapped[PatientRecord | None] = relationship(
+        primaryjoin=lambda: and_(
+            foreign(Appointment.patient_id) == remote(PatientRecord.patient_id),
+            foreign(Appointment.clinic_id) == remote(PatientRecord.clinic_id),
+        ),
+        viewonly=True,
+    )

@@ -95,7 +95,8 @@ class AppointmentSchema(ma.Schema):
     patient_id = ma.fields.UUID(required=True)
     patient_phone = ma.fields.String(required=True, attribute="patient.phone",
                                      metadata={"description": "E.164 (erased:<patient id> after erasure)"})  # fmt: skip
-    patient_name = ma.fields.String(allow_none=True, attribute="patient.name")
+    patient_name = ma.fields.String(allow_none=True, attribute="record.name", dump_default=None,
+                                    metadata={"description": "the appointment's clinic's own name for the patient"})  # fmt: skip
     appointment_datetime = ma.fields.AwareDateTime(required=True, metadata={"description": "UTC"})
     local_datetime = LocalDateTime(required=True, metadata={"description": "clinic time, with its offset"})
     language = ma.fields.String(allow_none=True, metadata={"description": "en, tn, or null: the patient's"})
@@ -162,7 +163,8 @@ class AppointmentCreateSchema(ma.Schema):
                               metadata={"description": "the clinic system's own id"})  # fmt: skip
     clinic_id = ma.fields.UUID(load_default=None, metadata={"description": "admins only (required for them)"})
     channel = ma.fields.String(allow_none=True, load_default=None, validate=validate.OneOf(PATIENT_CHANNELS),
-                               metadata={"description": "where the patient's reminders go: sms or whatsapp"})  # fmt: skip
+                               metadata={"description": "where this clinic's reminders to the patient go: sms or "
+                                                        "whatsapp (the clinic's own record; others keep theirs)"})  # fmt: skip
 
 
 class AppointmentUpdateSchema(ma.Schema):

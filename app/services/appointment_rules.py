@@ -18,7 +18,7 @@ from app.extensions import db
 from app.i18n import t
 from app.messaging import inbox as messaging
 from app.messaging.outbox import OptedOut, queue_outbound
-from app.models import Appointment, Clinic, Patient, utcnow
+from app.models import Appointment, Clinic, Patient, PatientRecord, utcnow
 from app.models.appointment import (
     ACTIVE_STATUSES,
     STATUS_ATTENDED,
@@ -58,27 +58,48 @@ def text_for(appointment: Appointment, key: str, **params) -> str:
 # --- Patients ---------------------------------------------------------------------------------------------------
 
 
-def patient_for(phone: str, *, name: str | None = None, language: str | None = None,
-                channel: str | None = None) -> Patient:  # fmt: skip
+def patient_for(phone: str, *, language: str | None = None) -> Patient:
     """The patient with this E.164 number, created (with its contact) on first use.
 
-    A given name fills an empty one; a language is kept only when the person has not chosen one themselves (by
-    texting SETSWANA or ENGLISH).
+    A language is kept only when the person has not chosen one themselves (by texting SETSWANA or ENGLISH).
     """
     patient = db.session.scalar(select(Patient).where(Patient.phone == phone))
     if patient is None:
         contact = messaging.contact_for(phone)
-        patient = Patient(phone=phone, contact_id=contact.id, contact=contact, name=name or None,
-                          preferred_channel=channel or SMS)  # fmt: skip
+        patient = Patient(phone=phone, contact_id=contact.id, contact=contact)
         db.session.add(patient)
         db.session.flush()
-    if name and not patient.name:
-        patient.name = name
-    if channel:
-        patient.preferred_channel = channel
     if language and patient.contact.language is None:
         patient.contact.language = language
     return patient
+
+
+def record_for(clinic: Clinic, patient: Patient, *, name: str | None = None,
+               channel: str | None = None) -> PatientRecord:  # fmt: skip
+    """``clinic``'s own record of ``patient``, created on first use; no other clinic's is read or changed.
+
+    A given name fills an empty one (a booking never renames a patient the clinic already named); a given channel
+    is where the clinic's texts to them go from now on.
+    """
+    record = db.session.scalar(
+        select(PatientRecord).where(PatientRecord.patient_id == patient.id, PatientRecord.clinic_id == clinic.id)
+    )
+    if record is None:
+        record = PatientRecord(patient_id=patient.id, clinic_id=clinic.id, name=name or None,
+                               preferred_channel=channel or SMS)  # fmt: skip
+        db.session.add(record)
+        db.session.flush()
+    if name and not record.name:
+        record.name = name
+    if channel:
+        record.preferred_channel = channel
+    return record
+
+
+def channel_of(appointment: Appointment) -> str:
+    """Where texts about ``appointment`` go: the channel its clinic's record of the patient names (SMS without one)."""
+    record = appointment.record
+    return record.preferred_channel if record is not None else SMS
 
 
 def import_key(*, external_ref: str | None, phone: str, at: datetime) -> str:
@@ -96,6 +117,8 @@ def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: d
            channel: str | None = None) -> Appointment:  # fmt: skip
     """Book an appointment (API or import). Sends nothing unless the clinic turned on booking confirmations.
 
+    The name and channel given go to ``clinic``'s own record of the patient (:func:`record_for`).
+
     Raises:
         Conflict: the clinic already has this appointment (same reference, or same number and time).
     """
@@ -105,10 +128,11 @@ def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: d
         select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
     ):
         raise Conflict("This clinic already has this appointment (same external_ref, or same number and time).")
-    patient = patient_for(patient_phone, name=patient_name, language=language, channel=channel)
+    patient = patient_for(patient_phone, language=language)
+    record = record_for(clinic, patient, name=patient_name, channel=channel)
     appointment = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
                               appointment_datetime=appointment_datetime, language=language, external_ref=external_ref,
-                              import_key=key, channel=patient.preferred_channel,
+                              import_key=key, channel=record.preferred_channel,
                               created_by=getattr(actor, "user_id", None))  # fmt: skip
     db.session.add(appointment)
     db.session.flush()
@@ -184,7 +208,7 @@ def notify(appointment: Appointment, key: str, event: str) -> None:
     at = int(appointment.appointment_datetime.timestamp())
     with contextlib.suppress(OptedOut):
         queue_outbound(
-            channel=appointment.patient.preferred_channel,
+            channel=channel_of(appointment),
             address=appointment.patient.phone,
             text=text_for(appointment, key),
             language=language_of(appointment),

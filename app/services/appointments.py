@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, selectinload
 
 from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
@@ -25,6 +25,7 @@ from app.models.appointment import ACTIVE_STATUSES
 from app.services import audit, clinics
 from app.services.appointment_rules import (  # noqa: F401 (re-exported: the rules every caller uses)
     cancel,
+    channel_of,
     confirm,
     create,
     format_when,
@@ -33,6 +34,7 @@ from app.services.appointment_rules import (  # noqa: F401 (re-exported: the rul
     next_for_phone,
     notify,
     patient_for,
+    record_for,
     request_change,
     reschedule,
     set_attendance,
@@ -138,7 +140,9 @@ def visible(actor):
         select(Appointment)
         .join(Clinic, Appointment.clinic_id == Clinic.id)
         .join(Patient, Appointment.patient_id == Patient.id)
-        .options(contains_eager(Appointment.clinic), contains_eager(Appointment.patient))
+        .options(
+            contains_eager(Appointment.clinic), contains_eager(Appointment.patient), selectinload(Appointment.record)
+        )
     )
     if not actor.is_admin:
         stmt = stmt.where(Appointment.clinic_id == actor.clinic_id)
@@ -244,6 +248,8 @@ def book(actor, data: dict) -> Appointment:
 def edit(actor, appointment_id: uuid.UUID, data: dict) -> Appointment:
     """Change an appointment's time, language, patient name or external reference; only the fields given.
 
+    The name is the appointment's clinic's own (its :class:`PatientRecord` of the patient); other clinics' stay.
+
     A new time is a reschedule by the clinic (:func:`reschedule`: reminders re-planned, the patient told).
 
     Raises:
@@ -265,7 +271,7 @@ def edit(actor, appointment_id: uuid.UUID, data: dict) -> Appointment:
         if "patient_name" in data:
             if appointment.patient.erased_at is not None:
                 raise Conflict("This patient's personal data was erased; book a new appointment instead.")
-            appointment.patient.name = data["patient_name"]
+            record_for(appointment.clinic, appointment.patient).name = data["patient_name"]
         if "language" in data:
             appointment.language = data["language"]
         if "appointment_datetime" in data:

@@ -24,8 +24,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.messaging.outbox import Outgoing, queue_many
-from app.models import Appointment, Clinic, utcnow
+from app.models import Appointment, Clinic, PatientRecord, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
+from app.models.channel import SMS
 from app.models.message_log import KIND_REMINDER
 from app.services import appointments, audit
 
@@ -74,13 +75,17 @@ def queue_due_reminders(now: datetime | None = None, *, batch_size: int = BATCH_
         ).all()
         if not ids:
             break
-        batch = db.session.scalars(
-            select(Appointment)
+        rows = db.session.execute(
+            select(Appointment, PatientRecord.preferred_channel)
+            .outerjoin(PatientRecord, (PatientRecord.patient_id == Appointment.patient_id)
+                       & (PatientRecord.clinic_id == Appointment.clinic_id))  # each clinic's own channel
             .where(Appointment.id.in_(ids))
             .options(lazyload(Appointment.clinic))
             .execution_options(populate_existing=True)
-        ).all()
-        outgoing, plans = _plan_batch(batch, now, counts)
+        ).all()  # fmt: skip
+        batch = [appointment for appointment, _ in rows]
+        channels = {appointment.id: channel or SMS for appointment, channel in rows}
+        outgoing, plans = _plan_batch(batch, channels, now, counts)
         result = queue_many(outgoing, now=now)
         _save_plans(batch, plans)
         counts["queued"] += len(result.ids) - result.scheduled
@@ -98,8 +103,11 @@ def queue_due_reminders(now: datetime | None = None, *, batch_size: int = BATCH_
 Plan = tuple[datetime | None, int | None]  # an appointment's next reminder: (next_reminder_at, next_reminder_offset)
 
 
-def _plan_batch(batch: list[Appointment], now: datetime, counts: dict[str, int]) -> tuple[list[Outgoing], list[Plan]]:
+def _plan_batch(batch: list[Appointment], channels: dict, now: datetime,
+                counts: dict[str, int]) -> tuple[list[Outgoing], list[Plan]]:  # fmt: skip
     """The reminders to write for one batch, and each appointment's next reminder after the offset now due.
+
+    ``channels``: where each appointment's reminders go, the channel its clinic's own record of the patient names.
 
     The plans are :func:`app.services.appointments.plan_reminders`' (its pure core, ``next_reminder``), saved by
     :func:`_save_plans` in one statement instead of one UPDATE per appointment.
@@ -121,7 +129,7 @@ def _plan_batch(batch: list[Appointment], now: datetime, counts: dict[str, int])
             else:
                 outgoing.append(
                     Outgoing(
-                        channel=patient.preferred_channel,
+                        channel=channels[appointment.id],
                         address=patient.phone,
                         text=appointments.text_for(appointment, "appointment_reminder"),
                         language=appointments.language_of(appointment),

@@ -14,7 +14,7 @@ from datetime import time
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, User, utcnow
+from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, PatientRecord, User, utcnow
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
@@ -168,9 +168,9 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
 def reset() -> None:
     """Put the demo data back where ``seed-demo`` leaves it, then run the seed again.
 
-    Deleted: the demo numbers' messages, conversations, patients, appointments and contacts; the demo accounts'
-    consultations, chat links and link codes, and the demo clinics' stock (:func:`app.services.demo.erase_demo_work`,
-    which also clears the PIN lock and restores the demo PIN). The demo clinics' sending hours are restored, and
+    Deleted: the demo numbers' messages, conversations, patients (with the clinics' records of them), appointments
+    and contacts; the demo accounts' consultations, chat links and link codes, and the demo clinics' stock
+    (:func:`app.services.demo.erase_demo_work`, which also clears the PIN lock and restores the demo PIN). The demo clinics' sending hours are restored, and
     once that is committed the staff USSD sessions of the demo phones are forgotten in Redis (exact keys, from the
     session ids their messages carry). Idempotent, and it touches nothing but demo data.
     """
@@ -187,6 +187,8 @@ def reset() -> None:
     db.session.execute(delete(Conversation).where(Conversation.contact_id.in_(contact_ids)),
                        execution_options={"synchronize_session": False})  # fmt: skip
     db.session.execute(delete(Appointment).where(Appointment.patient_id.in_(patient_ids)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
+    db.session.execute(delete(PatientRecord).where(PatientRecord.patient_id.in_(patient_ids)),
                        execution_options={"synchronize_session": False})  # fmt: skip
     db.session.execute(delete(Patient).where(Patient.phone.in_(demo)), execution_options={"synchronize_session": False})
     db.session.execute(delete(Contact).where(Contact.address.in_(demo)),

@@ -19,7 +19,7 @@ read afresh. Consultations already made stay with their account (review them wit
 Downgrade drops the new columns and table; links undone stay undone (a pharmacist links again with a code).
 
 Revision ID: 0007_proven_phones
-Revises: 0005_consultations
+Revises: 0006_patient_records
 Create Date: 2026-12-08 10:00:00.000000
 
 """
@@ -32,7 +32,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0007_proven_phones"
-down_revision = "0005_consultations"
+down_revision = "0006_patient_records"
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Appointment, AuditLog, Message, Patient, utcnow
+from app.models import Appointment, AuditLog, Message, Patient, PatientRecord, utcnow
 from app.security import Actor
 from app.services import appointments
 from tests.conftest import bearer
@@ -91,7 +91,8 @@ def test_staff_book_an_appointment_for_their_clinic(client, people):
     assert body["next_reminder_at"] == "2031-03-01T07:00:00+00:00"
     assert set(body) >= {"id", "patient_id", "created_at", "updated_at"}
     patient = db.session.get(Patient, uuid.UUID(body["patient_id"]))
-    assert (patient.phone, patient.name) == (PHONE, "Mpho Kgosi")
+    record = db.session.scalar(select(PatientRecord).where(PatientRecord.patient_id == patient.id))
+    assert (patient.phone, record.clinic_id, record.name) == (PHONE, people["home"].id, "Mpho Kgosi")
     assert notices(body["id"]) == []  # the clinic has no booking confirmation
     [row] = audit_rows("appointment.create")
     assert row.actor_id == people["users"]["staff"].id and PHONE not in str(row.details)

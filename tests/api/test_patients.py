@@ -1,7 +1,11 @@
-"""``/api/v1/patients``: search by phone, one patient's record, and erasure (the right to erasure).
+"""``/api/v1/patients``: search by phone, one patient's record, a clinic's own record, and erasure (the right to
+erasure).
 
-Staff and viewers see patients with an appointment at their clinic, and of them only their clinic's appointments and
-messages; admins see all. Runs on PostgreSQL with the ``people`` fixture.
+Staff and viewers see patients with a current (not cancelled) appointment at their clinic, and of them only their
+clinic's record (name, channel, notes), appointments and messages; admins see all, with every clinic's record. The
+attacks: staff of another clinic (Kumasi, ``other_staff``) booking a number Tlokweng knows, one at a time or a
+bulk of them, then reading, renaming, re-routing and keeping access after cancelling. Runs on PostgreSQL with the
+``people`` fixture.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.messaging.outbox import queue_outbound
-from app.models import Appointment, AuditLog, Contact, Conversation, Message, Patient
+from app.models import Appointment, AuditLog, Clinic, Contact, Conversation, Message, Patient, PatientRecord
+from app.services import appointments
 from tests.conftest import bearer
 from tests.factories import booking
 
@@ -104,10 +109,13 @@ def test_a_search_is_an_audited_read_without_the_number(client, people, records)
 def test_a_search_answer_shows_the_patient(client, people, records):
     [item] = client.get(BASE, query_string={"phone": PHONE}, headers=headers(people)).get_json()["items"]
 
-    assert set(item) == {"id", "phone", "name", "language", "preferred_channel", "opted_out_at", "erased_at",
-                         "created_at"}  # fmt: skip
-    assert (item["phone"], item["name"], item["preferred_channel"], item["erased_at"]) == (PHONE, "Mpho Kgosi",
-                                                                                           "sms", None)  # fmt: skip
+    assert set(item) == {"id", "phone", "name", "language", "preferred_channel", "notes", "opted_out_at", "erased_at",
+                         "created_at", "records"}  # fmt: skip
+    assert (item["phone"], item["name"], item["preferred_channel"], item["notes"], item["erased_at"]) == (
+        PHONE, "Mpho Kgosi", "sms", None, None)  # fmt: skip
+    [record] = item["records"]
+    assert set(record) == {"clinic_id", "name", "preferred_channel", "notes", "created_at", "updated_at"}
+    assert (record["clinic_id"], record["name"]) == (str(people["home"].id), "Mpho Kgosi")
 
 
 @pytest.mark.parametrize(("query", "field"), [({"phone": ""}, "phone"), ({"phone": "+2\x00"}, "phone"),
@@ -153,17 +161,180 @@ def test_unknown_patient_is_404_and_another_clinics_403(client, people, records)
     assert audit_rows("patient.read") == []
 
 
+# --- another clinic books a number this clinic knows -------------------------------------------------------------
+
+A_NAME, A_NOTES = "Mpho Kgosi", "Allergic to penicillin"
+KUMASI_AT = "2031-03-05T09:00:00+00:00"
+
+
+@pytest.fixture
+def known(people):
+    """Tlokweng's patient: named, reached by WhatsApp, with notes; one appointment and a notice about it."""
+    appointment = book(people["home"], PHONE, patient_name=A_NAME, channel="whatsapp", external_ref="HIS-1")
+    appointment.record.notes = A_NOTES
+    queue_outbound(channel="whatsapp", address=PHONE, text="Your appointment at Tlokweng", kind="notice",
+                   clinic_id=people["home"].id, appointment_id=appointment.id)  # fmt: skip
+    db.session.commit()
+    return appointment
+
+
+def kumasi_books(client, people, phone: str = PHONE, **fields) -> dict:
+    """Staff of the other clinic book the number through the API (E.164: any country's number can be booked)."""
+    response = client.post("/api/v1/appointments", json={"patient_phone": phone, "appointment_datetime": KUMASI_AT,
+                                                         **fields}, headers=headers(people, "other_staff"))  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def records_of(patient_id) -> dict[str, tuple]:
+    """Each clinic's record of the patient, by clinic name: (name, preferred_channel, notes)."""
+    db.session.expire_all()
+    rows = db.session.scalars(select(PatientRecord).where(PatientRecord.patient_id == patient_id))
+    return {db.session.get(Clinic, r.clinic_id).name: (r.name, r.preferred_channel, r.notes) for r in rows}
+
+
+def test_another_clinic_booking_the_number_sees_nothing_the_first_recorded(client, people, known):
+    booked = kumasi_books(client, people)
+
+    found = client.get(BASE, query_string={"phone": PHONE}, headers=headers(people, "other_staff"))
+    one = detail(client, people, known.patient_id, "other_staff")
+
+    [item] = found.get_json()["items"]
+    assert (item["id"], item["name"], item["preferred_channel"], item["notes"]) == (str(known.patient_id), None,
+                                                                                    "sms", None)  # fmt: skip
+    assert [r["clinic_id"] for r in item["records"]] == [str(people["other"].id)]
+    body = one.get_json()
+    assert [a["id"] for a in body["appointments"]] == [booked["id"]] and body["messages"] == []
+    for answer in (found, one):
+        text = answer.get_data(as_text=True)
+        assert A_NAME not in text and A_NOTES not in text and "whatsapp" not in text and str(known.id) not in text
+
+
+def test_a_bulk_booking_of_known_numbers_reveals_no_name_and_changes_no_record(client, people, known):
+    neighbour = book(people["home"], OTHER_PHONE, patient_name="Neo Tau")
+    items = [{"action": "create", "patient_phone": phone, "appointment_datetime": KUMASI_AT,
+              "patient_name": "Imposter", "channel": "sms"} for phone in (PHONE, OTHER_PHONE)]  # fmt: skip
+
+    response = client.post("/api/v1/appointments/bulk", json={"items": items}, headers=headers(people, "other_staff"))
+
+    assert [r["status"] for r in response.get_json()["results"]] == [201, 201]
+    page = client.get(BASE, headers=headers(people, "other_staff")).get_json()["items"]
+    assert sorted((i["phone"], i["name"]) for i in page) == [(PHONE, "Imposter"), (OTHER_PHONE, "Imposter")]
+    assert records_of(known.patient_id) == {"Tlokweng Clinic": (A_NAME, "whatsapp", A_NOTES),
+                                            "Kumasi Clinic": ("Imposter", "sms", None)}  # fmt: skip
+    assert records_of(neighbour.patient_id)["Tlokweng Clinic"] == ("Neo Tau", "sms", None)
+
+
+@pytest.mark.parametrize("by", ["clinic", "patient"])
+def test_once_its_only_appointment_is_cancelled_the_other_clinic_loses_the_patient(client, people, known, by):
+    booked = kumasi_books(client, people)
+    if by == "clinic":
+        assert client.delete(f"/api/v1/appointments/{booked['id']}",
+                             headers=headers(people, "other_staff")).status_code == 200  # fmt: skip
+    else:  # the patient answered "3: I cannot come"
+        appointments.cancel(None, db.session.get(Appointment, uuid.UUID(booked["id"])), by_patient=True)
+        db.session.commit()
+
+    found = client.get(BASE, query_string={"phone": PHONE}, headers=headers(people, "other_staff"))
+    patched = client.patch(f"{BASE}/{known.patient_id}", json={"notes": "Still here"},
+                           headers=headers(people, "other_staff"))  # fmt: skip
+
+    assert ids(found) == []
+    # 403, as for any other clinic's patient: the id is one the caller was shown, so a 404 would hide nothing.
+    assert detail(client, people, known.patient_id, "other_staff").status_code == 403
+    assert patched.status_code == 403
+    assert detail(client, people, known.patient_id).status_code == 200  # Tlokweng's appointment still stands
+
+
+def test_another_clinics_booking_and_edits_change_only_its_own_record(client, people, known):
+    booked = kumasi_books(client, people, patient_name="Someone Else", channel="sms")
+    renamed = client.put(f"/api/v1/appointments/{booked['id']}", json={"patient_name": "Renamed"},
+                         headers=headers(people, "other_staff"))  # fmt: skip
+    patched = client.patch(f"{BASE}/{known.patient_id}", json={"name": "Patched", "notes": "Kumasi's own"},
+                           headers=headers(people, "other_staff"))  # fmt: skip
+
+    assert (booked["patient_name"], booked["channel"]) == ("Someone Else", "sms")
+    assert renamed.get_json()["patient_name"] == "Renamed"
+    assert (patched.get_json()["name"], patched.get_json()["notes"]) == ("Patched", "Kumasi's own")
+    mine = detail(client, people, known.patient_id).get_json()
+    assert (mine["name"], mine["preferred_channel"], mine["notes"]) == (A_NAME, "whatsapp", A_NOTES)
+    assert [a["patient_name"] for a in mine["appointments"]] == [A_NAME]
+    assert records_of(known.patient_id)["Kumasi Clinic"] == ("Patched", "sms", "Kumasi's own")
+
+
+def test_staff_keep_their_clinics_own_record(client, people, known):
+    change = {"notes": "Prefers mornings", "preferred_channel": "sms"}
+    response = client.patch(f"{BASE}/{known.patient_id}", json=change, headers=headers(people))
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["name"], body["preferred_channel"], body["notes"]) == (A_NAME, "sms", "Prefers mornings")
+    [row] = audit_rows("patient.update")
+    assert row.details == {"clinic_id": str(people["home"].id), "fields": ["notes", "preferred_channel"]}
+    assert "Prefers" not in str(row.details)
+
+
+@pytest.mark.parametrize(("body", "field"), [({"preferred_channel": "telegram"}, "preferred_channel"),
+                                             ({"notes": "x" * 2001}, "notes"), ({"name": ""}, "name")])  # fmt: skip
+def test_a_bad_record_change_is_422(client, people, known, body, field):
+    response = client.patch(f"{BASE}/{known.patient_id}", json=body, headers=headers(people))
+
+    assert response.status_code == 422
+    assert field in response.get_json()["error"]["details"]["json"]
+
+
+def test_staff_of_a_clinic_that_never_booked_the_number_cannot_change_it(client, people, known):
+    response = client.patch(f"{BASE}/{known.patient_id}", json={"name": "Mine now"},
+                            headers=headers(people, "other_staff"))  # fmt: skip
+
+    assert response.status_code == 403
+    assert set(records_of(known.patient_id)) == {"Tlokweng Clinic"}
+
+
+def test_admins_see_and_change_every_clinics_record(client, people, known):
+    kumasi_books(client, people, patient_name="Someone Else")
+    home, other = str(people["home"].id), str(people["other"].id)
+
+    body = detail(client, people, known.patient_id, "admin").get_json()
+    [item] = client.get(BASE, query_string={"phone": PHONE}, headers=headers(people, "admin")).get_json()["items"]
+    changed = client.patch(f"{BASE}/{known.patient_id}", json={"clinic_id": other, "notes": "Checked"},
+                           headers=headers(people, "admin"))  # fmt: skip
+    unnamed = client.patch(f"{BASE}/{known.patient_id}", json={"notes": "?"}, headers=headers(people, "admin"))
+
+    for shown in (body, item):
+        assert (shown["name"], shown["preferred_channel"], shown["notes"]) == (None, None, None)
+        assert {(r["clinic_id"], r["name"], r["preferred_channel"]) for r in shown["records"]} == {
+            (home, A_NAME, "whatsapp"), (other, "Someone Else", "sms")}  # fmt: skip
+    assert changed.status_code == 200 and unnamed.status_code == 422
+    assert records_of(known.patient_id) == {"Tlokweng Clinic": (A_NAME, "whatsapp", A_NOTES),
+                                            "Kumasi Clinic": ("Someone Else", "sms", "Checked")}  # fmt: skip
+
+
+def test_admins_cannot_make_a_record_for_a_clinic_without_one(client, people, known):
+    response = client.patch(f"{BASE}/{known.patient_id}", json={"clinic_id": str(people["other"].id), "name": "X"},
+                            headers=headers(people, "admin"))  # fmt: skip
+
+    assert response.status_code == 404
+    assert set(records_of(known.patient_id)) == {"Tlokweng Clinic"}
+
+
 # --- DELETE /patients/{id} ------------------------------------------------------------------------------------------
 
 
 def test_erasure_removes_the_person_and_keeps_anonymous_counts(client, people, records):
+    for record in db.session.scalars(select(PatientRecord).where(PatientRecord.patient_id == records["patient"])):
+        record.name, record.notes = record.name or "Mpho", "Asked for morning visits"
+    db.session.commit()
+
     response = client.delete(f"{BASE}/{records['patient']}", headers=headers(people, "admin"))
 
     assert response.status_code == 204, response.get_data(as_text=True)
     db.session.expire_all()
     erased = f"erased:{records['patient']}"
     patient = db.session.get(Patient, records["patient"])
-    assert (patient.phone, patient.name) == (erased, None) and patient.erased_at is not None
+    assert patient.phone == erased and patient.erased_at is not None
+    kept = db.session.scalars(select(PatientRecord).where(PatientRecord.patient_id == patient.id))
+    assert sorted((r.name, r.notes, r.preferred_channel) for r in kept) == [(None, None, "sms")] * 2  # both clinics
     contact = db.session.get(Contact, records["contact"])
     assert (contact.address, contact.name) == (erased, None)
     conversation = db.session.scalar(select(Conversation).where(Conversation.contact_id == contact.id))

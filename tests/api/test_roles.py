@@ -159,6 +159,10 @@ def attendance_body(ctx: dict) -> dict:
     return {"attended": True}
 
 
+def patient_record_body(ctx: dict) -> dict:
+    return {"notes": "Prefers mornings", "clinic_id": str(ctx["home_clinic"])}  # admins name it; staff their own
+
+
 def bulk_body(ctx: dict) -> dict:
     """One cancel of the home clinic's appointment: the request is 200 for every writer (results per item)."""
     return {"items": [{"action": "cancel", "id": str(ctx["home_appointment"])}]}
@@ -316,6 +320,9 @@ TABLE = [
 
     row("GET",    "/api/v1/patients",                    None,               (401, 200, 200, 200, 403, 200)),
     row("GET",    "/api/v1/patients/{home_patient}",     None,               (401, 200, 200, 403, 403, 200),
+        setup=home_appointment),
+    # Only the home clinic's record; other_staff have no appointment with the patient.
+    row("PATCH",  "/api/v1/patients/{home_patient}",     patient_record_body, (401, 403, 200, 403, 403, 200),
         setup=home_appointment),
     row("DELETE", "/api/v1/patients/{home_patient}",     None,               (401, 403, 403, 403, 403, 204),
         setup=home_appointment),

@@ -1,7 +1,8 @@
 """The Alembic migrations, run through the real ``flask db`` commands on SQLite and on PostgreSQL.
 
 Every revision upgrades and downgrades; the migrated schema matches the models exactly (no drift, types
-included); and the audit log is append-only in the database itself, whatever SQL reaches it.
+included); the audit log is append-only in the database itself, whatever SQL reaches it; and revisions that move
+data keep it both ways.
 
 PostgreSQL runs in a database of this module's own (``<test database>_migrations``), made here on first use, so the
 shared test database that the other tests use is never downgraded under them.
@@ -9,7 +10,9 @@ shared test database that the other tests use is never downgraded under them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +27,7 @@ from app import create_app
 from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.models import AuditLog, Base
+from app.models.base import UTCDateTime
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_postgres_schema
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -190,3 +194,120 @@ def test_audit_rows_can_still_be_added_after_a_refused_change(migrations_app):
         db.session.remove()
         db.engine.dispose()
     assert ids == {first, second}
+
+
+# --- 0006_patient_records: what a clinic records about a patient moves to that clinic's record ------------------
+
+RECORDS = "0006_patient_records"
+BEFORE_RECORDS = REVISIONS[REVISIONS.index(RECORDS) - 1]
+_ID, _AT = sa.Uuid(), UTCDateTime()
+# The tables as the revision before finds them (only the columns these tests write).
+CLINICS = sa.table("clinics", *(sa.column(n) for n in ("name", "country", "timezone", "default_language")),
+                   sa.column("id", _ID), sa.column("created_at", _AT), sa.column("updated_at", _AT))  # fmt: skip
+CONTACTS = sa.table("contacts", sa.column("address"), sa.column("id", _ID), sa.column("created_at", _AT),
+                    sa.column("updated_at", _AT))  # fmt: skip
+OLD_PATIENTS = sa.table("patients", sa.column("phone"), sa.column("contact_id", _ID), sa.column("name"),
+                        sa.column("preferred_channel"), sa.column("id", _ID), sa.column("created_at", _AT),
+                        sa.column("updated_at", _AT))  # fmt: skip
+APPOINTMENTS = sa.table("appointments", *(sa.column(n) for n in ("status", "reminders_sent", "import_key", "channel")),
+                        sa.column("clinic_id", _ID), sa.column("patient_id", _ID), sa.column("id", _ID),
+                        sa.column("appointment_datetime", _AT), sa.column("created_at", _AT),
+                        sa.column("updated_at", _AT))  # fmt: skip
+PATIENT_RECORDS = sa.table("patient_records", sa.column("patient_id", _ID), sa.column("clinic_id", _ID),
+                           sa.column("name"), sa.column("preferred_channel"), sa.column("notes"),
+                           sa.column("updated_at", _AT))  # fmt: skip
+STAMP = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _write(app: Flask, statements: list) -> None:
+    with app.app_context():
+        with db.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(statement)
+        db.engine.dispose()
+
+
+def _rows(app: Flask, statement) -> set[tuple]:
+    with app.app_context():
+        with db.engine.connect() as connection:
+            rows = {tuple(row) for row in connection.execute(statement)}
+        db.engine.dispose()
+    return rows
+
+
+def _shared_patients(app: Flask) -> dict[str, uuid.UUID]:
+    """Before the revision: clinics A and B; Mpho (named, WhatsApp) booked twice at A and once at B, Neo (no name)
+    at A only."""
+    ids = {name: uuid.uuid4() for name in ("A", "B", "mpho", "neo")}
+    stamp = {"created_at": STAMP, "updated_at": STAMP}
+    statements = [sa.insert(CLINICS).values(id=ids[clinic], name=f"Clinic {clinic}", country="BW",
+                                            timezone="Africa/Gaborone", default_language="tn", **stamp)
+                  for clinic in ("A", "B")]  # fmt: skip
+    for n, (who, name, channel) in enumerate([("mpho", "Mpho Kgosi", "whatsapp"), ("neo", None, "sms")]):
+        contact, phone = uuid.uuid4(), f"+2677100000{n}"
+        statements += [sa.insert(CONTACTS).values(id=contact, address=phone, **stamp),
+                       sa.insert(OLD_PATIENTS).values(id=ids[who], phone=phone, contact_id=contact, name=name,
+                                                      preferred_channel=channel, **stamp)]  # fmt: skip
+    for n, (clinic, who) in enumerate([("A", "mpho"), ("A", "mpho"), ("B", "mpho"), ("A", "neo")]):
+        statements.append(sa.insert(APPOINTMENTS).values(
+            id=uuid.uuid4(), clinic_id=ids[clinic], patient_id=ids[who], appointment_datetime=STAMP,
+            status="scheduled", reminders_sent=0, import_key=f"ref:{n}", channel="sms", **stamp))  # fmt: skip
+    _write(app, statements)
+    return ids
+
+
+def _records(app: Flask, ids: dict) -> set[tuple]:
+    names = {value: key for key, value in ids.items()}
+    statement = sa.select(PATIENT_RECORDS.c.patient_id, PATIENT_RECORDS.c.clinic_id, PATIENT_RECORDS.c.name,
+                          PATIENT_RECORDS.c.preferred_channel, PATIENT_RECORDS.c.notes)  # fmt: skip
+    return {(names[p], names[c], *rest) for p, c, *rest in _rows(app, statement)}
+
+
+def _old_patients(app: Flask, ids: dict) -> set[tuple]:
+    names = {value: key for key, value in ids.items()}
+    statement = sa.select(OLD_PATIENTS.c.id, OLD_PATIENTS.c.name, OLD_PATIENTS.c.preferred_channel)
+    return {(names[p], *rest) for p, *rest in _rows(app, statement)}
+
+
+def test_patient_records_migration_round_trip_keeps_every_name_and_channel(migrations_app):
+    _flask_db(migrations_app, "upgrade", BEFORE_RECORDS)
+    ids = _shared_patients(migrations_app)
+    before = _old_patients(migrations_app, ids)
+
+    _flask_db(migrations_app, "upgrade", RECORDS)
+    assert _records(migrations_app, ids) == {("mpho", "A", "Mpho Kgosi", "whatsapp", None),
+                                             ("mpho", "B", "Mpho Kgosi", "whatsapp", None),
+                                             ("neo", "A", None, "sms", None)}  # fmt: skip
+    with migrations_app.app_context():
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("patients")}
+        db.engine.dispose()
+    assert not {"name", "preferred_channel"} & columns
+
+    _flask_db(migrations_app, "downgrade", BEFORE_RECORDS)
+    assert "patient_records" not in _tables(migrations_app)
+    assert _old_patients(migrations_app, ids) == before == {("mpho", "Mpho Kgosi", "whatsapp"), ("neo", None, "sms")}
+
+    _flask_db(migrations_app, "upgrade", RECORDS)
+    assert len(_records(migrations_app, ids)) == 3
+
+
+def test_patient_records_downgrade_takes_the_newest_records(migrations_app):
+    _flask_db(migrations_app, "upgrade", BEFORE_RECORDS)
+    ids = _shared_patients(migrations_app)
+    _flask_db(migrations_app, "upgrade", RECORDS)
+    # After the revision, clinic B renames Mpho and moves them to SMS; later A clears its name for them.
+    changes = [
+        ("B", {"name": "Mpho K", "preferred_channel": "sms", "notes": "Mornings"}, 2031),
+        ("A", {"name": None}, 2032),
+    ]
+    _write(migrations_app, [
+        sa.update(PATIENT_RECORDS)
+        .where(PATIENT_RECORDS.c.patient_id == ids["mpho"], PATIENT_RECORDS.c.clinic_id == ids[clinic])
+        .values(updated_at=STAMP.replace(year=year), **values)
+        for clinic, values, year in changes
+    ])  # fmt: skip
+
+    _flask_db(migrations_app, "downgrade", BEFORE_RECORDS)
+
+    # The name of the newest record that has one; the channel of the newest record (A's, still WhatsApp).
+    assert _old_patients(migrations_app, ids) == {("mpho", "Mpho K", "whatsapp"), ("neo", None, "sms")}

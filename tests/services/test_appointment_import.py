@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.messaging import inbox
-from app.models import Appointment, AuditLog, Contact, Message, Patient
+from app.models import Appointment, AuditLog, Contact, Message, Patient, PatientRecord
 from app.models.appointment import STATUS_CANCELLED, STATUS_RESCHEDULED, STATUS_SCHEDULED
 from app.security import Actor
 from app.services import appointments
@@ -140,7 +140,7 @@ def test_file_formats_all_read_the_same(staff, home, content):
 
     assert report == {"imported": 2, "updated": 0, "unchanged": 0, "errors": [], "error_count": 0}
     rows = stored()
-    assert [(a.patient.phone, a.appointment_datetime, a.language, a.patient.name, a.external_ref) for a in rows] == [
+    assert [(a.patient.phone, a.appointment_datetime, a.language, a.record.name, a.external_ref) for a in rows] == [
         ("+26771234567", AT, "tn", "Kagiso Molefe", "R1"),
         ("+26772345678", AT2, "en", "Mpho Tau", "R2"),
     ]
@@ -153,7 +153,7 @@ def test_windows_1252_file_is_read_as_such(staff):
     report = upload(staff, content)
 
     assert counts(report) == (1, 0, 0, 0)
-    assert stored()[0].patient.name == "Tšhabong Mothei"
+    assert stored()[0].record.name == "Tšhabong Mothei"
 
 
 def test_quoted_field_across_lines_keeps_line_numbers(staff):
@@ -172,7 +172,7 @@ def test_quoted_field_across_lines_keeps_line_numbers(staff):
         {"line": 9, "column": "language", "message": MSG_LANGUAGE},
     ]
     assert counts(report)[0] == 2
-    assert {a.patient.name for a in stored()} == {'Kagiso\nMolefe, "KG"', "Neo\r\nTau\nSebina"}
+    assert {a.record.name for a in stored()} == {'Kagiso\nMolefe, "KG"', "Neo\r\nTau\nSebina"}
 
 
 # --- file-level errors ------------------------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def test_a_file_in_many_chunks(staff, monkeypatch):
     assert (moved.next_reminder_at, moved.next_reminder_offset) == appointments.next_reminder(
         moved.clinic, moved.appointment_datetime, STATUS_SCHEDULED, NOW
     )
-    assert (rows["R2"].patient.name, rows["R2"].patient.language) == ("Mpho Tau", "en")
+    assert (rows["R2"].record.name, rows["R2"].patient.language) == ("Mpho Tau", "en")
     assert (count(Appointment), count(Patient), count(Contact)) == (4, 3, 3)
     assert notices() == []
 
@@ -573,8 +573,8 @@ def test_new_language_or_a_missing_name_updates_without_a_notice(staff):
 
     assert counts(report) == (0, 1, 1, 0)
     first, second = stored()
-    assert (first.language, first.patient.name, first.patient.language) == ("tn", "Kagiso Molefe", "tn")
-    assert second.patient.name == "Mpho Tau"  # a given name is never overwritten
+    assert (first.language, first.record.name, first.patient.language) == ("tn", "Kagiso Molefe", "tn")
+    assert second.record.name == "Mpho Tau"  # a given name is never overwritten
     assert notices() == []
 
 
@@ -645,8 +645,10 @@ def test_patients_and_contacts_are_made_once_per_number(staff):
     assert (count(Patient), count(Contact)) == (2, 2)
     db.session.expire_all()
     patient = db.session.scalar(select(Patient).where(Patient.phone == "+26771234567"))
-    # The first name and language given stay (appointments.patient_for's rules); each appointment keeps its own.
-    assert (patient.name, patient.language, patient.preferred_channel) == ("Kagiso Molefe", "tn", "sms")
+    record = db.session.scalar(select(PatientRecord).where(PatientRecord.patient_id == patient.id))
+    # The first name and language given stay (patient_for's and record_for's rules); each appointment keeps its own.
+    assert (record.name, patient.language, record.preferred_channel) == ("Kagiso Molefe", "tn", "sms")
+    assert count(PatientRecord) == 2  # one per (number, clinic)
     assert sorted(a.language for a in stored()) == ["en", "en", "tn"]
 
 
@@ -668,14 +670,47 @@ def test_a_language_chosen_by_the_person_is_kept(staff):
 
 
 def test_existing_patients_keep_their_record_and_channel(staff, home):
-    appointments.patient_for("+26771234567", name=None, channel="whatsapp")
+    appointments.record_for(home, appointments.patient_for("+26771234567"), channel="whatsapp")
     db.session.commit()
 
     report = upload(staff, lines(ROW))
 
     assert counts(report) == (1, 0, 0, 0)
     appointment = stored()[0]
-    assert (appointment.patient.name, appointment.channel, count(Patient)) == ("Kagiso Molefe", "whatsapp", 1)
+    assert (appointment.record.name, appointment.channel) == ("Kagiso Molefe", "whatsapp")
+    assert (count(Patient), count(PatientRecord)) == (1, 1)
+
+
+def test_another_clinics_upload_of_a_known_number_leaves_this_clinics_record(staff, home, ghana):
+    upload(staff, lines("+26771234567,2030-03-05 09:00,tn,,R1"))  # Tlokweng has no name for them
+    mine = db.session.scalar(select(PatientRecord))
+    mine.preferred_channel, mine.notes = "whatsapp", "Hard of hearing"
+    db.session.commit()
+    kumasi = actor_of(make_user("staff", clinic=ghana))
+    imposter = "+26771234567,2030-03-05 09:00,en,Imposter Name,K1"
+
+    first, again = upload(kumasi, lines(imposter)), upload(kumasi, lines(imposter.replace("Imposter", "Other")))
+
+    assert (counts(first), counts(again)) == ((1, 0, 0, 0), (0, 0, 1, 0))
+    db.session.expire_all()
+    records = {r.clinic_id: (r.name, r.preferred_channel, r.notes) for r in db.session.scalars(select(PatientRecord))}
+    assert records == {home.id: (None, "whatsapp", "Hard of hearing"), ghana.id: ("Imposter Name", "sms", None)}
+    shown = {a.clinic_id: (a.channel, a.record.name) for a in stored()}
+    assert shown == {home.id: ("sms", None), ghana.id: ("sms", "Imposter Name")}  # Tlokweng's booked before WhatsApp
+    assert count(Patient) == 1
+
+
+def test_an_upload_for_two_clinics_makes_a_record_in_each(admin, home, ghana):
+    rows = [f"+26771234567,2030-03-05 09:00,tn,Kagiso Molefe,R1,{home.id}",
+            f"+26771234567,2030-03-05 09:00,en,Kagiso M,G1,{ghana.id}"]  # fmt: skip
+
+    report = upload(admin, lines(*rows, header=HEADER + ",clinic_id"))
+
+    assert counts(report) == (2, 0, 0, 0)
+    db.session.expire_all()
+    records = {r.clinic_id: r.name for r in db.session.scalars(select(PatientRecord))}
+    assert records == {home.id: "Kagiso Molefe", ghana.id: "Kagiso M"}
+    assert count(Patient) == 1
 
 
 def test_reminders_are_planned_on_import(staff, home):

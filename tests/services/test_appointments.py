@@ -16,14 +16,14 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.i18n import CATALOG
 from app.i18n.gsm7 import fits_one_segment, septets
 from app.messaging import inbox
-from app.models import Appointment, Clinic, Contact, Message, Patient
+from app.models import Appointment, Clinic, Contact, Message, Patient, PatientRecord
 from app.models.appointment import (
     ACTIVE_STATUSES,
     STATUS_ATTENDED,
@@ -425,7 +425,7 @@ def test_create(clinic, confirmation):
 
     appointment = reload(appointment)
     assert (appointment.status, appointment.import_key, appointment.language) == (STATUS_SCHEDULED, "ref:R1", "en")
-    assert (appointment.patient.phone, appointment.patient.name, appointment.patient.language) == (
+    assert (appointment.patient.phone, appointment.record.name, appointment.patient.language) == (
         PHONE, "Kagiso Molefe", "en")  # fmt: skip
     assert appointment.next_reminder_offset == 4320
     sent = outbox()
@@ -608,11 +608,26 @@ def test_import_key():
 
 
 def test_patient_for_keeps_a_language_the_person_chose(app):
-    patient = appointments.patient_for(PHONE, language="tn", name="Kagiso")
+    patient = appointments.patient_for(PHONE, language="tn")
     db.session.commit()
-    again = appointments.patient_for(PHONE, language="en", name="Other", channel="whatsapp")
+    again = appointments.patient_for(PHONE, language="en")
     db.session.commit()
 
-    assert again.id == patient.id
-    assert (again.language, again.name, again.preferred_channel) == ("tn", "Kagiso", "whatsapp")
+    assert again.id == patient.id and again.language == "tn"
     assert list(db.session.scalars(select(Patient.id))) == [patient.id]
+
+
+def test_record_for_keeps_each_clinics_name_and_channel_to_itself(clinic):
+    other = make_clinic("Kumasi Clinic", "GH", "Africa/Accra", "en")
+    patient = appointments.patient_for(PHONE)
+    mine = appointments.record_for(clinic, patient, name="Kagiso", channel="whatsapp")
+    db.session.commit()
+
+    again = appointments.record_for(clinic, patient, name="Other", channel="sms")  # a name never renames
+    theirs = appointments.record_for(other, patient, name="Stranger")
+    db.session.commit()
+
+    assert again.id == mine.id and theirs.id != mine.id
+    assert (again.name, again.preferred_channel) == ("Kagiso", "sms")
+    assert (theirs.name, theirs.preferred_channel) == ("Stranger", "sms")
+    assert db.session.scalar(select(func.count()).select_from(PatientRecord)) == 2

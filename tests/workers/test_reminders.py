@@ -195,6 +195,22 @@ def test_the_reminder_goes_to_the_patients_preferred_channel(app, redis_conn):
     assert (message.channel, message.encoding, message.segments) == ("whatsapp", None, None)
 
 
+def test_another_clinics_booking_does_not_move_this_clinics_reminders(app, redis_conn):
+    """The channel is each clinic's own choice: a second clinic booking the number (with another channel, through
+    the booking service, as its staff would) changes where its own reminders go, not where the first clinic's do."""
+    mine = book(clinic(), NOW + 3 * DAY, phone="+26771234567", channel="whatsapp")
+    other = clinic(timezone="Africa/Accra", language="en", name="Kumasi Clinic")
+    theirs = appointments.create(None, other, patient_phone="+26771234567", appointment_datetime=NOW + 3 * DAY,
+                                 patient_name="Someone Else", channel="sms")  # fmt: skip
+    db.session.commit()
+
+    queue_due_reminders(now=NOW)
+
+    assert [m.channel for m in reminders(mine)] == ["whatsapp"]
+    assert [m.channel for m in reminders(theirs)] == ["sms"]
+    assert fresh(mine).record.name is None  # Kumasi's name stays Kumasi's
+
+
 @pytest.mark.parametrize("who", ["opted_out", "erased"])
 def test_opted_out_and_erased_patients_get_no_reminder_but_stay_planned(app, redis_conn, who):
     appointment = book(clinic(), NOW + 3 * DAY)

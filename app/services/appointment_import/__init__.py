@@ -17,16 +17,17 @@ lines is reported at the line it starts on); ``column`` is the header name, ``No
 
 Re-uploading a file changes nothing: each row's key (:func:`appointments.import_key`: the external reference,
 else number + time) is unique per clinic. A known key whose row says something new (for a referenced row: a new
-time, language, or a name for a patient without one) is ``updated``; a new time moves the appointment through
-:func:`appointments.reschedule` (new reminders, the patient told); cancelled or past appointments are left alone
-(``unchanged``).
+time, language, or a name where the clinic's record of the patient has none) is ``updated``; a new time moves the
+appointment through :func:`appointments.reschedule` (new reminders, the patient told); cancelled or past
+appointments are left alone (``unchanged``). Names go to the uploading clinic's own record of each patient
+(:class:`PatientRecord`); another clinic's record of the same number is never read or changed.
 
 Speed (100,000 rows in one upload): rows are validated in plain Python with per-value caches (phone numbers,
 times, reminder plans: a week of appointments has few distinct times), in chunks of ``CHUNK_ROWS``, by a second
 thread while this one writes the previous chunk; writing is mostly PostgreSQL's work, so the two overlap on the
 machine's two cores. Each chunk is one step of one transaction: what exists is read with one array parameter
-(chunked ``IN`` lists on SQLite), then contacts, patients and appointments are written with no ORM object per
-row: binary ``COPY`` on PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING`` through a temporary table when a
+(chunked ``IN`` lists on SQLite), then contacts, patients, the clinics' records of them and appointments are
+written with no ORM object per row: binary ``COPY`` on PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING`` through a temporary table when a
 concurrent upload got there first), one executemany ``INSERT`` on SQLite (whose write lock the import holds); new
 rows go in key order, with ascending ids, which halves PostgreSQL's index work. Only the rare moved rows and the
 booking confirmations go through the ORM, at the end.

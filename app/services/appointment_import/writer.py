@@ -2,14 +2,14 @@
 
 Re-uploading a file changes nothing: each row's key (:func:`appointments.import_key`: the external reference,
 else number + time) is unique per clinic. A known key whose row says something new (for a referenced row: a new
-time, language, or a name for a patient without one) is ``updated``; a new time moves the appointment through
-:func:`appointments.reschedule` (new reminders, the patient told); cancelled or past appointments are left alone
-(``unchanged``).
+time, language, or a name where the clinic's record of the patient has none) is ``updated``; a new time moves the
+appointment through :func:`appointments.reschedule` (new reminders, the patient told); cancelled or past
+appointments are left alone (``unchanged``). A row reads and writes only its own clinic's record of the patient.
 
 Each chunk is one step of one transaction: what exists is read with one statement per chunk of values, then
-contacts, patients and appointments are written with no ORM object per row through :mod:`.bulk`; new rows go in
-key order, with ascending ids, which halves PostgreSQL's index work. Only the rare moved rows and the booking
-confirmations go through the ORM, at the end.
+contacts, patients, the clinics' records of them and appointments are written with no ORM object per row through
+:mod:`.bulk`; new rows go in key order, with ascending ids, which halves PostgreSQL's index work. Only the rare
+moved rows and the booking confirmations go through the ORM, at the end.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from sqlalchemy import and_, bindparam, select, update
 
 from app.errors import ServiceError
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Patient, utcnow
+from app.models import Appointment, Clinic, Contact, Patient, PatientRecord, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_SCHEDULED
 from app.models.channel import SMS
 from app.services import appointments
@@ -53,10 +53,17 @@ class _Person:
     contact_id: uuid.UUID | None = None
     contact_language: str | None = None
     patient_id: uuid.UUID | None = None
+    set_language: str | None = None  # fill the contact's empty language
+
+
+@dataclass(slots=True)
+class _Record:
+    """A clinic's own record of a number of this file (id ``None`` until created): another clinic's is never read."""
+
+    id: uuid.UUID | None = None
     name: str | None = None
     channel: str = SMS
-    set_language: str | None = None  # fill the contact's empty language
-    set_name: str | None = None  # fill the patient's empty name
+    set_name: str | None = None  # fill the record's empty name
 
 
 def load_people(phones: set[str], bulk: Bulk) -> dict[str, _Person]:
@@ -64,16 +71,35 @@ def load_people(phones: set[str], bulk: Bulk) -> dict[str, _Person]:
     people = {phone: _Person() for phone in phones}
     for where in bulk.matching(Contact.address, phones):
         found = db.session.execute(
-            select(Contact.address, Contact.id, Contact.language, Patient.id, Patient.name, Patient.preferred_channel)
+            select(Contact.address, Contact.id, Contact.language, Patient.id)
             .outerjoin(Patient, Patient.contact_id == Contact.id)
             .where(where)
         )
-        for address, contact_id, language, patient_id, name, channel in found:
+        for address, contact_id, language, patient_id in found:
             person = people[address]
-            person.contact_id, person.contact_language = contact_id, language
-            if patient_id is not None:
-                person.patient_id, person.name, person.channel = patient_id, name, channel
+            person.contact_id, person.contact_language, person.patient_id = contact_id, language, patient_id
     return people
+
+
+def load_records(pairs: set[tuple[Clinic, str]], people: dict[str, _Person],
+                 bulk: Bulk) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
+    """Each clinic's record (if any) of each number, per (clinic, number); numbers without a patient have none."""
+    records = {pair: _Record() for pair in pairs}
+    phones: dict[Clinic, set[str]] = {}
+    for clinic, phone in pairs:
+        if people[phone].patient_id is not None:
+            phones.setdefault(clinic, set()).add(phone)
+    for clinic, clinic_phones in phones.items():
+        for where in bulk.matching(Patient.phone, clinic_phones):
+            found = db.session.execute(
+                select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
+                .join(Patient, Patient.id == PatientRecord.patient_id)
+                .where(PatientRecord.clinic_id == clinic.id, where)
+            )
+            for phone, record_id, name, channel in found:
+                record = records[(clinic, phone)]
+                record.id, record.name, record.channel = record_id, name, channel
+    return records
 
 
 def load_existing(rows: list[Row], bulk: Bulk) -> dict[tuple[Clinic, str], _Existing]:
@@ -112,6 +138,7 @@ class Writer:
         self.actor, self.now, self.atomic, self.errors = actor, now, atomic, errors
         self.bulk = for_session()  # the backend's bulk reads and writes
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
+        self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
         self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
         self.looked: set[tuple[Clinic, str]] = set()  # keys already looked up
         self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds
@@ -126,9 +153,12 @@ class Writer:
         self.looked.update((row.clinic, row.key) for row in lookup)
         self.existing.update(load_existing(lookup, self.bulk))
         self.people.update(load_people({row.phone for row in rows} - self.people.keys(), self.bulk))
+        pairs = {(row.clinic, row.phone) for row in rows} - self.records.keys()
+        self.records.update(load_records(pairs, self.people, self.bulk))
         fresh = [row for row in rows if self._decide(row)]
         _create_people(self.people, [row.phone for row in fresh], self.bulk)
-        written = _insert_appointments(self.actor, fresh, self.people, self.now, self.bulk)
+        _create_records(self.records, self.people, [(row.clinic, row.phone) for row in fresh], self.bulk)
+        written = _insert_appointments(self.actor, fresh, self.people, self.records, self.now, self.bulk)
         confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
         for row, appointment_id in written:
             self.ids[(row.clinic, row.key)] = appointment_id
@@ -140,13 +170,13 @@ class Writer:
     def _decide(self, row: Row) -> bool:
         """Count the row; True when it is a new appointment to write."""
         slot = (row.clinic, row.key)
-        person = self.people[row.phone]
+        person, record = self.people[row.phone], self.records[(row.clinic, row.phone)]
         first = self.new.get(slot)
         if first is not None:  # the same key earlier in this file
             if first.phone != row.phone:
                 self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
                 return False
-            changed = _fill(person, row)
+            changed = _fill(person, record, row)
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
                 if slot in self.ids:
@@ -156,7 +186,7 @@ class Writer:
         stored = self.existing.get(slot)
         if stored is None:
             self.new[slot] = row
-            _fill(person, row)
+            _fill(person, record, row)
             self.imported += 1
             return True
         if stored.phone != row.phone:
@@ -170,7 +200,7 @@ class Writer:
             stored.new_at, stored.line, changed = row.at, row.line, True
         if row.language and row.language != (stored.new_language or stored.language):
             stored.new_language, changed = row.language, True
-        self._count(_fill(person, row) or changed)
+        self._count(_fill(person, record, row) or changed)
         return False
 
     def _count(self, changed: bool) -> None:
@@ -182,7 +212,7 @@ class Writer:
     def finish(self, *, failed: bool = False) -> None:
         """Write what needs the whole file, or roll everything back when an atomic upload had an error."""
         if not (failed or (self.atomic and self.errors.count)):
-            _fill_people(self.people)
+            _fill_people(self.people, self.records)
             self._write_changes()
             _update_existing(self.actor, self.existing, self.errors)
         if failed or (self.atomic and self.errors.count):
@@ -217,19 +247,21 @@ class Writer:
         )
 
 
-def _fill(person: _Person, row: Row) -> bool:
-    """Apply :func:`appointments.patient_for`'s rules (a name fills an empty one; a language is kept only where
-    the person has none); True when the row changes the person."""
+def _fill(person: _Person, record: _Record, row: Row) -> bool:
+    """Apply :func:`appointments.patient_for`'s and :func:`appointments.record_for`'s rules (a name fills the
+    clinic's record's empty one; a language is kept only where the person has none); True when the row changes
+    the person or the record."""
     changed = False
-    if row.name and not (person.name or person.set_name):
-        person.set_name, changed = row.name, True
+    if row.name and not (record.name or record.set_name):
+        record.set_name, changed = row.name, True
     if row.language and not (person.contact_language or person.set_language):
         person.set_language, changed = row.language, True
     return changed
 
 
 CONTACT_COLUMNS = ("id", "address", "language", "created_at", "updated_at")
-PATIENT_COLUMNS = ("id", "phone", "contact_id", "name", "preferred_channel", "created_at", "updated_at")
+PATIENT_COLUMNS = ("id", "phone", "contact_id", "created_at", "updated_at")
+RECORD_COLUMNS = ("id", "clinic_id", "patient_id", "name", "preferred_channel", "created_at", "updated_at")
 APPOINTMENT_COLUMNS = ("id", "clinic_id", "patient_id", "appointment_datetime", "language", "status",
                        "reminders_sent", "external_ref", "import_key", "channel", "next_reminder_at",
                        "next_reminder_offset", "created_by", "created_at", "updated_at")  # fmt: skip
@@ -258,21 +290,46 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
     for phone in phones:
         person = people[phone]
         if person.patient_id is None:
-            person.patient_id, person.name, person.set_name = next(ids), person.set_name, None
-            patients.append((person.patient_id, phone, as_id(person.contact_id), person.name, SMS, now, now))
+            person.patient_id = next(ids)
+            patients.append((person.patient_id, phone, as_id(person.contact_id), now, now))
     stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patients, key=1)
     for row in patients:
         if row[1] not in stored:
-            patient_id, channel = db.session.execute(
-                select(Patient.id, Patient.preferred_channel).where(Patient.phone == row[1])
-            ).one()
-            people[row[1]].patient_id, people[row[1]].channel = patient_id, channel
+            people[row[1]].patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == row[1]))
 
 
-def _fill_people(people: dict[str, _Person]) -> None:
-    """Existing contacts' empty languages and patients' empty names, from the file."""
+def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str, _Person],
+                    pairs: list[tuple[Clinic, str]], bulk: Bulk) -> None:  # fmt: skip
+    """Each clinic's record of the numbers of its new appointments where it has none, in bulk."""
+    now = utcnow()
+    as_id = bulk.as_id
+    clinic_ids: dict[Clinic, object] = {}
+    # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
+    missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
+    values = []
+    for pair, record_id in zip(missing, bulk.new_ids(len(missing)), strict=True):
+        clinic, phone = pair
+        record = records[pair]
+        if clinic not in clinic_ids:
+            clinic_ids[clinic] = as_id(clinic.id)
+        record.id, record.name, record.set_name = record_id, record.set_name, None
+        values.append((record_id, clinic_ids[clinic], as_id(people[phone].patient_id), record.name, record.channel,
+                       now, now))  # fmt: skip
+    stored = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, values, key=0)
+    for pair, row in zip(missing, values, strict=True):
+        if row[0] not in stored:  # created concurrently: use that one
+            record = records[pair]
+            record.id, record.name, record.channel = db.session.execute(
+                select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
+                    PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
+            ).one()  # fmt: skip
+            record.set_name = row[3] if record.name is None else None
+
+
+def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> None:
+    """Existing contacts' empty languages and the clinics' records' empty names, from the file."""
     contacts = [{"_id": as_uuid(p.contact_id), "_language": p.set_language} for p in people.values() if p.set_language]
-    patients = [{"_id": as_uuid(p.patient_id), "_name": p.set_name} for p in people.values() if p.set_name]
+    names = [{"_id": as_uuid(r.id), "_name": r.set_name} for r in records.values() if r.set_name and r.id is not None]
     table = Contact.__table__
     if contacts:
         db.session.execute(
@@ -281,18 +338,20 @@ def _fill_people(people: dict[str, _Person]) -> None:
             .values(language=bindparam("_language"), updated_at=utcnow()),
             contacts,
         )
-    table = Patient.__table__
-    if patients:
+    table = PatientRecord.__table__
+    if names:
         db.session.execute(
             update(table)
             .where(and_(table.c.id == bindparam("_id"), table.c.name.is_(None)))
             .values(name=bindparam("_name"), updated_at=utcnow()),
-            patients,
+            names,
         )
 
 
-def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], now: datetime, bulk: Bulk) -> list[tuple]:
-    """The new appointments, reminders planned, in bulk; ``(row, id)`` of those written (see :meth:`Bulk.as_id`)."""
+def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record],
+                         now: datetime, bulk: Bulk) -> list[tuple]:  # fmt: skip
+    """The new appointments, reminders planned, in bulk, each to the channel its clinic's record names; ``(row, id)``
+    of those written (see :meth:`Bulk.as_id`)."""
     plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
     clinic_ids: dict[Clinic, uuid.UUID] = {}
     next_reminder = appointments.next_reminder
@@ -310,10 +369,9 @@ def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], now
         if plan is None:
             plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
             clinic_ids[clinic] = as_id(clinic.id)
-        person = people[row.phone]
-        values.append((appointment_id, clinic_ids[clinic], as_id(person.patient_id), at, row.language,
-                       STATUS_SCHEDULED, 0, row.ref, row.key, person.channel, plan[0], plan[1], created_by, stamp,
-                       stamp))  # fmt: skip
+        values.append((appointment_id, clinic_ids[clinic], as_id(people[row.phone].patient_id), at, row.language,
+                       STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
+                       created_by, stamp, stamp))  # fmt: skip
     written = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, values, key=0)
     return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] in written]
 
