@@ -60,6 +60,8 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("RATELIMIT_AUTH", "10 per minute", "limit per address on login, register and password reset (request "
                 "and confirm), each endpoint counted on its own"),
         Setting("RATELIMIT_ENABLED", "true", "`false` turns rate limiting off (refused in production)"),
+        Setting("UPLOAD_RATE_LIMIT", "10 per minute", "photo uploads per user (`POST /api/v1/consultations` and "
+                "`POST /api/v1/analysis/skin` together), on top of `RATELIMIT_DEFAULT`"),
         Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call `/api` from a browser; empty: none"),
         Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
         Setting("TRUST_PROXY_HOPS", "0", "number of reverse proxies in front of the app (`X-Forwarded-For`, "
@@ -116,6 +118,11 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "download; 413 above it)"),
         Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels, read from the header before "
                 "anything is decoded (decompression bombs; 413 above it)"),
+        Setting("IMAGE_MAX_PIXELS_PER_BYTE", "100", "most pixels a byte of file for a photo over 4 megapixels, read "
+                "from the header (phone photos hold 2-15, a one-colour PNG bomb ~240; 413 `too_compressed` above it)"),
+        Setting("IMAGE_DECODE_MAX_BYTES", str(256 * 1024 * 1024), "memory one photo may take in the inference worker, "
+                "estimated from its header before decoding (format, size, colour mode); above it the photo is "
+                "rejected as `too_large_to_decode`"),
         Setting("SKIN_MODEL_DIR", "", "folder with `model.onnx` + `manifest.json`; unset: the repository's default "
                 "model `app/skin_model/default` (NOT validated for clinical use)"),
     )),
@@ -131,7 +138,7 @@ _INTEGERS = (
     "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
     "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_CAP_PER_PREFIX_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
-    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS",  # skin pipeline
+    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_MAX_PIXELS_PER_BYTE", "IMAGE_DECODE_MAX_BYTES",  # skin pipeline
 )  # fmt: skip
 
 
