@@ -67,6 +67,8 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("LOGIN_BACKOFF_MAX_SECONDS", "900", "longest wait the login back-off imposes; addresses the account "
                 "signed in from in the last 30 days are never made to wait"),
         Setting("RATELIMIT_ENABLED", "true", "`false` turns rate limiting off (refused in production)"),
+        Setting("UPLOAD_RATE_LIMIT", "10 per minute", "photo uploads per user (`POST /api/v1/consultations` and "
+                "`POST /api/v1/analysis/skin` together), on top of `RATELIMIT_DEFAULT`"),
         Setting("CORS_ORIGINS", "", "comma-separated origins allowed to call `/api` from a browser; empty: none"),
         Setting("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024), "largest request body in bytes (413 above it)"),
         Setting("TRUST_PROXY_HOPS", "0", "number of reverse proxies in front of the app (`X-Forwarded-For`, "
@@ -132,6 +134,11 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "download; 413 above it)"),
         Setting("IMAGE_MAX_PIXELS", "40000000", "largest photo accepted, in pixels, read from the header before "
                 "anything is decoded (decompression bombs; 413 above it)"),
+        Setting("IMAGE_MAX_PIXELS_PER_BYTE", "100", "most pixels a byte of file for a photo over 4 megapixels, read "
+                "from the header (phone photos hold 2-15, a one-colour PNG bomb ~240; 413 `too_compressed` above it)"),
+        Setting("IMAGE_DECODE_MAX_BYTES", str(256 * 1024 * 1024), "memory one photo may take in the inference worker, "
+                "estimated from its header before decoding (format, size, colour mode); above it the photo is "
+                "rejected as `too_large_to_decode`"),
         Setting("SKIN_MODEL_DIR", "", "folder with `model.onnx` + `manifest.json`; unset: the repository's default "
                 "model `app/skin_model/default` (NOT validated for clinical use)"),
     )),
@@ -149,7 +156,7 @@ _INTEGERS = (
     "LOGIN_BACKOFF_MAX_SECONDS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_BUDGET_UNAUTHENTICATED_HOUR",
     "SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
-    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS",  # skin pipeline
+    "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_MAX_PIXELS_PER_BYTE", "IMAGE_DECODE_MAX_BYTES",  # skin pipeline
 )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, select
 
 from app.extensions import db
 from app.messaging import inbox
+from app.messaging.envelopes import SESSION_CLOSE, InboundMessage
 from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
 from app.models.channel import SMS, USSD, WHATSAPP
@@ -42,6 +43,7 @@ OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "EMI
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "THUSO"})
 LANGUAGE_WORDS = {"ENGLISH": "en", "SEKGOA": "en", "SETSWANA": "tn", "TSWANA": "tn"}
+MASK = "****"  # what the message log keeps of an input that may be a secret (a staff PIN)
 
 
 def keyword(text: str) -> str:
@@ -238,7 +240,22 @@ def _forget_flow(contact: Contact, conversation: Conversation, message: Message)
     conversation.flow, conversation.state = None, {}
 
 
-def handle_ussd(message: Message, *, session_id: str | None = None, history: str | None = None) -> Reply:
+def storable_ussd(inbound: InboundMessage) -> InboundMessage:
+    """A USSD hop as it may be stored: its input masked when a USSD flow says it may be a secret (a staff PIN).
+
+    Asked before the hop is stored, so that a PIN never reaches the database (nor its WAL and backups), whatever
+    happens to the hop afterwards; the flow gets the real input from :attr:`InboundMessage.typed`, in memory.
+    """
+    if not inbound.text or inbound.session_event == SESSION_CLOSE:
+        return inbound
+    flows = [flow for flow in FLOWS.values() if USSD in flow.channels]
+    if any(flow.secret_input(inbound.sender, inbound.session_id) for flow in flows):
+        return inbound.masked(MASK)
+    return inbound
+
+
+def handle_ussd(message: Message, *, session_id: str | None = None, history: str | None = None,
+                text: str | None = None) -> Reply:  # fmt: skip
     """The screen for one USSD hop (the caller stores it and renders ``CON``/``END``).
 
     A hop of a new session starts afresh: whatever a previous session left (one that ended without a close
@@ -250,6 +267,7 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
         session_id: the provider's session id; ``None`` when unknown (no session check).
         history: every input of the session so far, joined with ``*`` (Africa's Talking's ``text``); flows read
             the new input relative to the history they stored (``ctx.extra["ussd_history"]``).
+        text: the hop's input when the stored one is masked (:func:`storable_ussd`); default: the stored text.
 
     Returns:
         The screen, with ``end`` set when the session ends.
@@ -260,7 +278,8 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
         _forget_flow(contact, conversation, message)
         conversation.session_id = session_id
     extra = {} if history is None else {"ussd_history": history}
-    ctx = Context(contact=contact, conversation=conversation, message=message, text=(message.text or "").strip(),
+    typed = message.text if text is None else text
+    ctx = Context(contact=contact, conversation=conversation, message=message, text=(typed or "").strip(),
                   extra=extra)  # fmt: skip
     reply = _run_flows(ctx)
     if reply is _NO_FLOW or reply is None:

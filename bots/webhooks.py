@@ -123,7 +123,8 @@ def africastalking_ussd(token: str):
         return error_response(400, "malformed_payload", str(exc), exc.details)
     if not parsed.messages:
         return channel.acknowledge("ussd")
-    inbound = parsed.messages[0]
+    # A hop that may carry a staff PIN is stored masked: nothing after this point can leave it in clear.
+    inbound = engine.storable_ussd(parsed.messages[0])
     message_id, created = inbox.store_inbound_id(inbound)
     db.session.commit()  # the hop is stored before any flow acts on it
     # One transaction per hop answers it: locked (PostgreSQL: the row; SQLite: BEGIN IMMEDIATE), so a replay that
@@ -148,7 +149,8 @@ def africastalking_ussd(token: str):
         prefix, _, text = previous.partition(" ")
         return channel.ussd_response(text, end=prefix == "END")
     try:
-        reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"))
+        reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"),
+                                   text=inbound.typed)  # fmt: skip
         db.session.add(_ussd_screen(message, reply.text, reply.end))
         db.session.commit()
     except Exception:

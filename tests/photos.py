@@ -4,6 +4,7 @@ every accepted format, metadata to strip, and a decompression bomb. Nothing is d
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -84,6 +85,21 @@ def png_bomb(width: int = 10_000, height: int = 10_000) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@functools.lru_cache(maxsize=4)  # ~2 s of deflate for the 8000 x 5000 default; the bytes never change
+def solid_png(width: int = 8000, height: int = 5000, colour: tuple[int, ...] = (200, 120, 90, 255)) -> bytes:
+    """A valid 8-bit PNG of ``width`` x ``height`` pixels of one colour (RGBA for four values, RGB for three), built
+    row by row: 8000 x 5000 RGBA is ~160 kB that decodes to 160 MB, and building it never holds the picture."""
+    row = b"\x00" + bytes(colour) * width  # filter byte "none", then the pixels
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if len(colour) == 4 else 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 

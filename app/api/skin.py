@@ -1,18 +1,21 @@
 """Skin consultations: chat linking, consultations, photo analysis, the formulary, triage guidelines.
 
 Pharmacists see and change their own consultations, admins every one; the formulary and the guidelines are open
-to every signed-in role. Photo uploads are multipart (file part ``image``): type, byte and pixel caps give a 4xx
-here; a photo of poor quality is stored and the answer carries a ``retake`` request instead.
+to every signed-in role. Photo uploads are multipart (file part ``image``), ``UPLOAD_RATE_LIMIT`` per user across
+both upload endpoints: type, byte, pixel and pixels-a-byte caps, read from the header, give a 4xx here; the photo
+is decoded by the analysis job, never in the request, and a photo of poor quality gets a ``retake`` request there.
 """
 
 from __future__ import annotations
 
 from uuid import UUID
 
+from flask import current_app
 from flask.views import MethodView
 from werkzeug.datastructures import MultiDict
 
 from app.api.common import Blueprint, StrictParser, documents, requires
+from app.extensions import limiter, rate_limit_key
 from app.schemas.common import page_body
 from app.schemas.consultations import (
     AnalysisAcceptedSchema,
@@ -56,6 +59,14 @@ def _answers(data: dict) -> dict:
     return {name: value for name, value in data.items() if name != "image"}
 
 
+def _upload_limit() -> str:
+    return current_app.config["UPLOAD_RATE_LIMIT"]
+
+
+# One budget per user (the access token's subject) for both photo endpoints, checked before the body is parsed.
+per_user_uploads = limiter.shared_limit(_upload_limit, scope="photo-uploads", key_func=rate_limit_key)
+
+
 chat_link_blp = SkinBlueprint("chat_link", __name__, url_prefix="/api/v1/auth",
                               description="Linking a pharmacist's Telegram or WhatsApp chat.")  # fmt: skip
 
@@ -86,6 +97,7 @@ class Consultations(MethodView):
         """List consultations, newest first (pharmacists: their own)."""
         return page_body(consultations.list_consultations(current_actor(), **query))
 
+    @per_user_uploads
     @requires(blp, *CONSULTING)
     @blp.arguments(ConsultationUploadSchema, location="files")
     @blp.response(201, ConsultationDetailSchema)
@@ -93,10 +105,14 @@ class Consultations(MethodView):
     def post(self, data):
         """Start a consultation with a photo.
 
-        Multipart: file part ``image`` (JPEG, PNG, HEIC/HEIF, WebP) and any answers as text parts. 415 for
-        another type, 413 above the byte or pixel cap, 422 for an unreadable file; nothing is stored then. A
-        photo that is too small, dark, bright or blurred is kept and ``retake`` asks for a better one. The
-        analysis runs in the background; GET the consultation for the recommendation.
+        Multipart: file part ``image`` (JPEG, PNG, HEIC/HEIF, WebP) and any answers as text parts. Checked from its
+        header only: 415 for another type; 413 above the byte or pixel cap, or with more pixels a byte than a photo
+        has (``too_compressed``: a decompression bomb); 422 for an unreadable header. Nothing is stored then. Its
+        metadata (EXIF with GPS, XMP, ICC, comments) is removed before it is stored; the photo is ``pending`` until
+        the analysis job decodes it. GET the consultation for the result: the photo ``stored`` (a photo too small,
+        dark, bright or blurred gets a ``retake`` request) or ``rejected`` with its ``error_code`` (e.g.
+        ``too_large_to_decode``, ``unreadable``), the analyses and the recommendation. ``UPLOAD_RATE_LIMIT`` uploads
+        a user (default 10 a minute, with ``POST /analysis/skin``), then 429.
         """
         actor = current_actor()
         consultation, _, _ = consultations.create_from_upload(actor, data["image"].read(), _answers(data))
@@ -129,6 +145,7 @@ analysis_blp = SkinBlueprint("analysis", __name__, url_prefix="/api/v1/analysis"
 
 
 @analysis_blp.post("/skin")
+@per_user_uploads
 @requires(analysis_blp, *CONSULTING)
 @analysis_blp.arguments(AnalysisUploadSchema, location="files")
 @analysis_blp.response(202, AnalysisAcceptedSchema)
@@ -136,8 +153,9 @@ analysis_blp = SkinBlueprint("analysis", __name__, url_prefix="/api/v1/analysis"
 def analyse(data):
     """Analyse a photo.
 
-    Multipart file part ``image``; answers 202 with the analysis id at once, the model runs in the background.
-    Same caps and retake rules as ``POST /consultations``.
+    Multipart file part ``image``; answers 202 with the analysis id at once: the photo is decoded and the model runs
+    in the background (poll ``GET /analysis/{id}``: ``queued``, then ``completed``, or ``failed`` with the photo's
+    ``error_code``). Same header checks, metadata removal and upload limit as ``POST /consultations``.
     """
     actor = current_actor()
     consultation, image, analysis = consultations.create_from_upload(actor, data["image"].read(), {},

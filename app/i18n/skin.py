@@ -271,6 +271,13 @@ SKIN_TEXTS: dict[str, Text] = {
     "skin_reject_too_many_pixels": _chat(
         "the picture has too many pixels", "setshwantsho se na le dipikselse di le dintsi thata"
     ),
+    "skin_reject_too_compressed": _chat(
+        "the picture has far more pixels than its file size allows for a photo",
+        "setshwantsho se na le dipikselse di le dintsi thata go feta bogolo jwa faele",
+    ),
+    "skin_reject_too_large_to_decode": _chat(
+        "the picture is too large to open", "setshwantsho se segolo thata go ka bulwa"
+    ),
     "skin_reject_unreadable": _chat("the file could not be read", "faele ga e a balega"),
     "skin_reject_fetch_failed": _chat("the photo could not be downloaded", "setshwantsho ga se a kgona go tsenngwa"),
     # --- reasons (triage_rules.toml) -----------------------------------------------------------------------------

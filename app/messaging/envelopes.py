@@ -8,7 +8,7 @@ reads vendor JSON or form fields. Channel names are :class:`app.models.channel.M
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 # USSD session events.
@@ -35,7 +35,7 @@ class InboundMessage:
         provider: the adapter's name (``twilio``, ``africastalking``, ``telegram``, ``whatsapp`` ...).
         provider_id: the provider's id for this message (the idempotency key with ``provider``).
         sender: E.164 number (``+26771234567``) or, on Telegram, the chat id.
-        text: what the person typed ('' when only media came).
+        text: what the person typed ('' when only media came), as it is stored: a mask where it may be a secret.
         media: attachments, largest size only.
         recipient: our number / short code / bot the message went to, when the provider says, as the provider's
             send API names it (WhatsApp Cloud: the phone number id): a reply is sent from it.
@@ -44,7 +44,10 @@ class InboundMessage:
         received_at: when the provider says it was sent, else when we received it (UTC).
         sender_name: a display name the provider gave (WhatsApp profile, Telegram first name).
         extra: small provider facts the flows may need (``service_code``, ``network_code``, ``callback_data``,
-            ``ussd_history``); never the raw payload.
+            ``ussd_history``); never the raw payload. Storage keeps only a few named keys (never the USSD history,
+            which holds every input of the session, a staff PIN among them).
+        private_text: what the person typed when ``text`` was masked for storage (a staff PIN): handed to the
+            flows in memory, never stored, never in the repr (see :meth:`masked`).
     """
 
     channel: str
@@ -58,7 +61,17 @@ class InboundMessage:
     session_id: str | None = None
     received_at: datetime | None = None
     sender_name: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict, repr=False)  # a USSD history holds every input, a PIN among them
+    private_text: str | None = field(default=None, repr=False)
+
+    @property
+    def typed(self) -> str:
+        """What the person typed, masked or not: for the flows, never for storage (that is ``text``)."""
+        return self.text if self.private_text is None else self.private_text
+
+    def masked(self, mask: str) -> InboundMessage:
+        """This message as it may be stored: ``text`` replaced by ``mask``, the real input kept in memory only."""
+        return replace(self, text=mask, private_text=self.typed)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,9 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
 
     Concurrent deliveries of the same message are settled by the unique ``dedupe_key``: the database inserts one
     and skips the others (PostgreSQL waits for the first to commit), so exactly one row exists. The contact is
-    linked later, when the engine handles the message (:func:`link_contact`).
+    linked later, when the engine handles the message (:func:`link_contact`). The text stored is ``inbound.text``,
+    which the caller has masked where it may be a secret (a staff PIN: ``InboundMessage.masked``); the real input
+    (``private_text``) and the USSD history are never stored.
 
     Returns:
         The message id and whether this call created it (False: a retry or a concurrent duplicate).

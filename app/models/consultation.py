@@ -1,7 +1,8 @@
 """Skin consultations: a pharmacist's photos and answers, the model's analysis, and the triage recommendation.
 
 Photos are stored in the database (``LargeBinary``) so web and workers on different machines see the same bytes
-and erasing a consultation removes them in the same transaction. Only re-encoded JPEGs are kept: no EXIF, no GPS.
+and erasing a consultation removes them in the same transaction. No EXIF, no GPS is ever stored: a processed photo
+is a re-encoded JPEG, and a REST upload waiting for the worker is its original file with the metadata taken out.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ STATUSES = (STATUS_COLLECTING, STATUS_QUEUED, STATUS_COMPLETED, STATUS_FAILED, S
 CONSULTATION_CHANNELS = (*CHAT_CHANNELS, "api")
 
 # Image lifecycle.
-IMAGE_PENDING = "pending"  # a chat attachment not yet downloaded
+IMAGE_PENDING = "pending"  # not processed yet: a chat photo to download, or an upload (as sent, metadata out)
 IMAGE_STORED = "stored"  # processed and stored (data is set)
-IMAGE_REJECTED = "rejected"  # not an image we accept (type, size, pixels, unreadable): never retried
+IMAGE_REJECTED = "rejected"  # not an image we accept (type, size, pixels, ratio, decode budget, unreadable): final
 IMAGE_STATUSES = (IMAGE_PENDING, IMAGE_STORED, IMAGE_REJECTED)
 
 # Analysis lifecycle.

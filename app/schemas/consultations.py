@@ -78,7 +78,9 @@ class ConsultationQuerySchema(PaginationQuery):
 class ImageSchema(ma.Schema):
     id = ma.fields.UUID(required=True)
     position = ma.fields.Integer(required=True)
-    status = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"description": "pending (not processed yet: an upload is "
+                                                                     "decoded by the analysis job), stored or "
+                                                                     "rejected (see error_code)"})  # fmt: skip
     content_type = ma.fields.String(allow_none=True)
     width = ma.fields.Integer(allow_none=True)
     height = ma.fields.Integer(allow_none=True)
@@ -88,7 +90,9 @@ class ImageSchema(ma.Schema):
     ssim = ma.fields.Float(allow_none=True)
     quality_ok = ma.fields.Boolean(allow_none=True)
     quality_problems = ma.fields.List(ma.fields.String())
-    error_code = ma.fields.String(allow_none=True)
+    error_code = ma.fields.String(allow_none=True, metadata={"description": "why a rejected photo was refused by "
+                                                                            "the job, e.g. too_large_to_decode, "
+                                                                            "unreadable"})  # fmt: skip
 
 
 class AnalysisSchema(ma.Schema):
@@ -104,7 +108,9 @@ class AnalysisSchema(ma.Schema):
                                                   "validated for clinical use"})  # fmt: skip
     quality = ma.fields.Dict()
     timings_ms = ma.fields.Dict()
-    error_code = ma.fields.String(allow_none=True)
+    error_code = ma.fields.String(allow_none=True, metadata={"description": "a failed analysis: model_error, or "
+                                                                            "the code its photo was refused with "
+                                                                            "(too_large_to_decode, unreadable ...)"})  # fmt: skip
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
@@ -163,7 +169,9 @@ class AnalysisAcceptedSchema(ma.Schema):
     id = ma.fields.UUID(required=True, metadata={"description": "the analysis id (GET /api/v1/analysis/{id})"})
     consultation_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)
-    retake = ma.fields.Nested(RetakeSchema, allow_none=True)
+    retake = ma.fields.Nested(RetakeSchema, allow_none=True,
+                              metadata={"description": "always null here: the photo is decoded by the analysis job; "
+                                                       "GET the consultation for its retake request"})  # fmt: skip
 
 
 class MedicationSchema(ma.Schema):

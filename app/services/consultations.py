@@ -1,8 +1,9 @@
 """Skin consultations: linking a pharmacist's chat account, consultations and their photos, the analysis queue.
 
 Pharmacists see their own consultations, admins every one; every read of a consultation is audited. Photos are
-processed by :mod:`app.services.images` (uploads in the request, chat photos in the analysis job) and stored as
-clean JPEGs; the analysis job runs the pipeline (``app.services.skin_analysis``): model, triage and the reply.
+processed by :mod:`app.services.images` in the analysis job and stored as clean JPEGs (an upload waits for it as
+its original file with the metadata taken out; a chat photo is downloaded by the job); the job runs the pipeline
+(``app.services.skin_analysis``): model, triage and the reply.
 """
 
 from __future__ import annotations
@@ -279,13 +280,12 @@ def _owned(actor, consultation_id: uuid.UUID) -> Consultation:
     return consultation
 
 
-def _processed(data: bytes):
+def _prepared(data: bytes):
     # Heavy (numpy, Pillow, pillow-heif): loaded with the first photo, not by every process that imports this.
     from app.services import images
 
-    config = current_app.config
     try:
-        return images.process(data, max_bytes=config["IMAGE_MAX_BYTES"], max_pixels=config["IMAGE_MAX_PIXELS"])
+        return images.prepare_upload(data, **images.upload_caps(current_app.config))
     except images.ImageRejected as exc:
         raise PhotoRejected(exc) from exc
 
@@ -323,7 +323,11 @@ def _check_answers(answers: dict) -> None:
 
 
 def create_from_upload(actor, data: bytes, answers: dict, *, with_analysis: bool = False):
-    """A consultation from an uploaded photo (REST), processed now and analysed by the job.
+    """A consultation from an uploaded photo (REST): checked by its header and stored without its metadata now;
+    decoded, stored as a clean JPEG and analysed by the job.
+
+    Nothing here decodes a pixel (:func:`app.services.images.prepare_upload`): a small file that decodes to hundreds
+    of megabytes costs the request microseconds; the worker decodes it within ``IMAGE_DECODE_MAX_BYTES``.
 
     Args:
         actor: a pharmacist or admin.
@@ -340,13 +344,15 @@ def create_from_upload(actor, data: bytes, answers: dict, *, with_analysis: bool
     if actor.role not in CONSULTING_ROLES:
         raise Forbidden("Only pharmacists and admins make consultations.")
     _check_answers(answers)
-    stored = _processed(data)
+    upload = _prepared(data)
     consultation = Consultation(user_id=actor.user_id, channel="api", status=STATUS_COLLECTING,
                                 **{k: v for k, v in answers.items() if k in ANSWER_FIELDS})  # fmt: skip
     db.session.add(consultation)
     db.session.flush()
-    image = ConsultationImage(consultation_id=consultation.id, position=0, provider="api")
-    store_processed(image, stored)
+    # Pending until the job decodes it: the original file, its metadata (EXIF with GPS ...) already taken out.
+    image = ConsultationImage(consultation_id=consultation.id, position=0, provider="api", status=IMAGE_PENDING,
+                              data=upload.data, source_format=upload.source_format,
+                              source_bytes=upload.source_bytes)  # fmt: skip
     db.session.add(image)
     db.session.flush()
     analysis = None
@@ -407,7 +413,7 @@ def retake_request(images) -> dict | None:
         return None
     problems = sorted({p for image in stored for p in image.quality_problems})
     if not stored and not any(image.status == IMAGE_REJECTED for image in images):
-        return None  # nothing downloaded yet
+        return None  # nothing processed yet
     tips = " ".join(t(f"skin_tip_{problem}", "en") for problem in problems)
     return {"problems": problems, "message": t("skin_result_retake", "en", tips=tips).strip()}
 

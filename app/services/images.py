@@ -2,12 +2,18 @@
 
 Photos arrive from pharmacists' phones (Telegram, WhatsApp, the REST upload) as JPEG, PNG, HEIC/HEIF or WebP.
 :func:`check_upload` refuses anything else, and anything too big, before a byte is stored or decoded: the type comes
-from the magic bytes (never the file name or the client's content type) and the pixel count from the header, so a
-decompression bomb (a small file claiming 100 megapixels) costs microseconds, not gigabytes. :func:`process` then
-decodes the picture, applies its EXIF orientation, drops every piece of metadata (EXIF with GPS, XMP, ICC, comments)
-by re-encoding only the pixels, and stores a JPEG of at most 2 MB whose SSIM against the original (resized to the
-stored size) is at least 0.85. It also measures whether the photo is usable (too small, too dark, too bright,
-blurred) so the chat can ask for a retake; those findings never refuse the image.
+from the magic bytes (never the file name or the client's content type), the pixel count from the header, and so
+does the ratio of pixels to bytes, so a decompression bomb (a small file claiming 100 megapixels, or a 163 kB
+solid-colour 40-megapixel PNG) costs microseconds, not gigabytes. A web request goes no further than
+:func:`prepare_upload`: those checks, then the metadata taken out of the container without decoding a pixel
+(:mod:`app.services.image_metadata`); the pixels are decoded only in the inference worker.
+
+:func:`process` (the worker) decodes the picture within a memory budget estimated from the header before any
+decoding (:func:`decode_cost`; over it the photo is refused as ``too_large_to_decode``), applies its EXIF orientation,
+drops every piece of metadata (EXIF with GPS, XMP, ICC, comments) by re-encoding only the pixels, and stores a JPEG
+of at most 2 MB whose SSIM against the original (resized to the stored size) is at least 0.85. It also measures
+whether the photo is usable (too small, too dark, too bright, blurred) so the chat can ask for a retake; those
+findings never refuse the image.
 
 Pillow only ever parses the four accepted formats here (``Image.open(..., formats=...)``): its other decoders
 (EPS through Ghostscript, and the rest) are never reached from an upload.
@@ -24,12 +30,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps
+from PIL import Image
+
+from app.services import image_metadata
 
 pillow_heif.register_heif_opener()
 
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # IMAGE_MAX_BYTES: a 12-MP phone JPEG is 3-8 MB, a PNG screenshot more
 DEFAULT_MAX_PIXELS = 40_000_000  # IMAGE_MAX_PIXELS: above the 12-50 MP of phone cameras' default modes
+# IMAGE_MAX_PIXELS_PER_BYTE: phone photos hold 2-15 pixels a byte (a chat app's recompressed JPEG up to ~40); a PNG
+# of one colour holds ~240, the most deflate allows. Pictures below RATIO_FREE_PIXELS are not held to it: decoding
+# them costs at most ~16 MB, whatever the file's size.
+DEFAULT_MAX_PIXELS_PER_BYTE = 100
+RATIO_FREE_PIXELS = 4_000_000
+# IMAGE_DECODE_MAX_BYTES: the memory one photo's decode may take in the worker, as decode_cost estimates it from the
+# header. A 12-MP photo needs 12 MB (JPEG) to 190 MB (WebP); a 40-MP PNG 160 MB; a 40-MP HEIC about 320 MB.
+DEFAULT_DECODE_MAX_BYTES = 256 * 1024 * 1024
 STORED_MAX_BYTES = 2 * 1024 * 1024
 STORED_MAX_SIDE = 2048  # long side kept; more detail than the model or a person reading the consultation needs
 # A large photo is first made smaller by a whole factor while its long side stays at least this: a JPEG by decoding
@@ -51,7 +67,8 @@ BLUR_MIN_SHARPNESS = 25.0  # variance of the Laplacian below this: out of focus 
 PROBLEMS = ("too_small", "too_dark", "too_bright", "blurred")
 FORMATS = ("JPEG", "PNG", "HEIF", "WEBP")
 
-_STATUS = {"unsupported_type": 415, "too_large": 413, "too_many_pixels": 413, "unreadable": 422}
+_STATUS = {"unsupported_type": 415, "too_large": 413, "too_many_pixels": 413, "too_compressed": 413,
+           "too_large_to_decode": 413, "unreadable": 422}  # fmt: skip
 # ISO BMFF brands of HEIF still images and sequences (ISO/IEC 23008-12); AVIF ("avif", "avis") is not accepted.
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 _HEIC_BRANDS = _HEIF_BRANDS - {b"mif1", b"msf1"}
@@ -66,10 +83,11 @@ class ImageRejected(Exception):
     """The upload cannot be used at all (as opposed to a usable photo of poor quality).
 
     Attributes:
-        code: ``unsupported_type``, ``too_large`` (bytes), ``too_many_pixels`` (a likely decompression bomb) or
-            ``unreadable``.
+        code: ``unsupported_type``, ``too_large`` (bytes), ``too_many_pixels``, ``too_compressed`` (more pixels a
+            byte than photos have: a likely decompression bomb), ``too_large_to_decode`` (over the worker's memory
+            budget; found in the worker only) or ``unreadable``.
         message: English, names the limit (shown to API clients; the chat uses its own catalog texts by code).
-        status: the HTTP status for the REST API (415, 413, 413, 422).
+        status: the HTTP status for the REST API (415; 413 for the four caps; 422).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -139,26 +157,67 @@ def _is_heif(data: bytes) -> bool:
     return bool(brands & _HEIF_BRANDS)
 
 
-def check_upload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
-    """Cheap pre-check before storing anything: type, byte cap, pixel cap from the header (nothing is decoded).
+def upload_caps(config) -> dict:
+    """The caps in an app's settings, as keyword arguments of :func:`check_upload`, :func:`prepare_upload` and
+    :func:`process` (which also takes ``max_decode_bytes``)."""
+    return {"max_bytes": config["IMAGE_MAX_BYTES"], "max_pixels": config["IMAGE_MAX_PIXELS"],
+            "max_pixels_per_byte": config["IMAGE_MAX_PIXELS_PER_BYTE"]}  # fmt: skip
+
+
+def check_upload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_pixels_per_byte: int = DEFAULT_MAX_PIXELS_PER_BYTE) -> str:  # fmt: skip
+    """Cheap pre-check before storing anything: type, byte cap, pixel cap and pixels a byte from the header (nothing
+    is decoded).
 
     Args:
         data: the uploaded file.
         max_bytes: the byte cap (``IMAGE_MAX_BYTES``).
         max_pixels: the pixel cap (``IMAGE_MAX_PIXELS``).
+        max_pixels_per_byte: the decompression-bomb ratio (``IMAGE_MAX_PIXELS_PER_BYTE``), for pictures of more
+            than :data:`RATIO_FREE_PIXELS`.
 
     Returns:
         ``JPEG``, ``PNG``, ``HEIF`` or ``WEBP``.
 
     Raises:
-        ImageRejected: ``unsupported_type``, ``too_large``, ``too_many_pixels`` or ``unreadable`` (a broken header).
+        ImageRejected: ``unsupported_type``, ``too_large``, ``too_many_pixels``, ``too_compressed`` or
+            ``unreadable`` (a broken header).
     """
-    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels) as image:
+    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels, max_pixels_per_byte=max_pixels_per_byte) as image:
         return _format_name(image)
 
 
-def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Open lazily (header only) after the byte and type checks, and enforce the pixel cap."""
+@dataclass(frozen=True)
+class Upload:
+    """An upload as a web request may store it: checked by its header, metadata out, not one pixel decoded."""
+
+    data: bytes
+    source_format: str
+    width: int
+    height: int
+    source_bytes: int
+
+
+def prepare_upload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   max_pixels_per_byte: int = DEFAULT_MAX_PIXELS_PER_BYTE) -> Upload:  # fmt: skip
+    """All a web request does with a photo: :func:`check_upload`, then EXIF (with GPS), XMP, ICC and comments taken
+    out of the container losslessly (:mod:`app.services.image_metadata`), the orientation kept. Time and memory
+    follow the file's size, never its pixel count; the worker decodes it later (:func:`process`).
+
+    Raises:
+        ImageRejected: as :func:`check_upload`; ``unreadable`` when the container is too damaged to strip.
+    """
+    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels, max_pixels_per_byte=max_pixels_per_byte) as image:
+        kind, (width, height) = _format_name(image), image.size
+    try:
+        clean = image_metadata.strip(data, kind)
+    except image_metadata.MetadataError:
+        raise ImageRejected("unreadable", f"the {kind} file's structure is damaged") from None
+    return Upload(data=clean, source_format=kind, width=width, height=height, source_bytes=len(data))
+
+
+def _open(data: bytes, *, max_bytes: int, max_pixels: int, max_pixels_per_byte: int) -> Image.Image:
+    """Open lazily (header only) after the byte and type checks, and enforce the pixel cap and the ratio."""
     if not data:
         raise ImageRejected("unreadable", "the file is empty")
     if len(data) > max_bytes:
@@ -183,6 +242,11 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     if pixels == 0:
         image.close()
         raise ImageRejected("unreadable", f"the {kind} file has no pixels")
+    if pixels > RATIO_FREE_PIXELS and pixels > max_pixels_per_byte * len(data):
+        image.close()
+        raise ImageRejected("too_compressed", f"the image has {pixels} pixels in {len(data)} bytes, "
+                                              f"{pixels // len(data)} a byte; the limit is {max_pixels_per_byte} "
+                                              "(a likely decompression bomb)")  # fmt: skip
     return image
 
 
@@ -206,27 +270,42 @@ def _format_name(image: Image.Image) -> str:
 # --- decode, orient, strip, re-encode -------------------------------------------------------------------------
 
 
-def process(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
-    """Make the stored copy of an upload: oriented, without metadata, at most 2 MB, SSIM at least 0.85.
+def process(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+            max_pixels_per_byte: int = DEFAULT_MAX_PIXELS_PER_BYTE,
+            max_decode_bytes: int = DEFAULT_DECODE_MAX_BYTES) -> StoredImage:  # fmt: skip
+    """Make the stored copy of an upload: oriented, without metadata, at most 2 MB, SSIM at least 0.85. The worker's
+    job (the inference queue), never a web request's: it decodes the picture.
 
     Args:
         data: the uploaded file.
         max_bytes: the byte cap (``IMAGE_MAX_BYTES``).
         max_pixels: the pixel cap (``IMAGE_MAX_PIXELS``).
+        max_pixels_per_byte: the decompression-bomb ratio (``IMAGE_MAX_PIXELS_PER_BYTE``).
+        max_decode_bytes: the memory budget of the decode (``IMAGE_DECODE_MAX_BYTES``), against
+            :func:`decode_cost`.
 
     Returns:
         StoredImage: the JPEG and its measures; ``quality`` says whether a retake is needed.
 
     Raises:
-        ImageRejected: as :func:`check_upload`, or ``unreadable`` when the pixels cannot be decoded.
+        ImageRejected: as :func:`check_upload`; ``too_large_to_decode`` over the memory budget (or when the
+            decode runs out of memory); ``unreadable`` when the pixels cannot be decoded.
     """
     started = time.perf_counter()
-    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels) as image:
+    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels, max_pixels_per_byte=max_pixels_per_byte) as image:
         source_format = _format_name(image)
+        full_size = image.size
+        if source_format == "JPEG":
+            # libjpeg's scaled IDCT: decoded at 1/2 to 1/8 of the size, for a fraction of the time and memory.
+            image.draft("RGB", _fit(image.size, REDUCE_MIN_SIDE))
+        cost = decode_cost(image, full_size)
+        if cost > max_decode_bytes:
+            raise ImageRejected("too_large_to_decode", f"decoding the image would take about {cost >> 20} MiB; the "
+                                                       f"limit is {max_decode_bytes >> 20} MiB")  # fmt: skip
         try:
             picture = _decode(image)
         except MemoryError:
-            raise
+            raise ImageRejected("too_large_to_decode", "the image did not fit in memory when decoded") from None
         except Exception:  # as in _open: Pillow and libheif raise many types on damaged data
             raise ImageRejected("unreadable", f"the {source_format} image data is damaged or incomplete") from None
     decoded = time.perf_counter()
@@ -256,22 +335,85 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 1)
 
 
+# Pillow keeps "1", "L" and "P" pictures in 1 byte a pixel, 16-bit grey in 2, every other mode in 4 (RGB too).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Converted and made smaller a strip of about this many pixels at a time: the full-size picture is never copied.
+STRIP_PIXELS = 1 << 20
+
+
+# Encoding the stored copy, its SSIM and the quality measures: never more than this, since the picture is at most
+# STORED_MAX_SIDE by then (measured: ~35 MB at 2048 x 1536).
+STORED_WORK_BYTES = 48 << 20
+
+
+def decode_cost(image: Image.Image, full_size: tuple[int, int] | None = None) -> int:
+    """The memory, in bytes, that :func:`process` takes at its peak for ``image``, estimated from the header alone
+    (opened, not loaded; a JPEG after its ``draft``).
+
+    What is counted (measured with ``/proc/self/status`` VmHWM on Pillow 13 and pillow-heif 1.8; the estimate is
+    above the measure for every format): Pillow's decoded picture; what the format's decoder holds while it decodes
+    (a progressive JPEG's coefficients at full size, 2 bytes each; libheif's planes; the bytes Pillow copies a WebP
+    frame from) and after it (WebP's canvas, twice); the smaller copy and one strip on its way there; and
+    :data:`STORED_WORK_BYTES` for the rest.
+
+    Args:
+        image: the opened picture.
+        full_size: its size before a JPEG ``draft`` (default: ``image.size``).
+    """
+    width, height = image.size
+    pixels = width * height
+    kind = _format_name(image)
+    during, after = 0, 0  # the decoder's own buffers, while it decodes and once it has
+    if kind == "JPEG" and image.info.get("progressive"):
+        full_width, full_height = full_size or image.size
+        layers = getattr(image, "layer", None) or [("", 1, 1, 0)] * 3
+        most_h, most_v = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+        during = 2 * sum(full_width * full_height * layer[1] * layer[2] // (most_h * most_v) for layer in layers)
+    elif kind == "WEBP":
+        during, after = 4 * pixels, 8 * pixels
+    elif kind == "HEIF":
+        during = (4 if (image.info.get("bit_depth") or 8) <= 8 else 8) * pixels
+    factor = max(1, max(width, height) // REDUCE_MIN_SIDE)
+    smaller = 4 * (-(-width // factor)) * (-(-height // factor))
+    strip = 16 * min(pixels, STRIP_PIXELS + width * factor)
+    return pixels * _PIXEL_BYTES.get(image.mode, 4) + after + max(during, smaller + strip) + STORED_WORK_BYTES
+
+
+# EXIF orientation → the transposition that makes the picture upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}  # fmt: skip
+ORIENTATION = 0x0112
+
+
 def _decode(image: Image.Image) -> Image.Image:
-    """Pixels only, upright, RGB, at most :data:`STORED_MAX_SIDE` on the long side."""
-    if image.format in ("JPEG", "MPO"):
-        image.draft("RGB", _fit(image.size, REDUCE_MIN_SIDE))
+    """Pixels only, upright, RGB, at most :data:`STORED_MAX_SIDE` on the long side.
+
+    A large picture is made smaller by a whole factor while its long side stays at least :data:`REDUCE_MIN_SIDE`
+    (averaging factor x factor blocks), converted to RGB and reduced a strip at a time, and turned upright only
+    then: the one full-size picture in memory is the decoder's.
+    """
     image.load()
-    ImageOps.exif_transpose(image, in_place=True)
-    picture = _to_rgb(image)
-    factor = max(picture.size) // REDUCE_MIN_SIDE
-    if factor > 1:
-        picture = picture.reduce(factor)
+    orientation = image.getexif().get(ORIENTATION)
+    picture = _reduced_rgb(image)
+    if orientation in _UPRIGHT:
+        picture = picture.transpose(_UPRIGHT[orientation])
     target = _fit(picture.size, STORED_MAX_SIDE)
     if target != picture.size:
         picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    elif picture is image:
-        picture = image.copy()  # the opened file's image is closed (and unusable) when the caller's with ends
     picture.info.clear()  # ICC, EXIF, XMP and comments ride in info; the JPEG encoder copies some of them from it
+    return picture
+
+
+def _reduced_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB (on white where transparent), made smaller by a whole factor, a strip at a time."""
+    width, height = image.size
+    factor = max(1, max(width, height) // REDUCE_MIN_SIDE)
+    rows = max(factor, STRIP_PIXELS // width // factor * factor)  # whole blocks: strips average as the picture does
+    picture = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = _to_rgb(image.crop((0, top, width, min(top + rows, height))))
+        picture.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
     return picture
 
 
@@ -336,12 +478,16 @@ def _luma(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"))
 
 
+SSIM_BAND_PIXELS = 1 << 18  # the SSIM map is computed this many values at a time: a few MB, not ~190 MB at 3 MP
+
+
 def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     """Mean structural similarity (Wang et al. 2004) of two 8-bit grey images of equal shape.
 
     Uniform 7x7 window, sample covariance, K1 = 0.01, K2 = 0.03, border of 3 pixels left out: the same definition as
     ``skimage.metrics.structural_similarity(reference, test, data_range=255)`` (equal to about 1e-7). Window sums
     are exact integer running sums; only the final formula is in float32, which halves the time on a 3-MP picture.
+    The map is computed in bands of rows (each with the window's 6 rows of overlap), so memory stays a few MB.
     """
     if reference.shape != test.shape:
         raise ValueError(f"images differ in shape: {reference.shape} and {test.shape}")
@@ -350,6 +496,20 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
         # Narrower than one window (a strip a few pixels wide): repeat the edge pixels up to the window's size.
         pad = [(0, max(0, window - side)) for side in reference.shape]
         reference, test = np.pad(reference, pad, mode="edge"), np.pad(test, pad, mode="edge")
+    height, width = reference.shape
+    rows = max(1, SSIM_BAND_PIXELS // width)  # map rows a band
+    last = height - window + 1  # map rows in all
+    total, count = 0.0, 0
+    for top in range(0, last, rows):
+        bottom = min(top + rows, last)
+        values = _ssim_map(reference[top : bottom + window - 1], test[top : bottom + window - 1])
+        total += float(values.sum(dtype=np.float64))
+        count += values.size
+    return total / count
+
+
+def _ssim_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
+    window = SSIM_WINDOW
     # int32 running sums of squares stay exact while a column (or a row of window-high strips) sums below 2**31.
     height, width = reference.shape
     exact32 = max(height, width * window) * 255 * 255 < 2**31
@@ -368,7 +528,7 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     c1, c2 = np.float32((_K1 * _DATA_RANGE) ** 2), np.float32((_K2 * _DATA_RANGE) ** 2)
     numerator = (2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)
     denominator = (mean_x * mean_x + mean_y * mean_y + c1) * (var_x + var_y + c2)
-    return float(np.mean(numerator / denominator, dtype=np.float64))
+    return numerator / denominator
 
 
 def _window_sums(values: np.ndarray, window: int) -> np.ndarray:

@@ -1,8 +1,10 @@
 """The analysis pipeline: consultation → photos → model → triage → recommendation → one reply through the outbox.
 
-Each photo not yet stored is fetched (by the ``fetch`` the caller passes: the job hands in the channel adapters'
-download, which lives in the bots layer), cleaned and stored (:func:`app.services.images.process`); each stored
-photo gets one :class:`~app.models.Analysis` (the model's top-3, recorded even while the model is not validated,
+Each photo not yet stored is read (a REST upload waits in its row, its metadata already out) or fetched (by the
+``fetch`` the caller passes: the job hands in the channel adapters' download, which lives in the bots layer), then
+decoded within the memory budget, cleaned and stored (:func:`app.services.images.process`); a photo refused there
+(a decompression bomb, over the budget, damaged) is marked rejected with its code, and so is its analysis: the
+consultation still gets triage from the answers. Each stored photo gets one :class:`~app.models.Analysis` (the model's top-3, recorded even while the model is not validated,
 and then never shown as a finding). Triage comes from the pharmacist's answers and the rules file
 (:mod:`app.services.skin_advice`). The reply is queued with a dedupe key per consultation, so a retried job never
 sends twice; a completed consultation is left alone.
@@ -26,6 +28,7 @@ from app.models.consultation import (
     ANALYSIS_FAILED,
     ANALYSIS_QUEUED,
     IMAGE_PENDING,
+    IMAGE_REJECTED,
     IMAGE_STORED,
     STATUS_COMPLETED,
     STATUS_QUEUED,
@@ -68,11 +71,13 @@ def analyse_consultation(consultation_id: str, fetch: Fetch) -> str:
     started = time.perf_counter()
     for image in consultation.images:
         if image.status == IMAGE_PENDING:
-            _download(image, fetch)
-            db.session.commit()  # a retry after a later failure does not download this photo again
+            _store(image, fetch)
+            db.session.commit()  # a retry after a later failure does not download or decode this photo again
     for image in consultation.images:
         if image.status == IMAGE_STORED:
             _analyse(consultation, image)
+        elif image.status == IMAGE_REJECTED:
+            _refused(image)
     recommendation = skin_advice.recommend(consultation)
     skin_advice.queue_reply(consultation, recommendation)
     consultation.status = STATUS_COMPLETED
@@ -83,20 +88,32 @@ def analyse_consultation(consultation_id: str, fetch: Fetch) -> str:
     return "done"
 
 
-def _download(image: ConsultationImage, fetch: Fetch) -> None:
+def _store(image: ConsultationImage, fetch: Fetch) -> None:
     config = current_app.config
+    data = image.data  # an upload, as the request stored it
+    if data is None:
+        try:
+            data = fetch(image)
+        except PhotoUnavailable as exc:
+            log.warning("photo %s of consultation %s cannot be fetched: %s", image.id, image.consultation_id, exc)
+            consultations.reject_image(image, "fetch_failed")
+            return
     try:
-        data = fetch(image)
-    except PhotoUnavailable as exc:
-        log.warning("photo %s of consultation %s cannot be fetched: %s", image.id, image.consultation_id, exc)
-        consultations.reject_image(image, "fetch_failed")
-        return
-    try:
-        stored = images.process(data, max_bytes=config["IMAGE_MAX_BYTES"], max_pixels=config["IMAGE_MAX_PIXELS"])
+        stored = images.process(data, **images.upload_caps(config), max_decode_bytes=config["IMAGE_DECODE_MAX_BYTES"])
     except images.ImageRejected as exc:
+        log.warning("photo %s of consultation %s refused: %s", image.id, image.consultation_id, exc.code)
         consultations.reject_image(image, exc.code)
         return
     consultations.store_processed(image, stored)
+
+
+def _refused(image: ConsultationImage) -> None:
+    """A photo that could not be stored: its analysis (``POST /analysis/skin`` made one up front) fails with the
+    photo's code, so whoever polls it learns why."""
+    analysis = db.session.scalar(select(Analysis).where(Analysis.image_id == image.id))
+    if analysis is not None and analysis.status == ANALYSIS_QUEUED:
+        analysis.status, analysis.error_code = ANALYSIS_FAILED, image.error_code
+        analysis.error = f"the photo was refused: {image.error_code}"
 
 
 def _analyse(consultation: Consultation, image: ConsultationImage) -> None:

@@ -16,7 +16,9 @@ Quirks:
   answers 404, so the URL looks like it does not exist.
 * USSD ``text`` is ``""`` on the first hop and then *every* input of the session joined with ``*``. An input can
   itself contain ``*``, so the newest input cannot be recovered by splitting: the adapter passes the whole string
-  on as ``extra["ussd_history"]`` and flows read new input relative to the history they stored.
+  on as ``extra["ussd_history"]`` and flows read new input relative to the history they stored. The history holds a
+  staff member's PIN in every hop after it, so it is never stored: the hop's ``text`` is only the last segment, and
+  the webhook masks even that (``InboundMessage.masked``) when the hop may carry a PIN, before anything is stored.
 * If the same URL also receives AT's end-of-session notification (it has ``status``/``input`` and no ``text``),
   it becomes a ``close`` session event.
 * Success of a send is decided per recipient: an HTTP 200 can carry a refused recipient.

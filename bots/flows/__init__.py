@@ -94,6 +94,12 @@ class Flow:
     def close(self, ctx: Context) -> None:
         """The conversation ended (USSD session closed, or the flow finished)."""
 
+    def secret_input(self, address: str, session_id: str | None) -> bool:
+        """Whether the next input from ``address`` in this session may be a secret (a PIN), so that it is masked
+        before it is stored. Asked before the message is stored, so it must not rely on the message row; when in
+        doubt, say True."""
+        return False
+
 
 FLOWS: dict[str, Flow] = {}
 

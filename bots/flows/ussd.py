@@ -180,6 +180,11 @@ class UssdEntry(Flow):
         if menu is not None:
             menu.close(ctx)
 
+    def secret_input(self, address: str, session_id: str | None) -> bool:
+        """A staff phone's hop may carry its PIN (:meth:`~bots.flows.ussd_staff.StaffMenu.secret_input`); a
+        patient's never does."""
+        return STAFF_MENU.secret_input(address, session_id)
+
 
 def _end(appointment: Appointment, key: str) -> Reply:
     return Reply(appointments.text_for(appointment, key), end=True, language=appointments.language_of(appointment))

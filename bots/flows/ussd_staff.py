@@ -4,7 +4,9 @@ A staff phone dials the same service code as patients (:mod:`bots.flows.ussd` ro
 state (:mod:`bots.flows.ussd_staff_session`) lives in Redis under its session id, with a TTL, bound to the phone that opened it; every later hop reads
 the new input relative to the history length stored there (Africa's Talking sends every input joined with ``*``
 and an input may itself hold ``*``). The history itself is never stored, only its length and an HMAC of it, so
-the PIN it contains is kept nowhere; the PIN hop's own message text is masked before it is committed.
+the PIN it contains is kept nowhere. A hop that may carry the PIN (:meth:`StaffMenu.secret_input`: the PIN screen
+is showing, or nobody knows which screen is) is stored as ``****`` by the webhook before anything is committed; the
+flow reads the real input from memory.
 
 Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere); what
 reads the input on each is the table ``StaffMenu.inputs``::
@@ -30,6 +32,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.errors import ServiceError
@@ -50,7 +53,6 @@ log = logging.getLogger(__name__)
 
 PAGE_ITEMS = 4  # at most this many stock lines a screen (fewer when long names would not fit)
 MAX_USSD_QUANTITY = 100_000  # a typing slip guard; larger numbers go through the API
-MASK = "****"
 
 ACTIONS = {"receive": KIND_RECEIVED, "dispense": KIND_DISPENSED, "count": KIND_COUNTED}
 MENU_ACTIONS = {"2": "receive", "3": "dispense", "4": "count"}
@@ -139,8 +141,6 @@ class StaffMenu(Flow):
             return Reply(ctx.t("ussd_error"), end=True)
         self._language(ctx, user)
         history = ctx.extra.get("ussd_history")
-        if history:  # a code dialled with inputs (*384*2580*1234#) may carry a PIN: keep it nowhere
-            ctx.message.text = MASK
         session = StaffSession(session_id, {"phone": ctx.contact.address, "user_id": str(user.id)})
         session.new_input(history or "", "")
         return self._pin_screen(ctx, session, user)
@@ -161,7 +161,6 @@ class StaffMenu(Flow):
         self._language(ctx, user)
         typed = session.new_input(ctx.extra.get("ussd_history"), ctx.text)
         if session.step == "pin":
-            ctx.message.text = MASK  # the PIN (right or wrong) never stays in the message log
             reply = self._on_pin(ctx, session, user, typed)
         elif typed == "00":
             session.drop_pending()
@@ -180,6 +179,19 @@ class StaffMenu(Flow):
         session = StaffSession.load(ctx.conversation.session_id) if ctx.conversation.session_id else None
         if session is not None and session.data.get("phone") == ctx.contact.address:  # never another phone's
             session.delete()
+
+    def secret_input(self, address: str, session_id: str | None) -> bool:
+        """Whether a hop from ``address`` may carry the PIN: on a staff phone, unless the session's state shows a
+        screen after the PIN. A session not known yet (the first hop, which may be dialled with inputs:
+        ``*384*2580*1234#``), expired, of another phone, or whose state cannot be read (Redis down) counts as the
+        PIN screen: the hop is masked when in doubt."""
+        if staff_user(address) is None:
+            return False
+        try:
+            session = StaffSession.load(session_id) if session_id else None
+        except RedisError:
+            return True
+        return session is None or session.data.get("phone") != address or session.step == "pin"
 
     # PIN ---------------------------------------------------------------------------------------------------------
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
+from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
 from app.extensions import db
+from app.jobs import QUEUE_INFERENCE, get_queue
 from app.models import AuditLog, Consultation, ConsultationImage
 from tests.conftest import bearer, login, make_user
-from tests.photos import encode, gps_exif, jpeg_segments, png_bomb, sample_photo
+from tests.photos import GPS_IFD, ORIENTATION, encode, gps_exif, jpeg_segments, png_bomb, sample_photo, solid_png
 from workers.inference import analyse_consultation
+from workers.runner import run_worker
 
 
 def _form(data: bytes, name: str = "skin.jpg", **answers) -> dict:
@@ -30,7 +33,12 @@ def pharmacist_token(people):
     return people["tokens"]["pharmacist"]
 
 
-def test_upload_stores_a_clean_jpeg_and_the_answers(client, people, pharmacist_token):
+def _stored_data() -> bytes:
+    db.session.expire_all()
+    return db.session.scalar(select(ConsultationImage.data))
+
+
+def test_upload_keeps_no_gps_and_the_job_stores_a_clean_jpeg(client, people, pharmacist_token):
     photo = encode(sample_photo(1600, 1200), "JPEG", quality=95, exif=gps_exif(orientation=6))
     response = _upload(client, pharmacist_token, photo, condition="fungal", age_group="y18_to_59", pregnant=False,
                        body_site="trunk_limbs", open_sore="no", fever=False)  # fmt: skip
@@ -39,21 +47,104 @@ def test_upload_stores_a_clean_jpeg_and_the_answers(client, people, pharmacist_t
     assert body["status"] == "queued" and body["condition"] == "fungal" and body["pregnant"] is False
     assert body["user_id"] == str(people["users"]["pharmacist"].id)
     image = body["images"][0]
-    assert image["status"] == "stored" and image["source_format"] == "JPEG" and image["ssim"] >= 0.85
+    assert image["status"] == "pending" and image["source_format"] == "JPEG" and image["source_bytes"] == len(photo)
+    assert body["retake"] is None  # nothing decoded yet
+    # What the request stored (for the job to decode) has no GPS already: only the orientation is left of the EXIF.
+    waiting = _stored_data()
+    exif = Image.open(io.BytesIO(waiting)).getexif()
+    assert dict(exif) == {ORIENTATION: 6} and not exif.get_ifd(GPS_IFD)
+    assert b"PhoneMaker" not in waiting and b"PhoneMaker" in photo
+
+    assert analyse_consultation(body["id"]) == "done"
+    image = client.get(f"/api/v1/consultations/{body['id']}", headers=bearer(pharmacist_token)).get_json()["images"][0]
+    assert image["status"] == "stored" and image["ssim"] >= 0.85 and image["content_type"] == "image/jpeg"
     assert (image["width"], image["height"]) == (1200, 1600)  # EXIF orientation 6 applied
-    stored = db.session.scalar(select(ConsultationImage.data))
+    stored = _stored_data()
     assert len(stored) <= 2 * 1024 * 1024
     assert not [marker for marker, _ in jpeg_segments(stored) if marker == 0xE1]  # no EXIF/XMP: no GPS
     assert not Image.open(io.BytesIO(stored)).getexif()
-    assert body["retake"] is None
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "HEIF"])
-def test_every_accepted_format_is_stored_as_jpeg(client, pharmacist_token, fmt):
-    response = _upload(client, pharmacist_token, encode(sample_photo(800, 600), fmt), name=f"skin.{fmt.lower()}")
+def test_every_accepted_format_is_stored_without_gps_then_as_jpeg(client, pharmacist_token, fmt):
+    photo = encode(sample_photo(800, 600), fmt, exif=gps_exif(orientation=6).tobytes())
+    response = _upload(client, pharmacist_token, photo, name=f"skin.{fmt.lower()}")
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["images"][0]["source_format"] == fmt
-    assert response.get_json()["images"][0]["content_type"] == "image/jpeg"
+    waiting = _stored_data()
+    assert b"PhoneMaker" in photo and b"PhoneMaker" not in waiting
+    assert not Image.open(io.BytesIO(waiting)).getexif().get_ifd(GPS_IFD)
+
+    analyse_consultation(response.get_json()["id"])
+    image = client.get(f"/api/v1/consultations/{response.get_json()['id']}",
+                       headers=bearer(pharmacist_token)).get_json()["images"][0]  # fmt: skip
+    assert image["status"] == "stored" and image["content_type"] == "image/jpeg"
+    assert (image["width"], image["height"]) == (600, 800)  # the orientation survived the strip
+    assert not Image.open(io.BytesIO(_stored_data())).getexif()
+
+
+class DecodeSpy:
+    """A spy on the real decoders: every ``load`` of any Pillow image file class (pillow-heif's included) is recorded
+    before it runs, while the spy is entered. Opening a file reads its header only; decoding pixels always goes
+    through ``load``."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[str] = []
+        self.active = False
+        classes, pending = [], [ImageFile.ImageFile]
+        while pending:
+            cls = pending.pop()
+            classes.append(cls)
+            pending.extend(cls.__subclasses__())
+        for cls in classes:
+            if "load" in vars(cls):
+                monkeypatch.setattr(cls, "load", self._spy(vars(cls)["load"]))
+
+    def _spy(self, original):
+        def load(image, *args, **kwargs):
+            if self.active:
+                self.calls.append(image.format)
+            return original(image, *args, **kwargs)
+
+        return load
+
+    def __enter__(self) -> list[str]:
+        self.active = True
+        return self.calls
+
+    def __exit__(self, *exc) -> None:
+        self.active = False
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> DecodeSpy:
+    return DecodeSpy(monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_the_request_decodes_no_pixel_of_an_accepted_photo(client, pharmacist_token, decodes, fmt):
+    photo = encode(sample_photo(800, 600), fmt, exif=gps_exif(orientation=6).tobytes())
+    with decodes as calls:
+        assert _upload(client, pharmacist_token, photo).status_code == 201
+        assert _upload(client, pharmacist_token, photo, path="/api/v1/analysis/skin").status_code == 202
+        assert calls == []
+        Image.open(io.BytesIO(photo)).load()
+        assert set(calls) == {fmt}  # the spy does see a decode
+
+
+@pytest.mark.parametrize("path", ["/api/v1/consultations", "/api/v1/analysis/skin"])
+def test_a_163_kb_png_of_40_megapixels_is_refused_from_its_header_naming_image(client, pharmacist_token, decodes,
+                                                                               path):  # fmt: skip
+    bomb = solid_png()  # 8000 x 5000 RGBA of one colour: under the pixel cap, 160 MB decoded
+    assert len(bomb) < 200_000
+    with decodes as calls:
+        response = _upload(client, pharmacist_token, bomb, path=path)
+    assert calls == []
+    assert response.status_code == 413, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "too_compressed"
+    assert "a byte" in error["details"]["files"]["image"][0] and "100" in error["message"]
+    assert db.session.scalar(select(Consultation.id)) is None
 
 
 @pytest.mark.parametrize(
@@ -78,8 +169,47 @@ def test_a_dark_photo_is_kept_and_a_retake_is_asked_for(client, pharmacist_token
     dark = Image.eval(sample_photo(800, 600), lambda v: v // 12)
     response = _upload(client, pharmacist_token, encode(dark, "JPEG"))
     assert response.status_code == 201
-    body = response.get_json()
+    analyse_consultation(response.get_json()["id"])
+    body = client.get(f"/api/v1/consultations/{response.get_json()['id']}", headers=bearer(pharmacist_token)).get_json()
     assert "too_dark" in body["retake"]["problems"] and "daylight" in body["retake"]["message"]
+
+
+def test_a_photo_over_the_decode_budget_is_rejected_by_the_job_and_the_worker_carries_on(app, client,
+                                                                                        pharmacist_token,
+                                                                                        monkeypatch):  # fmt: skip
+    # 60 MiB: a 1600 x 1200 PNG is estimated at ~78 MiB, a 320 x 240 JPEG at ~49 MiB (images.decode_cost).
+    monkeypatch.setitem(app.config, "IMAGE_DECODE_MAX_BYTES", 60 << 20)
+    big = _upload(client, pharmacist_token, encode(sample_photo(1600, 1200), "PNG"), path="/api/v1/analysis/skin")
+    assert big.status_code == 202  # the header is fine: only the worker knows its memory budget
+    small = _upload(client, pharmacist_token, encode(sample_photo(320, 240), "JPEG"))
+
+    run_worker(app, burst=True, with_scheduler=False)  # the real worker, jobs in its own process
+
+    token = bearer(pharmacist_token)
+    analysis = client.get(f"/api/v1/analysis/{big.get_json()['id']}", headers=token).get_json()
+    assert (analysis["status"], analysis["error_code"]) == ("failed", "too_large_to_decode")
+    refused = client.get(f"/api/v1/consultations/{big.get_json()['consultation_id']}", headers=token).get_json()
+    assert refused["status"] == "completed" and refused["recommendation"] is not None  # triage from the answers
+    assert (refused["images"][0]["status"], refused["images"][0]["error_code"]) == ("rejected", "too_large_to_decode")
+    assert refused["retake"] is not None
+    assert client.get(f"/api/v1/consultations/{small.get_json()['id']}",
+                      headers=token).get_json()["images"][0]["status"] == "stored"  # fmt: skip
+    assert FailedJobRegistry(queue=get_queue(QUEUE_INFERENCE)).count == 0
+
+
+def test_eleven_uploads_a_minute_are_one_too_many_and_another_user_is_not_affected(client, pharmacist_token):
+    photo = encode(sample_photo(320, 240), "JPEG")
+    statuses = [_upload(client, pharmacist_token, photo, path=path).status_code
+                for path in ["/api/v1/consultations", "/api/v1/analysis/skin"] * 5]  # fmt: skip
+    assert statuses == [201, 202] * 5  # one budget across both endpoints
+    for path in ("/api/v1/consultations", "/api/v1/analysis/skin"):
+        response = _upload(client, pharmacist_token, photo, path=path)
+        assert response.status_code == 429
+        assert response.get_json()["error"]["code"] == "rate_limited" and int(response.headers["Retry-After"]) > 0
+    other = make_user("pharmacist", phone="+233241888888")
+    assert _upload(client, login(client, other)["access_token"], photo).status_code == 201
+    # Other endpoints are not part of the upload budget.
+    assert client.get("/api/v1/consultations", headers=bearer(pharmacist_token)).status_code == 200
 
 
 def test_missing_image_or_a_text_part_instead_of_a_file_is_a_422(client, pharmacist_token):

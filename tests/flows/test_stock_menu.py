@@ -6,15 +6,19 @@ did is read back from the real database (PostgreSQL), the real Redis and ``GET /
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 
 from app.extensions import db
 from app.i18n import t
 from app.i18n.gsm7 import septets
-from app.models import Message, StockItem, StockMovement, User, utcnow
+from app.messaging.envelopes import InboundMessage
+from app.models import AuditLog, Message, MessageEvent, StockItem, StockMovement, User, utcnow
 from app.models.message_log import DIRECTION_IN, DIRECTION_OUT
 from app.services import pins, stock
 from app.services.passwords import hash_pin
@@ -161,6 +165,97 @@ def test_the_pin_is_not_logged(client, clinic, caplog):
     session.send(PIN)
 
     assert "1357" not in caplog.text and PIN not in caplog.text
+
+
+class StatementSpy:
+    """Every parameter of every SQL statement any engine runs while active: what reached the database (and so its
+    WAL and backups), whether or not it was committed. Long hex runs (UUIDs, HMAC digests) are left out: a 4-digit
+    PIN may appear in them by chance."""
+
+    def __enter__(self) -> StatementSpy:
+        self.values: list[str] = []
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.values.append(re.sub(r"[0-9a-fA-F-]{16,}", "", repr(parameters)))
+
+    def carried(self, secret: str) -> bool:
+        return any(secret in value for value in self.values)
+
+
+def _stored_anywhere(secret: str) -> list[str]:
+    """Where ``secret`` is in the message log, its events or the audit log (texts, extras, details)."""
+    db.session.expire_all()
+    found = [f"message {m.id}" for m in db.session.scalars(select(Message))
+             if secret in (m.text or "") or secret in json.dumps(m.extra or {}) or secret in (m.last_error or "")]  # fmt: skip
+    found += [f"event {e.id}" for e in db.session.scalars(select(MessageEvent))
+              if secret in f"{e.detail} {e.raw_status} {e.error_code}"]  # fmt: skip
+    found += [f"audit {a.id}" for a in db.session.scalars(select(AuditLog)) if secret in json.dumps(a.details or {})]
+    return found
+
+
+def test_a_pin_hop_is_masked_before_anything_reaches_the_database(client, clinic, caplog):
+    """Right PIN, wrong PIN, a PIN dialled with the code: no statement ever carries one; the flow still reads it."""
+    staff(clinic)
+    caplog.set_level("INFO")
+    with StatementSpy() as spy:
+        session = Session(client)
+        session.dial()
+        assert session.send("1357") == f"CON {t('ussd_staff_wrong_pin', 'en', tries=4)}"  # read as typed
+        assert session.send(PIN) == f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
+        assert session.send("1").startswith("CON ")
+        dialled = Session(client)  # *384*2580*<PIN># : the PIN arrives on the first hop
+        dialled.inputs.append(PIN)
+        assert dialled.post(PIN) == f"CON {t('ussd_staff_pin', 'en')}"
+
+    assert not spy.carried(PIN) and not spy.carried("1357")
+    assert _stored_anywhere(PIN) == [] and _stored_anywhere("1357") == []
+    assert PIN not in caplog.text and "1357" not in caplog.text
+    inbound = list(db.session.scalars(select(Message.text).where(Message.direction == DIRECTION_IN)
+                                      .order_by(Message.created_at)))  # fmt: skip
+    assert inbound == ["", "****", "****", "1", "****"]  # after the PIN, menu choices are kept as typed
+
+
+def test_a_pin_hop_that_fails_after_storage_stays_masked(app_factory, client, clinic, caplog):
+    """Redis goes down between the dial and the PIN: the hop fails (the person gets the apology), and the stored
+    hop, kept as failed, shows no PIN: it was masked before the first commit, not by the flow that never ran."""
+    staff(clinic)
+    session = Session(client)
+    session.dial()
+    redis_down = app_factory(**CONFIG, REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    session.client = redis_down
+    caplog.set_level("INFO")
+    with StatementSpy() as spy:
+        assert session.send(PIN) == f"END {t('ussd_error', 'en')}"
+
+    assert not spy.carried(PIN)
+    assert _stored_anywhere(PIN) == []
+    assert PIN not in caplog.text
+    failed = db.session.scalar(select(Message).where(Message.direction == DIRECTION_IN, Message.status == "failed"))
+    assert failed is not None and failed.text == "****"
+
+
+def test_a_masked_envelope_keeps_the_real_input_in_memory_and_out_of_its_repr():
+    hop = InboundMessage(channel="ussd", provider="africastalking", provider_id="s:1", sender=PHONE, text=PIN,
+                         session_id="s", extra={"ussd_history": f"1*{PIN}"})  # fmt: skip
+    masked = hop.masked("****")
+    assert (masked.text, masked.typed, masked.masked("****").typed) == ("****", PIN, PIN)
+    assert PIN not in repr(masked)  # neither the input nor the history (which holds it in every later hop)
+
+
+def test_a_patients_input_is_stored_as_typed(client, clinic):
+    staff(clinic)
+    book(clinic, phone=COLLEAGUE)  # a patient, not a staff phone
+    session = Session(client, phone=COLLEAGUE)
+    session.dial()
+    session.send("1")
+    db.session.expire_all()
+    assert db.session.scalars(select(Message.text).where(Message.direction == DIRECTION_IN,
+                                                         Message.address == COLLEAGUE)).all()[-1] == "1"  # fmt: skip
 
 
 def test_the_session_state_lives_in_redis_with_a_ttl_and_no_pin(client, clinic, redis_conn):

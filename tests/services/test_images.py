@@ -23,6 +23,7 @@ from tests.photos import (
     jpeg_segments,
     png_bomb,
     sample_photo,
+    solid_png,
     two_halves,
 )
 
@@ -136,7 +137,7 @@ def test_damaged_files_give_image_rejected_or_a_stored_picture_never_another_err
         else:
             assert stored.data[:3] == b"\xff\xd8\xff"
             outcomes.add("stored")
-    assert outcomes <= {"stored", "unreadable", "unsupported_type", "too_many_pixels"}
+    assert outcomes <= {"stored", "unreadable", "unsupported_type", "too_many_pixels", "too_compressed"}
 
 
 # --- caps -------------------------------------------------------------------------------------------------------
@@ -182,6 +183,81 @@ def test_the_pixel_cap_is_a_parameter():
         check_upload(data, max_pixels=640 * 480 - 1)
     assert caught.value.message == f"the image has {640 * 480} pixels; the limit is {640 * 480 - 1}"
     assert check_upload(data, max_pixels=640 * 480) == "JPEG"
+
+
+def test_more_pixels_a_byte_than_a_photo_has_is_too_compressed_above_4_megapixels():
+    bomb = solid_png(3000, 2000, (10, 200, 30))  # 6 MP of one colour in a few kB
+    for call in (check_upload, process, images.prepare_upload):
+        with pytest.raises(ImageRejected) as caught:
+            call(bomb)
+        assert (caught.value.code, caught.value.status) == ("too_compressed", 413)
+        assert caught.value.message.startswith(f"the image has 6000000 pixels in {len(bomb)} bytes")
+        assert "the limit is 100" in caught.value.message
+    assert check_upload(bomb, max_pixels_per_byte=6_000_000 // len(bomb) + 1) == "PNG"
+    small = solid_png(2000, 2000, (10, 200, 30))  # 4 MP: decoding it costs ~16 MB whatever its file size
+    assert check_upload(small) == "PNG" and process(small).width == 2000
+
+
+def test_a_163_kb_png_of_40_megapixels_is_too_compressed():
+    with pytest.raises(ImageRejected) as caught:
+        check_upload(solid_png())
+    assert caught.value.code == "too_compressed" and "40000000 pixels" in caught.value.message
+
+
+def test_a_photo_over_the_decode_budget_is_refused_before_decoding(monkeypatch):
+    data = encode(sample_photo(800, 600), "PNG")
+    with Image.open(io.BytesIO(data)) as opened:
+        cost = images.decode_cost(opened)
+    decoded = []
+    monkeypatch.setattr(images, "_decode", lambda image: decoded.append(image) or Image.new("RGB", (800, 600)))
+    with pytest.raises(ImageRejected) as caught:
+        process(data, max_decode_bytes=cost - 1)
+    assert (caught.value.code, caught.value.status) == ("too_large_to_decode", 413)
+    assert caught.value.message == f"decoding the image would take about {cost >> 20} MiB; the limit is " \
+                                   f"{(cost - 1) >> 20} MiB"  # fmt: skip
+    assert decoded == []
+    process(data, max_decode_bytes=cost)
+    assert len(decoded) == 1
+
+
+def test_running_out_of_memory_while_decoding_is_too_large_to_decode(monkeypatch):
+    def out_of_memory(image):
+        raise MemoryError
+
+    monkeypatch.setattr(images, "_reduced_rgb", out_of_memory)
+    with pytest.raises(ImageRejected) as caught:
+        process(encode(sample_photo(320, 240), "PNG"))
+    assert caught.value.code == "too_large_to_decode"
+
+
+def _cost(data: bytes) -> int:
+    with Image.open(io.BytesIO(data)) as opened:
+        full = opened.size
+        if opened.format == "JPEG":
+            opened.draft("RGB", images._fit(opened.size, images.REDUCE_MIN_SIDE))
+        return images.decode_cost(opened, full)
+
+
+def test_the_decode_cost_counts_what_each_decoder_holds():
+    picture = sample_photo(1600, 1200)
+    png, grey = _cost(encode(picture, "PNG", compress_level=1)), _cost(encode(picture.convert("L"), "PNG"))
+    webp, heif = _cost(encode(picture, "WEBP", quality=60)), _cost(encode(picture, "HEIF", quality=40))
+    # 1 byte a pixel < 4 (+ libheif's planes, freed before the strips start) < 4 + WebP's two canvases
+    assert grey < png <= heif < webp
+    assert png >= 4 * 1600 * 1200 + images.STORED_WORK_BYTES
+    large = Image.new("RGB", (4000, 3000), (90, 60, 50))
+    baseline = _cost(encode(large, "JPEG", quality=80))
+    progressive = _cost(encode(large, "JPEG", quality=80, progressive=True))
+    assert baseline < _cost(encode(large, "PNG", compress_level=1))  # a JPEG is decoded at half size here
+    assert progressive > baseline  # but a progressive one keeps every coefficient at full size meanwhile
+
+
+def test_prepare_upload_strips_without_decoding():
+    source = encode(sample_photo(640, 480), "JPEG", exif=gps_exif(orientation=6).tobytes())
+    upload = images.prepare_upload(source)
+    assert (upload.source_format, upload.width, upload.height, upload.source_bytes) == ("JPEG", 640, 480, len(source))
+    assert b"PhoneMaker" not in upload.data and dict(Image.open(io.BytesIO(upload.data)).getexif()) == {0x0112: 6}
+    assert process(upload.data).width == 480  # the worker still turns it upright
 
 
 def test_a_jpeg_header_claiming_huge_dimensions_is_refused_without_decoding():
