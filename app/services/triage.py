@@ -154,6 +154,8 @@ def assess(answers: Answers, *, site_type: str | None = SITE_PHARMACY) -> Triage
         level, medicines, excluded, extra = _offer(condition.medicines, answers, level, withheld, site_type)
         reasons.extend(key for key in extra if key not in reasons)
     if answers.red_flags is None and level_rank(level) < level_rank(LEVEL_CLINIC):
+        # "None of the warning signs asked about" would overclaim: the screen itself was never answered.
+        reasons = [key for key in reasons if not key.startswith("triage_reason_base_")]
         reasons.append("triage_reason_screen_not_asked")
     return Triage(level=level, condition=condition.id, rule_ids=tuple(rule.id for rule in fired),
                   reasons=tuple(reasons), medicines=medicines, excluded=excluded, advice=condition.advice,

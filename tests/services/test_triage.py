@@ -362,7 +362,7 @@ def test_black_scab_tells_the_district_health_office():
 
 def test_an_unasked_screen_is_said_not_assumed():
     unasked = assess(dataclasses.replace(CALM, red_flags=None))
-    assert unasked.level == LEVEL_SELF_CARE and "triage_reason_screen_not_asked" in unasked.reasons
+    assert unasked.level == LEVEL_SELF_CARE and unasked.reasons == ("triage_reason_screen_not_asked",)
     assert "triage_reason_screen_not_asked" not in assess(CALM).reasons
 
 
