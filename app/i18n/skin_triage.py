@@ -481,6 +481,11 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
         "impetigo e e nang le mabala a mantsi e tlhoka pilisi ya antibiotic (e e kwadiwang ke ngaka).",
         "pilisi (22), ngaka (16); built.",
     ),
+    "triage_reason_fungal_extensive": _chat(
+        "tinea over a large area needs an antifungal by mouth (prescription).",
+        "lefero mo karolong e kgolo ya mmele le tlhoka molemo wa lefero o o nwewang (o o kwadiwang ke ngaka).",
+        "molemo (21), ngaka (16); built.",
+    ),
     "triage_reason_bleaching": _chat(
         "bleaching or strong steroid creams hide and spread fungal infection.",
         "ditlolo tsa go sweufatsa kgotsa tsa steroid e e thata di fitlha le go anamisa lefero.",
