@@ -52,8 +52,12 @@ def _levels(app) -> list[str]:
     return sorted(row[0] for row in _run(app, "SELECT level FROM recommendations"))
 
 
-def test_todays_rows_keep_their_level_and_pharmacists_become_pharmacies(request):
-    app = request.getfixturevalue("migrations_app")
+@pytest.fixture
+def app(migrations_app):  # noqa: F811 (the fixture imported above: SQLite and PostgreSQL, never migrated)
+    return migrations_app
+
+
+def test_todays_rows_keep_their_level_and_pharmacists_become_pharmacies(app):
     _flask_db(app, "upgrade", BEFORE)
     pharmacist, admin = _user(app, "pharmacist"), _user(app, "admin")
     link_code = uuid.uuid4().hex  # a child of users (ON DELETE CASCADE): must survive both ways
