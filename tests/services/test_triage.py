@@ -423,3 +423,15 @@ def _with(extra: str) -> str:
 def test_a_broken_rules_file_is_refused(extra):
     with pytest.raises(RulesError):
         triage.parse(_with(extra))
+
+
+def test_docs_clinical_md_lists_everything_unverified():
+    # What a Ghanaian pharmacist must confirm (issue 14): every U rule, condition, medicine and outside fact.
+    text = (triage.RULES_PATH.parents[2] / "docs" / "clinical.md").read_text(encoding="utf-8")
+    unverified = [rule.id for rule in RULES.rules if rule.evidence == "U"]
+    unverified += [condition.id for condition in RULES.conditions.values() if condition.evidence == "U"]
+    unverified += [medicine.code for medicine in formulary.medicines().values() if medicine.evidence == "U"]
+    sources = {source for rule in RULES.rules for source in rule.sources if source.startswith("U-")}
+    sources |= {source for m in formulary.medicines().values() for source in m.sources if source.startswith("U-")}
+    for item in [*unverified, *sorted(sources), "U-GH-AMBULANCE"]:
+        assert f"`{item}`" in text, item
