@@ -28,6 +28,7 @@ from bots.flows import Context, Flow, Reply, register
 LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
 NUMBERS = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*[.]?\s*$")  # "2 7", "2,7", "0"
 TICK = "\u2713 "  # a ticked red-flag button (Telegram)
+CHAT_BODY_LIMIT = 1024  # a WhatsApp interactive message's body: longer, and its buttons become a numbered list
 
 Question = skin_questions.Question
 CONDITION = skin_questions.CONDITION
@@ -102,7 +103,13 @@ def _ask(ctx: Context, consultation: Consultation, question: Question, prefix: s
                  for number, (value, _) in enumerate(question.options, start=1)]  # fmt: skip
         text = "\n".join([text, *lines])
         state["picked"] = []
-        buttons = _flag_buttons(ctx, []) if ctx.channel == TELEGRAM else ()  # WhatsApp: typed numbers
+        if ctx.channel == TELEGRAM:
+            buttons = _flag_buttons(ctx, [])
+        else:
+            # WhatsApp: typed numbers, and "None of these" as a reply button when the list fits one message body
+            # (never a numbered list of buttons, whose "1" would read as the first sign).
+            none = Button(id=_button_id(RED_FLAGS, "none"), title=ctx.t("opt_red_flags_none"))
+            buttons = (none,) if len(f"{prefix}\n\n{text}") <= CHAT_BODY_LIMIT else ()
     else:
         buttons = tuple(Button(id=_button_id(question, value), title=ctx.t(key)) for value, key in question.options)
     ctx.save(**state)

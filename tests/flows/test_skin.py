@@ -267,9 +267,30 @@ def test_done_with_nothing_ticked_is_not_taken_as_none(pharmacist):
 )  # fmt: skip
 def test_whatsapp_answers_the_screen_with_typed_numbers(pharmacist, typed, recorded):
     replies = _to_the_screen(pharmacist, "whatsapp", PHARMACIST_PHONE)
-    assert replies[-1].buttons == [] and "6. A painless black scab" in replies[-1].text  # a numbered list only
+    assert "6. A painless black scab" in replies[-1].text  # typed numbers; one reply button: none of these
+    assert [b["id"] for b in replies[-1].buttons] == ["skin:red_flags:none"]
     send("whatsapp", PHARMACIST_PHONE, typed)
     assert consultation_of(PHARMACIST_PHONE).red_flags == recorded
+
+
+def test_whatsapp_none_button_answers_the_screen(pharmacist):
+    _to_the_screen(pharmacist, "whatsapp", PHARMACIST_PHONE)
+    replies = send("whatsapp", PHARMACIST_PHONE, extra={"callback_data": "skin:red_flags:none"})
+    assert consultation_of(PHARMACIST_PHONE).red_flags == [] and "Question 5 of 14" in replies[-1].text
+
+
+def test_a_setswana_list_too_long_for_a_whatsapp_body_goes_without_buttons(pharmacist):
+    # Never as a numbered list of buttons, where "1" would mean "None of these" and also the first sign.
+    linked_chat(pharmacist, PHARMACIST_PHONE, "whatsapp")
+    contact(PHARMACIST_PHONE).language = "tn"
+    db.session.commit()
+    send("whatsapp", PHARMACIST_PHONE, photo=True)
+    for answer in ("skin:condition:eczema", "skin:age_group:y18_to_59", "skin:pregnant:no"):
+        replies = send("whatsapp", PHARMACIST_PHONE, answer)
+    assert "Matshwao a kotsi" in replies[-1].text and replies[-1].buttons == []
+    assert len(replies[-1].text) > skin.CHAT_BODY_LIMIT
+    send("whatsapp", PHARMACIST_PHONE, "0")
+    assert consultation_of(PHARMACIST_PHONE).red_flags == []
 
 
 @pytest.mark.parametrize("typed", ["13", "0 3", "yes", "2 x", ""])
