@@ -13,7 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import QUEUES
-from app.models.user import ROLES
+from app.models.user import ROLES, SITE_TYPES
 from app.services import consultations, formulary
 from app.services.demo import seed_demo
 from app.services.phones import to_e164
@@ -31,8 +31,9 @@ users_cli = AppGroup("users", help="Manage accounts.")
 @click.option("--phone", help="Phone in E.164, e.g. +26771234567.")
 @click.option("--name", default="", help="Display name.")
 @click.option("--pharmacy", "pharmacy_name", help="Pharmacy name (required for pharmacist).")
+@click.option("--site-type", type=click.Choice(SITE_TYPES), help="Pharmacist: pharmacy (default) or otc_seller.")
 @click.option("--language", type=click.Choice(["en", "tn"]), default="en", show_default=True)
-def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, language):
+def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, site_type, language):
     """Create an account. The password comes from THUSA_PASSWORD, or is asked for (hidden)."""
     password = os.environ.get("THUSA_PASSWORD") or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
@@ -44,6 +45,7 @@ def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, lang
             "phone": to_e164(phone) if phone else None,
             "clinic_id": uuid.UUID(clinic_id) if clinic_id else None,
             "pharmacy_name": pharmacy_name,
+            "site_type": site_type,
             "language": language,
         }
         user = create_user(None, data)

@@ -33,9 +33,10 @@ from app.schemas.consultations import (
     MedicationQuerySchema,
     MedicationSchema,
     MedicationSearchSchema,
+    QuestionListSchema,
 )
 from app.security import current_actor
-from app.services import consultations, formulary
+from app.services import consultations, formulary, skin_questions
 
 CONSULTING = ("pharmacist", "admin")
 EVERYONE = ("admin", "staff", "viewer", "pharmacist")
@@ -215,8 +216,24 @@ triage_blp = SkinBlueprint("triage", __name__, url_prefix="/api/v1/triage",
 @triage_blp.arguments(GuidelineQuerySchema, location="query")
 @triage_blp.response(200, GuidelineListSchema)
 def guidelines(query):
-    """The triage guidelines: each condition's base level and every red-flag rule, with sources and evidence."""
+    """The triage guidelines: each condition's base level and every rule, with sources, evidence and effects.
+
+    Levels: self_care < pharmacy < clinic (within 3 days) < clinic_today (a clinician today) < urgent (hospital
+    now). ``evidence`` U means unverified (docs/clinical.md lists what a Ghanaian pharmacist must confirm).
+    """
     return {"items": consultations.guidelines(**query)}
+
+
+@triage_blp.get("/questions")
+@requires(triage_blp, *EVERYONE)
+@triage_blp.response(200, QuestionListSchema)
+def questions():
+    """The triage questions in the order the chat asks them, with their options and texts in English and Setswana.
+
+    A partner builds its form from this: each ``id`` is a consultation's answer field. ``multi`` (the red-flag
+    screen, ``red_flags``) takes a list of values; ``[]`` means none of these, leaving it out means not asked.
+    """
+    return {"items": skin_questions.catalogue()}
 
 
 BLUEPRINTS = (chat_link_blp, blp, analysis_blp, medications_blp, triage_blp)

@@ -97,7 +97,10 @@ SKIN_TEXTS: dict[str, Text] = {
     "skin_q_itch": _chat("Does it itch?", "A e a baba?"),
     "skin_q_pain": _chat("Is it painful?", "A e a botlhoko?"),
     "skin_q_spreading": _chat(
-        "Is the redness or swelling spreading fast?", "A bohibidu kgotsa go ruruga go anama ka bonako?"
+        "Is it spreading fast? On dark skin redness is hard to see: feel for warmth, look for swelling, ask about "
+        "pain.",
+        "A e anama ka bonako? Mo letlalong le lentsho bohibidu bo thata go bonwa: utlwa go fisa, leba go ruruga, "
+        "botsa ka botlhoko.",
     ),
     "skin_q_fever": _chat(
         "Does the patient have a fever (38 C or more, or feels hot)?",
@@ -140,6 +143,7 @@ SKIN_TEXTS: dict[str, Text] = {
     "opt_condition_ulcer": _button("Ulcer/open sore", "Ntho e e bulegileng"),
     "opt_condition_mole": _button("Mole/dark spot", "Lobadi"),
     "opt_condition_unsure": _button("Not sure", "Ga ke itse"),
+    "opt_condition_animal_bite": _button("Animal/human bite", "Go longwa"),
     "opt_age_under_2m": _button("Under 2 months", "Pele ga dikgwedi 2", "kgwedi (35), kwa tlase (74)."),
     "opt_age_m2_to_3": _button("2 to 3 months", "Dikgwedi 2 go 3", "kgwedi (35)."),
     "opt_age_m3_to_12": _button("3 to 12 months", "Dikgwedi 3 go 12", "kgwedi (35)."),
@@ -157,6 +161,7 @@ SKIN_TEXTS: dict[str, Text] = {
     "opt_body_site_scalp": _button("Scalp", "Tlhogo"),
     "opt_body_site_hands_feet": _button("Hands or feet", "Diatla kgotsa dinao"),
     "opt_body_site_genitals": _button("Genital area", "Dikarolo tsa sephiri"),
+    "opt_body_site_joint": _button("Over a joint", "Mo lekopanong"),
     "opt_body_site_trunk_limbs": _button("Body, arms or legs", "Mmele/matsogo/maoto"),
     "opt_blisters_none": _button("No", "Nnyaa", "Nnyaa (5)."),
     "opt_blisters_local": _button("A few, in one place", "Di se kae"),
@@ -164,8 +169,7 @@ SKIN_TEXTS: dict[str, Text] = {
     "opt_open_sore_no": _button("No", "Nnyaa", "Nnyaa (5)."),
     "opt_open_sore_under_2w": _button("Yes, under 2 weeks", "Ee, pele ga beke 2", "Ee (4), beke (34)."),
     "opt_open_sore_w2_plus": _button("Yes, 2 weeks or more", "Ee, dibeke 2 +", "Ee (4), beke (34)."),
-    # --- the analysis reply --------------------------------------------------------------------------------------
-    "skin_result_quality_ok": _chat("Photo quality: good enough.", "Boleng jwa setshwantsho: bo siame."),
+    # --- photos (the reply's other lines are in app/i18n/skin_triage.py) -----------------------------------------
     "skin_result_retake": _chat(
         "Photo quality: please retake the photo. {tips}",
         "Boleng jwa setshwantsho: tsweetswee tsaya setshwantsho gape. {tips}",
@@ -184,79 +188,6 @@ SKIN_TEXTS: dict[str, Text] = {
         "Hold the phone still and tap the screen to focus.",
         "Tshwara mogala o sa tshikinyege mme o tobetse sekirini.",
         "mogala (68), tobetsa (57).",
-    ),
-    "skin_result_level_self_care": _chat(
-        "Triage: SELF-CARE with an over-the-counter medicine.",
-        "Tekolo: go itlhokomela ka molemo o o rekiwang fela.",
-        "molemo (21); built.",
-    ),
-    "skin_result_level_pharmacy": _chat(
-        "Triage: TREAT AT THE PHARMACY (pharmacist supplies and explains).",
-        "Tekolo: alafa kwa khemising (rakhemisi o a neela le go tlhalosa).",
-        "Built.",
-    ),
-    "skin_result_level_clinic": _chat(
-        "Triage: REFER TO A CLINIC (soon).",
-        "Tekolo: romela kwa kokelwaneng (ka bonako).",
-        "romela (52), kokelwana (13, uncertain).",
-    ),
-    "skin_result_level_urgent": _chat(
-        "Triage: URGENT REFERRAL - send to a clinic or hospital TODAY.",
-        "Tekolo: KA BONAKO - romela kwa kokelwaneng kgotsa kokelong GOMPIENO.",
-        "romela (52), kokelwana (13), kokelo (14), gompieno (30).",
-    ),
-    "skin_result_why": _chat(
-        "Why: {reasons}",
-        "Lebaka: {reasons}",
-        "Built.",
-        reasons="fever with spreading redness, heat or swelling (possible cellulitis).",
-    ),
-    "skin_result_medicines": _chat(
-        "Medicines that fit:\n{medicines}",
-        "Melemo e e tshwanelang:\n{medicines}",
-        "melemo (21).",
-        medicines="- Clotrimazole 1% cream: apply 2-3 times a day",
-    ),
-    "skin_result_no_medicines": _chat(
-        "No medicine to give at the pharmacy: refer.",
-        "Ga go na molemo o o ka neelwang kwa khemising: romela.",
-        "molemo (21), romela (52).",
-    ),
-    "skin_result_refer_self_care": _chat(
-        "Refer to a clinic if it spreads, fever starts, or it is no better after 2 weeks.",
-        "Romela kwa kokelwaneng fa e anama, letshoroma le simologa, kgotsa e sa tokafale morago ga dibeke di le 2.",
-        "romela (52), kokelwana (13), dibeke di le 2 (34).",
-    ),
-    "skin_result_refer_pharmacy": _chat(
-        "Refer to a clinic if it spreads, fever starts, or it is no better after 2 weeks.",
-        "Romela kwa kokelwaneng fa e anama, letshoroma le simologa, kgotsa e sa tokafale morago ga dibeke di le 2.",
-        "romela (52), kokelwana (13), dibeke di le 2 (34).",
-    ),
-    "skin_result_refer_clinic": _chat(
-        "Refer within a few days; sooner if it gets worse.",
-        "Romela mo malatsing a se kae; ka bonako fa e nna maswe.",
-        "romela (52), malatsi (32).",
-    ),
-    "skin_result_refer_urgent": _chat(
-        "Refer now: do not wait to see if it improves.",
-        "Romela jaanong: o se ka wa leta go bona fa e tokafala.",
-        "romela (52), jaanong (44).",
-    ),
-    "skin_result_model_unvalidated": _chat(
-        "The photo model is not validated on Ghanaian skin, so this triage comes from your answers only.",
-        "Mmotlele wa ditshwantsho ga o a netefadiwa mo letlalong la Ghana; tekolo e e tswa mo dikarabong tsa gago fela.",
-        "netefatsa (46), karabo (51); built.",
-    ),
-    "skin_result_model_labels": _chat(
-        "Photo model (validated; not a diagnosis) suggests: {labels}",
-        "Mmotlele wa ditshwantsho (o netefaditswe; ga se tlhatlhobo) o akantsha: {labels}",
-        "netefatsa (46); built.",
-        labels="tinea 62%, eczema 21%, psoriasis 9%",
-    ),
-    "skin_disclaimer": _chat(
-        "Thusa supports, not replaces, your judgement; this is not a diagnosis.",
-        "Thusa e thusa, ga e emele, tshekatsheko ya gago; se ga se tlhatlhobo ya bolwetse.",
-        "thusa (54); built.",
     ),
     "skin_failed": _chat(
         "Thusa: sorry, no photo of this consultation could be analysed ({why}). Please send a new photo.",
@@ -280,155 +211,4 @@ SKIN_TEXTS: dict[str, Text] = {
     ),
     "skin_reject_unreadable": _chat("the file could not be read", "faele ga e a balega"),
     "skin_reject_fetch_failed": _chat("the photo could not be downloaded", "setshwantsho ga se a kgona go tsenngwa"),
-    # --- reasons (triage_rules.toml) -----------------------------------------------------------------------------
-    "triage_reason_fever_spreading": _chat(
-        "fever with spreading redness, heat or swelling (possible cellulitis).",
-        "letshoroma le bohibidu kgotsa go ruruga go go anamang.",
-    ),
-    "triage_reason_eye": _chat("it is on or near the eye (risk to sight).", "e gaufi le leitlho (kotsi mo go boneng)."),
-    "triage_reason_face_spreading": _chat(
-        "spreading redness or swelling on the face (possible facial cellulitis).",
-        "bohibidu kgotsa go ruruga go go anamang mo sefatlhegong.",
-    ),
-    "triage_reason_widespread_blisters": _chat(
-        "widespread blisters or peeling skin (possible SJS/TEN, an emergency).",
-        "dithuthuba kgotsa letlalo le le obugang mo mmeleng otlhe.",
-    ),
-    "triage_reason_infant_fever": _chat(
-        "a baby under 3 months with fever is high risk.",
-        "lesea le le kwa tlase ga dikgwedi di le 3 le le nang le letshoroma le mo kotsing.",
-        "kgwedi (35), kwa tlase (74); built.",
-    ),
-    "triage_reason_young_infant": _chat(
-        "babies under 3 months need a clinician for any skin problem.",
-        "masea a a kwa tlase ga dikgwedi di le 3 a tlhoka ngaka.",
-        "ngaka (16), kgwedi (35); built.",
-    ),
-    "triage_reason_infant_infection": _chat(
-        "skin infections in babies under 1 year are outside pharmacy care.",
-        "malwetse a letlalo mo maseeng a a kwa tlase ga ngwaga e le 1 ga a alafiwe kwa khemising.",
-        "ngwaga (36); built.",
-    ),
-    "triage_reason_scabies_young_infant": _chat(
-        "scabies under 2 months: no permethrin; a specialist treats it.",
-        "sekgwapha mo leseeng le le kwa tlase ga dikgwedi di le 2: ga go permethrin.",
-    ),
-    "triage_reason_eczema_herpeticum": _chat(
-        "painful blisters in eczema (possible eczema herpeticum).", "dithuthuba tse di botlhoko mo eczema."
-    ),
-    "triage_reason_acne_fulminans": _chat(
-        "painful acne with fever (possible acne fulminans).", "acne e e botlhoko e na le letshoroma."
-    ),
-    "triage_reason_burn_site": _chat(
-        "a burn on the face, hands, feet or genitals needs specialist care.",
-        "go sha mo sefatlhegong, diatleng, dinaong kgotsa dikarolong tsa sephiri.",
-    ),
-    "triage_reason_burn_child": _chat(
-        "a blistering burn in a young child.", "go sha go go nang le dithuthuba mo ngwaneng."
-    ),
-    "triage_reason_burn_not_minor": _chat(
-        "a blistering burn at 60 or over.", "go sha go go nang le dithuthuba mo mogoloding."
-    ),
-    "triage_reason_burn_not_healed": _chat(
-        "a burn not healed in 2 weeks.", "go sha go go sa fodang mo dibekeng di le 2.", "dibeke di le 2 (34); built."
-    ),
-    "triage_reason_mole": _chat(
-        "a changing, bleeding or oozing mole must be checked quickly (possible skin cancer).",
-        "lobadi lo lo fetogang kgotsa lo lo tswang madi lo tshwanetse go tlhatlhobiwa ka bonako.",
-        "tshwanetse (29), fetola (48); built.",
-    ),
-    "triage_reason_non_healing_ulcer": _chat(
-        "an open sore for 2 weeks or more (possible Buruli ulcer, yaws or cancer).",
-        "ntho e e bulegileng dibeke di le 2 kgotsa go feta.",
-        "dibeke di le 2 (34).",
-    ),
-    "triage_reason_pregnancy_prescription": _chat(
-        "pregnancy: the usual treatment needs a prescription medicine.",
-        "boimana: kalafi e e tlwaelegileng e tlhoka molemo wa ngaka.",
-        "molemo (21), ngaka (16); built.",
-    ),
-    "triage_reason_treatment_failed": _chat(
-        "no better after treatment (diagnosis may be wrong).", "ga e a tokafala morago ga kalafi."
-    ),
-    "triage_reason_needs_prescription": _chat(
-        "it needs a prescription medicine (e.g. an oral antibiotic).",
-        "e tlhoka molemo wa ngaka.",
-        "molemo (21), ngaka (16).",
-    ),
-    "triage_reason_chronic_urticaria": _chat("hives for more than 6 weeks.", "hives dibeke di feta 6.", "beke (34)."),
-    "triage_reason_kerion": _chat(
-        "a painful swelling with pus on the scalp (possible kerion).", "go ruruga go go botlhoko mo tlhogong."
-    ),
-    "triage_reason_no_medicine_fits": _chat(
-        "no pharmacy medicine suits this patient (age, pregnancy or body site).",
-        "ga go molemo wa khemisi o o tshwanelang molwetse yo.",
-        "molemo (21), molwetse (17).",
-    ),
-    "triage_reason_base_self_care": _chat(
-        "no red flag in your answers.", "ga go letshwao la kotsi mo dikarabong tsa gago.", "karabo (51); built."
-    ),
-    "triage_reason_base_pharmacy": _chat(
-        "no red flag; the usual treatment is supplied by a pharmacist.",
-        "ga go letshwao la kotsi; kalafi e neelwa ke rakhemisi.",
-    ),
-    "triage_reason_base_clinic": _chat(
-        "this condition needs a clinician (a prescription, tests or a procedure).",
-        "bolwetse jo bo tlhoka ngaka.",
-        "ngaka (16).",
-    ),
-    "triage_reason_base_urgent": _chat("this needs urgent care.", "se se tlhoka thuso ka bonako.", "thuso (54)."),
-    # --- advice per condition ------------------------------------------------------------------------------------
-    "triage_advice_fungal": _chat(
-        "Keep the area dry, do not share towels, and treat athlete's foot too. No steroid cream on a fungal rash.",
-        "Boloka lefelo le omile, o se abelane ditaolo, alafa le dinao. O se tlotse setlolo sa steroid mo lefero.",
-    ),
-    "triage_advice_eczema": _chat(
-        "Use an emollient often and instead of soap; avoid what triggers it.",
-        "Dirisa setlolo ka gale le go emisetsa sesepa.",
-    ),
-    "triage_advice_acne": _chat(
-        "Wash twice a day with a mild cleanser; no oily products; do not pick. No steroid or bleaching creams.",
-        "Tlhapa gabedi ka letsatsi; o se dirise dilo tse di mafura; o se kgwale. O se "
-        "dirise ditlolo tsa steroid kgotsa tsa go sweufatsa.",
-    ),
-    "triage_advice_scabies": _chat(
-        "Treat everyone in the household on the same day; hot-wash bedding and clothes. "
-        "Itch can last weeks after cure.",
-        "Alafa botlhe mo lelapeng ka letsatsi le le lengwe; tlhatswa dikobo ka metsi a a bothitho.",
-        "letsatsi (32); built.",
-    ),
-    "triage_advice_impetigo": _chat(
-        "Wash off crusts gently, keep nails short, separate towels; stay away from school "
-        "or work until crusted over or treated.",
-        "Tlhatswa makgapetla ka bonolo, kgaola dinala, ditaolo di farologane.",
-    ),
-    "triage_advice_urticaria": _chat(
-        "Avoid known triggers. Swelling of lips, tongue or throat, or difficulty breathing is an emergency.",
-        "Tila dilo tse di e bakang. Go ruruga ga dipounama, loleme kgotsa mometso ke tshoganyetso.",
-    ),
-    "triage_advice_insect_bite": _chat(
-        "Cold compress; do not scratch. A sting in the mouth or throat, or breathing difficulty, is an emergency.",
-        "Dirisa selo se se tsididi; o se ngwaye. Go longwa mo molomong kgotsa mo mometsong ke tshoganyetso.",
-    ),
-    "triage_advice_burn": _chat(
-        "Cool under running water for 20 minutes; no ice, butter, toothpaste or creams; "
-        "cover loosely. No aspirin under 16.",
-        "Tsholela metsi a a tsididi metsotso e le 20; o se tlotse sepe; khurumetsa ka "
-        "bonolo. Ga go aspirin kwa tlase ga dingwaga di le 16.",
-        "ngwaga (36); built.",
-    ),
-    "triage_advice_cold_sore": _chat(
-        "Start the cream at the first tingle; wash hands after touching; no kissing babies.",
-        "Simolola setlolo fa o simolola go utlwa; tlhapa diatla; o se atlame masea.",
-    ),
-    "triage_advice_shingles": _chat(
-        "An antiviral works best within 72 hours of the rash: refer today. Paracetamol and calamine ease it meanwhile.",
-        "Molemo wa mogare o bereka sentle mo diureng di le 72: romela gompieno.",
-        "molemo (21), romela (52), gompieno (30).",
-    ),
-    "triage_advice_refer": _chat(
-        "Do not treat in the pharmacy; write down what you saw for the clinic.",
-        "O se alafe kwa khemising; kwala se o se boneng go isa kwa kokelwaneng.",
-        "kokelwana (13, uncertain); built.",
-    ),
 }

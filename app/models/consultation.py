@@ -51,10 +51,11 @@ ANALYSIS_STATUSES = (ANALYSIS_QUEUED, ANALYSIS_COMPLETED, ANALYSIS_FAILED)
 
 # Triage levels, mildest first (app/clinical/triage_rules.toml; a higher level always wins).
 LEVEL_SELF_CARE = "self_care"  # over-the-counter self-care
-LEVEL_PHARMACY = "pharmacy"  # treatment by the pharmacist
-LEVEL_CLINIC = "clinic"  # refer to a clinic, routine or soon
-LEVEL_URGENT = "urgent"  # same-day or emergency referral
-LEVELS = (LEVEL_SELF_CARE, LEVEL_PHARMACY, LEVEL_CLINIC, LEVEL_URGENT)
+LEVEL_PHARMACY = "pharmacy"  # treatment by the pharmacist (an OTC medicine seller sends the patient to one)
+LEVEL_CLINIC = "clinic"  # refer to a clinic within 3 days
+LEVEL_CLINIC_TODAY = "clinic_today"  # the patient must see a clinician today
+LEVEL_URGENT = "urgent"  # hospital now: an emergency
+LEVELS = (LEVEL_SELF_CARE, LEVEL_PHARMACY, LEVEL_CLINIC, LEVEL_CLINIC_TODAY, LEVEL_URGENT)
 
 AVAILABILITIES = ("otc", "pharmacist", "prescription")  # over the counter, pharmacist only, prescription only
 
@@ -88,6 +89,8 @@ class Consultation(UUIDPrimaryKey, Timestamps, Base):
     mole_change: Mapped[bool | None] = mapped_column(Boolean)  # a changing or bleeding mole
     open_sore: Mapped[str | None] = mapped_column(String(16))  # no | under_2w | 2w_plus
     treatment_failed: Mapped[bool | None] = mapped_column(Boolean)  # treated 2 weeks or more, no better
+    # The red-flag screen: the ids ticked (clinical_terms.RED_FLAGS); [] "none of these", None "not asked".
+    red_flags: Mapped[list | None] = mapped_column(JSON)
     queued_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
 
@@ -204,6 +207,8 @@ class TriageGuideline(UUIDPrimaryKey, Timestamps, Base):
     sources: Mapped[list] = mapped_column(JSON, default=list)
     evidence: Mapped[str] = mapped_column(String(4))  # P | S | U, as docs/clinical-facts.md labels it
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What a rule does besides the level: {"withhold": [medicine groups], "advice": [catalog keys]}.
+    effects: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ChatLinkCode(UUIDPrimaryKey, Base):

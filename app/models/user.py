@@ -17,6 +17,11 @@ ROLE_VIEWER = "viewer"  # reads their own clinic's data
 ROLE_PHARMACIST = "pharmacist"  # their own consultations and the medication catalogue
 ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_VIEWER, ROLE_PHARMACIST)
 CLINIC_ROLES = (ROLE_STAFF, ROLE_VIEWER)
+# Where a pharmacist account works (Pharmacy Council of Ghana): a pharmacy supplies classes B and C; an OTC medicine
+# seller (formerly licensed chemical seller) class C only. Only pharmacist accounts have one.
+SITE_PHARMACY = "pharmacy"
+SITE_OTC_SELLER = "otc_seller"
+SITE_TYPES = (SITE_PHARMACY, SITE_OTC_SELLER)
 
 
 class User(UUIDPrimaryKey, Timestamps, Base):
@@ -28,6 +33,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint(f"language IN {LANGUAGES}", name="language"),
         CheckConstraint(f"role NOT IN {CLINIC_ROLES} OR clinic_id IS NOT NULL", name="clinic_for_clinic_roles"),
         CheckConstraint(f"role != '{ROLE_PHARMACIST}' OR pharmacy_name IS NOT NULL", name="pharmacy_for_pharmacist"),
+        CheckConstraint(f"site_type IS NULL OR site_type IN {SITE_TYPES}", name="site_type"),
     )
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -37,6 +43,8 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     role: Mapped[str] = mapped_column(String(16))
     clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"), index=True)
     pharmacy_name: Mapped[str | None] = mapped_column(String(200))
+    # A pharmacist's site (SITE_TYPES); None for other roles (and treated as a pharmacy for an older account).
+    site_type: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(2), default="en")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Tokens issued before this instant are refused (set when the password changes).

@@ -30,6 +30,27 @@ def _yes_no(description: str) -> ma.fields.Boolean:
     return ma.fields.Boolean(allow_none=True, metadata={"description": description})
 
 
+class RedFlags(ma.fields.List):
+    """The red-flag screen: a list of ids; ``[]`` means "none of these", absent (or ``null``) means "not asked".
+
+    In a multipart form, repeat the part (``red_flags=numb_patch`` twice ...) or send one part with the ids separated
+    by commas or spaces; one empty part means ``[]``.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(ma.fields.String(validate=validate.OneOf(triage.RED_FLAGS)), allow_none=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            value = [word for item in value for word in item.replace(",", " ").split()]
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if len(set(result)) != len(result):
+            raise ma.ValidationError("Each red flag at most once.")
+        return result
+
+
 class AnswersSchema(ma.Schema):
     """The triage answers; each optional (unanswered questions never count as "no")."""
 
@@ -50,6 +71,8 @@ class AnswersSchema(ma.Schema):
     mole_change = _yes_no("a changing, bleeding or oozing mole")
     open_sore = _choice(triage.OPEN_SORE, "an open sore and for how long")
     treatment_failed = _yes_no("treated for 2 weeks or more without getting better")
+    red_flags = RedFlags(metadata={"description": "the red-flag screen: ids ticked (" + ", ".join(triage.RED_FLAGS)
+                                   + "); [] none of these; absent or null: not asked"})  # fmt: skip
 
 
 class ConsultationUploadSchema(AnswersSchema):
@@ -117,7 +140,9 @@ class AnalysisSchema(ma.Schema):
 
 class RecommendationSchema(ma.Schema):
     id = ma.fields.UUID(required=True)
-    level = ma.fields.String(required=True, validate=validate.OneOf(LEVELS))
+    level = ma.fields.String(required=True, validate=validate.OneOf(LEVELS),
+                             metadata={"description": "self_care < pharmacy < clinic (within 3 days) < clinic_today "
+                                                      "(a clinician today) < urgent (hospital now)"})  # fmt: skip
     rule_ids = ma.fields.List(ma.fields.String())
     reasons = ma.fields.List(ma.fields.String(), metadata={"description": "catalog keys"})
     medication_ids = ma.fields.List(ma.fields.String())
@@ -149,6 +174,8 @@ class ConsultationSchema(ma.Schema):
     mole_change = ma.fields.Boolean(allow_none=True)
     open_sore = ma.fields.String(allow_none=True)
     treatment_failed = ma.fields.Boolean(allow_none=True)
+    red_flags = ma.fields.List(ma.fields.String(), allow_none=True,
+                               metadata={"description": "ids ticked; [] none of these; null: not asked"})  # fmt: skip
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     completed_at = ma.fields.DateTime(allow_none=True)
@@ -218,6 +245,8 @@ class GuidelineSchema(ma.Schema):
     sources = ma.fields.List(ma.fields.String())
     evidence = ma.fields.String(metadata={"description": "P, S or U as docs/clinical-facts.md labels it"})
     verified = ma.fields.Boolean()
+    effects = ma.fields.Dict(metadata={"description": "withhold: medicine groups never offered when it fires; "
+                                                      "advice: catalog keys of lines the reply carries"})  # fmt: skip
 
 
 class GuidelineQuerySchema(ma.Schema):
@@ -227,6 +256,32 @@ class GuidelineQuerySchema(ma.Schema):
 
 class GuidelineListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(GuidelineSchema), required=True)
+
+
+class LanguageTextSchema(ma.Schema):
+    en = ma.fields.String(required=True)
+    tn = ma.fields.String(required=True, metadata={"description": "Setswana, not yet reviewed by a native speaker"})
+
+
+class QuestionOptionSchema(ma.Schema):
+    value = ma.fields.Raw(required=True, metadata={"description": "what to send: a string, or true / false"})
+    label = ma.fields.Nested(LanguageTextSchema, required=True)
+    description = ma.fields.Nested(LanguageTextSchema, metadata={"description": "multi: the sign in full"})
+
+
+class QuestionSchema(ma.Schema):
+    id = ma.fields.String(required=True, metadata={"description": "the answer field of a consultation"})
+    number = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True, metadata={"description": "choice, yes_no or multi (a list of values)"})
+    text = ma.fields.Nested(LanguageTextSchema, required=True)
+    options = ma.fields.List(ma.fields.Nested(QuestionOptionSchema), required=True)
+    asked_when = ma.fields.Dict(allow_none=True, metadata={"description": "age limits in months, when only some "
+                                                                          "patients are asked"})  # fmt: skip
+    none_value = ma.fields.List(ma.fields.String(), metadata={"description": "multi: the answer 'none of these'"})
+
+
+class QuestionListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(QuestionSchema), required=True)
 
 
 class ChatLinkSchema(ma.Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from app.models.user import ROLES
+from app.models.user import ROLES, SITE_TYPES
 from app.schemas.common import PaginationQuery, PhoneNumber, language_field, page_of, trimmed
 from app.services.passwords import MAX_LENGTH, MIN_LENGTH
 
@@ -20,6 +20,18 @@ def Password(**kwargs) -> ma.fields.String:  # noqa: N802 (reads like the other 
     )
 
 
+def _site_type(**kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=validate.OneOf(SITE_TYPES),
+        allow_none=True,
+        metadata={
+            "description": "pharmacists only: pharmacy (classes B and C) or otc_seller (an OTC medicine "
+            "seller: class C only); a pharmacist without one is a pharmacy"
+        },
+        **kwargs,
+    )
+
+
 class UserSchema(ma.Schema):
     id = ma.fields.UUID(dump_only=True)
     email = ma.fields.Email(required=True)
@@ -28,6 +40,7 @@ class UserSchema(ma.Schema):
     role = ma.fields.String(validate=validate.OneOf(ROLES))
     clinic_id = ma.fields.UUID(allow_none=True)
     pharmacy_name = ma.fields.String(allow_none=True)
+    site_type = ma.fields.String(allow_none=True, metadata={"description": "pharmacist: pharmacy or otc_seller"})
     language = ma.fields.String()
     active = ma.fields.Boolean()
     phone_verified = ma.fields.Function(
@@ -52,6 +65,7 @@ class UserCreateSchema(ma.Schema):
     pharmacy_name = trimmed(
         200, allow_none=True, load_default=None, metadata={"description": "required for pharmacist"}
     )
+    site_type = _site_type(load_default=None)
     language = language_field(load_default="en")
 
 
@@ -65,6 +79,7 @@ class UserUpdateSchema(ma.Schema):
     phone = PhoneNumber(allow_none=True)
     clinic_id = ma.fields.UUID(allow_none=True)
     pharmacy_name = trimmed(200, allow_none=True)
+    site_type = _site_type()
     language = language_field()
     active = ma.fields.Boolean()
 
@@ -87,6 +102,7 @@ class RegisterSchema(ma.Schema):
     phone = PhoneNumber(required=True)
     password = Password(required=True)
     pharmacy_name = trimmed(200, required=True)
+    site_type = _site_type(load_default="pharmacy")
     language = language_field(load_default="en")
 
 

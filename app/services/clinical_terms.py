@@ -1,7 +1,7 @@
 """The clinical vocabulary of skin triage, as ``app/clinical/triage_rules.toml`` defines it.
 
-The answers a pharmacist can give (conditions, body sites, durations ...), the conditions with their base levels,
-the age groups and the rules, parsed and checked once per process. Triage (:mod:`app.services.triage`) applies the
+The answers a pharmacist can give (conditions, body sites, durations, the red-flag screen ...), the conditions with
+their base levels, the age groups and the rules, parsed and checked once per process. Triage (:mod:`app.services.triage`) applies the
 rules; the formulary (:mod:`app.services.formulary`) checks its indications and limits against the same words. Both
 import this module and neither imports the other back, so the formulary never needs triage to read an age group.
 """
@@ -19,15 +19,22 @@ from app.models.consultation import LEVELS
 RULES_PATH = Path(__file__).resolve().parent.parent / "clinical" / "triage_rules.toml"
 
 CONDITIONS = ("fungal", "eczema", "acne", "scabies", "impetigo", "urticaria", "insect_bite", "burn", "cold_sore",
-              "shingles", "cellulitis", "ulcer", "mole", "unsure")  # fmt: skip
-BODY_SITES = ("face", "eye", "scalp", "hands_feet", "genitals", "trunk_limbs")
+              "shingles", "cellulitis", "ulcer", "mole", "unsure", "animal_bite")  # fmt: skip
+BODY_SITES = ("face", "eye", "scalp", "hands_feet", "genitals", "joint", "trunk_limbs")
 DURATIONS = ("under_1w", "w1_to_2", "w2_to_6", "over_6w")
 BLISTERS = ("none", "local", "widespread")
 OPEN_SORE = ("no", "under_2w", "w2_plus")
 YES_NO_FIELDS = ("itch", "pain", "spreading", "fever", "mole_change", "treatment_failed", "pregnant")
 CHOICE_FIELDS = {"condition": CONDITIONS, "body_site": BODY_SITES, "duration": DURATIONS, "blisters": BLISTERS,
                  "open_sore": OPEN_SORE}  # fmt: skip
+# The red-flag screen, one multi-select question asked early (ids are part of the REST API: add, never rename).
+RED_FLAGS = ("numb_patch", "airway_swelling", "mucosal_sores", "new_medicine", "weak_immunity", "black_scab",
+             "pus_or_crusts", "painless_lump", "large_or_deep_burn", "dark_spot_sole_palm_nail", "bleaching_cream",
+             "many_lesions")  # fmt: skip
 AGE_KEYS = ("age_under_months", "age_from_months")
+# Medicine groups a rule may withhold (formulary.toml `group`).
+MEDICINE_GROUPS = ("steroid", "antifungal", "antihistamine", "antipruritic", "antiseptic", "antiviral", "emollient",
+                   "analgesic", "scabicide", "keratolytic", "dressing", "antibiotic")  # fmt: skip
 
 
 class RulesError(ValueError):
@@ -46,6 +53,8 @@ class Rule:
     reasons: tuple[str, ...]
     sources: tuple[str, ...]
     evidence: str
+    withhold: tuple[str, ...] = ()  # medicine groups never offered when the rule fires
+    advice: tuple[str, ...] = ()  # catalog keys of lines the reply must carry when the rule fires
 
     @property
     def verified(self) -> bool:
@@ -54,7 +63,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class Condition:
-    """A condition's base level, the medicines considered for it and its advice text (a catalog key)."""
+    """A condition's base level, the medicines considered for it (first choice first) and its texts (catalog keys):
+    ``advice`` for self-care and pharmacy, ``referral_advice`` for referred levels (``""``: none), ``reason`` when no
+    rule fires (``""``: the level's own reason)."""
 
     id: str
     title: str
@@ -63,6 +74,8 @@ class Condition:
     advice: str
     sources: tuple[str, ...]
     evidence: str
+    referral_advice: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ class Rules:
     age_groups: dict[str, tuple[int, int | None]]  # [from, to) months; to None: no upper bound
     conditions: dict[str, Condition]
     rules: tuple[Rule, ...]
+    reviewed: bool = False  # reviewed_by_ghana_pharmacist
+    ambulance: str = ""  # the emergency number the urgent reply names (to be confirmed)
 
 
 @cache
@@ -92,17 +107,23 @@ def parse(text: str) -> Rules:
     age_groups = {name: (int(lo), None if int(hi) < 0 else int(hi)) for name, (lo, hi) in data["age_groups"].items()}
     conditions = {
         name: Condition(id=name, title=entry["title"], level=entry["level"], medicines=tuple(entry["medicines"]),
-                        advice=entry["advice"], sources=tuple(entry["sources"]), evidence=entry["evidence"])
+                        advice=entry["advice"], sources=tuple(entry["sources"]), evidence=entry["evidence"],
+                        referral_advice=entry.get("referral_advice", ""), reason=entry.get("reason", ""))
         for name, entry in data["conditions"].items()
     }  # fmt: skip
     parsed = tuple(
         Rule(id=entry["id"], title=entry["title"], conditions=tuple(entry["conditions"]), when=dict(entry["when"]),
              level=entry["level"], reasons=tuple(entry["reasons"]), sources=tuple(entry["sources"]),
-             evidence=entry["evidence"])
+             evidence=entry["evidence"], withhold=tuple(entry.get("withhold", ())),
+             advice=tuple(entry.get("advice", ())))
         for entry in data["rules"]
     )  # fmt: skip
     _check(ages, age_groups, conditions, parsed)
-    return Rules(ages=ages, age_groups=age_groups, conditions=conditions, rules=parsed)
+    ambulance = str(data.get("emergency", {}).get("ambulance", {}).get("value", ""))
+    if not ambulance:
+        raise RulesError("[emergency] ambulance must name the emergency number the urgent reply gives")
+    return Rules(ages=ages, age_groups=age_groups, conditions=conditions, rules=parsed,
+                 reviewed=bool(data.get("reviewed_by_ghana_pharmacist", False)), ambulance=ambulance)  # fmt: skip
 
 
 def _check(ages, age_groups, conditions, parsed) -> None:
@@ -113,8 +134,11 @@ def _check(ages, age_groups, conditions, parsed) -> None:
         if months not in boundaries:
             raise RulesError(f"age threshold {name} = {months} months is not an age-group boundary")
     for condition in conditions.values():
-        if condition.level not in LEVELS or condition.evidence not in "PSU" or condition.advice not in CATALOG:
-            raise RulesError(f"condition {condition.id}: bad level, evidence or advice key")
+        texts = [key for key in (condition.advice, condition.referral_advice, condition.reason) if key]
+        if condition.level not in LEVELS or condition.evidence not in ("P", "S", "U") or not condition.advice:
+            raise RulesError(f"condition {condition.id}: bad level or evidence, or no advice key")
+        if any(key not in CATALOG for key in texts):
+            raise RulesError(f"condition {condition.id}: unknown catalog key in {texts}")
     ids = [rule.id for rule in parsed]
     if len(ids) != len(set(ids)):
         raise RulesError("rule ids must be unique")
@@ -124,9 +148,11 @@ def _check(ages, age_groups, conditions, parsed) -> None:
             raise RulesError(f"{where}: needs a known level, evidence P/S/U, a non-empty when and sources")
         if rule.conditions != ("*",) and not set(rule.conditions) <= set(CONDITIONS):
             raise RulesError(f"{where}: unknown condition in {rule.conditions}")
-        unknown_reasons = [key for key in rule.reasons if key not in CATALOG]
-        if not rule.reasons or unknown_reasons:
-            raise RulesError(f"{where}: reasons must be catalog keys ({unknown_reasons})")
+        unknown_texts = [key for key in (*rule.reasons, *rule.advice) if key not in CATALOG]
+        if not rule.reasons or unknown_texts:
+            raise RulesError(f"{where}: reasons and advice must be catalog keys ({unknown_texts})")
+        if not set(rule.withhold) <= set(MEDICINE_GROUPS):
+            raise RulesError(f"{where}: withhold names an unknown medicine group ({rule.withhold})")
         for key, value in rule.when.items():
             _check_condition(where, key, value, boundaries)
 
@@ -138,6 +164,11 @@ def _check_condition(where: str, key: str, value, boundaries: set[int]) -> None:
     elif key in YES_NO_FIELDS:
         if not isinstance(value, bool):
             raise RulesError(f"{where}: {key} must be true or false")
+    elif key == "red_flags":
+        # All of the listed flags must be ticked (one rule per combination; "any of" is several rules).
+        values = value if isinstance(value, list) else [value]
+        if not values or not set(values) <= set(RED_FLAGS):
+            raise RulesError(f"{where}: red_flags = {value!r}; allowed {RED_FLAGS}")
     elif key in CHOICE_FIELDS:
         values = value if isinstance(value, list) else [value]
         if not values or not set(values) <= set(CHOICE_FIELDS[key]):

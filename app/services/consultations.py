@@ -58,7 +58,7 @@ LINK_WRONG_SECONDS = 3600
 CONSULTING_ROLES = (ROLE_PHARMACIST, ROLE_ADMIN)
 MAX_IMAGES = 10  # photos per consultation
 ANSWER_FIELDS = ("condition", "age_group", "sex", "pregnant", "body_site", "duration", "itch", "pain", "spreading",
-                 "fever", "blisters", "mole_change", "open_sore", "treatment_failed")  # fmt: skip
+                 "fever", "blisters", "mole_change", "open_sore", "treatment_failed", "red_flags")  # fmt: skip
 
 
 class ChatLinkLocked(ServiceError):
@@ -320,6 +320,8 @@ def _check_answers(answers: dict) -> None:
             )
         if name == "age_group" and value is not None and value not in triage.rules().age_groups:
             raise ValidationFailed("Unknown age_group.", {"form": {name: ["Unknown age group."]}})
+        if name == "red_flags" and value is not None and not set(value) <= set(triage.RED_FLAGS):
+            raise ValidationFailed("Unknown red flag.", {"form": {name: [f"Each must be one of {triage.RED_FLAGS}."]}})
 
 
 def create_from_upload(actor, data: bytes, answers: dict, *, with_analysis: bool = False):
@@ -458,14 +460,18 @@ def seed_guidelines() -> int:
     """Mirror the rules file into ``triage_guidelines`` (insert, update, and drop rules no longer in the file)."""
     data = triage.rules()
     existing = {row.code: row for row in db.session.scalars(select(TriageGuideline))}
-    entries = [(f"condition:{c.id}", "condition", c.title, [c.id], {}, c.level, [f"triage_reason_base_{c.level}"],
-                list(c.sources), c.evidence) for c in data.conditions.values()]  # fmt: skip
+    entries = [(f"condition:{c.id}", "condition", c.title, [c.id], {}, c.level,
+                [c.reason or f"triage_reason_base_{c.level}"], list(c.sources), c.evidence,
+                {"withhold": [], "advice": list(dict.fromkeys(key for key in (c.advice, c.referral_advice) if key))})
+               for c in data.conditions.values()]  # fmt: skip
     entries += [(r.id, "red_flag", r.title, list(r.conditions), dict(r.when), r.level, list(r.reasons),
-                 list(r.sources), r.evidence) for r in data.rules]  # fmt: skip
+                 list(r.sources), r.evidence, {"withhold": list(r.withhold), "advice": list(r.advice)})
+                for r in data.rules]  # fmt: skip
     changed = 0
-    for code, kind, title, conditions, when, level, reasons, sources, evidence in entries:
+    for code, kind, title, conditions, when, level, reasons, sources, evidence, effects in entries:
         values = {"kind": kind, "title": title, "conditions": conditions, "when": when, "level": level,
-                  "reasons": reasons, "sources": sources, "evidence": evidence, "verified": evidence != "U"}  # fmt: skip
+                  "reasons": reasons, "sources": sources, "evidence": evidence, "verified": evidence != "U",
+                  "effects": effects}  # fmt: skip
         row = existing.pop(code, None)
         if row is None:
             db.session.add(TriageGuideline(code=code, **values))
@@ -482,8 +488,10 @@ def seed_guidelines() -> int:
 
 
 def guidelines(*, kind: str | None = None, level: str | None = None) -> list[TriageGuideline]:
-    if db.session.scalar(select(TriageGuideline.id).limit(1)) is None:
-        seed_guidelines()  # a fresh database before ``flask seed-clinical``
+    data = triage.rules()
+    expected = {f"condition:{c}" for c in data.conditions} | {rule.id for rule in data.rules}
+    if set(db.session.scalars(select(TriageGuideline.code))) != expected:
+        seed_guidelines()  # a fresh database, or a rules file with new rules, before ``flask seed-clinical``
         db.session.commit()
     stmt = select(TriageGuideline).order_by(TriageGuideline.kind, TriageGuideline.code)
     if kind:

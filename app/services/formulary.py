@@ -17,7 +17,11 @@ from app.errors import NotFound
 from app.extensions import db
 from app.models import Medication
 from app.models.consultation import AVAILABILITIES
-from app.services.clinical_terms import BODY_SITES, CONDITIONS, age_range
+from app.models.user import SITE_OTC_SELLER, SITE_PHARMACY
+from app.services.clinical_terms import BODY_SITES, CONDITIONS, MEDICINE_GROUPS, age_range
+
+GHANA_CLASSES = ("A", "B", "C", "unknown")  # Pharmacy Council: A prescription, B pharmacist, C over the counter
+PREGNANCY_AGES = (120, 720)  # months: pregnancy is possible from 10 to 59 years (the age groups' boundaries)
 
 FORMULARY_PATH = Path(__file__).resolve().parent.parent / "clinical" / "formulary.toml"
 
@@ -43,6 +47,9 @@ class Medicine:
     sources: tuple[str, ...]
     evidence: str
     notes: str
+    group: str = ""
+    ghana_class: str = "unknown"
+    not_from_months: int | None = None
 
     @property
     def verified(self) -> bool:
@@ -52,13 +59,19 @@ class Medicine:
     def contraindications(self) -> dict:
         return {"pregnancy": not self.pregnancy_ok, "min_age_months": self.min_age_months,
                 "not_sites": list(self.not_sites), "not_on_open_sore": self.not_on_open_sore,
-                "not_with_conditions": list(self.not_with_conditions)}  # fmt: skip
+                "not_with_conditions": list(self.not_with_conditions), "not_from_months": self.not_from_months}  # fmt: skip
 
 
 @cache
 def medicines() -> dict[str, Medicine]:
     """The formulary file, parsed and checked once per process (code → entry, in file order)."""
     return parse(FORMULARY_PATH.read_text(encoding="utf-8"))
+
+
+@cache
+def reviewed() -> bool:
+    """Whether a Ghanaian pharmacist has reviewed the formulary file (``reviewed_by_ghana_pharmacist``)."""
+    return bool(tomllib.loads(FORMULARY_PATH.read_text(encoding="utf-8")).get("reviewed_by_ghana_pharmacist", False))
 
 
 def parse(text: str) -> dict[str, Medicine]:
@@ -76,34 +89,45 @@ def parse(text: str) -> dict[str, Medicine]:
             pregnancy_ok=bool(entry["pregnancy_ok"]), min_age_months=entry.get("min_age_months"),
             not_sites=tuple(entry.get("not_sites", ())), not_on_open_sore=bool(entry.get("not_on_open_sore", False)),
             not_with_conditions=tuple(entry.get("not_with_conditions", ())), sources=tuple(entry["sources"]),
-            evidence=entry["evidence"], notes=entry.get("notes", ""),
+            evidence=entry["evidence"], notes=entry.get("notes", ""), group=entry.get("group", ""),
+            ghana_class=entry.get("ghana_class", "unknown"), not_from_months=entry.get("not_from_months"),
         )  # fmt: skip
         if medicine.code in result:
             raise ValueError(f"duplicate medicine code {medicine.code}")
         if medicine.availability not in AVAILABILITIES or medicine.evidence not in ("P", "S", "U"):
             raise ValueError(f"{medicine.code}: bad availability or evidence")
+        if medicine.group not in MEDICINE_GROUPS or medicine.ghana_class not in GHANA_CLASSES:
+            raise ValueError(f"{medicine.code}: unknown group or ghana_class")
         if not set(medicine.indications) <= set(CONDITIONS) or not set(medicine.not_sites) <= set(BODY_SITES):
             raise ValueError(f"{medicine.code}: unknown indication or body site")
         result[medicine.code] = medicine
     return result
 
 
-def why_not(medicine: Medicine, answers, *, allow_pharmacist: bool) -> str | None:
+def why_not(medicine: Medicine, answers, *, allow_pharmacist: bool, withhold=(), site_type: str = SITE_PHARMACY
+            ) -> str | None:  # fmt: skip
     """Why ``medicine`` may not be offered to this patient (``None``: it may).
 
-    Prescription-only medicines are never offered; pharmacist-only ones only when the pharmacist treats. An
-    unanswered age, site or pregnancy question counts against a medicine with that limit.
+    Prescription-only medicines are never offered; pharmacist-only ones only when the pharmacist treats. An OTC
+    medicine seller (``site_type="otc_seller"``) may sell only what the Pharmacy Council lists as class C, so only
+    items whose ``ghana_class`` is confirmed ``C``. A group a triage rule withholds (a steroid while febrile ...)
+    is never offered. An unanswered age, site or pregnancy question counts against a medicine with that limit.
     """
     if medicine.availability == "prescription":
         return "prescription_only"
     if medicine.availability == "pharmacist" and not allow_pharmacist:
         return "pharmacist_only"
+    if site_type == SITE_OTC_SELLER and medicine.ghana_class != "C":
+        return "not_class_c"
+    if medicine.group in withhold:
+        return "withheld"
     if answers.pregnant is not False and not medicine.pregnancy_ok and _may_be_pregnant(answers):
         return "pregnancy"
-    if medicine.min_age_months is not None:
-        span = age_range(answers.age_group)
-        if span is None or span[0] < medicine.min_age_months:
-            return "age"
+    span = age_range(answers.age_group)
+    if medicine.min_age_months is not None and (span is None or span[0] < medicine.min_age_months):
+        return "age"
+    if medicine.not_from_months is not None and (span is None or span[1] is None or span[1] > medicine.not_from_months):
+        return "age"
     if medicine.not_sites and (answers.body_site is None or answers.body_site in medicine.not_sites):
         return "body_site"
     if medicine.not_on_open_sore and answers.open_sore not in ("no",):
@@ -114,19 +138,22 @@ def why_not(medicine: Medicine, answers, *, allow_pharmacist: bool) -> str | Non
 
 
 def _may_be_pregnant(answers) -> bool:
-    """Pregnancy is possible unless the answer was no, or the patient is a child under 10 (not asked then)."""
+    """Pregnancy is possible unless the answer was no, or the age group lies outside 10-59 years (not asked then:
+    a child, or a patient of 60 or more). An unknown age counts as possible."""
     if answers.pregnant is True:
         return True
     span = age_range(answers.age_group)
-    return span is None or span[0] >= 120
+    return span is None or PREGNANCY_AGES[0] <= span[0] < PREGNANCY_AGES[1]
 
 
-def suitable(codes, answers, *, allow_pharmacist: bool) -> tuple[tuple[str, ...], dict[str, str]]:
+def suitable(codes, answers, *, allow_pharmacist: bool, withhold=(), site_type: str = SITE_PHARMACY
+             ) -> tuple[tuple[str, ...], dict[str, str]]:  # fmt: skip
     """The formulary codes (of ``codes``) that may be offered to this patient, and why the others may not."""
     catalogue = medicines()
     offered, excluded = [], {}
     for code in codes:
-        reason = why_not(catalogue[code], answers, allow_pharmacist=allow_pharmacist)
+        reason = why_not(catalogue[code], answers, allow_pharmacist=allow_pharmacist, withhold=withhold,
+                         site_type=site_type)  # fmt: skip
         if reason is None:
             offered.append(code)
         else:
@@ -144,7 +171,7 @@ def seed() -> int:
     changed = 0
     for medicine in medicines().values():
         values = {"name": medicine.name, "generic_name": medicine.generic_name, "form": medicine.form,
-                  "strength": medicine.strength, "availability": medicine.availability, "ghana_class": "unknown",
+                  "strength": medicine.strength, "availability": medicine.availability, "ghana_class": medicine.ghana_class,
                   "eml_level": None, "indications": list(medicine.indications),
                   "indication_text": medicine.indication_text, "contraindications": medicine.contraindications,
                   "pregnancy_ok": medicine.pregnancy_ok, "min_age_months": medicine.min_age_months,

@@ -1,7 +1,10 @@
 """Skin advice: a consultation's answers triaged into its recommendation, and the reply a pharmacist receives.
 
 The triage rules (:mod:`app.services.triage`) decide the level; this module writes the recommendation row and
-the text: photo quality, level and why, medicines with doses from the formulary, when to refer, the model's
+the reply, at most :data:`REPLY_MAX` characters in either language: the level first in plain words, why, one
+first-choice medicine with its dose and the alternatives by name, the advice the condition and the rules require
+(shingles' 72-hour window, anthrax's district health office ...), what to watch for or, at ``urgent``, the
+emergency step, the note that the rules are not yet checked against the Ghana STG, the photo quality, the model's
 labels (only once it is validated) and the disclaimer. Used by the analysis pipeline
 (:mod:`app.services.skin_analysis`) and when answers change after the analysis (``consultations``).
 """
@@ -17,13 +20,24 @@ from app.i18n import CATALOG, t
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Analysis, Consultation, Contact, Recommendation, User
 from app.models.channel import CHAT_CHANNELS
-from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC
+from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC, LEVEL_PHARMACY, LEVEL_URGENT
 from app.models.message_log import KIND_REPLY
+from app.models.user import SITE_OTC_SELLER
 from app.services import formulary, triage
 
 log = logging.getLogger(__name__)
 
 REPLY_LIMIT = 4000  # Telegram and WhatsApp allow 4,096 characters of text; longer replies are split at lines
+REPLY_MAX = 700  # what a pharmacist reads at the counter: the reply is written to fit this (issue 14)
+MAX_REASONS = 2  # the recommendation keeps every reason; the reply names the weightiest
+MAX_ALTERNATIVES = 2
+# Lines that may go when many red flags make the reply too long, in this order (lower first; "reasons" cuts the
+# why-line to its first reason). Everything else always stays.
+_MODEL, _PHOTO_OK, _ALTERNATIVES, _NO_MEDICINE, _PHOTO_FAILED, _BLEACHING, _REFERRAL_AT_URGENT, _FIRST_AID = range(1, 9)
+_SHORTENING = (_MODEL, _PHOTO_OK, _ALTERNATIVES, "reasons", _NO_MEDICINE, _PHOTO_FAILED, _BLEACHING,
+               _REFERRAL_AT_URGENT, _FIRST_AID)  # fmt: skip
+# Advice lines that may go (when the reply is still too long) and at which step; the others always stay.
+_OPTIONAL_ADVICE = {"triage_advice_bleaching": _BLEACHING, "triage_advice_burn_first_aid": _FIRST_AID}
 
 
 def recommend(consultation: Consultation, *, replace: bool = False) -> Recommendation:
@@ -31,7 +45,7 @@ def recommend(consultation: Consultation, *, replace: bool = False) -> Recommend
     existing = db.session.scalar(select(Recommendation).where(Recommendation.consultation_id == consultation.id))
     if existing is not None and not replace:
         return existing
-    result = triage.assess(triage.Answers.of(consultation))
+    result = triage.assess(triage.Answers.of(consultation), site_type=site_type_of(consultation))
     recommendation = existing or Recommendation(consultation_id=consultation.id, level=result.level)
     recommendation.level = result.level
     recommendation.rule_ids = list(result.rule_ids)
@@ -44,6 +58,13 @@ def recommend(consultation: Consultation, *, replace: bool = False) -> Recommend
     return recommendation
 
 
+def site_type_of(consultation: Consultation) -> str | None:
+    """Where the consulting account works (``pharmacy`` or ``otc_seller``; ``None`` for an admin or an older
+    account, which triage treats as a pharmacy)."""
+    user = db.session.get(User, consultation.user_id)
+    return user.site_type if user is not None else None
+
+
 def language_of(consultation: Consultation) -> str:
     """The language of the consultation's chat, else of its pharmacist."""
     contact = db.session.get(Contact, consultation.contact_id) if consultation.contact_id else None
@@ -53,19 +74,18 @@ def language_of(consultation: Consultation) -> str:
     return user.language if user else "en"
 
 
-def _quality_lines(consultation: Consultation, language: str) -> list[str]:
+def _photo_line(consultation: Consultation, language: str) -> tuple[str, bool]:
+    """The photo verdict, and whether it must stay in the reply (no photo could be analysed at all)."""
     images = consultation.images
     stored = [image for image in images if image.status == IMAGE_STORED]
     if not stored:
         codes = sorted({image.error_code or "unreadable" for image in images})
         why = "; ".join(t(f"skin_reject_{code}", language) if f"skin_reject_{code}" in CATALOG else code
                         for code in codes)  # fmt: skip
-        return [t("skin_failed", language, why=why)]
+        return t("skin_failed", language, why=why), True
     if any(image.quality_ok for image in stored):
-        return [t("skin_result_quality_ok", language)]
-    problems = sorted({problem for image in stored for problem in image.quality_problems})
-    tips = " ".join(t(f"skin_tip_{problem}", language) for problem in problems)
-    return [t("skin_result_retake", language, tips=tips)]
+        return t("skin_result_photo_ok", language), False
+    return t("skin_result_photo_retake", language), False
 
 
 def _model_line(consultation: Consultation, language: str) -> str:
@@ -80,24 +100,74 @@ def _model_line(consultation: Consultation, language: str) -> str:
 
 
 def reply_text(consultation: Consultation, result: triage.Triage, language: str) -> str:
-    """The pharmacist's answer: quality, level and why, medicines with doses, when to refer, the disclaimer."""
-    lines = _quality_lines(consultation, language)
-    lines.append(t(f"skin_result_level_{result.level}", language))
-    reasons = " ".join(_sentence(t(key, language)) for key in result.reasons)
-    lines.append(t("skin_result_why", language, reasons=reasons))
+    """The pharmacist's answer (see :func:`compose`), with the consultation's photo verdict and model line."""
+    photo, photo_needed = _photo_line(consultation, language)
+    return compose(result, language, photo=photo, photo_needed=photo_needed,
+                   model=_model_line(consultation, language))  # fmt: skip
+
+
+def compose(result: triage.Triage, language: str, *, photo: str = "", photo_needed: bool = False,
+            model: str = "") -> str:  # fmt: skip
+    """The reply for a triage result, at most :data:`REPLY_MAX` characters.
+
+    The lines, in order: level, why, medicine (or "give no medicine"), advice, watch-for or the emergency step,
+    the Ghana STG note, photo, model, disclaimer. When the text is too long, the optional lines go first, in this
+    order: the model line, a good photo verdict, the alternatives, the reasons after the first; then, only when
+    many red flags pile up, "give no medicine", a failed photo verdict, the bleaching advice, the condition's line
+    at ``urgent`` (the hospital takes over) and the burn first aid. The level, the first reason, the first-choice
+    medicine and its dose, the watch-for line or the emergency step, every other advice line (anthrax's district
+    health office, shingles' 72 hours below ``urgent`` ...), the STG note and the disclaimer always stay
+    (tests/services/test_skin_reply.py checks the length over random answers in both languages).
+    """
+    referred = triage.level_rank(result.level) >= triage.level_rank(LEVEL_CLINIC)
+    reasons = [_sentence(t(key, language)) for key in result.reasons]
+    # Each line: (text, drop order; None = never dropped). Lower numbers are dropped first.
+    lines: list[tuple[str, int | None]] = [(t(_level_key(result), language), None)]
+    lines.append((t("skin_result_why", language, reasons=" ".join(reasons[:MAX_REASONS])), None))
     if result.medicines:
         catalogue = formulary.medicines()
-        items = "\n".join(f"- {catalogue[code].name}: {catalogue[code].dose_guidance}" for code in result.medicines)
-        lines.append(t("skin_result_medicines", language, medicines=items))
-    elif triage.level_rank(result.level) >= triage.level_rank(LEVEL_CLINIC):
-        lines.append(t("skin_result_no_medicines", language))
-    referred = triage.level_rank(result.level) >= triage.level_rank(LEVEL_CLINIC)
-    # A referral gets the referral advice, not the condition's self-care tips.
-    lines.append(t("triage_advice_refer" if referred else result.advice, language))
-    lines.append(t(f"skin_result_refer_{result.level}", language))
-    lines.append(_model_line(consultation, language))
-    lines.append(t("skin_disclaimer", language))
-    return "\n\n".join(lines)
+        first = catalogue[result.medicines[0]]
+        lines.append((t("skin_result_first_choice", language, name=first.name, dose=first.dose_guidance), None))
+        others = [catalogue[code].name for code in result.medicines[1 : 1 + MAX_ALTERNATIVES]]
+        if others:
+            lines.append((t("skin_result_alternatives", language, names=", ".join(others)), _ALTERNATIVES))
+    elif referred:
+        lines.append((t("skin_result_no_medicines", language), _NO_MEDICINE))
+    advice = {key: _OPTIONAL_ADVICE.get(key) for key in result.rule_advice}
+    condition_advice = result.referral_advice if referred else result.advice
+    if condition_advice and condition_advice not in advice:
+        # At "urgent" the hospital takes over: the condition's own line (shingles' 72 hours ...) may go.
+        advice[condition_advice] = _REFERRAL_AT_URGENT if result.level == LEVEL_URGENT else None
+    lines.extend((t(key, language), order) for key, order in advice.items())
+    if result.level == LEVEL_URGENT:
+        lines.append((t("skin_result_emergency", language, number=triage.rules().ambulance), None))
+    else:
+        lines.append((t(f"skin_result_watch_{result.level}", language), None))
+    if not (triage.rules().reviewed and formulary.reviewed()):
+        lines.append((t("skin_result_unreviewed", language), None))
+    if photo:
+        lines.append((photo, _PHOTO_FAILED if photo_needed else _PHOTO_OK))
+    if model:
+        lines.append((model, _MODEL))
+    lines.append((t("skin_disclaimer", language), None))
+    for step in _SHORTENING:
+        if len(_joined(lines)) <= REPLY_MAX:
+            break
+        if step == "reasons":
+            lines[1] = (t("skin_result_why", language, reasons=reasons[0]), None)
+        else:
+            lines = [(text, order) for text, order in lines if order != step]
+    return _joined(lines)
+
+
+def _joined(lines: list[tuple[str, int | None]]) -> str:
+    return "\n".join(text for text, _ in lines)
+
+
+def _level_key(result: triage.Triage) -> str:
+    if result.level == LEVEL_PHARMACY and result.site_type == SITE_OTC_SELLER and not result.medicines:
+        return "skin_result_level_pharmacy_otc"
+    return f"skin_result_level_{result.level}"
 
 
 def _sentence(text: str) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Clinic, User, utcnow
-from app.models.user import CLINIC_ROLES, ROLE_PHARMACIST
+from app.models.user import CLINIC_ROLES, ROLE_PHARMACIST, SITE_PHARMACY
 from app.services import audit, phone_proof
 from app.services.passwords import hash_password, policy_problems
 
@@ -32,6 +32,10 @@ def _check_role_fields(user: User) -> None:
         errors["clinic_id"] = [f"A {user.role} does not belong to a clinic; leave clinic_id empty."]
     if user.role == ROLE_PHARMACIST and not user.pharmacy_name:
         errors["pharmacy_name"] = ["A pharmacist must name their pharmacy."]
+    if user.role == ROLE_PHARMACIST and user.site_type is None:
+        user.site_type = SITE_PHARMACY  # the pharmacist role's site unless it says otherwise
+    elif user.role != ROLE_PHARMACIST and user.site_type is not None:
+        errors["site_type"] = ["Only a pharmacist's account has a site type; leave site_type empty."]
     if errors:
         raise ValidationFailed("The role and its fields do not fit together.", {"json": errors})
 
@@ -114,6 +118,8 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
         phone_proof.phone_set(actor, user)
     if "role" in data and data["role"] not in CLINIC_ROLES and "clinic_id" not in data:
         user.clinic_id = None
+    if "role" in data and data["role"] != ROLE_PHARMACIST and "site_type" not in data:
+        user.site_type = None
     if password is not None:
         set_password(user, password)
     _check_role_fields(user)

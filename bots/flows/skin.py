@@ -7,7 +7,9 @@ unless a patient with appointments has that number (:func:`app.services.consulta
 chat's plain text never outranks a patient's appointment answer on the same number. A linked chat's photo opens a
 consultation; the questions the triage rules need follow one at a time with buttons (Telegram inline keyboard,
 WhatsApp reply buttons, a numbered list where there are too many). An answer is the button, its number or its
-title. More photos may come at any time. After the last answer the analysis job is enqueued with the consultation
+title. The red-flag screen, asked early, is one multi-select question: numbers separated by spaces or
+commas (``0`` for none); on Telegram also toggle buttons, ticked ones marked, then None of these or Done. More
+photos may come at any time. After the last answer the analysis job is enqueued with the consultation
 id, and the reply comes from the job.
 """
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 
 from app.extensions import db
 from app.i18n import t
@@ -23,58 +24,26 @@ from app.messaging.envelopes import Button
 from app.models import Consultation
 from app.models.channel import TELEGRAM, WHATSAPP
 from app.models.consultation import STATUS_COLLECTING
-from app.services import consultations, triage
+from app.services import consultations, skin_questions
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import upcoming
 
 LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
+NUMBERS = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*[.]?\s*$")  # "2 7", "2,7", "0"
+TICK = "\u2713 "  # a ticked red-flag button (Telegram)
+CHAT_BODY_LIMIT = 1024  # a WhatsApp interactive message's body: longer, and its buttons become a numbered list
 
-
-@dataclass(frozen=True)
-class Question:
-    """One question: the answer field, its catalog text and its options ``(value, button text key)``."""
-
-    field: str
-    options: tuple[tuple[object, str], ...]
-
-    @property
-    def text_key(self) -> str:
-        return f"skin_q_{self.field}"
-
-
-def _yes_no(field: str) -> Question:
-    return Question(field, ((True, "opt_yes"), (False, "opt_no")))
-
-
-def _choices(field: str, values) -> Question:
-    return Question(field, tuple((value, f"opt_{field}_{value}") for value in values))
-
-
-CONDITION = Question("condition", tuple((c, f"opt_condition_{c}") for c in triage.CONDITIONS))
-AGE = Question("age_group", tuple((group, f"opt_age_{group}") for group in triage.rules().age_groups))
-PREGNANT = _yes_no("pregnant")
-LATER = (
-    _choices("duration", triage.DURATIONS),
-    _choices("body_site", triage.BODY_SITES),
-    _yes_no("itch"),
-    _yes_no("pain"),
-    _yes_no("spreading"),
-    _yes_no("fever"),
-    _choices("blisters", triage.BLISTERS),
-    _yes_no("mole_change"),
-    _choices("open_sore", triage.OPEN_SORE),
-    _yes_no("treatment_failed"),
-)
-PREGNANCY_AGES = (120, 720)  # asked from 10 to 59 years (the age groups' boundaries)
+Question = skin_questions.Question
+CONDITION = skin_questions.CONDITION
+AGE = skin_questions.AGE
+PREGNANT = skin_questions.PREGNANT
+RED_FLAGS = skin_questions.RED_FLAG_SCREEN
+LATER = skin_questions.LATER
 
 
 def questions(consultation: Consultation) -> list[Question]:
     """The questions for this consultation; pregnancy only when the age group makes it possible (10-59)."""
-    asked = [CONDITION, AGE]
-    span = triage.age_range(consultation.age_group)
-    if span is None or PREGNANCY_AGES[0] <= span[0] < PREGNANCY_AGES[1]:  # unknown age: counted, not yet asked
-        asked.append(PREGNANT)
-    return asked + list(LATER)
+    return skin_questions.questions_for(consultation.age_group)
 
 
 def _button_id(question: Question, value) -> str:
@@ -97,6 +66,33 @@ def parse_answer(ctx: Context, question: Question):
     return _INVALID
 
 
+def parse_flags(ctx: Context, picked: list[str]):
+    """The red-flag screen's answer: ``("done", ids)`` (typed numbers, ``0`` or the None / Done buttons),
+    ``("toggle", ids)`` (a Telegram button ticked or unticked), or ``_INVALID``. Done with nothing ticked is
+    invalid: "none of these" must be said, never assumed."""
+    flags = [value for value, _ in RED_FLAGS.options]
+    word = str((ctx.message.extra or {}).get("callback_data") or ctx.text or "").strip()
+    if word == _button_id(RED_FLAGS, "none") or word.casefold() in _titles("opt_red_flags_none"):
+        return "done", []
+    if word == _button_id(RED_FLAGS, "done") or word.casefold() in _titles("opt_red_flags_done"):
+        return ("done", picked) if picked else _INVALID
+    for flag in flags:
+        if word == _button_id(RED_FLAGS, flag):
+            toggled = [f for f in picked if f != flag] if flag in picked else [*picked, flag]
+            return "toggle", [f for f in flags if f in toggled]
+    if NUMBERS.match(word):
+        numbers = {int(n) for n in re.findall(r"\d+", word)}
+        if numbers == {0}:
+            return "done", []
+        if 0 not in numbers and all(1 <= n <= len(flags) for n in numbers):
+            return "done", [flag for number, flag in enumerate(flags, start=1) if number in numbers]
+    return _INVALID
+
+
+def _titles(key: str) -> set[str]:
+    return {t(key, "en").casefold(), t(key, "tn").casefold()}
+
+
 _INVALID = object()
 
 
@@ -104,9 +100,32 @@ def _ask(ctx: Context, consultation: Consultation, question: Question, prefix: s
     asked = questions(consultation)
     text = ctx.t("skin_question", number=asked.index(question) + 1, total=len(asked),
                  question=ctx.t(question.text_key))  # fmt: skip
-    buttons = tuple(Button(id=_button_id(question, value), title=ctx.t(key)) for value, key in question.options)
-    ctx.save(consultation_id=str(consultation.id), asking=question.field)
+    state = {"consultation_id": str(consultation.id), "asking": question.field}
+    if question.kind == skin_questions.MULTI:
+        lines = [f"{number}. {ctx.t(skin_questions.description_key(question, value))}"
+                 for number, (value, _) in enumerate(question.options, start=1)]  # fmt: skip
+        text = "\n".join([text, *lines])
+        state["picked"] = []
+        if ctx.channel == TELEGRAM:
+            buttons = _flag_buttons(ctx, [])
+        else:
+            # WhatsApp: typed numbers, and "None of these" as a reply button when the list fits one message body
+            # (never a numbered list of buttons, whose "1" would read as the first sign).
+            none = Button(id=_button_id(RED_FLAGS, "none"), title=ctx.t("opt_red_flags_none"))
+            buttons = (none,) if len(f"{prefix}\n\n{text}") <= CHAT_BODY_LIMIT else ()
+    else:
+        buttons = tuple(Button(id=_button_id(question, value), title=ctx.t(key)) for value, key in question.options)
+    ctx.save(**state)
     return Reply(f"{prefix}\n\n{text}" if prefix else text, buttons=buttons)
+
+
+def _flag_buttons(ctx: Context, picked: list[str]) -> tuple[Button, ...]:
+    """Telegram toggle buttons: one per flag (ticked ones marked), then None of these and Done."""
+    buttons = [Button(id=_button_id(RED_FLAGS, value), title=f"{TICK if value in picked else ''}{number}. {ctx.t(key)}")
+               for number, (value, key) in enumerate(RED_FLAGS.options, start=1)]  # fmt: skip
+    buttons.append(Button(id=_button_id(RED_FLAGS, "none"), title=ctx.t("opt_red_flags_none")))
+    buttons.append(Button(id=_button_id(RED_FLAGS, "done"), title=ctx.t("opt_red_flags_done")))
+    return tuple(buttons)
 
 
 def _next_question(consultation: Consultation, after: str | None) -> Question | None:
@@ -176,11 +195,22 @@ class SkinFlow(Flow):
             consultations.add_chat_photos(consultation, ctx.message)
             count = consultations.image_count(consultation.id)
             return _ask(ctx, consultation, question, prefix=ctx.t("skin_photo_added", count=count))
-        value = parse_answer(ctx, question)
-        if value is _INVALID:
-            return _ask(ctx, consultation, question, prefix=ctx.t("skin_invalid_choice"))
+        if question.kind == skin_questions.MULTI:
+            parsed = parse_flags(ctx, list(ctx.state.get("picked") or []))
+            if parsed is _INVALID:
+                return _ask(ctx, consultation, question, prefix=ctx.t("skin_flags_invalid"))
+            outcome, value = parsed
+            if outcome == "toggle":
+                ctx.save(picked=value)
+                numbers = [str(n) for n, (flag, _) in enumerate(question.options, start=1) if flag in value]
+                return Reply(ctx.t("skin_flags_picked", numbers=", ".join(numbers) or "-"),
+                             buttons=_flag_buttons(ctx, value))  # fmt: skip
+        else:
+            value = parse_answer(ctx, question)
+            if value is _INVALID:
+                return _ask(ctx, consultation, question, prefix=ctx.t("skin_invalid_choice"))
         consultations.record_answer(consultation, question.field, value)
-        if question.field == "age_group" and PREGNANT not in questions(consultation):
+        if question.field == "age_group" and not skin_questions.pregnancy_asked(consultation.age_group):
             consultation.pregnant = None  # not asked: a child or an older patient
         following = _next_question(consultation, question.field)
         if following is not None:

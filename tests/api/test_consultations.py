@@ -310,3 +310,136 @@ def test_chat_link_code_is_six_digits_for_fifteen_minutes(client, pharmacist_tok
     assert len(body["code"]) == 6 and body["code"].isdigit()
     expires = datetime.fromisoformat(body["expires_at"])
     assert timedelta(minutes=14) < expires - datetime.now(expires.tzinfo) <= timedelta(minutes=15)
+
+
+# --- triage v2 (issue 14): the screen over REST, the questions, the guidelines, the site type ---------------------
+
+
+def test_the_questions_endpoint_lists_every_question_with_both_languages(client, people):
+    from app.services import skin_questions, triage
+
+    body = client.get("/api/v1/triage/questions", headers=bearer(people["tokens"]["viewer"])).get_json()
+    items = body["items"]
+    assert [item["id"] for item in items] == [question.field for question in skin_questions.ALL]
+    assert [item["id"] for item in items][:4] == ["condition", "age_group", "pregnant", "red_flags"]  # early
+    screen = next(item for item in items if item["id"] == "red_flags")
+    assert screen["kind"] == "multi" and screen["none_value"] == []
+    assert [option["value"] for option in screen["options"]] == list(triage.RED_FLAGS)
+    for option in screen["options"]:
+        assert option["label"]["en"] and option["label"]["tn"] and option["description"]["tn"]
+    pregnant = next(item for item in items if item["id"] == "pregnant")
+    assert pregnant["asked_when"] == {"age_from_months": 120, "age_below_months": 720}
+    assert [option["value"] for option in pregnant["options"]] == [True, False]
+    condition = next(item for item in items if item["id"] == "condition")
+    assert "animal_bite" in [option["value"] for option in condition["options"]]
+    body_site = next(item for item in items if item["id"] == "body_site")
+    assert "joint" in [option["value"] for option in body_site["options"]]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [([], []), (["numb_patch"], ["numb_patch"]), (None, None), (["many_lesions", "weak_immunity"],
+                                                                 ["many_lesions", "weak_immunity"])],
+)  # fmt: skip
+def test_put_sets_the_screen_empty_list_none_and_null_not_asked(client, pharmacist_token, sent, stored):
+    created = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG")).get_json()
+    assert created["red_flags"] is None  # absent: not asked
+    changed = client.put(f"/api/v1/consultations/{created['id']}", headers=bearer(pharmacist_token),
+                         json={"red_flags": sent})  # fmt: skip
+    assert changed.status_code == 200 and changed.get_json()["red_flags"] == stored
+
+
+@pytest.mark.parametrize("bad", [["itchy_feet"], ["numb_patch", "numb_patch"], "numb_patch", [1]])
+def test_an_unknown_or_repeated_red_flag_is_a_422_naming_the_field(client, pharmacist_token, bad):
+    created = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG")).get_json()
+    response = client.put(f"/api/v1/consultations/{created['id']}", headers=bearer(pharmacist_token),
+                          json={"red_flags": bad})  # fmt: skip
+    if bad == "numb_patch":  # one id as a string is read as a list of one (the multipart form of a single tick)
+        assert response.status_code == 200 and response.get_json()["red_flags"] == ["numb_patch"]
+        return
+    assert response.status_code == 422 and "red_flags" in str(response.get_json()["error"]["details"])
+
+
+def test_a_multipart_upload_takes_the_screen_repeated_or_comma_separated(client, pharmacist_token):
+    photo = encode(sample_photo(640, 480), "JPEG")
+    for value, stored in (("", []), ("numb_patch, black_scab", ["numb_patch", "black_scab"]),
+                          (["pus_or_crusts", "many_lesions"], ["pus_or_crusts", "many_lesions"])):  # fmt: skip
+        body = _upload(client, pharmacist_token, photo, red_flags=value).get_json()
+        assert body["red_flags"] == stored, value
+    response = _upload(client, pharmacist_token, photo, red_flags="numb_patch,sunburn")
+    assert response.status_code == 422 and "red_flags" in str(response.get_json()["error"]["details"])
+
+
+def test_an_analysed_consultation_is_triaged_again_when_a_red_flag_is_ticked(client, pharmacist_token):
+    created = _upload(client, pharmacist_token, encode(sample_photo(640, 480), "JPEG"), condition="eczema",
+                      age_group="y18_to_59", pregnant=False, body_site="trunk_limbs", open_sore="no",
+                      red_flags="").get_json()  # fmt: skip
+    analyse_consultation(created["id"])
+    changed = client.put(f"/api/v1/consultations/{created['id']}", headers=bearer(pharmacist_token),
+                         json={"red_flags": ["airway_swelling"]}).get_json()["recommendation"]  # fmt: skip
+    assert changed["level"] == "urgent" and changed["rule_ids"] == ["airway_swelling"]
+    assert changed["medication_ids"] == [] and changed["advice"].startswith("Emergency: send to hospital now.")
+    assert len(changed["advice"]) <= 700
+
+
+def test_the_guidelines_show_the_new_rules_levels_and_effects(client, people):
+    token = people["tokens"]["pharmacist"]
+    items = client.get("/api/v1/triage/guidelines", headers=bearer(token)).get_json()["items"]
+    by_code = {item["code"]: item for item in items}
+    assert by_code["black_scab"]["effects"] == {"withhold": ["steroid"], "advice": ["triage_advice_black_scab"]}
+    assert by_code["numb_patch"]["effects"]["withhold"] == ["antifungal", "steroid"]
+    assert by_code["black_scab"]["evidence"] == "U" and by_code["black_scab"]["verified"] is False
+    assert by_code["condition:animal_bite"]["level"] == "urgent"
+    assert by_code["condition:shingles"]["effects"]["advice"] == ["triage_advice_shingles"]
+    today = client.get("/api/v1/triage/guidelines?level=clinic_today", headers=bearer(token)).get_json()["items"]
+    assert {"condition:shingles", "condition:cellulitis", "fever_widespread_rash"} <= {i["code"] for i in today}
+
+
+def test_the_openapi_document_knows_the_new_level_the_screen_and_the_questions(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/triage/questions" in spec["paths"]
+    schemas = spec["components"]["schemas"]
+    assert schemas["Recommendation"]["properties"]["level"]["enum"] == ["self_care", "pharmacy", "clinic",
+                                                                        "clinic_today", "urgent"]  # fmt: skip
+    guideline_query = spec["paths"]["/api/v1/triage/guidelines"]["get"]["parameters"]
+    level = next(parameter for parameter in guideline_query if parameter["name"] == "level")
+    assert "clinic_today" in level["schema"]["enum"]
+    assert "red_flags" in schemas["ConsultationUpdate"]["properties"]
+
+
+def test_a_pharmacist_registers_as_an_otc_seller_and_is_answered_as_one(client):
+    form = {"name": "Kofi Mensah", "email": "kofi@example.org", "phone": "+233241555001",
+            "password": "mixing-kenkey-2026", "pharmacy_name": "Kofi Chemicals", "site_type": "otc_seller"}  # fmt: skip
+    registered = client.post("/api/v1/auth/register", json=form)
+    assert registered.status_code == 201, registered.get_json()
+    assert registered.get_json()["site_type"] == "otc_seller"
+    token = client.post("/api/v1/auth/login", json={"email": form["email"], "password": form["password"]}).get_json()[
+        "access_token"
+    ]
+    created = _upload(client, token, encode(sample_photo(640, 480), "JPEG"), condition="fungal",
+                      age_group="y18_to_59", pregnant=False, body_site="trunk_limbs", open_sore="no",
+                      red_flags="").get_json()  # fmt: skip
+    analyse_consultation(created["id"])
+    recommendation = client.get(f"/api/v1/consultations/{created['id']}", headers=bearer(token)).get_json()[
+        "recommendation"
+    ]
+    assert recommendation["level"] == "pharmacy" and recommendation["medication_ids"] == []
+    assert recommendation["advice"].startswith("Send to a pharmacy")
+    default = client.post("/api/v1/auth/register", json={**form, "email": "ama@example.org", "phone": "+233241555002",
+                                                          "site_type": None})  # fmt: skip
+    assert default.status_code == 201 and default.get_json()["site_type"] == "pharmacy"  # null: the default
+    plain = client.post("/api/v1/auth/register", json={k: v for k, v in {**form, "email": "esi@example.org",
+                                                                          "phone": "+233241555003"}.items()
+                                                       if k != "site_type"})  # fmt: skip
+    assert plain.status_code == 201 and plain.get_json()["site_type"] == "pharmacy"
+    bad = client.post("/api/v1/auth/register", json={**form, "email": "yaw@example.org", "phone": "+233241555004",
+                                                      "site_type": "kiosk"})  # fmt: skip
+    assert bad.status_code == 422 and "site_type" in str(bad.get_json()["error"]["details"])
+
+
+def test_only_a_pharmacist_account_has_a_site_type(client, people):
+    admin = people["tokens"]["admin"]
+    body = {"email": "staff2@example.org", "password": "mixing-kenkey-2026", "role": "staff",
+            "clinic_id": str(people["home"].id), "site_type": "pharmacy"}  # fmt: skip
+    response = client.post("/api/v1/users", headers=bearer(admin), json=body)
+    assert response.status_code == 422 and "site_type" in str(response.get_json()["error"]["details"])

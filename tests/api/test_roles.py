@@ -347,6 +347,7 @@ TABLE = [
     row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200),
         setup=a_medication),
     row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/triage/questions",            None,               (401, 200, 200, 200, 200, 200)),
     # Clinic stock: staff write their own clinic's, viewers read it; the PIN is the admin's or one's own.
     row("GET",    "/api/v1/stock",                       None,               (401, 200, 200, 200, 403, 200)),
     row("POST",   "/api/v1/stock",                       stock_body,         (401, 403, 201, 403, 403, 201)),

@@ -224,7 +224,7 @@ def linked_chat(pharmacist, address: str = CHAT_ID, channel: str = "telegram"):
 
 ADULT_ANSWERS = [
     ("condition", "skin:condition:fungal"), ("age_group", "skin:age_group:y18_to_59"), ("pregnant", "skin:pregnant:no"),
-    ("duration", "skin:duration:w1_to_2"), ("body_site", "skin:body_site:trunk_limbs"), ("itch", "skin:itch:yes"),
+    ("red_flags", "skin:red_flags:none"), ("duration", "skin:duration:w1_to_2"), ("body_site", "skin:body_site:trunk_limbs"), ("itch", "skin:itch:yes"),
     ("pain", "skin:pain:no"), ("spreading", "skin:spreading:no"), ("fever", "skin:fever:no"),
     ("blisters", "skin:blisters:none"), ("mole_change", "skin:mole_change:no"), ("open_sore", "skin:open_sore:no"),
     ("treatment_failed", "skin:treatment_failed:no"),
@@ -246,6 +246,7 @@ def test_a_photo_then_every_question_then_the_analysis_is_queued(pharmacist, mon
     assert consultation.status == STATUS_QUEUED
     assert (consultation.condition, consultation.age_group, consultation.pregnant) == ("fungal", "y18_to_59", False)
     assert consultation.itch is True and consultation.open_sore == "no" and consultation.treatment_failed is False
+    assert consultation.red_flags == []  # "none of these", said, not assumed
     assert "checking the photo" in replies[-1].text
     assert enqueued == [str(consultation.id)]  # the id only: never a photo or a phone number
 
@@ -260,9 +261,9 @@ def test_numbers_and_titles_answer_too_and_nonsense_is_asked_again(pharmacist):
     replies = send("telegram", CHAT_ID, "1 to 9 years")
     consultation = consultation_of(CHAT_ID)
     assert consultation.age_group == "y1_to_9"
-    # No pregnancy question for a child: duration comes next, and the total shrinks by one.
+    # No pregnancy question for a child: the warning-sign screen comes next, and the total shrinks by one.
     assert f"Question 3 of {len(ADULT_ANSWERS) - 1}" in replies[-1].text
-    assert "How long" in replies[-1].text
+    assert "Warning signs" in replies[-1].text
 
 
 def test_more_photos_during_the_questions_are_added(pharmacist):
@@ -312,7 +313,85 @@ def test_a_linked_pharmacists_text_asks_for_a_photo(pharmacist):
 def test_every_question_has_catalog_texts_and_short_enough_buttons():
     from app.i18n import CATALOG
 
-    for question in (skin.CONDITION, skin.AGE, skin.PREGNANT, *skin.LATER):
+    for question in (skin.CONDITION, skin.AGE, skin.PREGNANT, skin.RED_FLAGS, *skin.LATER):
         assert question.text_key in CATALOG
         for _, key in question.options:
             assert CATALOG[key].channel == "button" and len(CATALOG[key].en) <= 20
+
+
+# --- the red-flag screen ----------------------------------------------------------------------------------------
+
+
+def _to_the_screen(pharmacist, channel: str = "telegram", address: str = CHAT_ID):
+    linked_chat(pharmacist, address, channel)
+    send(channel, address, photo=True)
+    send(channel, address, "skin:condition:eczema")
+    send(channel, address, "skin:age_group:y18_to_59")
+    return send(channel, address, "skin:pregnant:no")
+
+
+def test_the_screen_is_asked_early_with_every_sign_numbered_and_toggle_buttons_on_telegram(pharmacist):
+    replies = _to_the_screen(pharmacist)
+    text, buttons = replies[-1].text, [b["id"] for b in replies[-1].buttons]
+    assert "Question 4 of 14" in text and "Warning signs" in text
+    assert "1. A pale or red patch that feels numb" in text and "12. Many spots" in text
+    assert buttons[:2] == ["skin:red_flags:numb_patch", "skin:red_flags:airway_swelling"]
+    assert buttons[-2:] == ["skin:red_flags:none", "skin:red_flags:done"] and len(buttons) == 14
+    # Toggle: tick 1 and 7, untick 1 again, tick 12; the ticked ones are marked; Done records them.
+    for press in ("numb_patch", "pus_or_crusts", "numb_patch", "many_lesions"):
+        replies = send("telegram", CHAT_ID, f"skin:red_flags:{press}")
+    assert "Ticked: 7, 12" in replies[-1].text
+    titles = {b["id"]: b["title"] for b in replies[-1].buttons}
+    assert titles["skin:red_flags:pus_or_crusts"].startswith(skin.TICK)
+    assert not titles["skin:red_flags:numb_patch"].startswith(skin.TICK)
+    assert consultation_of(CHAT_ID).red_flags is None  # nothing recorded before Done
+    replies = send("telegram", CHAT_ID, "skin:red_flags:done")
+    assert consultation_of(CHAT_ID).red_flags == ["pus_or_crusts", "many_lesions"]
+    assert "Question 5 of 14" in replies[-1].text
+
+
+def test_done_with_nothing_ticked_is_not_taken_as_none(pharmacist):
+    _to_the_screen(pharmacist)
+    replies = send("telegram", CHAT_ID, "skin:red_flags:done")
+    assert "0 if none applies" in replies[-1].text and consultation_of(CHAT_ID).red_flags is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "recorded"),
+    [("0", []), ("2 7", ["airway_swelling", "pus_or_crusts"]), ("7,2", ["airway_swelling", "pus_or_crusts"]),
+     ("1, 12", ["numb_patch", "many_lesions"]), (" 5 ", ["weak_immunity"]), ("0. None of these", [])],
+)  # fmt: skip
+def test_whatsapp_answers_the_screen_with_typed_numbers(pharmacist, typed, recorded):
+    replies = _to_the_screen(pharmacist, "whatsapp", PHARMACIST_PHONE)
+    assert "6. A painless black scab" in replies[-1].text  # typed numbers; one reply button: none of these
+    assert [b["id"] for b in replies[-1].buttons] == ["skin:red_flags:none"]
+    send("whatsapp", PHARMACIST_PHONE, typed)
+    assert consultation_of(PHARMACIST_PHONE).red_flags == recorded
+
+
+def test_whatsapp_none_button_answers_the_screen(pharmacist):
+    _to_the_screen(pharmacist, "whatsapp", PHARMACIST_PHONE)
+    replies = send("whatsapp", PHARMACIST_PHONE, extra={"callback_data": "skin:red_flags:none"})
+    assert consultation_of(PHARMACIST_PHONE).red_flags == [] and "Question 5 of 14" in replies[-1].text
+
+
+def test_a_setswana_list_too_long_for_a_whatsapp_body_goes_without_buttons(pharmacist):
+    # Never as a numbered list of buttons, where "1" would mean "None of these" and also the first sign.
+    linked_chat(pharmacist, PHARMACIST_PHONE, "whatsapp")
+    contact(PHARMACIST_PHONE).language = "tn"
+    db.session.commit()
+    send("whatsapp", PHARMACIST_PHONE, photo=True)
+    for answer in ("skin:condition:eczema", "skin:age_group:y18_to_59", "skin:pregnant:no"):
+        replies = send("whatsapp", PHARMACIST_PHONE, answer)
+    assert "Matshwao a kotsi" in replies[-1].text and replies[-1].buttons == []
+    assert len(replies[-1].text) > skin.CHAT_BODY_LIMIT
+    send("whatsapp", PHARMACIST_PHONE, "0")
+    assert consultation_of(PHARMACIST_PHONE).red_flags == []
+
+
+@pytest.mark.parametrize("typed", ["13", "0 3", "yes", "2 x", ""])
+def test_nonsense_on_the_screen_is_asked_again(pharmacist, typed):
+    _to_the_screen(pharmacist, "whatsapp", PHARMACIST_PHONE)
+    replies = send("whatsapp", PHARMACIST_PHONE, typed or "  ")
+    assert "Send the numbers" in replies[-1].text and "Warning signs" in replies[-1].text
+    assert consultation_of(PHARMACIST_PHONE).red_flags is None
