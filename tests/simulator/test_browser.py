@@ -29,6 +29,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 import app as app_package
+from app.i18n import t
+from app.models.consultation import LEVELS
 
 ROOT = Path(app_package.__file__).resolve().parents[1]
 START_SECONDS = 90
@@ -39,7 +41,8 @@ PATIENT = "+26772000002"  # Lesego Tau, English
 STAFF = "+26771000001"
 STAFF_PIN = "2580"
 expect.set_options(timeout=WAIT_MS)  # assertions wait as long as actions do (a loaded CI machine is slow)
-TRIAGE_LEVELS = re.compile(r"self-care|treat at the pharmacy|refer|urgent", re.IGNORECASE)
+# The reply opens with its level's headline (app/i18n/skin_triage.py), whichever level the answers reach.
+TRIAGE_LEVELS = re.compile("|".join(re.escape(t(f"skin_result_level_{level}", "en")) for level in LEVELS))
 
 
 def _free_port() -> int:
