@@ -402,7 +402,8 @@ def clinic(app):
 
 @pytest.fixture
 def people(app):
-    """A clinic, another clinic, one user of each kind, and their access tokens (each from a real sign-in)."""
+    """A clinic, another clinic, one user of each kind, and their access tokens (each from a real sign-in, made
+    when the test first asks for it)."""
     home = make_clinic("Tlokweng Clinic", commit=False)
     other = make_clinic("Kumasi Clinic", "GH", "Africa/Accra", "en", commit=False)
     users = {
@@ -413,8 +414,20 @@ def people(app):
         "pharmacist": make_user("pharmacist", phone="+233241234567", commit=False),
     }
     db.session.commit()  # one commit for the seven rows
-    tokens = {name: sign_in(app, user)["access_token"] for name, user in users.items()}
-    return {"home": home, "other": other, "users": users, "tokens": tokens}
+    return {"home": home, "other": other, "users": users, "tokens": _SignedIn(app, users)}
+
+
+class _SignedIn(dict):
+    """Each user's access token, from a real sign-in made the first time a test asks for it: most tests use one or
+    two of the five, and a sign-in (password check, audit row, token family) is the fixture's main cost."""
+
+    def __init__(self, app: Flask, users: dict) -> None:
+        super().__init__()
+        self._app, self._users = app, users
+
+    def __missing__(self, name: str) -> str:
+        self[name] = token = sign_in(self._app, self._users[name])["access_token"]
+        return token
 
 
 @pytest.fixture

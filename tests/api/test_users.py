@@ -87,11 +87,11 @@ def test_new_password_signs_the_user_out_everywhere(client, people, admin):
 
 
 def test_delete_deactivates_and_keeps_the_account(client, people, admin):
-    viewer = people["users"]["viewer"]
+    viewer, token = people["users"]["viewer"], people["tokens"]["viewer"]  # signed in before the deactivation
     response = client.delete(f"/api/v1/users/{viewer.id}", headers=admin)
     assert response.status_code == 200 and response.get_json()["active"] is False
     assert db.session.get(User, viewer.id) is not None
-    assert client.get("/api/v1/auth/me", headers=bearer(people["tokens"]["viewer"])).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
     assert db.session.query(AuditLog).filter_by(action="user.deactivate", entity_id=str(viewer.id)).count() == 1
 
 
