@@ -30,11 +30,10 @@ from bots.sending import MAX_ATTEMPTS, STALE_AFTER, STUCK_AFTER, AllProvidersFai
 from tests.conftest import bearer
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
+from tests.workers.conftest import ACCOUNT_SID, AUTH_TOKEN, STEERING
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tw-auth-token-9f8e7d6c5b4a"
 TWILIO_FROM = "+15005550006"
 WHATSAPP_FROM = "+14155238886"
 CONTENT_SID = "HX" + "fedcba9876543210" * 2
@@ -42,23 +41,6 @@ AT_USERNAME, AT_API_KEY = "thusa", "atsk_live_key_0123456789abcdef"
 PHONE = "+26771234567"
 BODY = "Thusa: your appointment at Tlokweng Clinic is tomorrow at 09:00."
 ATTEMPTS = 3  # SEND_ATTEMPTS_PER_PROVIDER's default, a provider gets at most 3 tries
-
-# Environment variables that could steer a client or a child process away from the fakes.
-STEERING = (
-    "TWILIO_",
-    "AT_",
-    "TELEGRAM_",
-    "WHATSAPP_",
-    "SMS_",
-    "SEND_",
-    "PUBLIC_BASE_URL",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
 
 
 def at_success(message_id: str = "ATXid_out_1", number: str = PHONE) -> dict:
@@ -86,22 +68,6 @@ def at_refusal(code: int, status: str) -> dict:
             "Recipients": [{"statusCode": code, "number": PHONE, "status": status, "cost": "0", "messageId": "None"}],
         }
     }
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(STEERING):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def twilio(clean_env):
-    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
-        yield fake
-    assert fake.violations == []  # every request the client made is one Twilio's spec allows
 
 
 @pytest.fixture

@@ -40,19 +40,15 @@ from bots.sending import (
 )
 from tests.fakes.server import FakeProvider
 from tests.fakes.twilio import FakeTwilio
+from tests.workers.conftest import ACCOUNT_SID, AUTH_TOKEN, STEERING
 from tests.workers.test_reminders import DAY, GABORONE, NOW, book, clinic, local
 from workers.runner import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tw-auth-token-9f8e7d6c5b4a"
 TWILIO_FROM = "+15005550006"
 WHATSAPP_FROM = "+14155238886"
 ATTEMPTS = 3  # SEND_ATTEMPTS_PER_PROVIDER's default
 ANY_HOUR = (clock_time(0, 0), clock_time.max)  # a clinic that may send at any hour: for the real clock
-# Environment variables that could steer a client or a child process away from the fakes.
-STEERING = ("TWILIO_", "AT_", "TELEGRAM_", "WHATSAPP_", "SMS_", "SEND_", "PUBLIC_BASE_URL", "HTTP_PROXY",
-            "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")  # fmt: skip
 
 
 class Clock:
@@ -63,22 +59,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(STEERING):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def twilio(clean_env):
-    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
-        yield fake
-    assert fake.violations == []
 
 
 def twilio_settings(base_url: str) -> dict:

@@ -10,7 +10,6 @@ held to its OpenAPI description); client timeouts are cut to fractions of a seco
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from datetime import timedelta
@@ -34,19 +33,14 @@ from bots.channels.twilio import TwilioChannel
 from bots.engine import handle_message
 from bots.sending import AllProvidersFailed, send_message, sweep
 from tests.fakes.server import FakeProvider, SilentPort
-from tests.fakes.twilio import FakeTwilio
+from tests.workers.conftest import ACCOUNT_SID, AUTH_TOKEN
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tw-auth-token-9f8e7d6c5b4a"
 TWILIO_FROM, TWILIO_WHATSAPP_FROM = "+15005550006", "+14155238886"
 WA_TOKEN, WA_PHONE_ID = "EAA" + "x" * 40, "1000000001"
 BOT_TOKEN = "123456:" + "A" * 35
 PHONE = "+26771234567"
 CHAT_ID = "3527065"
 ATTEMPTS = 3  # SEND_ATTEMPTS_PER_PROVIDER's default
-
-STEERING = ("TWILIO_", "AT_", "TELEGRAM_", "WHATSAPP_", "SMS_", "SEND_", "PUBLIC_BASE_URL", "HTTP_PROXY",
-            "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")  # fmt: skip
 
 
 def at_success(message_id: str = "ATXid_1") -> dict:
@@ -61,22 +55,6 @@ def cloud_success(request=None) -> tuple[int, dict]:
 def telegram_success(request=None) -> tuple[int, dict]:
     return 200, {"ok": True, "result": {"message_id": 7, "date": 1735725600,
                                         "chat": {"id": int(CHAT_ID), "type": "private"}}}  # fmt: skip
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(STEERING):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def twilio(clean_env):
-    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
-        yield fake
-    assert fake.violations == []
 
 
 @pytest.fixture
