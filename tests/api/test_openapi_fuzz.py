@@ -15,7 +15,7 @@ from tests.conftest import TEST_REDIS_URL, bearer, login, make_clinic, make_user
 
 # Run untraced: the fuzz looks for 500s and undocumented answers, not for lines run (the API's own tests cover
 # those), and under the coverage tracer its thousands of requests cost the suite about a minute.
-pytestmark = pytest.mark.no_cover
+pytestmark = pytest.mark.untraced
 
 MAX_EXAMPLES = 25  # per operation and role: keeps `make test` well inside its time budget
 # Business rules the document cannot express (a staff account needs a clinic; a password must not be a common one)

@@ -34,7 +34,7 @@ from workers.inference import analyse_consultation
 
 # Run untraced: the vignettes check clinical outcomes, whose lines tests/services/test_triage.py covers rule by
 # rule; under the coverage tracer the 172 walks through the API and the chat cost the suite about 20 s.
-pytestmark = pytest.mark.no_cover
+pytestmark = pytest.mark.untraced
 
 CALM = {"condition": "fungal", "age_group": "y18_to_59", "pregnant": False, "duration": "w1_to_2",
         "body_site": "trunk_limbs", "itch": True, "pain": False, "spreading": False, "fever": False,
