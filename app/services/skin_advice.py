@@ -5,12 +5,15 @@ the reply, at most :data:`REPLY_MAX` characters in either language: the level fi
 first-choice medicine with its dose and the alternatives by name, the advice the condition and the rules require
 (shingles' 72-hour window, anthrax's district health office ...), what to watch for or, at ``urgent``, the
 emergency step, the note that the rules are not yet checked against the Ghana STG, the photo quality, the model's
-labels (only once it is validated) and the disclaimer. Used by the analysis pipeline
+top label (only for a model with a recorded clinical sign-off: "looks most like ..., not a diagnosis") and the
+disclaimer. A validated model can only raise the level the rules decided
+(:func:`app.services.skin_model_validation.raised_level`), never lower it. Used by the analysis pipeline
 (:mod:`app.services.skin_analysis`) and when answers change after the analysis (``consultations``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from sqlalchemy import select
@@ -23,7 +26,7 @@ from app.models.channel import CHAT_CHANNELS
 from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC, LEVEL_PHARMACY, LEVEL_URGENT
 from app.models.message_log import KIND_REPLY
 from app.models.user import SITE_OTC_SELLER
-from app.services import formulary, triage
+from app.services import formulary, skin_model_validation, triage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ def recommend(consultation: Consultation, *, replace: bool = False) -> Recommend
     if existing is not None and not replace:
         return existing
     result = triage.assess(triage.Answers.of(consultation), site_type=site_type_of(consultation))
+    result = _raised_by_model(result, validated_top(consultation))
     recommendation = existing or Recommendation(consultation_id=consultation.id, level=result.level)
     recommendation.level = result.level
     recommendation.rule_ids = list(result.rule_ids)
@@ -88,15 +92,43 @@ def _photo_line(consultation: Consultation, language: str) -> tuple[str, bool]:
     return t("skin_result_photo_retake", language), False
 
 
-def _model_line(consultation: Consultation, language: str) -> str:
+def validated_top(consultation: Consultation) -> list | None:
+    """The top-3 of the consultation's photo whose first label the validated model is surest of; ``None`` when no
+    photo was analysed by a model with a recorded sign-off."""
     analyses = db.session.scalars(
-        select(Analysis).where(Analysis.consultation_id == consultation.id, Analysis.status == ANALYSIS_COMPLETED)
+        select(Analysis).where(
+            Analysis.consultation_id == consultation.id,
+            Analysis.status == ANALYSIS_COMPLETED,
+            Analysis.model_validated.is_(True),
+        )  # fmt: skip
     ).all()
-    validated = [analysis for analysis in analyses if analysis.model_validated]
-    if not validated:
+    tops = [analysis.top for analysis in analyses if analysis.top]
+    return max(tops, key=lambda top: top[0][1]) if tops else None
+
+
+def _raised_by_model(result: triage.Triage, top: list | None) -> triage.Triage:
+    """The triage result, at a higher level when a validated model's top label is a referral condition."""
+    level, condition = skin_model_validation.raised_level(result.level, top)
+    if condition is None:
+        return result
+    reasons = [key for key in result.reasons if not key.startswith("triage_reason_base_")]
+    return dataclasses.replace(result, level=level, medicines=(), excluded={},
+                               reasons=("triage_reason_model_referral", *reasons))  # fmt: skip
+
+
+def label_name(label: str, language: str) -> str:
+    """A model label in words: the condition's button title, ``not_skin`` its own text."""
+    key = f"opt_condition_{label}" if label != "not_skin" else "skin_model_label_not_skin"
+    return t(key, language) if key in CATALOG else label
+
+
+def _model_line(consultation: Consultation, language: str) -> str:
+    top = validated_top(consultation)
+    if not top:
         return t("skin_result_model_unvalidated", language)
-    labels = ", ".join(f"{label} {round(p * 100)}%" for label, p in validated[0].top)
-    return t("skin_result_model_labels", language, labels=labels)
+    label, probability = top[0]
+    return t("skin_result_model_labels", language, label=label_name(label, language),
+             percent=round(probability * 100))  # fmt: skip
 
 
 def reply_text(consultation: Consultation, result: triage.Triage, language: str) -> str:
