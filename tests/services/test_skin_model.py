@@ -24,7 +24,6 @@ from app.services.skin_model import DEFAULT_MODEL_DIR, ModelError, SkinModel, ge
 from app.skin_model import build_placeholder
 from tests.photos import encode, sample_photo
 
-
 PLACEHOLDER = build_placeholder.DEFAULT_DIR
 
 
