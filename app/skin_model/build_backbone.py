@@ -1,7 +1,9 @@
 """Build the shipped skin model: the EfficientNet-Lite0 feature extractor, exported to ONNX byte for byte reproducibly.
 
-    /work/torchvenv/bin/python -m app.skin_model.build_backbone           # rewrites app/skin_model/default/
-    /work/torchvenv/bin/python -m app.skin_model.build_backbone --check   # exit 1 if a rebuild differs (make model-check)
+    .torchvenv/bin/python app/skin_model/build_backbone.py           # rewrites app/skin_model/default/
+    .torchvenv/bin/python app/skin_model/build_backbone.py --check   # exit 1 if a rebuild differs (make model-check)
+
+(run as a script: ``python -m app...`` would import the Flask app, which the torch venv does not have.)
 
 Build-time only: it needs ``torch`` and the two packages of ``requirements-model.txt`` (a venv of its own, see
 docs/skin-model.md); the service, the tests and CI never import torch. The weights are the ImageNet-1k ones in the
@@ -107,10 +109,10 @@ def build() -> tuple[bytes, dict]:
     import onnx
     import onnxruntime  # only to check the export
 
-    warnings.filterwarnings("ignore", module="torch")  # the exporter's deprecation and constant-folding notes
     torch, module = _torch_module()
     pictures = reference_pictures()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and constant-folding notes
         reference = {name: module(torch.from_numpy(normalise(p))).numpy()[0] for name, p in pictures.items()}
         buffer = io.BytesIO()
         torch.onnx.export(module, (torch.from_numpy(normalise(pictures["gradient"])),), buffer,
