@@ -23,7 +23,14 @@ from app.i18n import CATALOG, t
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Analysis, Consultation, Contact, Recommendation, User
 from app.models.channel import CHAT_CHANNELS
-from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC, LEVEL_PHARMACY, LEVEL_URGENT
+from app.models.consultation import (
+    ANALYSIS_COMPLETED,
+    IMAGE_STORED,
+    LEVEL_CLINIC,
+    LEVEL_PHARMACY,
+    LEVEL_URGENT,
+    LEVELS,
+)
 from app.models.message_log import KIND_REPLY
 from app.models.user import SITE_OTC_SELLER
 from app.services import formulary, skin_model_validation, triage
@@ -49,7 +56,7 @@ def recommend(consultation: Consultation, *, replace: bool = False) -> Recommend
     if existing is not None and not replace:
         return existing
     result = triage.assess(triage.Answers.of(consultation), site_type=site_type_of(consultation))
-    result = _raised_by_model(result, validated_top(consultation))
+    result = _raised_by_model(result, validated_tops(consultation))
     recommendation = existing or Recommendation(consultation_id=consultation.id, level=result.level)
     recommendation.level = result.level
     recommendation.rule_ids = list(result.rule_ids)
@@ -92,9 +99,9 @@ def _photo_line(consultation: Consultation, language: str) -> tuple[str, bool]:
     return t("skin_result_photo_retake", language), False
 
 
-def validated_top(consultation: Consultation) -> list | None:
-    """The top-3 of the consultation's photo whose first label the validated model is surest of; ``None`` when no
-    photo was analysed by a model with a recorded sign-off."""
+def validated_tops(consultation: Consultation) -> list[list]:
+    """The top-3 of each of the consultation's photos analysed by a model with a recorded sign-off, the one whose
+    first label the model is surest of first; ``[]`` when there is none."""
     analyses = db.session.scalars(
         select(Analysis).where(
             Analysis.consultation_id == consultation.id,
@@ -102,14 +109,17 @@ def validated_top(consultation: Consultation) -> list | None:
             Analysis.model_validated.is_(True),
         )  # fmt: skip
     ).all()
-    tops = [analysis.top for analysis in analyses if analysis.top]
-    return max(tops, key=lambda top: top[0][1]) if tops else None
+    return sorted((analysis.top for analysis in analyses if analysis.top), key=lambda top: -top[0][1])
 
 
-def _raised_by_model(result: triage.Triage, top: list | None) -> triage.Triage:
-    """The triage result, at a higher level when a validated model's top label is a referral condition."""
-    level, condition = skin_model_validation.raised_level(result.level, top)
-    if condition is None:
+def _raised_by_model(result: triage.Triage, tops: list[list]) -> triage.Triage:
+    """The triage result, at a higher level when a validated model's top label for any photo is a referral
+    condition (:func:`app.services.skin_model_validation.raised_level`); otherwise unchanged."""
+    level, raised = result.level, False
+    for top in tops:
+        level, condition = skin_model_validation.raised_level(level, top)
+        raised = raised or condition is not None
+    if not raised:
         return result
     reasons = [key for key in result.reasons if not key.startswith("triage_reason_base_")]
     return dataclasses.replace(result, level=level, medicines=(), excluded={},
@@ -123,10 +133,12 @@ def label_name(label: str, language: str) -> str:
 
 
 def _model_line(consultation: Consultation, language: str) -> str:
-    top = validated_top(consultation)
-    if not top:
+    tops = validated_tops(consultation)
+    if not tops:
         return t("skin_result_model_unvalidated", language)
-    label, probability = top[0]
+    # A photo whose label raised the level is the one to name, even if another photo's label is surer.
+    raising = [top for top in tops if skin_model_validation.raised_level(LEVELS[0], top)[1] is not None]
+    label, probability = (raising or tops)[0][0]
     return t("skin_result_model_labels", language, label=label_name(label, language),
              percent=round(probability * 100))  # fmt: skip
 

@@ -131,6 +131,11 @@ class SkinModel:
         return self.manifest["version"]
 
     @property
+    def output_name(self) -> str:
+        """The model's main output (a classifier's scores, a feature extractor's features)."""
+        return self._output_name
+
+    @property
     def classifier(self) -> bool:
         """Whether the model names conditions (a feature extractor does not)."""
         return self.kind != FEATURES

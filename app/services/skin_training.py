@@ -430,7 +430,7 @@ def train(data_dir: Path, out_dir: Path, backbone_dir: Path, *, seed: int = 0, n
                   "counts": counts, "photos": len(photos), "patients": len(set(parts)),
                   "data_sha256": data_hash, "backbone": {"name": backbone.name, "version": backbone.version,
                                                          "sha256": backbone.sha256}}  # fmt: skip
-    model = append_head((backbone.model_dir / backbone.manifest["file"]).read_bytes(), backbone._output_name,
+    model = append_head((backbone.model_dir / backbone.manifest["file"]).read_bytes(), backbone.output_name,
                         weights, bias, labels, evaluation, name=name, version=version)  # fmt: skip
     manifest = {
         "name": name,
@@ -439,7 +439,7 @@ def train(data_dir: Path, out_dir: Path, backbone_dir: Path, *, seed: int = 0, n
         "sha256": hashlib.sha256(model).hexdigest(),
         "labels": labels,
         "input": backbone.manifest["input"],
-        "output": {"name": HEAD_OUTPUT, "kind": "probabilities", "features": backbone._output_name},
+        "output": {"name": HEAD_OUTPUT, "kind": "probabilities", "features": backbone.output_name},
         "resize": backbone.manifest["resize"],
         "pixel_scale": backbone.manifest.get("pixel_scale", 255),
         "mean": backbone.manifest["mean"],

@@ -23,9 +23,11 @@ from app.services import skin_advice, skin_model, skin_model_validation
 from app.services.clinical_terms import CONDITIONS
 from app.services.skin_model import DEFAULT_MODEL_DIR, ModelError, SkinModel
 from app.services.skin_model_validation import GateRefused, problems_of, thresholds
+from app.services.triage import assess
 from app.skin_model import build_placeholder
 from tests.factories import bearer
 from tests.photos import encode, sample_photo
+from tests.services.test_triage import CALM
 from workers.inference import analyse_consultation
 
 PLACEHOLDER = build_placeholder.DEFAULT_DIR
@@ -251,3 +253,13 @@ def test_the_model_texts_exist_in_both_languages():
         assert "71%" in line and len(line) < 200
         assert t("triage_reason_model_referral", language)
         assert skin_advice.label_name("not_skin", language) != "not_skin"
+
+
+def test_any_photo_with_a_referral_label_raises_the_level():
+    calm = assess(CALM)
+    tops = [[["fungal", 0.99], ["eczema", 0.01]], [["shingles", 0.7], ["fungal", 0.2]]]
+    raised = skin_advice._raised_by_model(calm, tops)
+    assert calm.level == "self_care" and raised.level == "clinic" and raised.medicines == ()
+    assert raised.reasons[0] == "triage_reason_model_referral"
+    assert skin_advice._raised_by_model(calm, tops[:1]) is calm
+    assert skin_advice._raised_by_model(calm, []) is calm
