@@ -35,7 +35,7 @@ import numpy as np
 
 from app.services import images, skin_metrics
 from app.services.clinical_terms import CONDITIONS
-from app.services.skin_model import MANIFEST_FILE, ModelError, SkinModel
+from app.services.skin_model import MANIFEST_FILE, ModelError, SkinModel, get_model
 
 NOT_SKIN = "not_skin"
 ALLOWED_LABELS = (*CONDITIONS, NOT_SKIN)
@@ -383,7 +383,7 @@ def train(data_dir: Path, out_dir: Path, backbone_dir: Path, *, seed: int = 0, n
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainingError(f"{out_dir}: not empty; give a new folder (a trained model is never overwritten)")
     try:
-        backbone = SkinModel(backbone_dir)
+        backbone = get_model(backbone_dir)  # the process's session: a second training reuses it
     except ModelError as exc:
         raise TrainingError(f"the backbone: {exc}") from None
     if backbone.classifier:

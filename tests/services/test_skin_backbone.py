@@ -36,7 +36,7 @@ BACKBONE_SHA256 = "0f62376b724e82b4d935625600da63ef9a36df327e04891fffaf63b61165e
 
 @pytest.fixture(scope="module")
 def backbone() -> SkinModel:
-    return SkinModel(DEFAULT_MODEL_DIR)
+    return skin_model.get_model(DEFAULT_MODEL_DIR)
 
 
 def _png(picture: np.ndarray) -> bytes:
@@ -84,18 +84,14 @@ def test_a_prediction_names_no_condition_and_summarises_the_features(backbone):
 
 
 def test_make_run_analyses_a_photo_with_the_backbone_and_the_reply_does_not_change(app, client, people):
-    app.config["SKIN_MODEL_DIR"] = ""  # make run's setting: the shipped default
-    skin_model.clear_cache()
-    try:
-        created = client.post(
-            "/api/v1/consultations", headers=bearer(people["tokens"]["pharmacist"]),
-            data={"image": (io.BytesIO(encode(sample_photo(800, 600), "JPEG")), "skin.jpg"), "condition": "fungal",
-                  "age_group": "y18_to_59", "pregnant": "false", "body_site": "trunk_limbs", "open_sore": "no"},
-            content_type="multipart/form-data",
-        ).get_json()  # fmt: skip
-        assert analyse_consultation(created["id"]) == "done"
-    finally:
-        skin_model.clear_cache()
+    app.config["SKIN_MODEL_DIR"] = ""  # make run's setting: the shipped default (the process's session)
+    created = client.post(
+        "/api/v1/consultations", headers=bearer(people["tokens"]["pharmacist"]),
+        data={"image": (io.BytesIO(encode(sample_photo(800, 600), "JPEG")), "skin.jpg"), "condition": "fungal",
+              "age_group": "y18_to_59", "pregnant": "false", "body_site": "trunk_limbs", "open_sore": "no"},
+        content_type="multipart/form-data",
+    ).get_json()  # fmt: skip
+    assert analyse_consultation(created["id"]) == "done"
     analysis = db.session.scalar(select(Analysis))
     assert analysis.status == "completed" and analysis.model_name == build_backbone.NAME
     assert analysis.model_sha256 == BACKBONE_SHA256 and analysis.model_validated is False
