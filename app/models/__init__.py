@@ -13,6 +13,7 @@ from app.models.consultation import (
     ConsultationImage,
     Medication,
     Recommendation,
+    SkinModelValidation,
     TriageGuideline,
 )
 from app.models.contact import Contact, Conversation
@@ -28,6 +29,7 @@ __all__ = [
     "PasswordResetCode", "Patient", "PatientRecord", "TokenFamily", "User", "utcnow",
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
+    "SkinModelValidation",  # the skin model's clinical sign-off
     "StockItem", "StockMovement",  # clinic stock
     "PhoneProofCode",  # proven phone numbers
 ]  # fmt: skip

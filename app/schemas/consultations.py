@@ -125,10 +125,14 @@ class AnalysisSchema(ma.Schema):
     status = ma.fields.String(required=True)
     model_name = ma.fields.String(allow_none=True)
     model_version = ma.fields.String(allow_none=True)
-    model_validated = ma.fields.Boolean(allow_none=True)
+    model_validated = ma.fields.Boolean(allow_none=True, metadata={"description": "a clinical sign-off was "
+                                                                    "recorded for this model file"})  # fmt: skip
+    model_sha256 = ma.fields.String(allow_none=True, metadata={"description": "checksum of the model file"})
     top = ma.fields.List(ma.fields.Tuple((ma.fields.String(), ma.fields.Float())),
                          metadata={"description": "top-3 labels; empty for non-admins while the model is not "
-                                                  "validated for clinical use"})  # fmt: skip
+                                                  "validated for clinical use, and for a feature extractor"})  # fmt: skip
+    output = ma.fields.Dict(allow_none=True, metadata={"description": "a feature extractor's summary of its "
+                                                       "features (kind, size, mean, max, l2, nonzero)"})  # fmt: skip
     quality = ma.fields.Dict()
     timings_ms = ma.fields.Dict()
     error_code = ma.fields.String(allow_none=True, metadata={"description": "a failed analysis: model_error, or "
