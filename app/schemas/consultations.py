@@ -254,7 +254,7 @@ class MedicationQuerySchema(PaginationQuery):
 
 class MedicationSearchSchema(PaginationQuery):
     q = ma.fields.String(required=True, validate=validate.Length(min=1, max=100),
-                         metadata={"description": "name, generic name or indication (case-insensitive)"})  # fmt: skip
+                         metadata={"description": "name, generic name or indication (case-insensitive)", "example": "clotrimazole"})  # fmt: skip
 
 
 class GuidelineSchema(ma.Schema):

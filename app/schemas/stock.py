@@ -45,11 +45,11 @@ StockItemPageSchema = page_of(StockItemSchema, "StockItemPage")
 class StockCreateSchema(ma.Schema):
     class Meta:
         example = {
-            "name": "Paracetamol 500mg tablets",
+            "name": "Zinc 20mg dispersible tablets",
             "unit": "tablets",
-            "reorder_level": 500,
-            "code": "PCM500",
-            "level": 2000,
+            "reorder_level": 100,
+            "code": "ZNC20",
+            "level": 400,
         }
 
     name = text_field(60, required=True, metadata={"description": "e.g. Paracetamol 500mg tablets"})
