@@ -36,9 +36,12 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 		else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi; }
 
-# Prism (mock server), openapi-to-postmanv2 and newman, from the npm registry at the versions of the lock file.
+# Prism (mock server), openapi-to-postmanv2 and newman, from the npm registry at the versions of the lock file
+# (Node.js 18+ and npm: Debian's packages are installed when npm is missing).
 $(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "Node.js 18+ and npm are needed (apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; \
+		else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; fi; }
 	cd $(NODE_TOOLS) && SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
