@@ -67,7 +67,9 @@ def test_docs_render_with_the_network_closed(base_url):
             expect(page.locator(".opblock")).to_have_count(operations)
             login = page.locator(".opblock-post", has=page.locator("[data-path='/api/v1/auth/login']"))
             login.locator(".opblock-summary").click()
-            expect(login.locator(".opblock-body")).to_contain_text("access_token")
+            # the document's examples, not placeholders: the demo sign-in and a Botswana number
+            expect(login.locator(".opblock-body")).to_contain_text("staff@thusa.example")
+            expect(login.locator(".opblock-body")).to_contain_text("+26771000001")
         finally:
             browser.close()
 
