@@ -7,6 +7,7 @@ from app.api import (
     audit,
     auth,
     clinics,
+    docs,
     health,
     message_log,
     patients,
@@ -36,7 +37,9 @@ BLUEPRINTS = (
 
 
 def init_app(app, openapi) -> None:
-    """Register the API blueprints on ``openapi`` (documented) and the health checks (not in the API document)."""
+    """Register the API blueprints on ``openapi`` (documented); the health checks and the Swagger UI page are not
+    in the API document."""
     for blueprint in BLUEPRINTS:
         openapi.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES
+from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, language_field, page_of
 
 BULK_LIMIT = 1000  # items in one POST /bulk
@@ -90,6 +91,9 @@ class LocalDateTime(ma.fields.DateTime):
 
 
 class AppointmentSchema(ma.Schema):
+    class Meta:
+        example = ex.APPOINTMENT_ANSWER
+
     id = ma.fields.UUID(required=True)
     clinic_id = ma.fields.UUID(required=True)
     patient_id = ma.fields.UUID(required=True)
@@ -129,6 +133,22 @@ class BulkResultSchema(ma.Schema):
 
 
 class BulkResponseSchema(ma.Schema):
+    class Meta:
+        example = {
+            "results": [
+                {"index": 0, "status": 201, "id": ex.APPOINTMENT},
+                {
+                    "index": 1,
+                    "status": 422,
+                    "error": {
+                        "code": "validation_error",
+                        "message": "The item has invalid fields; see details.",
+                        "details": {"patient_phone": ["This is not a valid phone number."]},
+                    },
+                },
+            ]
+        }
+
     results = ma.fields.List(ma.fields.Nested(BulkResultSchema), required=True)
 
 
@@ -139,6 +159,21 @@ class ImportErrorSchema(ma.Schema):
 
 
 class ImportReportSchema(ma.Schema):
+    class Meta:
+        example = {
+            "imported": 118,
+            "updated": 3,
+            "unchanged": 0,
+            "error_count": 1,
+            "errors": [
+                {
+                    "line": 7,
+                    "column": "appointment_datetime",
+                    "message": "No month 13: this clinic writes dates day first (dd/mm/yyyy HH:MM, as 01/12/2026 09:00); write 2026-12-01 09:00 to be sure.",
+                }
+            ],
+        }
+
     imported = ma.fields.Integer(required=True)
     updated = ma.fields.Integer(required=True)
     unchanged = ma.fields.Integer(required=True)
@@ -151,6 +186,16 @@ class ImportReportSchema(ma.Schema):
 
 class AppointmentCreateSchema(ma.Schema):
     """The CSV columns as JSON fields."""
+
+    class Meta:
+        example = {
+            "patient_phone": "+26772345678",
+            "appointment_datetime": ex.BOOKING_LOCAL,
+            "language": "tn",
+            "patient_name": "Kagiso Molefe",
+            "external_ref": "GMC-2030-00112",
+            "channel": "sms",
+        }
 
     patient_phone = ma.fields.String(
         required=True, validate=[validate.Length(min=1, max=32), storable],
@@ -170,6 +215,9 @@ class AppointmentCreateSchema(ma.Schema):
 class AppointmentUpdateSchema(ma.Schema):
     """Every field optional; only those sent change. A new time re-plans the reminders and tells the patient."""
 
+    class Meta:
+        example = {"appointment_datetime": ex.MOVED_LOCAL, "language": "tn"}
+
     appointment_datetime = appointment_time()
     language = language_field(allow_none=True)
     patient_name = text_field(200, allow_none=True)
@@ -177,6 +225,9 @@ class AppointmentUpdateSchema(ma.Schema):
 
 
 class AttendanceSchema(ma.Schema):
+    class Meta:
+        example = {"attended": True}
+
     attended = ma.fields.Boolean(required=True)
 
 
@@ -219,6 +270,21 @@ BULK_ITEM_SCHEMAS = {
 
 
 class BulkRequestSchema(ma.Schema):
+    class Meta:
+        example = {
+            "items": [
+                {
+                    "action": "create",
+                    "patient_phone": "+26773456789",
+                    "appointment_datetime": ex.BOOKING_LOCAL,
+                    "language": "tn",
+                    "patient_name": "Onalenna Seretse",
+                    "external_ref": "GMC-2030-00113",
+                },
+                {"action": "reschedule", "id": ex.APPOINTMENT, "appointment_datetime": ex.MOVED_LOCAL},
+            ]
+        }
+
     items = ma.fields.List(
         ma.fields.Dict(),
         required=True,
@@ -232,6 +298,13 @@ class BulkRequestSchema(ma.Schema):
 
 
 class UploadFileSchema(ma.Schema):
+    class Meta:
+        example = {
+            "file": "patient_phone,appointment_datetime,language,patient_name,external_ref\n"
+            "+26772345678,06/03/2030 10:30,tn,Kagiso Molefe,GMC-2030-00112\n"
+            "+233241234567,2030-03-06 11:00,en,Ama Mensah,GMC-2030-00114\n"
+        }
+
     file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
                                                   "description": "the CSV file (UTF-8, , or ; separated)"})  # fmt: skip
 

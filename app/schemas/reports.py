@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from app.schemas import examples as ex
 from app.schemas.appointments import YEARS
 
 
@@ -43,6 +44,9 @@ def _breakdown(description: str) -> ma.fields.Dict:
 
 
 class AttendanceReportSchema(ma.Schema):
+    class Meta:
+        example = ex.ATTENDANCE_REPORT
+
     clinic_id = ma.fields.UUID(required=True, allow_none=True, metadata={"description": "null: every clinic"})
     since = ma.fields.Date(data_key="from", attribute="from", required=True, allow_none=True)
     until = ma.fields.Date(data_key="to", attribute="to", required=True, allow_none=True)

@@ -255,6 +255,9 @@ TABLE = [
     #   method    path                                   body                (anon viewer staff other pharm admin)
     row("GET",    "/api/v1/openapi.json",                None,               (200, 200, 200, 200, 200, 200)),
     row("GET",    "/api/v1/docs",                        None,               (200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/init.js",                None,               (200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/assets/{asset}",         None,               (200, 200, 200, 200, 200, 200),
+        setup=lambda _people: {"asset": "swagger-ui.css"}),
 
     row("POST",   "/api/v1/auth/register",               register_body,      (201, 201, 201, 201, 201, 201)),
     row("POST",   "/api/v1/auth/login",                  login_body,         (200, 200, 200, 200, 200, 200)),
