@@ -37,6 +37,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
     # Skin consultations: re-enqueue analyses whose enqueue was lost (Redis down at commit).
     PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
+    # Missed visits: each one's recovery SMS, once the clinic's sending hours allow (workers.missed_visits).
+    PeriodicJob("queue-recovery", "workers.missed_visits.queue_recovery_sms", 60, QUEUE_REMINDERS),
 )
 
 

@@ -137,6 +137,9 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
         ),
         viewonly=True,
     )
+    series: Mapped[AppointmentSeries | None] = relationship(
+        primaryjoin=lambda: foreign(Appointment.series_id) == remote(AppointmentSeries.id), viewonly=True
+    )
 
 
 class AppointmentSeries(UUIDPrimaryKey, Timestamps, Base):

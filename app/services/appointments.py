@@ -28,6 +28,7 @@ from app.services.appointment_rules import (  # noqa: F401 (re-exported: the rul
     channel_of,
     confirm,
     create,
+    format_day,
     format_when,
     import_key,
     language_of,
