@@ -181,6 +181,19 @@ def home_appointment(people: dict) -> dict:
     return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
 
 
+def home_missed(people: dict) -> dict:
+    """A missed visit at the home clinic (to trace)."""
+    appointment = appointments.create(None, people["home"], patient_phone="+26772000094",
+                                      appointment_datetime=datetime.fromisoformat(APPOINTMENT_AT))  # fmt: skip
+    appointment.status = "missed"
+    db.session.commit()
+    return {"home_missed": appointment.id}
+
+
+def tracing_body(ctx: dict) -> dict:
+    return {"outcome": "unreachable", "note": "No answer"}
+
+
 # Skin consultations.
 def photo_form(ctx: dict) -> dict:
     from tests.photos import encode, sample_photo
@@ -315,6 +328,9 @@ TABLE = [
         setup=home_appointment),
     row("PUT",    "/api/v1/appointments/{home_appointment}/attendance", attendance_body,
         (401, 403, 200, 403, 403, 200), setup=home_appointment),
+    row("GET",    "/api/v1/appointments/tracing",        None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/appointments/{home_missed}/tracing", tracing_body, (401, 403, 201, 403, 403, 201),
+        setup=home_missed),
 
     row("GET",    "/api/v1/reports/attendance",          None,               (401, 200, 200, 200, 403, 200)),
 
