@@ -229,6 +229,46 @@ USSD_TEXTS: dict[str, Text] = {
         example={"visit": "16:30 ...4567"},
         note="As ussd_staff_saved and visit_receipt_attended.",
     ),
+    "ussd_staff_trace": Text(
+        en="To trace: {count} patients who missed a visit.\nEnter the last 4 digits of the phone.\n0 Back",
+        tn="Go batlwa: ba le {count} ba ba tlhaetseng ketelo.\nTsenya dinomoro tse 4 tsa bofelo tsa "
+        "mogala.\n0 Kwa morago",
+        channel="ussd",
+        example={"count": 9999},
+        note="tsenya (55), nomoro (67), mogala (68), Kwa morago (58); 'go batlwa' (to be looked "
+        "for), 'ba ba tlhaetseng ketelo' (who missed a visit) are built (issue 17), awaiting native review.",
+    ),
+    "ussd_staff_no_trace": Text(
+        en="No one to trace with a phone ending {digits}.",
+        tn="Ga go na ope yo mogala o felang ka {digits}.",
+        channel="ussd",
+        example={"digits": "4567"},
+        note="mogala (68); 'o felang ka' (from fela 75) is built, awaiting native review.",
+    ),
+    "ussd_staff_trace_outcome": Text(
+        en="{visit}\n1 Reached, rebooked\n2 Reached, declined\n3 Unreachable\n4 Transferred out\n5 Died\n0 Back",
+        tn="{visit}\n1 O bonwe, o tla tla\n2 O bonwe, o gannye\n3 Ga a bonwe\n4 O fudugetse kwa kokelwana e nngwe"
+        "\n5 O tlhokafetse\n0 Kwa morago",
+        channel="ussd",
+        example={"visit": "Missed 31/12 ...4567"},
+        note="kokelwana (13, uncertain), Kwa morago (58); 'o bonwe' (was reached), 'o gannye' (refused), "
+        "'o fudugetse' (moved) and 'o tlhokafetse' (passed away, the respectful word) are built (issue 17), "
+        "awaiting native review.",
+    ),
+    "ussd_staff_trace_label": Text(
+        en="Missed {date} ...{digits}",
+        tn="Ga a tla {date} ...{digits}",
+        channel="ussd",
+        example={"date": "31/12", "digits": "4567"},
+        note="'ga a tla' (did not come) is built from tla (28), awaiting native review.",
+    ),
+    "ussd_staff_traced": Text(
+        en="Saved: {visit}.",
+        tn="Go bolokilwe: {visit}.",
+        channel="ussd",
+        example={"visit": "Ga a tla 31/12 ...4567"},
+        note="As ussd_staff_saved.",
+    ),
     "ussd_staff_language": Text(
         en="Choose language:\n1 English\n2 Setswana\n0 Back",
         tn="Tlhopha puo:\n1 Sekgoa\n2 Setswana\n0 Kwa morago",
