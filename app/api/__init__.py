@@ -9,6 +9,7 @@ from app.api import (
     clinics,
     health,
     message_log,
+    notices,
     patients,
     phone_proof,
     pins,
@@ -32,6 +33,7 @@ BLUEPRINTS = (
     stock.blp,  # clinic stock
     pins.blp,  # staff USSD PINs
     *skin.BLUEPRINTS,  # skin consultations
+    notices.blp,  # clinic notices
 )  # fmt: skip
 
 
