@@ -256,7 +256,7 @@ def test_the_patient_ussd_menu_walks_to_cannot_come(served, sim):
     session = first["session_id"]
     check = sim.post("/simulator/api/ussd", json={"phone": PATIENT, "session_id": session, "history": "3"},
                      headers=HEADERS).get_json()  # fmt: skip
-    assert check["screen"].endswith("1 Yes\n2 No") and check["end"] is False
+    assert check["screen"].endswith("1 Yes, I cannot come\n2 No, go back") and check["end"] is False
     done = sim.post("/simulator/api/ussd", json={"phone": PATIENT, "session_id": session, "history": "3*1"},
                     headers=HEADERS).get_json()  # fmt: skip
     assert done["end"] is True
