@@ -17,9 +17,10 @@ from sqlalchemy.orm import aliased
 
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.models import Appointment, Message, Patient, TracingOutcome, utcnow
+from app.models import Appointment, Clinic, Message, Patient, TracingOutcome, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED, TRACING_CLOSING
 from app.services import audit, clinics
+from app.services.appointments import in_period
 from app.services.clinic_calendar import local_time
 from app.services.recovery import RECOVERY_DAYS, RECOVERY_KEY, recovery_key
 
@@ -97,10 +98,12 @@ def tracing_list(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None
     clinic = clinics.clinic_for(actor, clinic_id, location="query")
     stmt = _open(clinic.id if clinic is not None else None, now)
     if overdue is not None:
-        # Overdue: more than RECOVERY_DAYS whole days ago; near enough in SQL as an instant, refined per row below.
-        cutoff = now - timedelta(days=RECOVERY_DAYS)
-        stmt = stmt.where(Appointment.appointment_datetime < cutoff if overdue else
-                          Appointment.appointment_datetime >= cutoff)  # fmt: skip
+        # Overdue: on a clinic-local day more than RECOVERY_DAYS days before today (as ``days_since`` counts).
+        today = local_time(clinic, now).date() if clinic is not None else now.date()
+        last_overdue_day = today - timedelta(days=RECOVERY_DAYS + 1)
+        stmt = stmt.join(Clinic, Appointment.clinic_id == Clinic.id)
+        older = in_period(None, last_overdue_day, clinic)
+        stmt = stmt.where(older if overdue else ~older)
     result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
     entries = _entries(list(result.items), now)
     audit.record(actor, "appointment.tracing.read", "appointment", None,

@@ -21,7 +21,17 @@ from app.models.channel import SMS, WHATSAPP
 from app.models.message_log import DIRECTION_OUT
 from app.services import appointments, recovery
 from bots.flows import Context, Flow, Reply, register
-from bots.flows.appointments import CHANGE, HELP_EVERY, HELP_KEY, LETTERS, OFFER_TTL, letters_text, link, parse
+from bots.flows.appointments import (
+    CHANGE,
+    HELP_EVERY,
+    HELP_KEY,
+    LETTERS,
+    OFFER_TTL,
+    letters_text,
+    link,
+    parse,
+    upcoming,
+)
 
 
 def _missed(ctx: Context) -> Appointment | None:
@@ -40,7 +50,7 @@ class MissedVisitReplies(Flow):
 
     def can_start(self, ctx: Context) -> bool:
         """A number with no upcoming visit and a missed one still to recover."""
-        return appointments.next_for_phone(ctx.contact.address) is None and _missed(ctx) is not None
+        return upcoming(ctx) is None and _missed(ctx) is not None
 
     def start(self, ctx: Context) -> Reply | None:
         """No offer open yet."""

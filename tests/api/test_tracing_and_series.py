@@ -201,3 +201,15 @@ def test_a_bad_repeat_is_422_and_books_nothing(client, people, repeat):
                                        "repeat": repeat}, headers=headers(people))  # fmt: skip
     assert response.status_code == 422 and "repeat" in str(response.get_json()["error"]["details"])
     assert db.session.scalar(select(Appointment)) is None
+
+
+@pytest.mark.parametrize(("days_ago", "overdue"), [(14, False), (15, True)])
+def test_overdue_in_the_filter_and_the_flag_agree_at_the_edge(client, people, days_ago, overdue):
+    missed(people["home"], days_ago=days_ago)
+    listed = {
+        flag: client.get(f"{BASE}/tracing", query_string={"overdue": flag}, headers=headers(people)).get_json()
+        for flag in ("true", "false")
+    }
+    shown = listed["true" if overdue else "false"]["items"]
+    assert [item["overdue"] for item in shown] == [overdue]
+    assert listed["false" if overdue else "true"]["items"] == []

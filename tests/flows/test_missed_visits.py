@@ -165,3 +165,15 @@ def test_no_sms_no_rebooking_by_reply(app, clinic):
     assert recovery.recoverable(PHONE) is None
     assert reply is None or "free times" not in reply.text
     assert db.session.scalar(select(Appointment).where(Appointment.rebooked_from_id == visit.id)) is None
+
+
+def test_a_recovery_sms_claimed_outside_the_sending_hours_waits_for_them(app, clinic):
+    from app.models import Message as Row
+    from app.services import send_checks
+
+    visit = missed_and_messaged(clinic)
+    [sms] = recoveries()
+    night = datetime.combine(appointments.local_time(clinic, utcnow()).date(), time(23, 0),
+                             tzinfo=appointments.zone(clinic)).astimezone(UTC)  # fmt: skip
+    verdict = send_checks.hold(db.session.get(Row, sms.id), visit, night)
+    assert verdict.code is None and verdict.send_at == appointments.next_send_time(clinic, night)
