@@ -399,6 +399,25 @@ def test_reset_puts_the_demo_back_touches_nothing_else_and_can_be_repeated(serve
     assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "queued"
 
 
+def test_reset_also_removes_the_demo_patients_series_and_tracing_outcomes(served, sim):
+    from app.models import AppointmentSeries, TracingOutcome
+    from app.services import series
+
+    with served.app_context():
+        visit = db.session.scalar(select(Appointment).where(Appointment.external_ref == "DEMO-1"))
+        series.start(visit, 28, None)
+        visit.status = "missed"
+        db.session.add(TracingOutcome(appointment_id=visit.id, clinic_id=visit.clinic_id, outcome="unreachable"))
+        db.session.commit()
+
+    response = sim.post("/simulator/api/reset", json={}, headers=HEADERS)
+
+    assert response.status_code == 200 and response.get_json()["result"] == "reset"
+    with served.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TracingOutcome)) == 0
+        assert db.session.scalar(select(func.count()).select_from(AppointmentSeries)) == 0
+
+
 # --- reset, with the stock and the skin consultations of the demo ------------------------------------------------
 
 STAFF = "+26771000001"  # Neo Molefe, Gaborone Main Clinic, PIN 2580
