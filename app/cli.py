@@ -1,6 +1,6 @@
-"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``telegram set-webhook`` /
-``webhook-info``, ``skin-model train`` / ``evaluate`` / ``validate`` (plus Flask-Migrate's ``db`` and
-flask-smorest's ``openapi``)."""
+"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``jobs list`` / ``run``,
+``telegram set-webhook`` / ``webhook-info``, ``skin-model train`` / ``evaluate`` / ``validate`` (plus Flask-Migrate's
+``db`` and flask-smorest's ``openapi``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from app.errors import ServiceError
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.jobs import QUEUES
 from app.models.user import ROLES, SITE_TYPES
 from app.services import consultations, formulary, images, skin_model_validation, skin_training
@@ -23,6 +23,7 @@ from app.services.demo import seed_demo
 from app.services.phones import to_e164
 from app.services.users import create_user
 from bots.channels import telegram
+from workers import schedule
 from workers.runner import run_worker
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -92,6 +93,31 @@ def worker_command(queues, burst, no_scheduler):
         raise click.ClickException(f"unknown queue(s) {', '.join(sorted(unknown))}; queues: {', '.join(QUEUES)}")
     run_worker(current_app._get_current_object(), tuple(queues) or QUEUES, burst=burst,
                with_scheduler=not no_scheduler)  # fmt: skip
+
+
+jobs_cli = AppGroup("jobs", help="The periodic jobs: list them, or run one now.")
+
+
+@jobs_cli.command("list")
+def jobs_list_command():
+    """Every periodic job: name, period, queue, function."""
+    for job in schedule.SCHEDULE:
+        click.echo(f"{job.name:<24} every {job.every_seconds:>6} s  {job.queue:<10} {job.func}")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+@with_appcontext
+def jobs_run_command(name):
+    """Run the periodic job NAME now, in this process (claimed like the scheduled run: never two at once)."""
+    try:
+        result = schedule.run_now(redis_client.client, name)
+    except KeyError:
+        names = ", ".join(job.name for job in schedule.SCHEDULE)
+        raise click.ClickException(f"no periodic job {name!r}; jobs: {names}") from None
+    except schedule.RunRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name}: {result}")
 
 
 telegram_cli = AppGroup("telegram", help="Telegram Bot API setup.")
@@ -244,3 +270,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(telegram_cli)
     app.cli.add_command(skin_model_cli)
+    app.cli.add_command(jobs_cli)  # periodic jobs by hand

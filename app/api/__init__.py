@@ -10,6 +10,7 @@ from app.api import (
     docs,
     health,
     message_log,
+    notices,
     patients,
     phone_proof,
     pins,
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     stock.blp,  # clinic stock
     pins.blp,  # staff USSD PINs
     *skin.BLUEPRINTS,  # skin consultations
+    notices.blp,  # clinic notices
 )  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed models, one module per domain area. Importing this package registers them all."""
 
-from app.models.appointment import Appointment, Patient, PatientRecord
+from app.models.appointment import Appointment, AppointmentSeries, Patient, PatientRecord, TracingOutcome
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
@@ -18,6 +18,7 @@ from app.models.consultation import (
 )
 from app.models.contact import Contact, Conversation
 from app.models.message_log import Message, MessageEvent
+from app.models.notice import ClinicNotice
 from app.models.phone_proof import PhoneProofCode
 
 # Clinic stock.
@@ -32,4 +33,5 @@ __all__ = [
     "SkinModelValidation",  # the skin model's clinical sign-off
     "StockItem", "StockMovement",  # clinic stock
     "PhoneProofCode",  # proven phone numbers
+    "AppointmentSeries", "ClinicNotice", "TracingOutcome",  # missed visits, series, notices
 ]  # fmt: skip

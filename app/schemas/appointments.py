@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import marshmallow as ma
 from marshmallow import validate
 
-from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES
+from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES, TRACING_OUTCOMES
 from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, language_field, page_of
 
@@ -90,6 +90,15 @@ class LocalDateTime(ma.fields.DateTime):
 # --- responses ----------------------------------------------------------------------------------------------------
 
 
+class SeriesSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    every_days = ma.fields.Integer(required=True)
+    count = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "null: open"})
+    booked = ma.fields.Integer(required=True, metadata={"description": "visits booked so far"})
+    ended_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                       metadata={"description": "the clinic cancelled the rest"})  # fmt: skip
+
+
 class AppointmentSchema(ma.Schema):
     class Meta:
         example = ex.APPOINTMENT_ANSWER
@@ -112,6 +121,10 @@ class AppointmentSchema(ma.Schema):
     external_ref = ma.fields.String(allow_none=True)
     channel = ma.fields.String(required=True)
     next_reminder_at = ma.fields.AwareDateTime(allow_none=True)
+    series = ma.fields.Nested(SeriesSchema, allow_none=True, dump_default=None,
+                              metadata={"description": "the series this recurring visit belongs to"})  # fmt: skip
+    series_number = ma.fields.Integer(allow_none=True, metadata={"description": "its number in the series, from 1"})
+    rebooked_from_id = ma.fields.UUID(allow_none=True, metadata={"description": "the missed visit it rebooks"})
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
 
@@ -184,6 +197,15 @@ class ImportReportSchema(ma.Schema):
 # --- requests -----------------------------------------------------------------------------------------------------
 
 
+class RepeatSchema(ma.Schema):
+    """A recurring visit: the next one about ``every_days`` after each visit, ``count`` visits in all."""
+
+    every_days = ma.fields.Integer(required=True, validate=validate.Range(1, 366),
+                                   metadata={"description": "days between visits (e.g. 28 for ART refills)"})  # fmt: skip
+    count = ma.fields.Integer(allow_none=True, load_default=None, validate=validate.Range(2, 52),
+                              metadata={"description": "visits in all, this one included; absent or null: open"})  # fmt: skip
+
+
 class AppointmentCreateSchema(ma.Schema):
     """The CSV columns as JSON fields."""
 
@@ -210,6 +232,10 @@ class AppointmentCreateSchema(ma.Schema):
     channel = ma.fields.String(allow_none=True, load_default=None, validate=validate.OneOf(PATIENT_CHANNELS),
                                metadata={"description": "where this clinic's reminders to the patient go: sms or "
                                                         "whatsapp (the clinic's own record; others keep theirs)"})  # fmt: skip
+    repeat = ma.fields.Nested(RepeatSchema, allow_none=True, load_default=None,
+                              metadata={"description": "make this the first visit of a series"})  # fmt: skip
+    rebooks = ma.fields.UUID(allow_none=True, load_default=None,
+                             metadata={"description": "the missed visit of this clinic that this one rebooks"})  # fmt: skip
 
 
 class AppointmentUpdateSchema(ma.Schema):
@@ -312,3 +338,36 @@ class UploadFileSchema(ma.Schema):
 class UploadQuerySchema(ma.Schema):
     atomic = ma.fields.Boolean(load_default=False, metadata={"description": "import nothing if any row is invalid"})
     clinic_id = ma.fields.UUID(metadata={"description": "admins: the clinic of rows without a clinic_id column value"})
+
+
+# --- tracing patients who missed a visit ----------------------------------------------------------------------------
+
+
+class CancelQuerySchema(ma.Schema):
+    series = ma.fields.String(load_default="one", validate=validate.OneOf(("one", "rest")),
+                              metadata={"description": "a visit of a series: one (the next is booked) or rest"})  # fmt: skip
+
+
+class TracingQuerySchema(PaginationQuery):
+    clinic_id = ma.fields.UUID(metadata={"description": "admins: one clinic (else all); others: only their own"})
+    overdue = ma.fields.Boolean(metadata={"description": "only those missed more than 14 days ago (true) or not"})
+
+
+class TracingOutcomeSchema(ma.Schema):
+    outcome = ma.fields.String(required=True, validate=validate.OneOf(TRACING_OUTCOMES))
+    note = text_field(500, allow_none=True, load_default=None,
+                      metadata={"description": "what was said or tried (health data: erased with the patient)"})  # fmt: skip
+
+
+class TracingEntrySchema(ma.Schema):
+    appointment = ma.fields.Nested(AppointmentSchema, required=True)
+    days_since = ma.fields.Integer(required=True, metadata={"description": "clinic-local days since the visit"})
+    overdue = ma.fields.Boolean(required=True, metadata={"description": "missed more than 14 days ago"})
+    contact_attempts = ma.fields.Integer(required=True,
+                                         metadata={"description": "the recovery SMS and each outcome recorded"})  # fmt: skip
+    last_outcome = ma.fields.String(allow_none=True, required=True)
+    last_outcome_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    last_note = ma.fields.String(allow_none=True, required=True)
+
+
+TracingPageSchema = page_of(TracingEntrySchema, "TracingPage")

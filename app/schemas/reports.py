@@ -36,6 +36,9 @@ class AttendanceCountsSchema(ma.Schema):
     cancelled = ma.fields.Integer(required=True)
     no_show_rate = ma.fields.Float(required=True, allow_none=True, validate=validate.Range(0, 1),
                                    metadata={"description": "missed / (attended + missed); null when both 0"})  # fmt: skip
+    recovered = ma.fields.Integer(required=True, metadata={"description": "missed, then rebooked within 14 days"})
+    recovery_rate = ma.fields.Float(required=True, allow_none=True, validate=validate.Range(0, 1),
+                                    metadata={"description": "recovered / missed; null when none missed"})  # fmt: skip
 
 
 def _breakdown(description: str) -> ma.fields.Dict:
@@ -54,3 +57,5 @@ class AttendanceReportSchema(ma.Schema):
     by_language = _breakdown("en, tn: the appointment's language, else the patient's, else the clinic's")
     by_channel = _breakdown("sms, whatsapp")
     by_reminders = _breakdown("reminders sent: 0, 1, 2, 3+")
+    tracing = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+                             metadata={"description": "tracing outcomes recorded for the period's visits, by outcome"})  # fmt: skip

@@ -196,7 +196,7 @@ FILE_ERRORS = {
                 1,
                 "patient_phnoe",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (1, "patient_phone", "This required column is missing from the header row."),
         ],
@@ -214,13 +214,13 @@ FILE_ERRORS = {
                 1,
                 "+26771234567",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (
                 1,
                 "2030-03-05 09:00",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (1, "patient_phone", "This required column is missing from the header row."),
             (1, "appointment_datetime", "This required column is missing from the header row."),
@@ -237,7 +237,7 @@ FILE_ERRORS = {
                 3,
                 "when",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (3, "appointment_datetime", "This required column is missing from the header row."),
         ],
