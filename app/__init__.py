@@ -79,8 +79,6 @@ def _configure(app: Flask) -> None:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {"description": "Thusa: appointments, clinic stock and skin consultations by SMS, USSD and chat."},
             "components": {

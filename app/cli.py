@@ -1,24 +1,29 @@
-"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``telegram set-webhook`` /
-``webhook-info`` (plus Flask-Migrate's ``db`` and flask-smorest's ``openapi``)."""
+"""Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``jobs list`` / ``run``,
+``telegram set-webhook`` / ``webhook-info``, ``skin-model train`` / ``evaluate`` / ``validate`` (plus Flask-Migrate's
+``db`` and flask-smorest's ``openapi``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from app.errors import ServiceError
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.jobs import QUEUES
 from app.models.user import ROLES, SITE_TYPES
-from app.services import consultations, formulary
+from app.services import consultations, formulary, images, skin_model_validation, skin_training
 from app.services.demo import seed_demo
 from app.services.phones import to_e164
 from app.services.users import create_user
 from bots.channels import telegram
+from workers import schedule
 from workers.runner import run_worker
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -90,6 +95,31 @@ def worker_command(queues, burst, no_scheduler):
                with_scheduler=not no_scheduler)  # fmt: skip
 
 
+jobs_cli = AppGroup("jobs", help="The periodic jobs: list them, or run one now.")
+
+
+@jobs_cli.command("list")
+def jobs_list_command():
+    """Every periodic job: name, period, queue, function."""
+    for job in schedule.SCHEDULE:
+        click.echo(f"{job.name:<24} every {job.every_seconds:>6} s  {job.queue:<10} {job.func}")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+@with_appcontext
+def jobs_run_command(name):
+    """Run the periodic job NAME now, in this process (claimed like the scheduled run: never two at once)."""
+    try:
+        result = schedule.run_now(redis_client.client, name)
+    except KeyError:
+        names = ", ".join(job.name for job in schedule.SCHEDULE)
+        raise click.ClickException(f"no periodic job {name!r}; jobs: {names}") from None
+    except schedule.RunRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name}: {result}")
+
+
 telegram_cli = AppGroup("telegram", help="Telegram Bot API setup.")
 
 
@@ -129,9 +159,115 @@ def telegram_webhook_info_command():
         click.echo(f"allowed_updates: {', '.join(info['allowed_updates'])}")
 
 
+skin_model_cli = AppGroup("skin-model", help="Train, evaluate and sign off a skin photo model (docs/skin-model.md).")
+
+
+def _caps() -> dict:
+    config = current_app.config
+    return {**images.upload_caps(config), "max_decode_bytes": config["IMAGE_DECODE_MAX_BYTES"]}
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@skin_model_cli.command("train")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of condition folders (triage condition ids, or not_skin), with an optional meta.csv.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="New folder for the trained model (model.onnx, manifest.json, report.md, split.csv).",
+)
+@click.option(
+    "--backbone",
+    "backbone_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Feature extractor to train on (default: the shipped EfficientNet-Lite0 backbone).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
+@click.option("--name", default="thusa-skin-head", show_default=True, help="Model name in the manifest.")
+@click.option("--version", default="", help="Model version (default: the UTC time of training).")
+def skin_model_train_command(data_dir, out_dir, backbone_dir, seed, name, version):
+    """Train a head on confirmed photos: every photo goes the production way, split by patient, metrics in
+    report.md."""
+    from app.services.skin_model import DEFAULT_MODEL_DIR
+
+    try:
+        manifest = skin_training.train(data_dir, out_dir, backbone_dir or DEFAULT_MODEL_DIR, seed=seed, name=name,
+                                       version=version, caps=_caps(), progress=_progress)  # fmt: skip
+    except skin_training.TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+    heldout = manifest["evaluation"]["heldout"]
+    click.echo(f"trained {manifest['name']} {manifest['version']} ({manifest['evaluation']['split']} split): "
+               f"balanced accuracy {heldout['balanced_accuracy']}, macro-F1 {heldout['macro_f1']}, top-3 "
+               f"{heldout['top3_accuracy']}; sha256 {manifest['sha256']}")  # fmt: skip
+    click.echo(f"read {out_dir / skin_training.REPORT_FILE}; sign-off: flask skin-model validate {out_dir} "
+               f"--signed-off-by NAME")  # fmt: skip
+
+
+@skin_model_cli.command("evaluate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another labelled folder (the model's labels as folder names).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of Markdown.")
+def skin_model_evaluate_command(model_dir, data_dir, as_json):
+    """Re-score a trained model on another labelled set."""
+    started = time.perf_counter()
+    try:
+        result = skin_training.evaluate(model_dir, data_dir, caps=_caps(), progress=_progress)
+    except skin_training.TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    model = result["model"]
+    click.echo(f"# {model['name']} {model['version']} on {data_dir}\n")
+    click.echo(f"- model sha256 `{model['sha256']}`; file list sha256 `{result['data_sha256']}`")
+    labels = list(result["metrics"]["per_class"])
+    click.echo("\n".join(skin_training.metrics_markdown(result["metrics"], labels)))
+    click.echo(f"\n({time.perf_counter() - started:.1f} s)", err=True)
+
+
+@skin_model_cli.command("validate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--signed-off-by", "signed_off_by", default="", help="The clinician who signs the model off.")
+def skin_model_validate_command(model_dir, signed_off_by):
+    """Check a trained model's held-out metrics against app/clinical/model_thresholds.toml and record the
+    sign-off (who, when, the model file's checksum). Only then may replies show its labels."""
+    try:
+        record = skin_model_validation.validate(model_dir, signed_off_by)
+    except skin_model_validation.GateRefused as exc:
+        db.session.rollback()
+        raise click.ClickException("not validated:\n  - " + "\n  - ".join(exc.problems)) from None
+    db.session.commit()
+    click.echo(f"validated {record.model_name} {record.model_version} (sha256 {record.model_sha256}), signed off by "
+               f"{record.signed_off_by} at {record.signed_off_at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    if not record.summary.get("thresholds_confirmed_by_clinical_lead"):
+        click.echo("note: app/clinical/model_thresholds.toml is not yet confirmed by the clinical lead", err=True)
+    if record.summary.get("absent_referral"):
+        click.echo(f"note: no label for referral condition(s) {', '.join(record.summary['absent_referral'])}: the "
+                   f"model never raises the level for them", err=True)  # fmt: skip
+    click.echo(f"serve it: SKIN_MODEL_DIR={model_dir}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(seed_clinical_command)  # skin consultations
     app.cli.add_command(worker_command)
     app.cli.add_command(telegram_cli)
+    app.cli.add_command(skin_model_cli)
+    app.cli.add_command(jobs_cli)  # periodic jobs by hand

@@ -139,8 +139,9 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
         Setting("IMAGE_DECODE_MAX_BYTES", str(256 * 1024 * 1024), "memory one photo may take in the inference worker, "
                 "estimated from its header before decoding (format, size, colour mode); above it the photo is "
                 "rejected as `too_large_to_decode`"),
-        Setting("SKIN_MODEL_DIR", "", "folder with `model.onnx` + `manifest.json`; unset: the repository's default "
-                "model `app/skin_model/default` (NOT validated for clinical use)"),
+        Setting("SKIN_MODEL_DIR", "", "folder with `model.onnx` + `manifest.json`; unset: the shipped EfficientNet-Lite0 "
+                "feature extractor `app/skin_model/default` (names no condition). A trained model's labels are shown "
+                "only after `flask skin-model validate` (docs/skin-model.md)"),
     )),
 )  # fmt: skip
 SETTINGS: tuple[Setting, ...] = tuple(setting for _, group in SETTING_GROUPS for setting in group)

@@ -6,6 +6,7 @@ bug, leaves through here. Services raise :class:`ServiceError` subclasses and kn
 
 from __future__ import annotations
 
+import copy
 import logging
 from http import HTTPStatus
 
@@ -14,10 +15,13 @@ import redis
 from apispec import BasePlugin
 from flask import Flask, jsonify
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
+from app.schemas.examples import ERRORS as ERROR_EXAMPLES
+from app.schemas.examples import schema_example
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +115,37 @@ class CommonErrorsPlugin(BasePlugin):
                 responses.setdefault("503", "SERVICE_UNAVAILABLE")
 
 
+class ExamplesPlugin(BasePlugin):
+    """Give each schema of the API document the example it declares (``class Meta: example``; see
+    app/schemas/examples.py), so Swagger UI, the mock server and the Postman collection show realistic values."""
+
+    def schema_helper(self, name, definition, **kwargs) -> dict | None:
+        schema = kwargs.get("schema")
+        example = schema_example(schema) if schema is not None and not isinstance(schema, str) else None
+        return {"example": copy.deepcopy(example)} if example is not None else None
+
+
 class ThusaApi(Api):
     """flask-smorest's Api, answering its errors (webargs validation included) in Thusa's shape."""
 
     ERROR_SCHEMA = ErrorSchema
 
     def __init__(self, app: Flask | None = None) -> None:
-        super().__init__(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
+        super().__init__(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin(), ExamplesPlugin()]})
+
+    def _register_responses(self) -> None:
+        """flask-smorest's shared responses (one per status), error ones with their example (ERRORS)."""
+        for status in HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+                if status in ERROR_EXAMPLES:
+                    response["example"] = copy.deepcopy(ERROR_EXAMPLES[status])
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500

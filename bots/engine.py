@@ -39,7 +39,7 @@ INBOUND_MAX_ATTEMPTS = 10  # failed handlings of a message (its job's 5 RQ runs,
 INBOUND_RETRY_FIRST = timedelta(minutes=1)  # the wait after the first failure, doubled after each one ...
 INBOUND_RETRY_MAX = timedelta(minutes=30)  # ... up to this: about 2.5 hours from the first failure to the last try
 
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "EMISA"})
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "EMISA"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "THUSO"})
 LANGUAGE_WORDS = {"ENGLISH": "en", "SEKGOA": "en", "SETSWANA": "tn", "TSWANA": "tn"}

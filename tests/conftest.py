@@ -59,6 +59,7 @@ BACKENDS = ("sqlite", "postgresql")
 DEFAULT_BACKENDS = ("postgresql",)
 # Fixed for every app of the session, so tokens made by one app work in another (a "restart").
 SECRETS = {"SECRET_KEY": "test-secret-key-" + "s" * 32, "JWT_SECRET_KEY": "test-jwt-secret-key-" + "j" * 32}
+PLACEHOLDER_MODEL_DIR = "app/skin_model/placeholder"
 # Apps with extra settings kept per process (each holds a connection pool): the most recently used ones.
 CACHED_APPS = 6
 
@@ -289,6 +290,9 @@ def _base_config(database_url: str, instance: Path) -> dict:
         "REDIS_URL": TEST_REDIS_URL,
         "INSTANCE_PATH": str(instance),
         "RATELIMIT_ENABLED": True,
+        # The 1.4 kB placeholder: tests that do not care which model runs skip loading the 13.5 MB backbone (the
+        # few about it load it themselves, once per process: tests/services/test_skin_backbone.py).
+        "SKIN_MODEL_DIR": PLACEHOLDER_MODEL_DIR,
         **SECRETS,
     }
 

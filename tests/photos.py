@@ -117,3 +117,53 @@ def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
         segments.append((marker, data[offset + 4 : offset + 2 + length]))
         offset += 2 + length
     return segments
+
+
+TEXTURES = ("fungal", "eczema", "mole")
+
+
+def texture(kind: str, rng: np.random.Generator, size: int = 160) -> Image.Image:
+    """A synthetic "skin" picture whose texture depends on ``kind`` (a stand-in for a condition, for training tests):
+    ``fungal`` rings, ``eczema`` fine speckle, ``mole`` one dark blob; on a random skin tone, with random scale,
+    position and noise, so two pictures of a kind are never the same."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    tone = np.array([rng.uniform(90, 220), rng.uniform(55, 150), rng.uniform(30, 110)])
+    cx, cy = rng.uniform(0.3, 0.7, 2) * size
+    radius = np.hypot(x - cx, y - cy)
+    if kind == "fungal":
+        shade = 40 * np.sin(radius / rng.uniform(3.0, 5.0)) * (radius < size * 0.45)
+    elif kind == "eczema":
+        shade = 55 * (rng.random((size, size)) > 0.8) * rng.uniform(0.7, 1.0)
+    elif kind == "mole":
+        shade = -110 * (radius < rng.uniform(0.15, 0.25) * size)
+    else:
+        raise ValueError(kind)
+    pixels = tone + shade[..., None] * np.array([1.0, 0.45, 0.35]) + rng.normal(0, 6, (size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def texture_dataset(folder, *, patients: int = 20, kinds: tuple[str, ...] = TEXTURES, seed: int = 3,
+                    second_photo_every: int = 4) -> dict[str, str]:  # fmt: skip
+    """A labelled data folder for ``flask skin-model train``: ``folder/<kind>/<patient>-<n>.jpg``, every
+    ``second_photo_every``-th patient with two photos, and a ``meta.csv`` (patient ids, Fitzpatrick types).
+    Returns file → patient id."""
+    import csv
+    from pathlib import Path
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    patient_of: dict[str, str] = {}
+    for kind in kinds:
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        for number in range(patients):
+            patient = f"{kind[:2]}{number:03d}"
+            for photo in range(2 if number % second_photo_every == 0 else 1):
+                name = f"{kind}/{patient}-{photo}.jpg"
+                (folder / name).write_bytes(encode(texture(kind, rng), "JPEG", quality=90))
+                patient_of[name] = patient
+    with (folder / "meta.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "patient_id", "fitzpatrick", "site", "source"])
+        for index, (name, patient) in enumerate(sorted(patient_of.items())):
+            writer.writerow([name, patient, str(4 + index % 3), "arm", "synthetic"])
+    return patient_of

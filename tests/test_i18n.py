@@ -198,3 +198,20 @@ def test_the_gsm7_tables_have_the_sizes_of_gsm_03_38():
     assert len(BASIC) == 127  # 128 codes, one of them the escape to the extension table
     assert len(EXTENSION) == 10
     assert not BASIC & EXTENSION
+
+
+# A short line above a screen (bots/flows/ussd_staff.py's _prefixed and _again): both must fit together, or the
+# person sees the line alone and loses the menu (the Setswana visits screen once came to 191 characters).
+STACKED = [
+    ("ussd_staff_no_visit", {"digits": "4567"}, "ussd_staff_visits", {"total": 999, "attended": 999}),
+    ("ussd_staff_four_digits", {}, "ussd_staff_visits", {"total": 999, "attended": 999}),
+    ("ussd_staff_no_trace", {"digits": "4567"}, "ussd_staff_trace", {"count": 9999}),
+    ("ussd_staff_four_digits", {}, "ussd_staff_trace", {"count": 9999}),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("line", "line_params", "screen", "screen_params"), STACKED)
+def test_a_hint_above_a_staff_screen_keeps_the_screen(language, line, line_params, screen, screen_params):
+    text = f"{t(line, language, **line_params)}\n{t(screen, language, **screen_params)}"
+    assert len(text) <= USSD_LIMIT, f"{len(text)} characters: {text!r}"

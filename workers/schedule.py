@@ -7,12 +7,15 @@ claimed once in Redis (``SET NX``), so a job is enqueued once per period however
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from app.jobs import QUEUE_DEFAULT, QUEUE_INFERENCE, QUEUE_OUTBOUND, QUEUE_REMINDERS, enqueue
 
@@ -37,6 +40,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
     # Skin consultations: re-enqueue analyses whose enqueue was lost (Redis down at commit).
     PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
+    # Missed visits: each one's recovery SMS, once the clinic's sending hours allow (workers.missed_visits).
+    PeriodicJob("queue-recovery", "workers.missed_visits.queue_recovery_sms", 60, QUEUE_REMINDERS),
 )
 
 
@@ -60,6 +65,63 @@ def tick(connection: redis.Redis, now: float | None = None, schedule: tuple[Peri
                 raise
             enqueued.append(job_id)
     return enqueued
+
+
+class RunRefused(RuntimeError):
+    """A periodic job cannot be run by hand now: a run of it is queued or going."""
+
+
+# RQ statuses of a scheduled run that has not finished: a run by hand now would overlap it.
+_UNFINISHED = ("queued", "started", "deferred", "scheduled")
+
+
+def find(name: str, schedule: tuple[PeriodicJob, ...] = SCHEDULE) -> PeriodicJob:
+    """The periodic job called ``name``.
+
+    Raises:
+        KeyError: no such job.
+    """
+    for job in schedule:
+        if job.name == name:
+            return job
+    raise KeyError(name)
+
+
+def run_now(connection: redis.Redis, name: str, now: float | None = None,
+            schedule: tuple[PeriodicJob, ...] = SCHEDULE) -> object:  # fmt: skip
+    """Run the periodic job ``name`` in this process now (after an outage, or to try a change), claimed like the
+    scheduled run so the two never overlap.
+
+    The run claims its period as :func:`tick` does, so the scheduler will not enqueue it again in this period.
+    When the scheduler already claimed the period, the run goes ahead only if that period's job is no longer
+    queued or running (it finished, failed, or was lost with an outage). Two runs by hand never overlap either.
+
+    Returns:
+        What the job returned.
+
+    Raises:
+        KeyError: no such job. RunRefused: this period's scheduled run, or another run by hand, is not finished.
+    """
+    job = find(name, schedule)
+    now = time.time() if now is None else now
+    slot = int(now // job.every_seconds)
+    claim = f"thusa:periodic:{job.name}:{slot}"
+    by_hand = f"thusa:periodic-manual:{job.name}"
+    if not connection.set(by_hand, 1, nx=True, ex=max(job.every_seconds, 3600)):
+        raise RunRefused(f"{job.name} is already being run by hand.")
+    try:
+        if not connection.set(claim, 1, nx=True, ex=job.every_seconds * 2):
+            try:
+                status = Job.fetch(f"periodic-{job.name}-{slot}", connection=connection).get_status(refresh=True)
+            except NoSuchJobError:
+                status = None
+            if status is not None and str(getattr(status, "value", status)) in _UNFINISHED:
+                raise RunRefused(f"this period's scheduled run of {job.name} is {getattr(status, 'value', status)}; "
+                                 f"wait for it to finish.")  # fmt: skip
+        module, _, attribute = job.func.rpartition(".")
+        return getattr(importlib.import_module(module), attribute)()
+    finally:
+        connection.delete(by_hand)
 
 
 def run(connection: redis.Redis, stop: threading.Event, poll_seconds: float = 1.0) -> None:

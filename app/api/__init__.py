@@ -7,8 +7,10 @@ from app.api import (
     audit,
     auth,
     clinics,
+    docs,
     health,
     message_log,
+    notices,
     patients,
     phone_proof,
     pins,
@@ -32,11 +34,14 @@ BLUEPRINTS = (
     stock.blp,  # clinic stock
     pins.blp,  # staff USSD PINs
     *skin.BLUEPRINTS,  # skin consultations
+    notices.blp,  # clinic notices
 )  # fmt: skip
 
 
 def init_app(app, openapi) -> None:
-    """Register the API blueprints on ``openapi`` (documented) and the health checks (not in the API document)."""
+    """Register the API blueprints on ``openapi`` (documented); the health checks and the Swagger UI page are not
+    in the API document."""
     for blueprint in BLUEPRINTS:
         openapi.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)

@@ -23,14 +23,19 @@ from app.schemas.appointments import (
     AttendanceSchema,
     BulkRequestSchema,
     BulkResponseSchema,
+    CancelQuerySchema,
     ImportReportSchema,
+    TracingEntrySchema,
+    TracingOutcomeSchema,
+    TracingPageSchema,
+    TracingQuerySchema,
     UpcomingQuerySchema,
     UploadFileSchema,
     UploadQuerySchema,
 )
 from app.schemas.common import page_body
 from app.security import current_actor
-from app.services import appointment_import, appointments, clinics
+from app.services import appointment_import, appointments, clinics, tracing
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments",
                 description="Clinic appointments (staff: their clinic; admins: all; viewers: read).")  # fmt: skip
@@ -152,15 +157,45 @@ class AppointmentById(MethodView):
         return appointments.edit(current_actor(), appointment_id, data)
 
     @requires(blp, *WRITERS)
+    @blp.arguments(CancelQuerySchema, location="query")
     @blp.response(200, AppointmentSchema)
     @documents(blp, 404, 409)
-    def delete(self, appointment_id: UUID):
+    def delete(self, query, appointment_id: UUID):
         """Cancel an appointment.
 
         Status cancelled, no more reminders, the patient told in their language. Answers the cancelled
-        appointment (200); 409 when it is no longer active (a second cancel included).
+        appointment (200); 409 when it is no longer active (a second cancel included). A visit of a series:
+        ``?series=one`` (default) skips it and books the next; ``?series=rest`` ends the series.
         """
-        return appointments.withdraw(current_actor(), appointment_id)
+        return appointments.withdraw(current_actor(), appointment_id, series_rest=query["series"] == "rest")
+
+
+@blp.get("/tracing")
+@requires(blp, *READERS)
+@blp.arguments(TracingQuerySchema, location="query")
+@blp.response(200, TracingPageSchema)
+def tracing_list(query):
+    """Patients to trace.
+
+    Missed visits not rebooked (and with no later visit at the clinic, and no closing outcome recorded), oldest
+    first, with days since, contact attempts (the recovery SMS and each outcome) and the last outcome; ``overdue``
+    after 14 days. Staff and viewers: their clinic; admins: the one they name, or all.
+    """
+    return tracing.tracing_list(current_actor(), **query)
+
+
+@blp.post("/<uuid:appointment_id>/tracing")
+@requires(blp, *WRITERS)
+@blp.arguments(TracingOutcomeSchema)
+@blp.response(201, TracingEntrySchema)
+@documents(blp, 404, 409)
+def tracing_outcome(data, appointment_id: UUID):
+    """Record a tracing outcome.
+
+    ``reached_rebooked``, ``reached_declined``, ``transferred_out`` and ``died`` take the visit off the list;
+    ``unreachable`` counts one more attempt. Audited. 409: the visit is not missed.
+    """
+    return tracing.record(current_actor(), appointment_id, data["outcome"], data["note"])
 
 
 @blp.put("/<uuid:appointment_id>/attendance")

@@ -26,11 +26,13 @@ APPOINTMENT_TEXTS: dict[str, Text] = {
     "appointment_reminder": Text(
         en="Thusa reminder: your visit to {clinic} is on {when}. Reply 1 to confirm, 2 to change the date, 3 if "
         "you cannot come.",
-        tn="Thusa kgakololo: etela {clinic} ka {when}. Araba ka 1 = Ee, 2 = Fetola letlha, 3 = Ga ke kgone go tla.",
+        tn="Dumela. Kgakololo ya Thusa: o tla etela {clinic} ka {when}. Araba 1 = Ee, 2 = Fetola letlha, 3 = Ga ke "
+        "kgone go tla.",
         example={"clinic": "Tlokweng Main Clinic Extension", "when": "Labotlhano 31/12 ka 16:30"},
         note="Draft 'reminder with reply' of LANGUAGE.md section 5 without the order 'o tshwanetse' (a reminder must "
         "not sound like an order, 6.6): kgakololo (24), etela (27), araba (51), fetola letlha (49); 'Ga ke kgone go "
-        "tla' (50) is built.",
+        "tla' (50) is built. A greeting and a statement ('o tla etela', you will visit) rather than a bare "
+        "command to elders: reviewers' change (issue 17), awaiting native review.",
     ),
     "appointment_booked": Text(
         en="Thusa: your visit to {clinic} is booked for {when}. We will send you a reminder before it.",
@@ -94,16 +96,16 @@ APPOINTMENT_TEXTS: dict[str, Text] = {
     "appointment_help": Text(
         en="Thusa: about your visit to {clinic} on {when}: reply 1 to confirm, 2 to change the date, 3 if you "
         "cannot come.",
-        tn="Thusa: o etela {clinic} ka {when}. Araba ka 1 = Ee, 2 = Fetola letlha, 3 = Ga ke kgone go tla.",
+        tn="Thusa: o tla etela {clinic} ka {when}. Araba ka 1 = Ee, 2 = Fetola letlha, 3 = Ga ke kgone go tla.",
         example={"clinic": "Tlokweng Main Clinic Extension", "when": "Labotlhano 31/12 ka 16:30"},
-        note="Same answer words as the reminder.",
+        note="Same answer words as the reminder; 'o tla etela' (future visit): reviewers' change (issue 17), awaiting native review.",
     ),
     "ussd_patient_menu": Text(
         en="Your visit to {clinic}: {when}\n1 Confirm\n2 Change date\n3 I cannot come",
-        tn="O etela {clinic} ka {when}\n1 Tlhomamisa\n2 Fetola letlha\n3 Ga ke kgone go tla",
+        tn="O tla etela {clinic} ka {when}\n1 Tlhomamisa\n2 Fetola letlha\n3 Ga ke kgone go tla",
         channel="ussd",
         example={"clinic": "Tlokweng Main Clinic Extension", "when": "Labotlhano 31/12 ka 16:30"},
-        note="tlhomamisa (45), fetola letlha (49), 'Ga ke kgone go tla' (50, built).",
+        note="tlhomamisa (45), fetola letlha (49), 'Ga ke kgone go tla' (50, built); 'O tla etela' (future): reviewers' change (issue 17), awaiting native review.",
     ),
     "ussd_patient_none": Text(
         en="Thusa: no visit is booked for this number. Call your clinic to book one.",
@@ -120,10 +122,24 @@ APPOINTMENT_TEXTS: dict[str, Text] = {
         "(LANGUAGE.md 3.3 rule 2).",
     ),
     "ussd_cancel_check": Text(
-        en="You will not come to {clinic} on {when}?\n1 Yes\n2 No",
-        tn="Ga o kgone go tla kwa {clinic} ka {when}?\n1 Ee\n2 Nnyaa",
+        en="Tell {clinic} you cannot come on {when}?\n1 Yes, I cannot come\n2 No, go back",
+        tn="A o tlhomamisa gore ga o kgone go tla kwa {clinic} ka {when}?\n1 Ee, ga ke kgone\n2 Nnyaa, kwa morago",
         channel="ussd",
         example={"clinic": "Tlokweng Main Clinic Extension", "when": "Labotlhano 31/12 ka 16:30"},
-        note="Ee (4), Nnyaa (5); the question is built from 'Ga ke kgone go tla' (50).",
+        note="Ee (4), Nnyaa (5), tlhomamisa (45), Kwa morago (58); a positive question ('do you confirm that you "
+        "cannot come') instead of a negative one that 'Yes' answers ambiguously: reviewers' change (issue 17), awaiting native review.",
+    ),
+    "appointment_recovery": Text(
+        en="Thusa: we missed you at {clinic} on {day}. Reply 2 to choose a new time.",
+        tn="Thusa: ga re a go bona kwa {clinic} ka {day}. Araba ka 2 go tlhopha nako e nngwe.",
+        example={"clinic": "Tlokweng Main Clinic Extension", "day": "Labotlhano 31/12"},
+        note="The recovery SMS after a missed visit (issue 17): araba (51), tlhopha (56), nako e nngwe as in "
+        "ussd_slots_menu; 'ga re a go bona' (we did not see you) is built. Awaiting native review.",
+    ),
+    "appointment_recovery_help": Text(
+        en="Thusa: you missed your visit to {clinic} on {day}. Reply 2 to choose a new time.",
+        tn="Thusa: o tlhaetse go etela {clinic} ka {day}. Araba ka 2 go tlhopha nako e nngwe.",
+        example={"clinic": "Tlokweng Main Clinic Extension", "day": "Labotlhano 31/12"},
+        note="etela (27), araba (51), tlhopha (56); 'o tlhaetse' (you missed) is built. Awaiting native review.",
     ),
 }

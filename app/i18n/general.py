@@ -30,16 +30,17 @@ GENERAL_TEXTS: dict[str, Text] = {
         note="amogela (71), melaetsa (23), araba (51); 'ga o kitla' (you will not) is built.",
     ),
     "opt_in_confirmation": Text(
-        en="Thusa: welcome back. You will get our messages again. Reply STOP to stop them.",
-        tn="Thusa: o amogetswe gape. O tla amogela melaetsa gape. Araba ka STOP go e emisa.",
-        note="o amogetswe (12), emisa (53).",
+        en="Thusa: welcome back. You will get our messages again. Reply STOP or EMISA to stop them.",
+        tn="Thusa: o amogetswe gape. O tla amogela melaetsa gape. Araba ka STOP kgotsa EMISA go e emisa.",
+        note="o amogetswe (12), emisa (53); EMISA named beside STOP (LANGUAGE.md section 4): reviewers' change (issue 17), awaiting native review.",
     ),
     "help": Text(
-        en="Thusa: reply STOP to stop messages, SETSWANA or ENGLISH to change language. For other help, call your "
-        "clinic.",
-        tn="Thusa: araba ka STOP go emisa melaetsa, SETSWANA kgotsa ENGLISH go fetola puo. Thuso e nngwe: leletsa "
-        "kokelwana ya gago.",
-        note="fetola puo (48, 64), leletsa (57), kokelwana (13, uncertain); 'kgotsa' (or) is common but unsourced.",
+        en="Thusa: reply STOP or EMISA to stop messages, SETSWANA or ENGLISH to change language. For other help, "
+        "call your clinic.",
+        tn="Thusa: araba ka STOP kgotsa EMISA go emisa melaetsa, SETSWANA kgotsa ENGLISH go fetola puo. Thuso e "
+        "nngwe: leletsa kokelwana.",
+        note="fetola puo (48, 64), leletsa (57), kokelwana (13, uncertain); 'kgotsa' (or) is common but unsourced. "
+        "EMISA named beside STOP: reviewers' change (issue 17), awaiting native review; 'ya gago' dropped to stay one segment.",
     ),
     "language_set": Text(
         en="Thusa: we will write to you in English. Reply SETSWANA for Setswana.",

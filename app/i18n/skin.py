@@ -43,16 +43,18 @@ SKIN_TEXTS: dict[str, Text] = {
     ),
     "skin_link_bad_code": _chat(
         "Thusa: that link code is wrong or has expired (codes last 15 minutes). Ask for a new one and try again.",
-        "Thusa: nomoro ya kgolagano e fosagetse kgotsa nako ya yone e fetile (metsotso e le 15). Kopa e ntsha "
+        "Thusa: nomoro ya kgolagano e fosagetse kgotsa nako ya yone e fetile (metsotso e le 15). Kopa e nngwe "
         "mme o leke gape.",
-        "nomoro (67), e fosagetse (77), leka gape (78); the rest is built.",
+        "nomoro (67), e fosagetse (77), leka gape (78); the rest is built. 'Kopa e nngwe' (ask for another) replaces "
+        "'Kopa e ntsha' (ntsha = take out, LANGUAGE.md 3.3): reviewers' change (issue 17), awaiting native review.",
     ),
     "skin_link_locked": _chat(
         "Thusa: too many wrong link codes were sent from this chat. No code works here for the next hour; then ask "
         "for a new one and try again.",
         "Thusa: go rometswe dinomoro tsa kgolagano tse di fosagetseng di le dintsi go tswa mo puisanong e. Ga go "
-        "nomoro e e dirang fano mo oureng e e tlang; morago kopa e ntsha mme o leke gape.",
-        "nomoro (67), e fosagetse (77), leka gape (78), oura (40); the rest is built.",
+        "nomoro e e dirang fano mo oureng e e tlang; morago kopa e nngwe mme o leke gape.",
+        "nomoro (67), e fosagetse (77), leka gape (78), oura (40); the rest is built. 'kopa e nngwe' replaces 'kopa "
+        "e ntsha' (ntsha = take out): reviewers' change (issue 17), awaiting native review.",
     ),
     "skin_send_photo": _chat(
         "Thusa: send a photo of the skin problem to start a consultation. Several photos are fine.",
@@ -191,8 +193,9 @@ SKIN_TEXTS: dict[str, Text] = {
     ),
     "skin_failed": _chat(
         "Thusa: sorry, no photo of this consultation could be analysed ({why}). Please send a new photo.",
-        "Thusa: maswabi, ga go setshwantsho sa tekolo e se se ka sekasekwang ({why}). Tsweetswee romela se sentsha.",
-        "maswabi (9), tsweetswee (6), romela (52); built.",
+        "Thusa: maswabi, ga go setshwantsho sa tekolo e se se ka sekasekwang ({why}). Tsweetswee romela se sengwe.",
+        "maswabi (9), tsweetswee (6), romela (52); built. 'se sengwe' (another) replaces 'se sentsha' (ntsha = take "
+        "out): reviewers' change (issue 17), awaiting native review.",
         why="the image has 100000000 pixels; the limit is 40000000",
     ),
     "skin_reject_unsupported_type": _chat(

@@ -219,10 +219,15 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
         "netefatsa (46), karabo (51); built.",
     ),
     "skin_result_model_labels": _chat(
-        "Photo model (validated; not a diagnosis) suggests: {labels}",
-        "Mmotlele wa ditshwantsho (o netefaditswe; ga se tlhatlhobo) o akantsha: {labels}",
-        "netefatsa (46); built.",
-        labels="tinea 62%, eczema 21%, psoriasis 9%",
+        "Photo model (validated): looks most like {label} ({percent}%), not a diagnosis.",
+        "Mmotlele wa ditshwantsho (o netefaditswe): se lebega jaaka {label} ({percent}%), ga se tlhatlhobo.",
+        "netefatsa (46); lebega jaaka (looks like) is built.",
+        label="Cellulitis",
+        percent=71,
+    ),
+    "skin_model_label_not_skin": _chat(
+        "not skin (no skin problem seen)",
+        "ga se letlalo (ga go bothata jwa letlalo jo bo bonwang)",
     ),
     "skin_disclaimer": _chat(
         "Thusa supports your judgement; this is not a diagnosis.",
@@ -230,6 +235,12 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
         "thusa (54); built.",
     ),
     # --- reasons (triage_rules.toml) ---------------------------------------------------------------------------
+    "triage_reason_model_referral": _chat(
+        "the validated photo model finds it looks most like a condition a clinician should see.",
+        "mmotlele wa ditshwantsho o o netefaditsweng o bona e lebega jaaka bolwetse jo ngaka e tshwanetseng go bo "
+        "bona.",
+        "netefatsa (46), ngaka (doctor); lebega jaaka is built.",
+    ),
     "triage_reason_fever_spreading": _chat(
         "fever with spreading swelling, warmth or redness (possible cellulitis).",
         "letshoroma le go ruruga, go fisa kgotsa bohibidu jo bo anamang (e ka nna cellulitis).",
@@ -493,7 +504,8 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
     # --- advice lines (conditions and rules) ---------------------------------------------------------------------
     "triage_advice_fungal": _chat(
         "Keep the area dry, do not share towels, and treat athlete's foot too. No steroid cream on a fungal rash.",
-        "Boloka lefelo le omile, o se abelane ditaolo, alafa le dinao. O se tlotse setlolo sa steroid mo lefero.",
+        "Boloka lefelo le omile, o se abelane ditoulo, alafa le dinao. O se tlotse setlolo sa steroid mo lefero.",
+        f"{_BUILT} 'ditoulo' (towels) replaces 'ditaolo': reviewers' change (issue 17), awaiting native review.",
     ),
     "triage_advice_eczema": _chat(
         "Use an emollient often and instead of soap; avoid what triggers it.",
@@ -515,9 +527,9 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
     "triage_advice_impetigo": _chat(
         "Wash off crusts gently, keep nails short, separate towels; stay away from school or work until crusted "
         "over or treated.",
-        "Tlhatswa makgapetla ka bonolo, kgaola dinala, ditaolo di farologane; o se ye sekolong kgotsa kwa "
+        "Tlhatswa makgapetla ka bonolo, kgaola dinala, ditoulo di farologane; o se ye sekolong kgotsa kwa "
         "tirong go fitlha dintho di omile kgotsa di alafilwe.",
-        _SAFETY,
+        f"{_SAFETY} 'ditoulo' (towels) replaces 'ditaolo': reviewers' change (issue 17), awaiting native review.",
     ),
     "triage_advice_urticaria": _chat(
         "Avoid known triggers. Swelling of lips, tongue or throat, or hard breathing, is an emergency.",
@@ -545,8 +557,8 @@ SKIN_TRIAGE_TEXTS: dict[str, Text] = {
     ),
     "triage_advice_cold_sore": _chat(
         "Start the cream at the first tingle; wash hands after touching; no kissing babies.",
-        "Simolola setlolo fa o simolola go utlwa go baba; tlhapa diatla morago ga go ama; o se atlame masea.",
-        _SAFETY,
+        "Simolola setlolo fa o simolola go utlwa go baba; tlhapa diatla morago ga go ama; o se atle masea.",
+        f"{_SAFETY} 'o se atle' replaces 'o se atlame': reviewers' change (issue 17), awaiting native review.",
     ),
     "triage_advice_shingles": _chat(
         "An antiviral works best within 72 hours of the rash: refer today. Paracetamol and calamine ease it meanwhile.",

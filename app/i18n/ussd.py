@@ -37,10 +37,10 @@ USSD_TEXTS: dict[str, Text] = {
     ),
     "ussd_staff_wrong_pin": Text(
         en="Wrong PIN. Tries left: {tries}.\nEnter your PIN:",
-        tn="PIN e fosagetse. Leka gape ({tries}).\nTsenya PIN:",
+        tn="PIN e fosagetse. Diteko tse di setseng: {tries}.\nTsenya PIN:",
         channel="ussd",
         example={"tries": 4},
-        note="LANGUAGE.md section 5's 'PIN e fosagetse. Leka gape.' (77, 78), Tsenya (55).",
+        note="e fosagetse (77), Tsenya (55); 'Diteko tse di setseng' (tries left) says what the number is: reviewers' change (issue 17), awaiting native review.",
     ),
     "ussd_staff_locked": Text(
         en="Too many wrong PINs. The staff menu is locked for {minutes} minutes.",
@@ -63,12 +63,13 @@ USSD_TEXTS: dict[str, Text] = {
         note="Tswelela (61), Ee (4), Nnyaa (5), yes/no question with 'A' (3.1); 'batla' (want) is common, unsourced.",
     ),
     "ussd_staff_menu": Text(
-        en="{clinic}\n1 Check stock\n2 Receive\n3 Dispense\n4 Count\n5 Low stock\n6 Today's visits\n7 Language",
-        tn="{clinic}\n1 Bona stock\n2 Amogela\n3 Aba\n4 Bala\n5 Stock e e kwa tlase\n6 Ditetelo tsa gompieno\n7 Puo",
+        en="{clinic}\n1 Check stock\n2 Receive\n3 Dispense\n4 Count\n5 Low stock\n6 Today's visits\n7 Language\n8 Trace",
+        tn="{clinic}\n1 Bona stock\n2 Amogela\n3 Aba\n4 Bala\n5 Stock e e kwa tlase\n6 Diketelo tsa gompieno\n7 Puo\n8 Batla",
         channel="ussd",
         example={"clinic": "Tlokweng Main Clinic Extension"},
         note="amogela (71), aba (72), bala (73, uncertain), kwa tlase (74), gompieno (30), puo (64); 'Bona' (see) "
-        "and 'Ditetelo' (visits, from etela 27) are built.",
+        "and 'Diketelo' (visits, from etela 27; replaces 'Ditetelo': reviewers' change (issue 17), awaiting native review) are built; '8 Batla' (look for: "
+        "tracing patients who missed a visit) is built, awaiting native review.",
     ),
     "ussd_staff_action_receive": Text(en="Receive", tn="Amogela", channel="ussd", note="amogela (71)."),
     "ussd_staff_action_dispense": Text(en="Dispense", tn="Aba", channel="ussd", note="aba (72, sense unchecked)."),
@@ -189,12 +190,13 @@ USSD_TEXTS: dict[str, Text] = {
     "ussd_staff_visits": Text(
         en="Today: {total} visits, {attended} attended.\nTo mark one attended, enter the last 4 digits of the "
         "patient's phone.\n0 Back",
-        tn="Gompieno: ditetelo di le {total}, ba ba tlileng ba le {attended}.\nTsenya dinomoro tse 4 tsa bofelo tsa "
-        "mogala wa molwetse.\n0 Kwa morago",
+        tn="Gompieno: diketelo {total}, ba tlile {attended}.\nTsenya dinomoro tse 4 tsa bofelo tsa mogala.\n0 Kwa "
+        "morago",
         channel="ussd",
         example={"total": 999, "attended": 999},
-        note="gompieno (30), tsenya (55), nomoro (67), mogala (68), molwetse (17), Kwa morago (58); 'ditetelo', "
-        "'ba ba tlileng' (who came) and 'tsa bofelo' (the last) are built.",
+        note="gompieno (30), tsenya (55), nomoro (67), mogala (68), Kwa morago (58); 'diketelo' (replaces "
+        "'ditetelo': reviewers' change (issue 17), awaiting native review), 'ba tlile' (who came) and 'tsa bofelo' (the last) are built; shortened so that "
+        "ussd_staff_no_visit fits above it (the screen was 191 characters and lost its menu).",
     ),
     "ussd_staff_four_digits": Text(
         en="Please enter 4 digits.",
@@ -204,10 +206,11 @@ USSD_TEXTS: dict[str, Text] = {
     ),
     "ussd_staff_no_visit": Text(
         en="No visit to mark today for a phone ending {digits}.",
-        tn="Ga go na molwetse wa gompieno yo mogala wa gagwe o felang ka {digits}.",
+        tn="Ga go na ketelo ya mogala o o felang ka {digits}.",
         channel="ussd",
         example={"digits": "4567"},
-        note="molwetse (17), gompieno (30), mogala (68); 'o felang ka' (that ends with, from fela 75) is built.",
+        note="mogala (68); 'ketelo' (visit, from etela 27) and 'o o felang ka' (that ends with, from fela 75) are "
+        "built; shortened for the screen above (issue 17), awaiting native review.",
     ),
     "ussd_staff_which_visit": Text(
         en="Which visit?", tn="Ke ofe?", channel="ussd", note="'Ke ofe?' (which one?) is built."
@@ -225,6 +228,46 @@ USSD_TEXTS: dict[str, Text] = {
         channel="ussd",
         example={"visit": "16:30 ...4567"},
         note="As ussd_staff_saved and visit_receipt_attended.",
+    ),
+    "ussd_staff_trace": Text(
+        en="To trace: {count} patients who missed a visit.\nEnter the last 4 digits of the phone.\n0 Back",
+        tn="Go batlwa: ba le {count} ba ba tlhaetseng ketelo.\nTsenya dinomoro tse 4 tsa bofelo tsa "
+        "mogala.\n0 Kwa morago",
+        channel="ussd",
+        example={"count": 9999},
+        note="tsenya (55), nomoro (67), mogala (68), Kwa morago (58); 'go batlwa' (to be looked "
+        "for), 'ba ba tlhaetseng ketelo' (who missed a visit) are built (issue 17), awaiting native review.",
+    ),
+    "ussd_staff_no_trace": Text(
+        en="No one to trace with a phone ending {digits}.",
+        tn="Ga go na ope yo mogala o felang ka {digits}.",
+        channel="ussd",
+        example={"digits": "4567"},
+        note="mogala (68); 'o felang ka' (from fela 75) is built, awaiting native review.",
+    ),
+    "ussd_staff_trace_outcome": Text(
+        en="{visit}\n1 Reached, rebooked\n2 Reached, declined\n3 Unreachable\n4 Transferred out\n5 Died\n0 Back",
+        tn="{visit}\n1 O bonwe, o tla tla\n2 O bonwe, o gannye\n3 Ga a bonwe\n4 O fudugetse kwa kokelwana e nngwe"
+        "\n5 O tlhokafetse\n0 Kwa morago",
+        channel="ussd",
+        example={"visit": "Missed 31/12 ...4567"},
+        note="kokelwana (13, uncertain), Kwa morago (58); 'o bonwe' (was reached), 'o gannye' (refused), "
+        "'o fudugetse' (moved) and 'o tlhokafetse' (passed away, the respectful word) are built (issue 17), "
+        "awaiting native review.",
+    ),
+    "ussd_staff_trace_label": Text(
+        en="Missed {date} ...{digits}",
+        tn="Ga a tla {date} ...{digits}",
+        channel="ussd",
+        example={"date": "31/12", "digits": "4567"},
+        note="'ga a tla' (did not come) is built from tla (28), awaiting native review.",
+    ),
+    "ussd_staff_traced": Text(
+        en="Saved: {visit}.",
+        tn="Go bolokilwe: {visit}.",
+        channel="ussd",
+        example={"visit": "Ga a tla 31/12 ...4567"},
+        note="As ussd_staff_saved.",
     ),
     "ussd_staff_language": Text(
         en="Choose language:\n1 English\n2 Setswana\n0 Back",

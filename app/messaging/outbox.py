@@ -124,6 +124,16 @@ def _check_caps(address: str, *, unauthenticated: bool) -> None:
         raise SendCapReached(f"No more than {cap} messages an hour may go to {what}; try again later.")
 
 
+def count_against_caps(address: str) -> None:
+    """Count one SMS a clinic sends of its own accord (a clinic notice) against ``address``'s hourly cap, as
+    :func:`queue_outbound` counts capped kinds; for bulk writers (:func:`queue_many`) that skip the caps.
+
+    Raises:
+        SendCapReached: the number had its hourly share already (nothing is counted).
+    """
+    _check_caps(address, unauthenticated=False)
+
+
 def _stash_secret_text(message_id: uuid.UUID, secret_text: str, seconds: int) -> None:
     redis_client.client.set(f"{REAL_TEXT_KEY}{message_id}", secret_text, ex=seconds)
 

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed models, one module per domain area. Importing this package registers them all."""
 
-from app.models.appointment import Appointment, Patient, PatientRecord
+from app.models.appointment import Appointment, AppointmentSeries, Patient, PatientRecord, TracingOutcome
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.clinic import Clinic
@@ -13,10 +13,12 @@ from app.models.consultation import (
     ConsultationImage,
     Medication,
     Recommendation,
+    SkinModelValidation,
     TriageGuideline,
 )
 from app.models.contact import Contact, Conversation
 from app.models.message_log import Message, MessageEvent
+from app.models.notice import ClinicNotice
 from app.models.phone_proof import PhoneProofCode
 
 # Clinic stock.
@@ -28,6 +30,8 @@ __all__ = [
     "PasswordResetCode", "Patient", "PatientRecord", "TokenFamily", "User", "utcnow",
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
+    "SkinModelValidation",  # the skin model's clinical sign-off
     "StockItem", "StockMovement",  # clinic stock
     "PhoneProofCode",  # proven phone numbers
+    "AppointmentSeries", "ClinicNotice", "TracingOutcome",  # missed visits, series, notices
 ]  # fmt: skip

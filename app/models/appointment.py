@@ -117,6 +117,15 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
     next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
     next_reminder_offset: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # A missed visit's recovery SMS: when it is due (inside the clinic's sending hours); None once written or when
+    # none is owed. The minute job reads only this index.
+    recovery_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The missed visit this one rebooks (the patient answered the recovery SMS, or staff recorded it). No foreign
+    # key: SQLite could add one only by rebuilding appointments, which its children point at.
+    rebooked_from_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # A recurring visit: its series (AppointmentSeries, no foreign key for the same reason) and its number in it.
+    series_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer)
 
     patient: Mapped[Patient] = relationship(lazy="joined")
     clinic: Mapped[Clinic] = relationship(lazy="joined")
@@ -128,3 +137,40 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
         ),
         viewonly=True,
     )
+    series: Mapped[AppointmentSeries | None] = relationship(
+        primaryjoin=lambda: foreign(Appointment.series_id) == remote(AppointmentSeries.id), viewonly=True
+    )
+
+
+class AppointmentSeries(UUIDPrimaryKey, Timestamps, Base):
+    """Recurring visits (ART refills, antenatal care): when one is attended, missed or cancelled alone, the next is
+    booked about ``every_days`` later at the same clinic-local time, until ``count`` visits were booked (None: open)
+    or the series is ended."""
+
+    __tablename__ = "appointment_series"
+    __table_args__ = (CheckConstraint("every_days >= 1", name="every_days"),)
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"), index=True)
+    every_days: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int | None] = mapped_column(Integer)  # visits in all; None: open-ended
+    booked: Mapped[int] = mapped_column(Integer, default=1)  # visits booked so far
+    ended_at: Mapped[datetime | None] = mapped_column()  # the clinic cancelled the rest
+
+
+TRACING_OUTCOMES = ("reached_rebooked", "reached_declined", "unreachable", "transferred_out", "died")
+# Outcomes that close a missed visit's tracing: it leaves the list.
+TRACING_CLOSING = ("reached_rebooked", "reached_declined", "transferred_out", "died")
+
+
+class TracingOutcome(UUIDPrimaryKey, Timestamps, Base):
+    """One attempt by clinic staff to reach a patient who missed a visit, and what came of it."""
+
+    __tablename__ = "tracing_outcomes"
+    __table_args__ = (CheckConstraint(f"outcome IN {TRACING_OUTCOMES}", name="outcome"),)
+
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id", ondelete="RESTRICT"), index=True)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"), index=True)
+    outcome: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(String(500))  # health data: erased with the patient
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

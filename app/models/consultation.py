@@ -142,12 +142,31 @@ class Analysis(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), default=ANALYSIS_QUEUED)
     model_name: Mapped[str | None] = mapped_column(String(100))
     model_version: Mapped[str | None] = mapped_column(String(50))
-    model_validated: Mapped[bool | None] = mapped_column(Boolean)
+    model_validated: Mapped[bool | None] = mapped_column(Boolean)  # a sign-off existed for the model at the time
+    model_sha256: Mapped[str | None] = mapped_column(String(64))  # the model file's checksum
     top: Mapped[list] = mapped_column(JSON, default=list)  # [[label, probability], ...] highest first
+    output: Mapped[dict | None] = mapped_column(JSON)  # a feature extractor's summary: {"kind", "size", "l2", ...}
     quality: Mapped[dict] = mapped_column(JSON, default=dict)  # {"ok", "problems", "measures"}
     timings_ms: Mapped[dict] = mapped_column(JSON, default=dict)
     error_code: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class SkinModelValidation(UUIDPrimaryKey, Base):
+    """A clinical sign-off of one skin model file (``flask skin-model validate``): the only thing that lets a reply
+    show a model's label. Keyed by the model file's sha256, so a changed file or a hand-edited manifest is not
+    validated; the labels are kept so that a manifest whose labels were reordered is not either."""
+
+    __tablename__ = "skin_model_validations"
+
+    model_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(50))
+    labels: Mapped[list] = mapped_column(JSON)
+    signed_off_by: Mapped[str] = mapped_column(String(200))
+    signed_off_at: Mapped[datetime] = mapped_column(default=utcnow)
+    thresholds_sha256: Mapped[str] = mapped_column(String(64))  # the model_thresholds.toml the gate applied
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # what the gate checked: per-class n and bounds
 
 
 class Recommendation(UUIDPrimaryKey, Base):

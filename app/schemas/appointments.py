@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import marshmallow as ma
 from marshmallow import validate
 
-from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES
+from app.models.appointment import CANCELLED_BY, PATIENT_CHANNELS, STATUSES, TRACING_OUTCOMES
+from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, language_field, page_of
 
 BULK_LIMIT = 1000  # items in one POST /bulk
@@ -89,7 +90,19 @@ class LocalDateTime(ma.fields.DateTime):
 # --- responses ----------------------------------------------------------------------------------------------------
 
 
+class SeriesSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    every_days = ma.fields.Integer(required=True)
+    count = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "null: open"})
+    booked = ma.fields.Integer(required=True, metadata={"description": "visits booked so far"})
+    ended_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                       metadata={"description": "the clinic cancelled the rest"})  # fmt: skip
+
+
 class AppointmentSchema(ma.Schema):
+    class Meta:
+        example = ex.APPOINTMENT_ANSWER
+
     id = ma.fields.UUID(required=True)
     clinic_id = ma.fields.UUID(required=True)
     patient_id = ma.fields.UUID(required=True)
@@ -108,6 +121,10 @@ class AppointmentSchema(ma.Schema):
     external_ref = ma.fields.String(allow_none=True)
     channel = ma.fields.String(required=True)
     next_reminder_at = ma.fields.AwareDateTime(allow_none=True)
+    series = ma.fields.Nested(SeriesSchema, allow_none=True, dump_default=None,
+                              metadata={"description": "the series this recurring visit belongs to"})  # fmt: skip
+    series_number = ma.fields.Integer(allow_none=True, metadata={"description": "its number in the series, from 1"})
+    rebooked_from_id = ma.fields.UUID(allow_none=True, metadata={"description": "the missed visit it rebooks"})
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
 
@@ -129,6 +146,22 @@ class BulkResultSchema(ma.Schema):
 
 
 class BulkResponseSchema(ma.Schema):
+    class Meta:
+        example = {
+            "results": [
+                {"index": 0, "status": 201, "id": ex.APPOINTMENT},
+                {
+                    "index": 1,
+                    "status": 422,
+                    "error": {
+                        "code": "validation_error",
+                        "message": "The item has invalid fields; see details.",
+                        "details": {"patient_phone": ["This is not a valid phone number."]},
+                    },
+                },
+            ]
+        }
+
     results = ma.fields.List(ma.fields.Nested(BulkResultSchema), required=True)
 
 
@@ -139,6 +172,21 @@ class ImportErrorSchema(ma.Schema):
 
 
 class ImportReportSchema(ma.Schema):
+    class Meta:
+        example = {
+            "imported": 118,
+            "updated": 3,
+            "unchanged": 0,
+            "error_count": 1,
+            "errors": [
+                {
+                    "line": 7,
+                    "column": "appointment_datetime",
+                    "message": "No month 13: this clinic writes dates day first (dd/mm/yyyy HH:MM, as 01/12/2026 09:00); write 2026-12-01 09:00 to be sure.",
+                }
+            ],
+        }
+
     imported = ma.fields.Integer(required=True)
     updated = ma.fields.Integer(required=True)
     unchanged = ma.fields.Integer(required=True)
@@ -149,8 +197,27 @@ class ImportReportSchema(ma.Schema):
 # --- requests -----------------------------------------------------------------------------------------------------
 
 
+class RepeatSchema(ma.Schema):
+    """A recurring visit: the next one about ``every_days`` after each visit, ``count`` visits in all."""
+
+    every_days = ma.fields.Integer(required=True, validate=validate.Range(1, 366),
+                                   metadata={"description": "days between visits (e.g. 28 for ART refills)"})  # fmt: skip
+    count = ma.fields.Integer(allow_none=True, load_default=None, validate=validate.Range(2, 52),
+                              metadata={"description": "visits in all, this one included; absent or null: open"})  # fmt: skip
+
+
 class AppointmentCreateSchema(ma.Schema):
     """The CSV columns as JSON fields."""
+
+    class Meta:
+        example = {
+            "patient_phone": "+26772345678",
+            "appointment_datetime": ex.BOOKING_LOCAL,
+            "language": "tn",
+            "patient_name": "Kagiso Molefe",
+            "external_ref": "GMC-2030-00112",
+            "channel": "sms",
+        }
 
     patient_phone = ma.fields.String(
         required=True, validate=[validate.Length(min=1, max=32), storable],
@@ -165,10 +232,17 @@ class AppointmentCreateSchema(ma.Schema):
     channel = ma.fields.String(allow_none=True, load_default=None, validate=validate.OneOf(PATIENT_CHANNELS),
                                metadata={"description": "where this clinic's reminders to the patient go: sms or "
                                                         "whatsapp (the clinic's own record; others keep theirs)"})  # fmt: skip
+    repeat = ma.fields.Nested(RepeatSchema, allow_none=True, load_default=None,
+                              metadata={"description": "make this the first visit of a series"})  # fmt: skip
+    rebooks = ma.fields.UUID(allow_none=True, load_default=None,
+                             metadata={"description": "the missed visit of this clinic that this one rebooks"})  # fmt: skip
 
 
 class AppointmentUpdateSchema(ma.Schema):
     """Every field optional; only those sent change. A new time re-plans the reminders and tells the patient."""
+
+    class Meta:
+        example = {"appointment_datetime": ex.MOVED_LOCAL, "language": "tn"}
 
     appointment_datetime = appointment_time()
     language = language_field(allow_none=True)
@@ -177,6 +251,9 @@ class AppointmentUpdateSchema(ma.Schema):
 
 
 class AttendanceSchema(ma.Schema):
+    class Meta:
+        example = {"attended": True}
+
     attended = ma.fields.Boolean(required=True)
 
 
@@ -219,6 +296,21 @@ BULK_ITEM_SCHEMAS = {
 
 
 class BulkRequestSchema(ma.Schema):
+    class Meta:
+        example = {
+            "items": [
+                {
+                    "action": "create",
+                    "patient_phone": "+26773456789",
+                    "appointment_datetime": ex.BOOKING_LOCAL,
+                    "language": "tn",
+                    "patient_name": "Onalenna Seretse",
+                    "external_ref": "GMC-2030-00113",
+                },
+                {"action": "reschedule", "id": ex.APPOINTMENT, "appointment_datetime": ex.MOVED_LOCAL},
+            ]
+        }
+
     items = ma.fields.List(
         ma.fields.Dict(),
         required=True,
@@ -232,6 +324,13 @@ class BulkRequestSchema(ma.Schema):
 
 
 class UploadFileSchema(ma.Schema):
+    class Meta:
+        example = {
+            "file": "patient_phone,appointment_datetime,language,patient_name,external_ref\n"
+            "+26772345678,06/03/2030 10:30,tn,Kagiso Molefe,GMC-2030-00112\n"
+            "+233241234567,2030-03-06 11:00,en,Ama Mensah,GMC-2030-00114\n"
+        }
+
     file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
                                                   "description": "the CSV file (UTF-8, , or ; separated)"})  # fmt: skip
 
@@ -239,3 +338,36 @@ class UploadFileSchema(ma.Schema):
 class UploadQuerySchema(ma.Schema):
     atomic = ma.fields.Boolean(load_default=False, metadata={"description": "import nothing if any row is invalid"})
     clinic_id = ma.fields.UUID(metadata={"description": "admins: the clinic of rows without a clinic_id column value"})
+
+
+# --- tracing patients who missed a visit ----------------------------------------------------------------------------
+
+
+class CancelQuerySchema(ma.Schema):
+    series = ma.fields.String(load_default="one", validate=validate.OneOf(("one", "rest")),
+                              metadata={"description": "a visit of a series: one (the next is booked) or rest"})  # fmt: skip
+
+
+class TracingQuerySchema(PaginationQuery):
+    clinic_id = ma.fields.UUID(metadata={"description": "admins: one clinic (else all); others: only their own"})
+    overdue = ma.fields.Boolean(metadata={"description": "only those missed more than 14 days ago (true) or not"})
+
+
+class TracingOutcomeSchema(ma.Schema):
+    outcome = ma.fields.String(required=True, validate=validate.OneOf(TRACING_OUTCOMES))
+    note = text_field(500, allow_none=True, load_default=None,
+                      metadata={"description": "what was said or tried (health data: erased with the patient)"})  # fmt: skip
+
+
+class TracingEntrySchema(ma.Schema):
+    appointment = ma.fields.Nested(AppointmentSchema, required=True)
+    days_since = ma.fields.Integer(required=True, metadata={"description": "clinic-local days since the visit"})
+    overdue = ma.fields.Boolean(required=True, metadata={"description": "missed more than 14 days ago"})
+    contact_attempts = ma.fields.Integer(required=True,
+                                         metadata={"description": "the recovery SMS and each outcome recorded"})  # fmt: skip
+    last_outcome = ma.fields.String(allow_none=True, required=True)
+    last_outcome_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    last_note = ma.fields.String(allow_none=True, required=True)
+
+
+TracingPageSchema = page_of(TracingEntrySchema, "TracingPage")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from app.schemas import examples as ex
 from app.schemas.appointments import DayOrMoment, storable
 from app.schemas.common import PaginationQuery, page_of
 
 
 class AuditEntrySchema(ma.Schema):
+    class Meta:
+        example = ex.AUDIT_ANSWER
+
     id = ma.fields.UUID(required=True)
     actor_id = ma.fields.UUID(required=True, allow_none=True, metadata={"description": "null: the system"})
     action = ma.fields.String(required=True, metadata={"example": "patient.read"})

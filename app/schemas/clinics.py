@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from app.i18n.gsm7 import septets
 from app.models.clinic import COUNTRIES, DEFAULT_SEND_WINDOW, SMS_NAME_LENGTH, WEEKDAYS
+from app.schemas import examples as ex
 from app.schemas.appointments import text_field
 from app.schemas.common import PaginationQuery, language_field, page_of
 
@@ -146,6 +147,26 @@ def _window_ordered(start: time, end: time) -> None:
 
 
 class ClinicSchema(ma.Schema):
+    class Meta:
+        example = {
+            "id": ex.GABORONE_CLINIC,
+            "name": "Gaborone Main Clinic",
+            "country": "BW",
+            "timezone": "Africa/Gaborone",
+            "default_language": "tn",
+            "short_name": "Gaborone Clinic",
+            "reminder_offsets_minutes": [4320, 1440],
+            "send_window_start": "07:00",
+            "send_window_end": "20:00",
+            "opening_hours": {day: [["07:30", "16:30"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+            "slot_minutes": 30,
+            "slot_capacity": 4,
+            "booking_confirmation": True,
+            "alert_recipient_ids": None,
+            "created_at": ex.CREATED,
+            "updated_at": ex.UPDATED,
+        }
+
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String()
     country = ma.fields.String(metadata={"description": "BW or GH"})
@@ -165,6 +186,22 @@ class ClinicSchema(ma.Schema):
 
 
 class ClinicCreateSchema(_Settings):
+    class Meta:
+        example = {
+            "name": "Tlokweng Clinic",
+            "country": "BW",
+            "timezone": "Africa/Gaborone",
+            "default_language": "tn",
+            "short_name": "Tlokweng",
+            "reminder_offsets_minutes": [4320, 1440],
+            "send_window_start": "07:00",
+            "send_window_end": "19:00",
+            "opening_hours": {"mon": [["07:30", "12:30"], ["13:30", "16:30"]], "sat": [["08:00", "12:00"]]},
+            "slot_minutes": 20,
+            "slot_capacity": 3,
+            "booking_confirmation": True,
+        }
+
     name = text_field(200, required=True)
     country = ma.fields.String(required=True, validate=validate.OneOf(COUNTRIES))
     timezone = timezone_field(required=True)
@@ -179,6 +216,14 @@ class ClinicCreateSchema(_Settings):
 
 class ClinicUpdateSchema(_Settings):
     """Every field optional; only those sent change. The sending hours change together (both fields)."""
+
+    class Meta:
+        example = {
+            "short_name": "Gaborone Clinic",
+            "send_window_start": "08:00",
+            "send_window_end": "19:30",
+            "slot_capacity": 5,
+        }
 
     name = text_field(200)
     country = ma.fields.String(validate=validate.OneOf(COUNTRIES))

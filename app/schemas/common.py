@@ -48,8 +48,8 @@ class PaginationQuery(ma.Schema):
 
 
 def page_of(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
-    """A schema for one page of ``item_schema`` with the total."""
-    return ma.Schema.from_dict(
+    """A schema for one page of ``item_schema`` with the total (its API example: a page of the item's example)."""
+    page = ma.Schema.from_dict(
         {
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
             "page": ma.fields.Integer(required=True),
@@ -59,6 +59,8 @@ def page_of(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
         },
         name=name,
     )
+    page.page_item = item_schema
+    return page
 
 
 def page_body(pagination) -> dict:

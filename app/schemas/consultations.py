@@ -7,6 +7,7 @@ from marshmallow import validate
 from werkzeug.datastructures import FileStorage
 
 from app.models.consultation import AVAILABILITIES, LEVELS, STATUSES
+from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, page_of
 from app.services import triage
 
@@ -78,12 +79,16 @@ class AnswersSchema(ma.Schema):
 class ConsultationUploadSchema(AnswersSchema):
     """Multipart form: the photo (file part ``image``) and any answers as text parts."""
 
+    class Meta:
+        example = {**ex.ANSWERS, "image": "(the photo: a JPEG, PNG, HEIC/HEIF or WebP file part)"}
+
     image = ImageFile(required=True, metadata={"type": "string", "format": "binary",
                                                "description": "JPEG, PNG, HEIC/HEIF or WebP photo"})  # fmt: skip
 
 
 class AnalysisUploadSchema(ma.Schema):
     class Meta:
+        example = {"image": "(the photo: a JPEG, PNG, HEIC/HEIF or WebP file part)"}
         unknown = ma.RAISE
 
     image = ImageFile(required=True, metadata={"type": "string", "format": "binary",
@@ -91,6 +96,9 @@ class AnalysisUploadSchema(ma.Schema):
 
 
 class ConsultationUpdateSchema(AnswersSchema):
+    class Meta:
+        example = {"itch": True, "duration": "w2_to_6", "red_flags": []}
+
     pass
 
 
@@ -119,16 +127,23 @@ class ImageSchema(ma.Schema):
 
 
 class AnalysisSchema(ma.Schema):
+    class Meta:
+        example = ex.ANALYSIS_ANSWER
+
     id = ma.fields.UUID(required=True)
     consultation_id = ma.fields.UUID(required=True)
     image_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)
     model_name = ma.fields.String(allow_none=True)
     model_version = ma.fields.String(allow_none=True)
-    model_validated = ma.fields.Boolean(allow_none=True)
+    model_validated = ma.fields.Boolean(allow_none=True, metadata={"description": "a clinical sign-off was "
+                                                                    "recorded for this model file"})  # fmt: skip
+    model_sha256 = ma.fields.String(allow_none=True, metadata={"description": "checksum of the model file"})
     top = ma.fields.List(ma.fields.Tuple((ma.fields.String(), ma.fields.Float())),
                          metadata={"description": "top-3 labels; empty for non-admins while the model is not "
-                                                  "validated for clinical use"})  # fmt: skip
+                                                  "validated for clinical use, and for a feature extractor"})  # fmt: skip
+    output = ma.fields.Dict(allow_none=True, metadata={"description": "a feature extractor's summary of its "
+                                                       "features (kind, size, mean, max, l2, nonzero)"})  # fmt: skip
     quality = ma.fields.Dict()
     timings_ms = ma.fields.Dict()
     error_code = ma.fields.String(allow_none=True, metadata={"description": "a failed analysis: model_error, or "
@@ -156,6 +171,9 @@ class RetakeSchema(ma.Schema):
 
 
 class ConsultationSchema(ma.Schema):
+    class Meta:
+        example = ex.CONSULTATION_ANSWER
+
     id = ma.fields.UUID(required=True)
     user_id = ma.fields.UUID(required=True)
     channel = ma.fields.String(required=True)
@@ -182,6 +200,9 @@ class ConsultationSchema(ma.Schema):
 
 
 class ConsultationDetailSchema(ConsultationSchema):
+    class Meta:
+        example = ex.CONSULTATION_DETAIL
+
     images = ma.fields.List(ma.fields.Nested(ImageSchema))
     analyses = ma.fields.List(ma.fields.Nested(AnalysisSchema))
     recommendation = ma.fields.Nested(RecommendationSchema, allow_none=True)
@@ -193,6 +214,9 @@ ConsultationPageSchema = page_of(ConsultationSchema, "ConsultationPage")
 
 
 class AnalysisAcceptedSchema(ma.Schema):
+    class Meta:
+        example = {"id": ex.ANALYSIS, "consultation_id": ex.CONSULTATION, "status": "queued", "retake": None}
+
     id = ma.fields.UUID(required=True, metadata={"description": "the analysis id (GET /api/v1/analysis/{id})"})
     consultation_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)
@@ -202,6 +226,9 @@ class AnalysisAcceptedSchema(ma.Schema):
 
 
 class MedicationSchema(ma.Schema):
+    class Meta:
+        example = ex.MEDICATION_ANSWER
+
     id = ma.fields.UUID(required=True)
     code = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
@@ -231,7 +258,7 @@ class MedicationQuerySchema(PaginationQuery):
 
 class MedicationSearchSchema(PaginationQuery):
     q = ma.fields.String(required=True, validate=validate.Length(min=1, max=100),
-                         metadata={"description": "name, generic name or indication (case-insensitive)"})  # fmt: skip
+                         metadata={"description": "name, generic name or indication (case-insensitive)", "example": "clotrimazole"})  # fmt: skip
 
 
 class GuidelineSchema(ma.Schema):
@@ -255,6 +282,9 @@ class GuidelineQuerySchema(ma.Schema):
 
 
 class GuidelineListSchema(ma.Schema):
+    class Meta:
+        example = ex.GUIDELINES
+
     items = ma.fields.List(ma.fields.Nested(GuidelineSchema), required=True)
 
 
@@ -281,10 +311,16 @@ class QuestionSchema(ma.Schema):
 
 
 class QuestionListSchema(ma.Schema):
+    class Meta:
+        example = ex.QUESTIONS
+
     items = ma.fields.List(ma.fields.Nested(QuestionSchema), required=True)
 
 
 class ChatLinkSchema(ma.Schema):
+    class Meta:
+        example = {"code": "305817", "expires_at": "2026-12-06T10:27:00+00:00"}
+
     code = ma.fields.String(required=True, metadata={"description": "6 digits; send /link CODE (Telegram) or "
                                                                      "LINK CODE (WhatsApp)"})  # fmt: skip
     expires_at = ma.fields.DateTime(required=True)

@@ -6,10 +6,17 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.models.message_log import CHANNELS, DIRECTIONS, STATUSES
+from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, page_of
 
 
 class SmsSendSchema(ma.Schema):
+    class Meta:
+        example = {
+            "to": ex.BW_PATIENT_PHONE,
+            "message": "Dumela Mpho, kliniki e tla tswalwa ka Labotlhano 11/12. Tla ka Labone.",
+        }
+
     to = ma.fields.String(required=True, validate=validate.Length(min=1, max=32),
                           metadata={"description": "E.164, or a national number of the clinic's country"})  # fmt: skip
     message = ma.fields.String(required=True, validate=validate.Length(min=1, max=1600))
@@ -17,10 +24,20 @@ class SmsSendSchema(ma.Schema):
 
 
 class SmsScheduleSchema(SmsSendSchema):
+    class Meta:
+        example = {
+            "to": ex.GH_PATIENT_PHONE,
+            "message": "Hello Ama, Accra Central Clinic is closed on Friday 11/12.",
+            "send_at": "2030-03-05T07:30:00+00:00",
+        }
+
     send_at = ma.fields.AwareDateTime(required=True, metadata={"description": "timezone-aware, in the future"})
 
 
 class MessageSchema(ma.Schema):
+    class Meta:
+        example = ex.MESSAGE_ANSWER
+
     id = ma.fields.UUID()
     direction = ma.fields.String(metadata={"description": "in or out"})
     channel = ma.fields.String()
@@ -53,6 +70,9 @@ class MessageEventSchema(ma.Schema):
 
 
 class MessageDetailSchema(MessageSchema):
+    class Meta:
+        example = ex.MESSAGE_DETAIL
+
     events = ma.fields.List(ma.fields.Nested(MessageEventSchema))
 
 

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.models.channel import PATIENT_CHANNELS
+from app.schemas import examples as ex
 from app.schemas.appointments import AppointmentSchema, storable, text_field
 from app.schemas.common import PaginationQuery, page_of
 from app.schemas.message_log import MessageSchema
@@ -26,6 +27,9 @@ class PatientRecordSchema(ma.Schema):
 
 
 class PatientSchema(ma.Schema):
+    class Meta:
+        example = ex.PATIENT_ANSWER
+
     id = ma.fields.UUID(required=True)
     phone = ma.fields.String(required=True, metadata={"description": "E.164; erased:<id> after erasure"})
     language = ma.fields.String(allow_none=True, metadata={"description": "the person's own choice: en, tn, or "
@@ -42,6 +46,9 @@ class PatientSchema(ma.Schema):
 
 
 class PatientDetailSchema(PatientSchema):
+    class Meta:
+        example = {**ex.PATIENT_ANSWER, "appointments": [ex.APPOINTMENT_ANSWER], "messages": [ex.MESSAGE_ANSWER]}
+
     appointments = ma.fields.List(ma.fields.Nested(AppointmentSchema), required=True,
                                   metadata={"description": "newest first; staff and viewers: their clinic's"})  # fmt: skip
     messages = ma.fields.List(ma.fields.Nested(MessageSchema), required=True,
@@ -60,6 +67,9 @@ class PatientQuerySchema(PaginationQuery):
 
 class PatientRecordUpdateSchema(ma.Schema):
     """Every field optional; only those sent change, and only in the one clinic's record."""
+
+    class Meta:
+        example = {"name": "Mpho Kgosi", "preferred_channel": "whatsapp", "notes": "O rata melaetsa ka Setswana."}
 
     name = text_field(200, allow_none=True)
     preferred_channel = ma.fields.String(validate=validate.OneOf(PATIENT_CHANNELS),

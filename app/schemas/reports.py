@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from app.schemas import examples as ex
 from app.schemas.appointments import YEARS
 
 
@@ -35,6 +36,9 @@ class AttendanceCountsSchema(ma.Schema):
     cancelled = ma.fields.Integer(required=True)
     no_show_rate = ma.fields.Float(required=True, allow_none=True, validate=validate.Range(0, 1),
                                    metadata={"description": "missed / (attended + missed); null when both 0"})  # fmt: skip
+    recovered = ma.fields.Integer(required=True, metadata={"description": "missed, then rebooked within 14 days"})
+    recovery_rate = ma.fields.Float(required=True, allow_none=True, validate=validate.Range(0, 1),
+                                    metadata={"description": "recovered / missed; null when none missed"})  # fmt: skip
 
 
 def _breakdown(description: str) -> ma.fields.Dict:
@@ -43,6 +47,9 @@ def _breakdown(description: str) -> ma.fields.Dict:
 
 
 class AttendanceReportSchema(ma.Schema):
+    class Meta:
+        example = ex.ATTENDANCE_REPORT
+
     clinic_id = ma.fields.UUID(required=True, allow_none=True, metadata={"description": "null: every clinic"})
     since = ma.fields.Date(data_key="from", attribute="from", required=True, allow_none=True)
     until = ma.fields.Date(data_key="to", attribute="to", required=True, allow_none=True)
@@ -50,3 +57,5 @@ class AttendanceReportSchema(ma.Schema):
     by_language = _breakdown("en, tn: the appointment's language, else the patient's, else the clinic's")
     by_channel = _breakdown("sms, whatsapp")
     by_reminders = _breakdown("reminders sent: 0, 1, 2, 3+")
+    tracing = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+                             metadata={"description": "tracing outcomes recorded for the period's visits, by outcome"})  # fmt: skip

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.models.stock import MOVEMENT_CHANNELS, MOVEMENT_KINDS
+from app.schemas import examples as ex
 from app.schemas.appointments import text_field
 from app.schemas.common import PaginationQuery, page_of
 from app.services.stock import MAX_QUANTITY
@@ -15,6 +16,9 @@ _quantity = validate.Range(min=0, max=MAX_QUANTITY)
 
 
 class StockItemSchema(ma.Schema):
+    class Meta:
+        example = ex.STOCK_ANSWER
+
     id = ma.fields.UUID(required=True)
     clinic_id = ma.fields.UUID(required=True)
     name = ma.fields.String(required=True)
@@ -39,6 +43,15 @@ StockItemPageSchema = page_of(StockItemSchema, "StockItemPage")
 
 
 class StockCreateSchema(ma.Schema):
+    class Meta:
+        example = {
+            "name": "Zinc 20mg dispersible tablets",
+            "unit": "tablets",
+            "reorder_level": 100,
+            "code": "ZNC20",
+            "level": 400,
+        }
+
     name = text_field(60, required=True, metadata={"description": "e.g. Paracetamol 500mg tablets"})
     unit = text_field(12, required=True, metadata={"description": "what is counted: tablets, boxes, kits"})
     reorder_level = ma.fields.Integer(required=True, strict=True, validate=_quantity)
@@ -48,6 +61,9 @@ class StockCreateSchema(ma.Schema):
 
 
 class StockUpdateSchema(ma.Schema):
+    class Meta:
+        example = {"level": 36, "note": "Palo ya Labotlhano"}
+
     level = ma.fields.Integer(strict=True, validate=_quantity, metadata={"description": "a counted level"})
     reorder_level = ma.fields.Integer(strict=True, validate=_quantity)
     name = text_field(60)
@@ -73,6 +89,9 @@ class LowQuerySchema(PaginationQuery):
 
 
 class MovementSchema(ma.Schema):
+    class Meta:
+        example = ex.MOVEMENT_ANSWER
+
     id = ma.fields.UUID(required=True)
     item_id = ma.fields.UUID(required=True)
     kind = ma.fields.String(required=True, validate=validate.OneOf(MOVEMENT_KINDS))
@@ -96,6 +115,15 @@ class MovementQuerySchema(PaginationQuery):
 
 
 class MovementCreateSchema(ma.Schema):
+    class Meta:
+        example = {
+            "kind": "received",
+            "quantity": 100,
+            "batch": "MRDT-2611-B",
+            "expiry_date": "2028-06-30",
+            "note": "Go tswa kwa CMS Gaborone",
+        }
+
     kind = ma.fields.String(required=True, validate=validate.OneOf(MOVEMENT_KINDS))
     quantity = ma.fields.Integer(
         required=True, strict=True, validate=validate.Range(min=-MAX_QUANTITY, max=MAX_QUANTITY),
@@ -126,17 +154,26 @@ class MovementCreateSchema(ma.Schema):
 
 
 class AlertCreateSchema(ma.Schema):
+    class Meta:
+        example = {"item_id": ex.STOCK_ITEM, "note": "Re setse le dikhiti di le 40 fela."}
+
     item_id = ma.fields.UUID(required=True)
     note = text_field(NOTE_IN_ALERT, required=True, metadata={"description": "the message, in one SMS with the item"})
 
 
 class AlertResultSchema(ma.Schema):
+    class Meta:
+        example = {"item_id": ex.STOCK_ITEM, "recipients": 1, "message_ids": [ex.MESSAGE]}
+
     item_id = ma.fields.UUID(required=True)
     recipients = ma.fields.Integer(required=True, metadata={"description": "SMS queued"})
     message_ids = ma.fields.List(ma.fields.UUID(), required=True)
 
 
 class PinSchema(ma.Schema):
+    class Meta:
+        example = {"pin": "2580"}
+
     pin = ma.fields.String(required=True, validate=validate.Length(min=1, max=16),
                            metadata={"description": "4 digits; not one digit repeated or a run like 1234",
                                      "example": "2580"})  # fmt: skip

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.models.user import ROLES, SITE_TYPES
+from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, PhoneNumber, language_field, page_of, trimmed
 from app.services.passwords import MAX_LENGTH, MIN_LENGTH
 
@@ -33,6 +34,9 @@ def _site_type(**kwargs) -> ma.fields.String:
 
 
 class UserSchema(ma.Schema):
+    class Meta:
+        example = ex.STAFF_ACCOUNT
+
     id = ma.fields.UUID(dump_only=True)
     email = ma.fields.Email(required=True)
     name = ma.fields.String()
@@ -54,6 +58,17 @@ class UserSchema(ma.Schema):
 
 
 class UserCreateSchema(ma.Schema):
+    class Meta:
+        example = {
+            "email": "kagiso.seretse@thusa.example",
+            "password": "Mogwebo-wa-2026-Gaborone",
+            "role": "staff",
+            "name": "Kagiso Seretse",
+            "phone": "+26771234567",
+            "clinic_id": ex.GABORONE_CLINIC,
+            "language": "tn",
+        }
+
     email = ma.fields.Email(required=True, validate=validate.Length(max=254))
     password = Password(required=True)
     role = ma.fields.String(required=True, validate=validate.OneOf(ROLES))
@@ -71,6 +86,9 @@ class UserCreateSchema(ma.Schema):
 
 class UserUpdateSchema(ma.Schema):
     """Every field optional; only those sent change."""
+
+    class Meta:
+        example = {"name": "Kagiso Seretse", "phone": "+26771234568", "language": "en"}
 
     email = ma.fields.Email(validate=validate.Length(max=254))
     password = Password()
@@ -97,6 +115,17 @@ UserPageSchema = page_of(UserSchema, "UserPage")
 class RegisterSchema(ma.Schema):
     """Self-registration, for pharmacists only."""
 
+    class Meta:
+        example = {
+            "name": "Ama Mensah",
+            "email": "ama.mensah@makola-pharmacy.example",
+            "phone": ex.GH_PATIENT_PHONE,
+            "password": "Kente-Sunrise-Makola-2026",
+            "pharmacy_name": "Makola Pharmacy",
+            "site_type": "pharmacy",
+            "language": "en",
+        }
+
     name = trimmed(200, required=True)
     email = ma.fields.Email(required=True, validate=validate.Length(max=254))
     phone = PhoneNumber(required=True)
@@ -107,11 +136,23 @@ class RegisterSchema(ma.Schema):
 
 
 class LoginSchema(ma.Schema):
+    class Meta:
+        example = {"email": "staff@thusa.example", "password": "thusa-staff-demo"}
+
     email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=MAX_LENGTH))
 
 
 class TokenPairSchema(ma.Schema):
+    class Meta:
+        example = {
+            "access_token": ex.ACCESS_TOKEN,
+            "refresh_token": ex.REFRESH_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "user": ex.STAFF_ACCOUNT,
+        }
+
     access_token = ma.fields.String(required=True)
     refresh_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
@@ -120,14 +161,23 @@ class TokenPairSchema(ma.Schema):
 
 
 class PasswordResetSchema(ma.Schema):
+    class Meta:
+        example = {"email": "staff@thusa.example"}
+
     email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
 
 
 class PasswordResetConfirmSchema(ma.Schema):
+    class Meta:
+        example = {"email": "staff@thusa.example", "code": "482913", "password": "Pula-Gaborone-Letsatsi-77"}
+
     email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
     code = ma.fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
     password = Password(required=True)
 
 
 class AcceptedSchema(ma.Schema):
+    class Meta:
+        example = {"message": "If the account exists and has a proven phone, a reset code is on its way by SMS."}
+
     message = ma.fields.String(required=True)

@@ -31,7 +31,7 @@ from app.models.appointment import (
 from app.models.channel import SMS
 from app.models.message_log import KIND_NOTICE
 from app.services import audit
-from app.services.clinic_calendar import free_slots, local_time, plan_reminders
+from app.services.clinic_calendar import free_slots, local_time, next_send_time, plan_reminders
 
 # --- Language ---------------------------------------------------------------------------------------------------
 
@@ -48,11 +48,20 @@ def format_when(clinic: Clinic, at: datetime, language: str) -> str:
     return t("when", language, weekday=weekday, date=moment.strftime("%d/%m"), time=moment.strftime("%H:%M"))
 
 
+def format_day(clinic: Clinic, at: datetime, language: str) -> str:
+    """``at``'s day in clinic time: ``Tuesday 04/03`` / ``Labobedi 04/03``."""
+    moment = local_time(clinic, at)
+    return f"{t('weekdays', language).split(',')[moment.weekday()]} {moment.strftime('%d/%m')}"
+
+
 def text_for(appointment: Appointment, key: str, **params) -> str:
-    """A catalog text about ``appointment`` in its language, with the clinic's SMS name and the time filled in."""
+    """A catalog text about ``appointment`` in its language, with the clinic's SMS name, the time (``when``) and
+    the day (``day``) filled in."""
     language = language_of(appointment)
-    when = format_when(appointment.clinic, appointment.appointment_datetime, language)
-    return t(key, language, clinic=appointment.clinic.sms_name, when=when, **params)
+    at = appointment.appointment_datetime
+    when = format_when(appointment.clinic, at, language)
+    return t(key, language, clinic=appointment.clinic.sms_name, when=when,
+             day=format_day(appointment.clinic, at, language), **params)  # fmt: skip
 
 
 # --- Patients ---------------------------------------------------------------------------------------------------
@@ -114,10 +123,11 @@ def import_key(*, external_ref: str | None, phone: str, at: datetime) -> str:
 
 def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: datetime, language: str | None = None,
            patient_name: str | None = None, external_ref: str | None = None,
-           channel: str | None = None) -> Appointment:  # fmt: skip
+           channel: str | None = None, notify_booking: bool = True) -> Appointment:  # fmt: skip
     """Book an appointment (API or import). Sends nothing unless the clinic turned on booking confirmations.
 
     The name and channel given go to ``clinic``'s own record of the patient (:func:`record_for`).
+    ``notify_booking=False``: no booking notice even then (the caller's own reply says it).
 
     Raises:
         Conflict: the clinic already has this appointment (same reference, or same number and time).
@@ -137,7 +147,7 @@ def create(actor, clinic: Clinic, *, patient_phone: str, appointment_datetime: d
     db.session.add(appointment)
     db.session.flush()
     plan_reminders(appointment)
-    if clinic.booking_confirmation:
+    if clinic.booking_confirmation and notify_booking:
         notify(appointment, "appointment_booked", "booked")
     audit.record(actor, "appointment.create", "appointment", appointment.id, {"clinic_id": str(clinic.id)})
     return appointment
@@ -162,14 +172,20 @@ def reschedule(actor, appointment: Appointment, at: datetime, *, by_patient: boo
     return appointment
 
 
-def cancel(actor, appointment: Appointment, *, by_patient: bool = False) -> Appointment:
-    """Cancel: no more reminders. Cancelled by the clinic, the patient is told; by the patient, the flow answers."""
+def cancel(actor, appointment: Appointment, *, by_patient: bool = False, end_series: bool = False) -> Appointment:
+    """Cancel: no more reminders. Cancelled by the clinic, the patient is told; by the patient, the flow answers.
+
+    A visit of a series is skipped: the next one is booked (:mod:`app.services.series`), unless ``end_series``
+    (the clinic cancels the rest of the series).
+    """
     _require_active(appointment)
     appointment.status, appointment.cancelled_by = STATUS_CANCELLED, _who(by_patient)
     plan_reminders(appointment)
     if not by_patient:
         notify(appointment, "appointment_cancelled_by_clinic", "cancelled")
-    audit.record(actor, "appointment.cancel", "appointment", appointment.id, {"by": _who(by_patient)})
+    audit.record(actor, "appointment.cancel", "appointment", appointment.id,
+                 {"by": _who(by_patient), **({"series": "rest"} if end_series else {})})  # fmt: skip
+    _series_next(actor, appointment, end=end_series)
     return appointment
 
 
@@ -193,11 +209,26 @@ def set_attendance(actor, appointment: Appointment, attended: bool) -> Appointme
     """Record whether the patient came (staff, or the nightly job for ``missed``)."""
     if appointment.status == STATUS_CANCELLED:
         raise Conflict("This appointment was cancelled; book a new one instead.")
+    was = appointment.status
     appointment.attended = attended
     appointment.status = STATUS_ATTENDED if attended else STATUS_MISSED
     plan_reminders(appointment)
+    # A visit newly missed owes the patient one recovery SMS (app.services.recovery), at the next allowed time.
+    if not attended and was != STATUS_MISSED:
+        appointment.recovery_at = next_send_time(appointment.clinic, utcnow())
+    elif attended:
+        appointment.recovery_at = None
     audit.record(actor, "appointment.attendance", "appointment", appointment.id, {"attended": attended})
+    if was in ACTIVE_STATUSES:
+        _series_next(actor, appointment)
     return appointment
+
+
+def _series_next(actor, appointment: Appointment, *, end: bool = False) -> None:
+    if appointment.series_id is not None:
+        from app.services import series  # late: series books through this module
+
+        series.after_visit(actor, appointment, end=end)
 
 
 def notify(appointment: Appointment, key: str, event: str) -> None:

@@ -21,13 +21,14 @@ from sqlalchemy.orm import contains_eager, selectinload
 from app.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from app.extensions import db
 from app.models import Appointment, Clinic, Patient, utcnow
-from app.models.appointment import ACTIVE_STATUSES
-from app.services import audit, clinics
+from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
+from app.services import audit, clinics, series
 from app.services.appointment_rules import (  # noqa: F401 (re-exported: the rules every caller uses)
     cancel,
     channel_of,
     confirm,
     create,
+    format_day,
     format_when,
     import_key,
     language_of,
@@ -222,7 +223,7 @@ def upcoming(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None = N
 
 def _create(actor, data: dict, *, location: str = "json") -> Appointment:
     clinic = clinics.clinic_for(actor, data.get("clinic_id"), location=location, required=True)
-    return create(
+    appointment = create(
         actor,
         clinic,
         patient_phone=phone_of(data["patient_phone"], clinic, location=location),
@@ -232,6 +233,15 @@ def _create(actor, data: dict, *, location: str = "json") -> Appointment:
         external_ref=data.get("external_ref"),
         channel=data.get("channel"),
     )
+    if data.get("repeat"):
+        series.start(appointment, data["repeat"]["every_days"], data["repeat"].get("count"))
+    if data.get("rebooks"):
+        missed = _own(actor, data["rebooks"])
+        if missed.status != STATUS_MISSED or missed.clinic_id != clinic.id:
+            raise ValidationFailed("rebooks must be a missed visit of the same clinic.",
+                                   {location: {"rebooks": ["Not a missed visit of this clinic."]}})  # fmt: skip
+        appointment.rebooked_from_id = missed.id
+    return appointment
 
 
 def book(actor, data: dict) -> Appointment:
@@ -282,15 +292,17 @@ def edit(actor, appointment_id: uuid.UUID, data: dict) -> Appointment:
     return appointment
 
 
-def withdraw(actor, appointment_id: uuid.UUID) -> Appointment:
+def withdraw(actor, appointment_id: uuid.UUID, *, series_rest: bool = False) -> Appointment:
     """Cancel for the clinic (:func:`cancel`: no more reminders, the patient told in their language).
+
+    A visit of a series: alone (the next one is booked), or with ``series_rest`` the rest of the series too.
 
     Raises:
         NotFound, Forbidden, Conflict: it is no longer active (already cancelled, attended, missed).
     """
     appointment = _own(actor, appointment_id)
     with _unit_of_work():
-        return cancel(actor, appointment)
+        return cancel(actor, appointment, end_series=series_rest)
 
 
 def record_attendance(actor, appointment_id: uuid.UUID, attended: bool) -> Appointment:

@@ -438,8 +438,8 @@ def analysis_body(analysis: Analysis, actor) -> dict:
     show = bool(analysis.model_validated) or getattr(actor, "is_admin", False)
     return {"id": analysis.id, "consultation_id": analysis.consultation_id, "image_id": analysis.image_id,
             "status": analysis.status, "model_name": analysis.model_name, "model_version": analysis.model_version,
-            "model_validated": analysis.model_validated, "top": analysis.top if show else [],
-            "quality": analysis.quality, "timings_ms": analysis.timings_ms, "error_code": analysis.error_code,
+            "model_validated": analysis.model_validated, "model_sha256": analysis.model_sha256,
+            "top": analysis.top if show else [], "output": analysis.output, "quality": analysis.quality, "timings_ms": analysis.timings_ms, "error_code": analysis.error_code,
             "created_at": analysis.created_at, "updated_at": analysis.updated_at}  # fmt: skip
 
 

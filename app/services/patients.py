@@ -23,7 +23,17 @@ from sqlalchemy import and_, or_, select, update
 
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, PatientRecord, utcnow
+from app.models import (
+    Appointment,
+    Clinic,
+    Contact,
+    Conversation,
+    Message,
+    Patient,
+    PatientRecord,
+    TracingOutcome,
+    utcnow,
+)
 from app.models.appointment import STATUS_CANCELLED
 from app.models.message_log import DIRECTION_OUT, STATUS_FAILED, STATUS_QUEUED, STATUS_SCHEDULED
 from app.services import audit, clinics
@@ -177,7 +187,8 @@ def erase(actor, patient_id: uuid.UUID) -> None:
     conversations forget their state; every message of the contact, its number or the patient's appointments
     loses its text, buttons and media and gets the erased address; messages still waiting to go out fail instead.
     Appointments keep clinic, time, status and counts for the reports, lose ``external_ref``, get
-    ``import_key = erased:<appointment id>`` (a re-upload of the old file books anew) and no more reminders.
+    ``import_key = erased:<appointment id>`` (a re-upload of the old file books anew), no more reminders or
+    recovery SMS, and their tracing outcomes lose their notes.
 
     Raises:
         NotFound: no such patient.
@@ -221,7 +232,11 @@ def erase(actor, patient_id: uuid.UUID) -> None:
             db.session.execute(
                 update(Appointment),
                 [{"id": a, "external_ref": None, "import_key": f"erased:{a}", "next_reminder_at": None,
-                  "next_reminder_offset": None} for a in appointment_ids],
+                  "next_reminder_offset": None, "recovery_at": None} for a in appointment_ids],
+            )  # fmt: skip
+            db.session.execute(  # tracing notes are health data about the person
+                update(TracingOutcome).where(TracingOutcome.appointment_id.in_(appointment_ids)).values(note=None)
+                .execution_options(synchronize_session=False)
             )  # fmt: skip
         db.session.execute(
             update(PatientRecord)

@@ -76,7 +76,9 @@ def hold(message: Message, appointment: Appointment | None, now: datetime | None
     if clinic is None or in_send_window(clinic, now):
         return None
     send_at = next_send_time(clinic, now)
-    if appointment is not None and send_at >= appointment.appointment_datetime:
+    # A message about a visit still ahead is useless after it; one about a visit already past (a missed visit's
+    # recovery SMS) just waits for the sending hours.
+    if appointment is not None and now < appointment.appointment_datetime <= send_at:
         return Hold(code="outside_sending_hours", error="no allowed sending time is left before the appointment")
     return Hold(send_at=send_at)
 

@@ -5,12 +5,15 @@ the reply, at most :data:`REPLY_MAX` characters in either language: the level fi
 first-choice medicine with its dose and the alternatives by name, the advice the condition and the rules require
 (shingles' 72-hour window, anthrax's district health office ...), what to watch for or, at ``urgent``, the
 emergency step, the note that the rules are not yet checked against the Ghana STG, the photo quality, the model's
-labels (only once it is validated) and the disclaimer. Used by the analysis pipeline
+top label (only for a model with a recorded clinical sign-off: "looks most like ..., not a diagnosis") and the
+disclaimer. A validated model can only raise the level the rules decided
+(:func:`app.services.skin_model_validation.raised_level`), never lower it. Used by the analysis pipeline
 (:mod:`app.services.skin_analysis`) and when answers change after the analysis (``consultations``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from sqlalchemy import select
@@ -20,10 +23,17 @@ from app.i18n import CATALOG, t
 from app.messaging.outbox import OptedOut, queue_outbound
 from app.models import Analysis, Consultation, Contact, Recommendation, User
 from app.models.channel import CHAT_CHANNELS
-from app.models.consultation import ANALYSIS_COMPLETED, IMAGE_STORED, LEVEL_CLINIC, LEVEL_PHARMACY, LEVEL_URGENT
+from app.models.consultation import (
+    ANALYSIS_COMPLETED,
+    IMAGE_STORED,
+    LEVEL_CLINIC,
+    LEVEL_PHARMACY,
+    LEVEL_URGENT,
+    LEVELS,
+)
 from app.models.message_log import KIND_REPLY
 from app.models.user import SITE_OTC_SELLER
-from app.services import formulary, triage
+from app.services import formulary, skin_model_validation, triage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,7 @@ def recommend(consultation: Consultation, *, replace: bool = False) -> Recommend
     if existing is not None and not replace:
         return existing
     result = triage.assess(triage.Answers.of(consultation), site_type=site_type_of(consultation))
+    result = _raised_by_model(result, validated_tops(consultation))
     recommendation = existing or Recommendation(consultation_id=consultation.id, level=result.level)
     recommendation.level = result.level
     recommendation.rule_ids = list(result.rule_ids)
@@ -88,15 +99,48 @@ def _photo_line(consultation: Consultation, language: str) -> tuple[str, bool]:
     return t("skin_result_photo_retake", language), False
 
 
-def _model_line(consultation: Consultation, language: str) -> str:
+def validated_tops(consultation: Consultation) -> list[list]:
+    """The top-3 of each of the consultation's photos analysed by a model with a recorded sign-off, the one whose
+    first label the model is surest of first; ``[]`` when there is none."""
     analyses = db.session.scalars(
-        select(Analysis).where(Analysis.consultation_id == consultation.id, Analysis.status == ANALYSIS_COMPLETED)
+        select(Analysis).where(
+            Analysis.consultation_id == consultation.id,
+            Analysis.status == ANALYSIS_COMPLETED,
+            Analysis.model_validated.is_(True),
+        )  # fmt: skip
     ).all()
-    validated = [analysis for analysis in analyses if analysis.model_validated]
-    if not validated:
+    return sorted((analysis.top for analysis in analyses if analysis.top), key=lambda top: -top[0][1])
+
+
+def _raised_by_model(result: triage.Triage, tops: list[list]) -> triage.Triage:
+    """The triage result, at a higher level when a validated model's top label for any photo is a referral
+    condition (:func:`app.services.skin_model_validation.raised_level`); otherwise unchanged."""
+    level, raised = result.level, False
+    for top in tops:
+        level, condition = skin_model_validation.raised_level(level, top)
+        raised = raised or condition is not None
+    if not raised:
+        return result
+    reasons = [key for key in result.reasons if not key.startswith("triage_reason_base_")]
+    return dataclasses.replace(result, level=level, medicines=(), excluded={},
+                               reasons=("triage_reason_model_referral", *reasons))  # fmt: skip
+
+
+def label_name(label: str, language: str) -> str:
+    """A model label in words: the condition's button title, ``not_skin`` its own text."""
+    key = f"opt_condition_{label}" if label != "not_skin" else "skin_model_label_not_skin"
+    return t(key, language) if key in CATALOG else label
+
+
+def _model_line(consultation: Consultation, language: str) -> str:
+    tops = validated_tops(consultation)
+    if not tops:
         return t("skin_result_model_unvalidated", language)
-    labels = ", ".join(f"{label} {round(p * 100)}%" for label, p in validated[0].top)
-    return t("skin_result_model_labels", language, labels=labels)
+    # A photo whose label raised the level is the one to name, even if another photo's label is surer.
+    raising = [top for top in tops if skin_model_validation.raised_level(LEVELS[0], top)[1] is not None]
+    label, probability = (raising or tops)[0][0]
+    return t("skin_result_model_labels", language, label=label_name(label, language),
+             percent=round(probability * 100))  # fmt: skip
 
 
 def reply_text(consultation: Consultation, result: triage.Triage, language: str) -> str:

@@ -4,8 +4,11 @@ Each photo not yet stored is read (a REST upload waits in its row, its metadata 
 ``fetch`` the caller passes: the job hands in the channel adapters' download, which lives in the bots layer), then
 decoded within the memory budget, cleaned and stored (:func:`app.services.images.process`); a photo refused there
 (a decompression bomb, over the budget, damaged) is marked rejected with its code, and so is its analysis: the
-consultation still gets triage from the answers. Each stored photo gets one :class:`~app.models.Analysis` (the model's top-3, recorded even while the model is not validated,
-and then never shown as a finding). Triage comes from the pharmacist's answers and the rules file
+consultation still gets triage from the answers. Each stored photo gets one :class:`~app.models.Analysis`: the
+model's name, version and file checksum, whether a clinical sign-off is recorded for that file
+(:func:`app.services.skin_model_validation.is_validated`), and its output: a classifier's top-3 labels (recorded
+even while the model is not validated, and then never shown as a finding) or, for the shipped feature extractor,
+a summary of its feature vector. Triage comes from the pharmacist's answers and the rules file
 (:mod:`app.services.skin_advice`). The reply is queued with a dedupe key per consultation, so a retried job never
 sends twice; a completed consultation is left alone.
 """
@@ -33,7 +36,7 @@ from app.models.consultation import (
     STATUS_COMPLETED,
     STATUS_QUEUED,
 )
-from app.services import consultations, images, skin_advice
+from app.services import consultations, images, skin_advice, skin_model_validation
 from app.services.skin_model import ModelError, get_model
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,8 @@ def _analyse(consultation: Consultation, image: ConsultationImage) -> None:
     analysis.quality = {"ok": image.quality_ok, "problems": image.quality_problems,
                         "measures": image.quality_measures}  # fmt: skip
     try:
-        prediction = get_model().predict(image.data)
+        model = get_model()
+        prediction = model.predict(image.data)
     except ModelError as exc:
         # Triage does not depend on the model: the consultation still gets its answer.
         log.error("skin model failed on photo %s: %s", image.id, exc)
@@ -134,8 +138,10 @@ def _analyse(consultation: Consultation, image: ConsultationImage) -> None:
         return
     analysis.status = ANALYSIS_COMPLETED
     analysis.model_name, analysis.model_version = prediction.model_name, prediction.model_version
-    analysis.model_validated = prediction.validated
+    analysis.model_sha256 = prediction.model_sha256
+    analysis.model_validated = skin_model_validation.is_validated(model)
     analysis.top = [[label, float(p)] for label, p in prediction.top]
+    analysis.output = prediction.output
     analysis.timings_ms = {**image.timings_ms, **prediction.timings_ms}
     db.session.flush()
 

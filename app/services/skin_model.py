@@ -10,12 +10,27 @@ A model folder holds ``model.onnx`` (or the manifest's ``file``) and ``manifest.
      "pixel_scale": 255, "mean": [r, g, b], "std": [r, g, b],   # x = (pixel / pixel_scale - mean) / std
      "trained_on": "what data, honestly", "validated_for_clinical_use": false}
 
+Two kinds of model:
+
+- **A classifier** (output kind ``probabilities`` or ``logits``): ``labels`` name its outputs; a prediction is the
+  top-3 labels. ``output.features`` may name a second output holding the features its head reads (a model made by
+  ``flask skin-model train`` has it), which :meth:`SkinModel.features` returns.
+- **A feature extractor** (output kind ``features``, ``output.size`` values, no ``labels``): the shipped default,
+  the EfficientNet-Lite0 backbone (``app/skin_model/default``, built by ``app/skin_model/build_backbone.py``). It
+  names no condition: a prediction has no labels, only a compact summary of the feature vector (size, mean, max,
+  L2 norm, how many are non-zero), which the analysis records with the model's name, version and checksum.
+
+Whether a label may ever be shown is NOT the manifest's business: ``validated_for_clinical_use`` is informational,
+and a model counts as validated only when the database holds a sign-off for its file's sha256 (and labels), made
+by ``flask skin-model validate`` after the clinical gate (:mod:`app.services.skin_model_validation`). Editing a
+manifest by hand turns nothing on.
+
 The loader refuses (:class:`ModelError`) a manifest with a missing or wrong field, a model whose sha256 differs, an
-input name, shape or layout the model does not have, or a label count different from the model's output size
-(checked by running the model once on a blank picture). Each process holds one onnxruntime session per model
-folder, with one intra-op and one inter-op thread: the RQ worker runs one job at a time and the web processes
-share the machine's cores. The repository's default model (``app/skin_model/default``, built by
-``app/skin_model/build_default.py``) is untrained and says so.
+input name, shape or layout the model does not have, or a label count (or ``output.size``) different from the
+model's output size (checked by running the model once on a blank picture). Each process holds one onnxruntime
+session per model folder, with one intra-op and one inter-op thread: the RQ worker runs one job at a time and the
+web processes share the machine's cores. The test suite runs the 1.4 kB untrained placeholder
+(``app/skin_model/placeholder``, ``build_placeholder.py``) except where a test is about the backbone.
 """
 
 from __future__ import annotations
@@ -41,7 +56,8 @@ MANIFEST_FILE = "manifest.json"
 TOP = 3
 LAYOUTS = ("NCHW", "NHWC")
 RESIZES = ("center_crop", "squash")
-OUTPUT_KINDS = ("probabilities", "logits")
+OUTPUT_KINDS = ("probabilities", "logits", "features")
+FEATURES = "features"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -55,15 +71,19 @@ class Prediction:
 
     Attributes:
         model_name, model_version: from the manifest.
-        validated: the manifest's ``validated_for_clinical_use``; while False no reply may show a label.
-        top: the three most probable ``(label, probability)``, highest first.
+        model_sha256: the checksum of the model file (what a sign-off is recorded against).
+        top: a classifier's three most probable ``(label, probability)``, highest first; ``()`` for a feature
+            extractor.
+        output: a feature extractor's summary of its feature vector (``kind``, ``size``, ``mean``, ``max``, ``l2``,
+            ``nonzero``); ``{"kind": <output kind>}`` for a classifier.
         timings_ms: ``preprocess`` (decode + resize + normalise) and ``inference``.
     """
 
     model_name: str
     model_version: str
-    validated: bool
+    model_sha256: str
     top: tuple[tuple[str, float], ...]
+    output: dict
     timings_ms: dict
 
 
@@ -87,7 +107,9 @@ class SkinModel:
         digest = hashlib.sha256(model).hexdigest()
         if digest != manifest["sha256"]:
             raise ModelError(f"{model_path}: sha256 is {digest}, the manifest says {manifest['sha256']}")
-        self.labels: tuple[str, ...] = tuple(manifest["labels"])
+        self.sha256: str = digest
+        self.kind: str = manifest["output"].get("kind", "probabilities")
+        self.labels: tuple[str, ...] = tuple(manifest.get("labels") or ())
         self.input_name: str = manifest["input"]["name"]
         self.layout: str = manifest["input"]["layout"]
         shape = manifest["input"]["shape"]
@@ -98,6 +120,7 @@ class SkinModel:
         self._scale = float(manifest.get("pixel_scale", 255))
         self._session = _session(model, model_path)
         self._output_name = self._check_session()
+        self._features_name = self._check_features()
 
     @property
     def name(self) -> str:
@@ -108,8 +131,14 @@ class SkinModel:
         return self.manifest["version"]
 
     @property
-    def validated(self) -> bool:
-        return self.manifest["validated_for_clinical_use"]
+    def output_name(self) -> str:
+        """The model's main output (a classifier's scores, a feature extractor's features)."""
+        return self._output_name
+
+    @property
+    def classifier(self) -> bool:
+        """Whether the model names conditions (a feature extractor does not)."""
+        return self.kind != FEATURES
 
     def _check_session(self) -> str:
         """The output name, after checking the model's declared input and its real output against the manifest."""
@@ -132,9 +161,46 @@ class SkinModel:
             values = self._session.run([wanted], {self.input_name: blank})[0]
         except Exception as exc:  # onnxruntime raises its own exception types for every kind of failure
             raise ModelError(f"the model does not run on an input of shape {list(self._shape)}: {exc}") from None
-        if values.size != len(self.labels):
+        if self.kind == FEATURES:
+            if values.size != self.manifest["output"]["size"]:
+                raise ModelError(f"the manifest's output.size is {self.manifest['output']['size']} but the model "
+                                 f"outputs {values.size} values")  # fmt: skip
+        elif values.size != len(self.labels):
             raise ModelError(f"the manifest has {len(self.labels)} labels but the model outputs {values.size} values")
+        embedded = self._session.get_modelmeta().custom_metadata_map.get("thusa.labels")
+        if embedded is not None and json.loads(embedded) != list(self.labels):
+            raise ModelError("the manifest's labels differ from the labels stored in the model file")
         return wanted
+
+    def _check_features(self) -> str | None:
+        if self.kind == FEATURES:
+            return self._output_name
+        name = self.manifest["output"].get("features")
+        if name and name not in [item.name for item in self._session.get_outputs()]:
+            raise ModelError(f"the manifest's output.features {name!r} is not an output of the model")
+        return name or None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The model file's own metadata (``metadata_props``): a trained model carries its labels and held-out
+        metrics there, covered by the file's checksum."""
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+    def run(self, batch: np.ndarray, output: str | None = None) -> np.ndarray:
+        """One output (default: the main one) for a preprocessed batch of one, as a flat float32 vector."""
+        name = output or self._output_name
+        return self._session.run([name], {self.input_name: batch})[0].reshape(-1)
+
+    def features(self, image: bytes) -> np.ndarray:
+        """The feature vector for one picture (a feature extractor's output, or a trained model's ``features``).
+
+        Raises:
+            ModelError: the model has no feature output.
+            ImageRejected: ``unreadable``.
+        """
+        if self._features_name is None:
+            raise ModelError(f"model {self.name} {self.version} has no feature output")
+        return self.run(self.preprocess(image), self._features_name)
 
     def predict(self, image: bytes) -> Prediction:
         """The top-3 labels for one picture (``StoredImage.data``: a JPEG; PNG is read too).
@@ -145,15 +211,22 @@ class SkinModel:
         started = time.perf_counter()
         batch = self.preprocess(image)
         prepared = time.perf_counter()
-        values = self._session.run([self._output_name], {self.input_name: batch})[0].reshape(-1).astype(np.float64)
+        values = self.run(batch).astype(np.float64)
         finished = time.perf_counter()
-        probabilities = _softmax(values) if self.manifest["output"].get("kind") == "logits" else values
-        order = np.argsort(-probabilities, kind="stable")[:TOP]
+        if self.kind == FEATURES:
+            top: tuple[tuple[str, float], ...] = ()
+            output = summary(values)
+        else:
+            probabilities = _softmax(values) if self.kind == "logits" else values
+            order = np.argsort(-probabilities, kind="stable")[:TOP]
+            top = tuple((self.labels[i], round(float(probabilities[i]), 6)) for i in order)
+            output = {"kind": self.kind}
         return Prediction(
             model_name=self.name,
             model_version=self.version,
-            validated=self.validated,
-            top=tuple((self.labels[i], round(float(probabilities[i]), 6)) for i in order),
+            model_sha256=self.sha256,
+            top=top,
+            output=output,
             timings_ms={
                 "preprocess": round((prepared - started) * 1000, 1),
                 "inference": round((finished - prepared) * 1000, 1),
@@ -175,6 +248,13 @@ class SkinModel:
         if self.layout == "NCHW":
             pixels = pixels.transpose(2, 0, 1)
         return np.ascontiguousarray(pixels[None], dtype=np.float32)
+
+
+def summary(values: np.ndarray) -> dict:
+    """A compact record of a feature vector: enough to see that a real backbone ran, not the vector itself."""
+    return {"kind": FEATURES, "size": int(values.size), "mean": round(float(values.mean()), 6),
+            "max": round(float(values.max()), 6), "l2": round(float(np.linalg.norm(values)), 6),
+            "nonzero": int(np.count_nonzero(values))}  # fmt: skip
 
 
 def _resize(picture: Image.Image, width: int, height: int, how: str) -> Image.Image:
@@ -248,9 +328,16 @@ def _manifest_problems(m: dict) -> list[str]:
          "64 lower-case hex digits")  # fmt: skip
     need("validated_for_clinical_use", isinstance(m.get("validated_for_clinical_use"), bool), "true or false")
     labels = m.get("labels")
-    need("labels", isinstance(labels, list) and len(labels) >= 2
-         and all(isinstance(label, str) and label for label in labels) and len(set(labels)) == len(labels),
-         "a list of at least 2 distinct non-empty strings")  # fmt: skip
+    output = m["output"]
+    if isinstance(output, dict) and output.get("kind") == FEATURES:
+        need("labels", labels in (None, []), "absent for a feature extractor (output.kind features)")
+        size = output.get("size")
+        need("output.size", isinstance(size, int) and not isinstance(size, bool) and size > 0,
+             "a positive whole number (the feature count)")  # fmt: skip
+    else:
+        need("labels", isinstance(labels, list) and len(labels) >= 2
+             and all(isinstance(label, str) and label for label in labels) and len(set(labels)) == len(labels),
+             "a list of at least 2 distinct non-empty strings")  # fmt: skip
     spec = m.get("input")
     if not isinstance(spec, dict):
         problems.append("input must be an object with name, shape and layout")
@@ -264,11 +351,11 @@ def _manifest_problems(m: dict) -> list[str]:
         if good_shape and spec.get("layout") in LAYOUTS:
             channels = shape[1] if spec["layout"] == "NCHW" else shape[3]
             need("input.shape", shape[0] == 1 and channels == 3, f"a batch of 1 with 3 channels ({spec['layout']})")
-    output = m["output"]
     need("output", isinstance(output, dict), "an object")
     if isinstance(output, dict):
         need("output.kind", output.get("kind", "probabilities") in OUTPUT_KINDS, f"one of {', '.join(OUTPUT_KINDS)}")
         need("output.name", isinstance(output.get("name", ""), str), "a string")
+        need("output.features", isinstance(output.get("features", ""), str), "a string (the features output)")
     need("resize", m["resize"] in RESIZES, f"one of {', '.join(RESIZES)}")
     need("pixel_scale", _is_positive(m.get("pixel_scale", 255)), "a positive number")
     need("mean", _triple(m.get("mean"), lambda v: True), "3 numbers (R, G, B)")
@@ -301,7 +388,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def model_dir_from_config(config) -> Path:
-    """``SKIN_MODEL_DIR`` from ``config`` (relative to the project root), else the shipped default model."""
+    """``SKIN_MODEL_DIR`` from ``config`` (relative to the project root), else the shipped default model (the
+    EfficientNet-Lite0 backbone)."""
     configured = (config.get("SKIN_MODEL_DIR") or "").strip() if config is not None else ""
     if not configured:
         return DEFAULT_MODEL_DIR

@@ -28,7 +28,8 @@ from app.models import Appointment, Clinic, PatientRecord, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED
 from app.models.channel import SMS
 from app.models.message_log import KIND_REMINDER
-from app.services import appointments, audit
+from app.services import appointments, audit, series
+from app.services.clinic_calendar import next_send_time
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ def mark_missed(now: datetime | None = None) -> int:
 
     An appointment is missed once the clinic's local date is past the appointment's local date, so a 16:00 visit
     in Gaborone (UTC+2) becomes missed at 00:00 Gaborone time, 22:00 UTC. Idempotent: hourly runs only touch
-    appointments that are still open. One audit row per run that changed anything, with the count.
+    appointments that are still open. One audit row per run that changed anything, with the count. Each visit
+    marked owes one recovery SMS at the clinic's next sending time; a visit of a series gets the next one booked.
 
     Args:
         now: the current time (UTC); defaults to now.
@@ -184,14 +186,14 @@ def mark_missed(now: datetime | None = None) -> int:
         How many appointments were marked missed.
     """
     now = now or utcnow()
-    total, by_clinic = 0, {}
-    for clinic_id, timezone in db.session.execute(select(Clinic.id, Clinic.timezone)).all():
-        zone = ZoneInfo(timezone)
+    total, by_clinic, in_series = 0, {}, []
+    for clinic in db.session.scalars(select(Clinic)).all():
+        zone = ZoneInfo(clinic.timezone)
         today_starts = datetime.combine(now.astimezone(zone).date(), time.min, tzinfo=zone).astimezone(UTC)
-        changed = db.session.execute(
+        marked = db.session.execute(
             update(Appointment)
             .where(
-                Appointment.clinic_id == clinic_id,
+                Appointment.clinic_id == clinic.id,
                 Appointment.status.in_(ACTIVE_STATUSES),
                 Appointment.appointment_datetime < today_starts,
             )
@@ -200,14 +202,20 @@ def mark_missed(now: datetime | None = None) -> int:
                 attended=False,
                 next_reminder_at=None,
                 next_reminder_offset=None,
+                # Each owes one recovery SMS, at the clinic's next allowed sending time (app.services.recovery).
+                recovery_at=next_send_time(clinic, now),
                 updated_at=utcnow(),
             )  # fmt: skip
+            .returning(Appointment.id, Appointment.series_id)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if changed:
-            total += changed
-            by_clinic[str(clinic_id)] = changed
+        ).all()
+        if marked:
+            total += len(marked)
+            by_clinic[str(clinic.id)] = len(marked)
+            in_series += [appointment_id for appointment_id, series_id in marked if series_id is not None]
     if total:
         audit.record(None, "appointment.missed", "appointment", None, {"count": total, "clinics": by_clinic})
+    for appointment_id in in_series:  # recurring visits: the next one is booked
+        series.after_visit(None, db.session.get(Appointment, appointment_id, populate_existing=True))
     db.session.commit()
     return total

@@ -111,4 +111,4 @@ def register(cls: type[Flow]) -> type[Flow]:
 
 
 # The application's flows register themselves on import (after the names above exist: they import them).
-from bots.flows import appointments, skin, ussd  # noqa: E402, F401
+from bots.flows import appointments, recovery, skin, ussd  # noqa: E402, F401

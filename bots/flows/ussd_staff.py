@@ -13,13 +13,15 @@ reads the input on each is the table ``StaffMenu.inputs``::
 
     pin      PIN ok → (an unfinished write within 5 min → resume) → menu · wrong → pin (5 in a row: locked 30 min)
     resume   1 → the unfinished write's screen · 2 → menu
-    menu     1 list · 2/3/4 pick (receive/dispense/count) · 5 list of low stock · 6 visits · 7 language
+    menu     1 list · 2/3/4 pick (receive/dispense/count) · 5 list of low stock · 6 visits · 7 language · 8 trace
     list     9 next page · 0 previous page or menu
     pick     1..n an item → qty · 9 · 0 as list
     qty      a number → confirm (re-prompt when not a number, or more than in stock) · 0 → pick
     confirm  1 → write, SMS receipt, END · 2 → menu · 0 → qty
     visits   4 digits → one visit: visit_ok, several: visit_pick · 0 → menu
     visit_ok 1 → mark attended, SMS receipt, END · 2 → menu
+    trace    4 digits → one missed visit: trace_ok, several: trace_pick · 0 → menu
+    trace_ok 1..5 → record the tracing outcome, END · 0 → trace
     lang     1 English · 2 Setswana → menu · 0 → menu
 
 A write cut off by the network (the person was at ``qty`` or ``confirm``) is kept per user for 5 minutes; after
@@ -38,10 +40,11 @@ from sqlalchemy import select
 from app.errors import ServiceError
 from app.extensions import db
 from app.models import Appointment, StockItem, User
+from app.models.appointment import TRACING_OUTCOMES
 from app.models.channel import USSD
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
-from app.services import appointments, pins, stock, visits
+from app.services import appointments, pins, stock, tracing, visits
 from bots.flows import Context, Flow, Reply, ussd_menu
 from bots.flows.ussd_menu import chosen, first_fitting
 from bots.flows.ussd_staff_session import StaffSession, forget
@@ -115,6 +118,9 @@ class StaffMenu(Flow):
             "visit_pick": self._on_visit_pick,
             "visit_ok": self._on_visit_ok,
             "lang": self._on_lang,
+            "trace": self._on_trace,
+            "trace_pick": self._on_trace_pick,
+            "trace_ok": self._on_trace_ok,
         }
         # The step → its screen, shown on entering it (a resumed write); a step without an entry: the main menu.
         self.screens: dict[str, Callable[[Context, StaffSession, User], Reply]] = {
@@ -125,6 +131,8 @@ class StaffMenu(Flow):
             "visits": self._visits_screen,
             "visit_ok": self._visit_confirm,
             "lang": self._language_screen,
+            "trace": self._trace_screen,
+            "trace_ok": self._trace_confirm,
         }
 
     # Entry points ------------------------------------------------------------------------------------------------
@@ -266,6 +274,8 @@ class StaffMenu(Flow):
             session.go("visits")
         elif typed == "7":
             session.go("lang")
+        elif typed == "8":
+            session.go("trace")
         else:
             return _again(ctx, self._menu(ctx, session, user).text)
         return self._show(ctx, session, user)
@@ -469,6 +479,75 @@ class StaffMenu(Flow):
         visits.receipt(user, appointment, label)
         session.drop_pending()
         return Reply(ctx.t("ussd_staff_attended", visit=label), end=True)
+
+    # Tracing patients who missed a visit --------------------------------------------------------------------------
+
+    def _trace_text(self, ctx: Context, user: User) -> str:
+        return ctx.t("ussd_staff_trace", count=tracing.open_count(user.clinic_id))
+
+    def _trace_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        return Reply(self._trace_text(ctx, user))
+
+    @staticmethod
+    def _trace_label(ctx: Context, appointment: Appointment) -> str:
+        day = appointments.local_time(appointment.clinic, appointment.appointment_datetime).strftime("%d/%m")
+        return ctx.t("ussd_staff_trace_label", date=day, digits=appointment.patient.phone[-4:])
+
+    def _on_trace(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "0":
+            return self._menu(ctx, session, user)
+        if not (len(typed) == 4 and typed.isdigit()):
+            return _again(ctx, self._trace_text(ctx, user), "ussd_staff_four_digits")
+        found = tracing.open_ending(user.clinic_id, typed)
+        if not found:
+            return _prefixed(ctx.t("ussd_staff_no_trace", digits=typed), self._trace_text(ctx, user))
+        if len(found) == 1:
+            session.go("trace_ok", appointment_id=str(found[0].id))
+            return self._trace_confirm(ctx, session, user)
+        session.go("trace_pick", appointment_ids=[str(a.id) for a in found])
+        return Reply(self._trace_pick_text(ctx, found))
+
+    def _trace_pick_text(self, ctx: Context, found: list[Appointment]) -> str:
+        lines = [f"{n}. {self._trace_label(ctx, a)}" for n, a in enumerate(found, start=1)]
+        return "\n".join([ctx.t("ussd_staff_which_visit"), *lines, ctx.t("ussd_nav_back")])
+
+    def _on_trace_pick(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        ids = session.data.get("appointment_ids", [])
+        if typed == "0":
+            session.go("trace")
+            return Reply(self._trace_text(ctx, user))
+        if (index := chosen(typed, len(ids))) is not None:
+            session.go("trace_ok", appointment_id=ids[index])
+            return self._trace_confirm(ctx, session, user)
+        found = [a for a in (db.session.get(Appointment, uuid.UUID(i)) for i in ids) if a is not None]
+        return _again(ctx, self._trace_pick_text(ctx, found))
+
+    def _traced(self, user: User, session: StaffSession) -> Appointment | None:
+        appointment = db.session.get(Appointment, uuid.UUID(session.data["appointment_id"]))
+        return appointment if appointment is not None and appointment.clinic_id == user.clinic_id else None
+
+    def _trace_confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+        appointment = self._traced(user, session)
+        if appointment is None:
+            return self._menu(ctx, session, user)
+        return Reply(ctx.t("ussd_staff_trace_outcome", visit=self._trace_label(ctx, appointment)))
+
+    def _on_trace_ok(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+        if typed == "0":
+            session.go("trace")
+            return Reply(self._trace_text(ctx, user))
+        appointment = self._traced(user, session)
+        index = chosen(typed, len(TRACING_OUTCOMES))
+        if appointment is None:
+            return self._menu(ctx, session, user)
+        if index is None:
+            return _again(ctx, self._trace_confirm(ctx, session, user).text)
+        try:
+            with db.session.begin_nested():
+                tracing.add_outcome(stock.actor_for(user), appointment, TRACING_OUTCOMES[index])
+        except ServiceError:
+            return Reply(ctx.t("ussd_error"), end=True)
+        return Reply(ctx.t("ussd_staff_traced", visit=self._trace_label(ctx, appointment)), end=True)
 
     # Language ----------------------------------------------------------------------------------------------------
 

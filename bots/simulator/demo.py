@@ -14,7 +14,19 @@ from datetime import time
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Appointment, Clinic, Contact, Conversation, Message, Patient, PatientRecord, User, utcnow
+from app.models import (
+    Appointment,
+    AppointmentSeries,
+    Clinic,
+    Contact,
+    Conversation,
+    Message,
+    Patient,
+    PatientRecord,
+    TracingOutcome,
+    User,
+    utcnow,
+)
 from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
@@ -186,7 +198,12 @@ def reset() -> None:
     )
     db.session.execute(delete(Conversation).where(Conversation.contact_id.in_(contact_ids)),
                        execution_options={"synchronize_session": False})  # fmt: skip
+    visits = select(Appointment.id).where(Appointment.patient_id.in_(patient_ids))
+    db.session.execute(delete(TracingOutcome).where(TracingOutcome.appointment_id.in_(visits)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
     db.session.execute(delete(Appointment).where(Appointment.patient_id.in_(patient_ids)),
+                       execution_options={"synchronize_session": False})  # fmt: skip
+    db.session.execute(delete(AppointmentSeries).where(AppointmentSeries.patient_id.in_(patient_ids)),
                        execution_options={"synchronize_session": False})  # fmt: skip
     db.session.execute(delete(PatientRecord).where(PatientRecord.patient_id.in_(patient_ids)),
                        execution_options={"synchronize_session": False})  # fmt: skip

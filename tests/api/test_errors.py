@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.extensions import db
@@ -105,7 +107,21 @@ def test_security_headers_on_api_and_docs(client):
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and "swagger" in docs.get_data(as_text=True).lower()
-    assert "cdn.jsdelivr.net" in docs.headers["Content-Security-Policy"]
+    policy = docs.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "https:" not in policy and "cdn" not in policy
+    assert "<script>" not in docs.get_data(as_text=True)  # no inline script: the policy can refuse them
+
+
+def test_swagger_ui_assets_are_served_by_the_app(client):
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    links = re.findall(r'(?:src|href|data-spec-url)="([^"]*)"', page)
+    assert len(links) == 5 and all(link.startswith("/api/v1/") for link in links), links
+    for path in ("/api/v1/docs/assets/swagger-ui-bundle.js", "/api/v1/docs/assets/swagger-ui.css",
+                 "/api/v1/docs/init.js"):  # fmt: skip
+        response = client.get(path)
+        assert response.status_code == 200 and len(response.data) > 100, path
+    assert client.get("/api/v1/docs/assets/../../../app/config.py").status_code == 404
+    assert client.get("/api/v1/docs/assets/nothing.js").status_code == 404
 
 
 def test_cors_only_for_allowed_origins(app_factory, monkeypatch):

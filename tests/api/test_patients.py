@@ -18,7 +18,17 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.messaging.outbox import queue_outbound
-from app.models import Appointment, AuditLog, Clinic, Contact, Conversation, Message, Patient, PatientRecord
+from app.models import (
+    Appointment,
+    AuditLog,
+    Clinic,
+    Contact,
+    Conversation,
+    Message,
+    Patient,
+    PatientRecord,
+    TracingOutcome,
+)
 from app.services import appointments
 from tests.conftest import bearer
 from tests.factories import booking
@@ -324,6 +334,9 @@ def test_admins_cannot_make_a_record_for_a_clinic_without_one(client, people, kn
 def test_erasure_removes_the_person_and_keeps_anonymous_counts(client, people, records):
     for record in db.session.scalars(select(PatientRecord).where(PatientRecord.patient_id == records["patient"])):
         record.name, record.notes = record.name or "Mpho", "Asked for morning visits"
+    traced = TracingOutcome(appointment_id=records["at_home"], clinic_id=people["home"].id, outcome="unreachable",
+                            note="Her sister says she moved to Maun")  # fmt: skip
+    db.session.add(traced)
     db.session.commit()
 
     response = client.delete(f"{BASE}/{records['patient']}", headers=headers(people, "admin"))
@@ -353,6 +366,7 @@ def test_erasure_removes_the_person_and_keeps_anonymous_counts(client, people, r
         kept = (appointment.status, appointment.appointment_datetime.year, appointment.next_reminder_at)
         assert kept == ("scheduled", 2031, None)
     assert db.session.get(Appointment, records["at_home"]).clinic_id == people["home"].id
+    assert (db.session.get(TracingOutcome, traced.id).note, traced.outcome) == (None, "unreachable")
     [row] = audit_rows("patient.erase")
     assert row.entity_id == str(records["patient"]) and PHONE not in str(row.details)
     assert row.details == {"appointments": 2, "messages": 4, "unsent": 2}

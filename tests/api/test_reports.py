@@ -55,9 +55,11 @@ def season(people):
     return people
 
 
-def counts(appointments=0, reminded=0, confirmed=0, attended=0, missed=0, cancelled=0, rate=None) -> dict:
+def counts(appointments=0, reminded=0, confirmed=0, attended=0, missed=0, cancelled=0, rate=None,
+           recovered=0) -> dict:  # fmt: skip
     return {"appointments": appointments, "reminded": reminded, "confirmed": confirmed, "attended": attended,
-            "missed": missed, "cancelled": cancelled, "no_show_rate": rate}  # fmt: skip
+            "missed": missed, "cancelled": cancelled, "no_show_rate": rate, "recovered": recovered,
+            "recovery_rate": round(recovered / missed, 4) if missed else None}  # fmt: skip
 
 
 def test_the_clinics_report(client, season):

@@ -181,6 +181,39 @@ def home_appointment(people: dict) -> dict:
     return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
 
 
+def home_missed(people: dict) -> dict:
+    """A missed visit at the home clinic (to trace)."""
+    appointment = appointments.create(None, people["home"], patient_phone="+26772000094",
+                                      appointment_datetime=datetime.fromisoformat(APPOINTMENT_AT))  # fmt: skip
+    appointment.status = "missed"
+    db.session.commit()
+    return {"home_missed": appointment.id}
+
+
+def notice_body(ctx: dict) -> dict:
+    return {
+        "clinic_id": str(ctx["home_clinic"]),
+        "audience": {"status": "scheduled"},
+        "message_en": "Closed Friday.",
+        "message_tn": "Go tswetswe ka Labotlhano.",
+        "dry_run": True,
+    }
+
+
+def home_notice(people: dict) -> dict:
+    from app.models import ClinicNotice
+
+    notice = ClinicNotice(clinic_id=people["home"].id, audience={"status": "scheduled"}, message_en="a",
+                          message_tn="b", recipients=0, segments={"en": 1, "tn": 1}, segment_total=0)  # fmt: skip
+    db.session.add(notice)
+    db.session.commit()
+    return {"home_notice": notice.id}
+
+
+def tracing_body(ctx: dict) -> dict:
+    return {"outcome": "unreachable", "note": "No answer"}
+
+
 # Skin consultations.
 def photo_form(ctx: dict) -> dict:
     from tests.photos import encode, sample_photo
@@ -255,6 +288,9 @@ TABLE = [
     #   method    path                                   body                (anon viewer staff other pharm admin)
     row("GET",    "/api/v1/openapi.json",                None,               (200, 200, 200, 200, 200, 200)),
     row("GET",    "/api/v1/docs",                        None,               (200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/init.js",                None,               (200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/assets/{asset}",         None,               (200, 200, 200, 200, 200, 200),
+        setup=lambda _people: {"asset": "swagger-ui.css"}),
 
     row("POST",   "/api/v1/auth/register",               register_body,      (201, 201, 201, 201, 201, 201)),
     row("POST",   "/api/v1/auth/login",                  login_body,         (200, 200, 200, 200, 200, 200)),
@@ -315,6 +351,14 @@ TABLE = [
         setup=home_appointment),
     row("PUT",    "/api/v1/appointments/{home_appointment}/attendance", attendance_body,
         (401, 403, 200, 403, 403, 200), setup=home_appointment),
+    row("GET",    "/api/v1/appointments/tracing",        None,               (401, 200, 200, 200, 403, 200)),
+    row("POST",   "/api/v1/appointments/{home_missed}/tracing", tracing_body, (401, 403, 201, 403, 403, 201),
+        setup=home_missed),
+
+    # Notices name the home clinic: other_staff is refused; viewers read only.
+    row("POST",   "/api/v1/notices",                     notice_body,        (401, 403, 201, 403, 403, 201)),
+    row("GET",    "/api/v1/notices/{home_notice}",       None,               (401, 200, 200, 403, 403, 200),
+        setup=home_notice),
 
     row("GET",    "/api/v1/reports/attendance",          None,               (401, 200, 200, 200, 403, 200)),
 

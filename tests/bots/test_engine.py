@@ -29,7 +29,21 @@ from tests.flows import contact, conversation
 
 PHONE = "+26771234567"
 CHAT_ID = "123456789"
-OPT_OUT_TEXTS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "EMISA", "stop", " Stop! ", "Emisa")
+OPT_OUT_TEXTS = (
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "REVOKE",
+    "EMISA",
+    "stop",
+    " Stop! ",
+    "Emisa",
+    "Cancel.",
+)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

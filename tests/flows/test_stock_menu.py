@@ -438,7 +438,7 @@ def test_a_wrong_menu_choice_is_re_prompted(client, clinic):
     staff(clinic)
     session = signed_in(client)
 
-    body = session.send("8")
+    body = session.send("9")
 
     assert body.startswith("CON ") and t("ussd_staff_menu", "en", clinic=clinic.sms_name) in body
     assert body != f"CON {t('ussd_staff_menu', 'en', clinic=clinic.sms_name)}"
@@ -545,6 +545,35 @@ def test_todays_visits_count_and_mark_attended_by_the_last_4_digits(client, clin
     assert texts_to(PHONE)[-1] == t("visit_receipt_attended", "en", visit=label)
 
 
+# --- Tracing patients who missed a visit ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "tn"])
+def test_tracing_counts_finds_by_the_last_4_digits_and_the_outcome_shows_in_the_api(client, clinic, language):
+    from app.services import appointments
+
+    staff(clinic, language=language)
+    yesterday = utcnow() - timedelta(days=1)
+    visits = [book(clinic, phone=phone, at=utcnow() + timedelta(days=2)) for phone in ("+26772004321", "+26772114321")]
+    for visit in visits:
+        visit.appointment_datetime, visit.status = yesterday, "missed"
+    db.session.commit()
+    session = signed_in(client)
+
+    assert session.send("8") == f"CON {t('ussd_staff_trace', language, count=2)}"
+    assert session.send("9999").startswith("CON " + t("ussd_staff_no_trace", language, digits="9999"))
+    assert session.send("4321").startswith(f"CON {t('ussd_staff_which_visit', language)}")  # two match
+    day = appointments.local_time(clinic, yesterday).strftime("%d/%m")
+    label = t("ussd_staff_trace_label", language, date=day, digits="4321")
+    assert session.send("2") == f"CON {t('ussd_staff_trace_outcome', language, visit=label)}"
+    assert session.send("3") == f"END {t('ussd_staff_traced', language, visit=label)}"
+
+    viewer = make_user("viewer", clinic=clinic)
+    listed = client.get("/api/v1/appointments/tracing", headers=bearer(login(client, viewer)["access_token"]))
+    outcomes = sorted(str(item["last_outcome"]) for item in listed.get_json()["items"])
+    assert outcomes == ["None", "unreachable"]  # the second match; unreachable keeps a visit on the list
+
+
 # --- Every screen fits ---------------------------------------------------------------------------------------------
 
 LONG_NAME = "Amoxicillin 250mg capsules for children"  # cut to 24 characters on screens
@@ -572,12 +601,13 @@ def test_every_screen_fits_160_gsm7_characters(client, app, language):
         for value in typed:
             hop(session, value)
 
-    walk("8", "1", "x", "9", "9", "9", "0", "00", "5", "9", "00", "7", "3", "1")  # lists, paging, language
+    walk("9", "1", "x", "9", "9", "9", "0", "00", "5", "9", "00", "7", "3", "1")  # lists, paging, language
     walk("2", "9", "1", "abc", "99999", "0", "5", "7", "2")  # receive: bad numbers, back, a wrong choice, no
     walk("3", "1", "100000", "5")  # dispense: more than in stock, then cut off at the confirmation
     walk("5", "1", "1")  # redial: the resume offer, a wrong choice, yes, saved
     walk("4", "1", "0", "1", "7", "1")  # count
     walk("6", "12", "1234", "0")  # today's visits: not 4 digits, no such visit
+    walk("8", "12", "1234", "0")  # tracing: not 4 digits, nobody to trace
     for _ in range(5):
         walk("1111", pin=False)  # wrong PINs, then locked
     walk(pin=False)

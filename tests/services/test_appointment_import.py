@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.messaging import inbox
-from app.models import Appointment, AuditLog, Contact, Message, Patient, PatientRecord
+from app.models import Appointment, AuditLog, Clinic, Contact, Message, Patient, PatientRecord
 from app.models.appointment import STATUS_CANCELLED, STATUS_RESCHEDULED, STATUS_SCHEDULED
 from app.security import Actor
 from app.services import appointments
@@ -39,6 +39,8 @@ from app.services.appointment_import import (
 )
 from app.services.appointment_import import rows as import_rows
 from app.services.appointment_import import writer as import_writer
+from app.services.appointment_import.rows import MSG_DATETIME_DAY_FIRST as MSG_DAY_FIRST
+from app.services.appointment_import.rows import MSG_MONTH_FIRST, MSG_NO_TIME
 from app.services.phones import to_e164
 from tests.conftest import make_clinic, make_user
 
@@ -168,7 +170,7 @@ def test_quoted_field_across_lines_keeps_line_numbers(staff):
     report = upload(staff, content)
 
     assert report["errors"] == [
-        {"line": 5, "column": "appointment_datetime", "message": MSG_DATETIME},
+        {"line": 5, "column": "appointment_datetime", "message": MSG_DAY_FIRST},
         {"line": 9, "column": "language", "message": MSG_LANGUAGE},
     ]
     assert counts(report)[0] == 2
@@ -194,7 +196,7 @@ FILE_ERRORS = {
                 1,
                 "patient_phnoe",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (1, "patient_phone", "This required column is missing from the header row."),
         ],
@@ -212,13 +214,13 @@ FILE_ERRORS = {
                 1,
                 "+26771234567",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (
                 1,
                 "2030-03-05 09:00",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (1, "patient_phone", "This required column is missing from the header row."),
             (1, "appointment_datetime", "This required column is missing from the header row."),
@@ -235,7 +237,7 @@ FILE_ERRORS = {
                 3,
                 "when",
                 "Unknown column; the columns are: patient_phone, appointment_datetime, language, "
-                "patient_name, external_ref, clinic_id.",
+                "patient_name, external_ref, clinic_id, repeat_every_days, repeat_count.",
             ),
             (3, "appointment_datetime", "This required column is missing from the header row."),
         ],
@@ -265,10 +267,16 @@ ROW_ERRORS = {
         [("patient_phone", "This is not a phone number.")],
     ),
     "time empty": ("+26773456789,,tn,Neo,R3", [("appointment_datetime", MSG_REQUIRED)]),
-    "time day first": ("+26773456789,05/03/2030 10:00,tn,Neo,R3", [("appointment_datetime", MSG_DATETIME)]),
-    "date without time": ("+26773456789,2030-03-05,tn,Neo,R3", [("appointment_datetime", MSG_DATETIME)]),
-    "no such day": ("+26773456789,2030-02-30 10:00,tn,Neo,R3", [("appointment_datetime", MSG_DATETIME)]),
-    "no such hour": ("+26773456789,2030-03-05 25:00,tn,Neo,R3", [("appointment_datetime", MSG_DATETIME)]),
+    "time month first": (
+        "+26773456789,03/15/2030 10:00,tn,Neo,R3",
+        [("appointment_datetime", MSG_MONTH_FIRST.format(month=15))],
+    ),  # fmt: skip
+    "date without time": ("+26773456789,2030-03-05,tn,Neo,R3", [("appointment_datetime", MSG_NO_TIME)]),
+    "day-first date without time": ("+26773456789,05/03/2030,tn,Neo,R3", [("appointment_datetime", MSG_NO_TIME)]),
+    "no such day": ("+26773456789,2030-02-30 10:00,tn,Neo,R3", [("appointment_datetime", MSG_DAY_FIRST)]),
+    "no such day, day first": ("+26773456789,30/02/2030 10:00,tn,Neo,R3", [("appointment_datetime", MSG_DAY_FIRST)]),
+    "no such hour": ("+26773456789,2030-03-05 25:00,tn,Neo,R3", [("appointment_datetime", MSG_DAY_FIRST)]),
+    "words": ("+26773456789,next Tuesday,tn,Neo,R3", [("appointment_datetime", MSG_DAY_FIRST)]),
     "in the past": ("+26773456789,2030-02-28 10:00,tn,Neo,R3", [("appointment_datetime", MSG_PAST)]),
     "exactly now": ("+26773456789,2030-03-01T06:00:00Z,tn,Neo,R3", [("appointment_datetime", MSG_PAST)]),
     "language unknown": ("+26773456789,2030-03-05 10:00,fr,Neo,R3", [("language", MSG_LANGUAGE)]),
@@ -373,6 +381,14 @@ TIMES = [
     ("home", " 2030-03-05 09:00 ", datetime(2030, 3, 5, 7, 0, tzinfo=UTC)),
     ("ghana", "2030-03-05 09:00", datetime(2030, 3, 5, 9, 0, tzinfo=UTC)),  # Accra is UTC
     ("ghana", "2030-03-05T09:00:00+02:00", datetime(2030, 3, 5, 7, 0, tzinfo=UTC)),
+    # Botswana and Ghana write dates day first: what their clinic systems export is clinic time
+    ("home", "09/12/2030 10:30", datetime(2030, 12, 9, 8, 30, tzinfo=UTC)),
+    ("home", "9/12/30 10:30", datetime(2030, 12, 9, 8, 30, tzinfo=UTC)),
+    ("home", "05/03/2030 9:00", datetime(2030, 3, 5, 7, 0, tzinfo=UTC)),
+    ("home", "13.03.2030 09:00:15", datetime(2030, 3, 13, 7, 0, 15, tzinfo=UTC)),
+    ("home", "13-03-2030T09:00", datetime(2030, 3, 13, 7, 0, tzinfo=UTC)),
+    ("ghana", "09/12/2030 10:30", datetime(2030, 12, 9, 10, 30, tzinfo=UTC)),
+    ("ghana", "1/4/31 08:05", datetime(2031, 4, 1, 8, 5, tzinfo=UTC)),
 ]
 
 
@@ -385,6 +401,15 @@ def test_naive_times_are_clinic_time_and_offsets_are_kept(admin, home, ghana, wh
 
     assert counts(report) == (1, 0, 0, 0), report
     assert stored()[0].appointment_datetime == at
+
+
+def test_a_country_of_no_known_date_order_gets_iso_dates_only():
+    # 05/03/2030 is 5 March in Gaborone and 3 May in New York: without a known order, a d/m/y date is refused.
+    times = import_rows.Times(Clinic(name="Elsewhere", country="US", timezone="America/New_York"))
+
+    assert times.read("2030-03-05 09:00") == datetime(2030, 3, 5, 14, 0, tzinfo=UTC)
+    assert times.read("05/03/2030 09:00") is None
+    assert times.problem("05/03/2030 09:00") == MSG_DATETIME
 
 
 @pytest.mark.parametrize(("written", "language"), [("en", "en"), ("EN", "en"), (" tn ", "tn"), ("English", "en"),

@@ -280,7 +280,7 @@ MOMENTS = [datetime.combine(datetime(2030, 12, 23).date() + timedelta(days=d), t
 
 
 def test_the_texts_under_test_include_the_ones_the_issue_names():
-    assert {"appointment_reminder", "appointment_moved", "appointment_booked"} <= set(SMS_KEYS)
+    assert {"appointment_reminder", "appointment_moved", "appointment_booked", "appointment_recovery"} <= set(SMS_KEYS)
 
 
 @pytest.mark.parametrize("name", NAMES.values(), ids=NAMES.keys())
@@ -311,8 +311,8 @@ def test_text_for_fills_clinic_and_time_in_the_appointments_language():
     appointment = _appointment(clinic, local("2030-03-05", "09:00"), None, "tn")
 
     assert appointments.text_for(appointment, "appointment_reminder") == (
-        "Thusa kgakololo: etela Tshabong Clinic ka Labobedi 05/03 ka 09:00. Araba ka 1 = Ee, 2 = Fetola letlha, "
-        "3 = Ga ke kgone go tla."
+        "Dumela. Kgakololo ya Thusa: o tla etela Tshabong Clinic ka Labobedi 05/03 ka 09:00. Araba 1 = Ee, "
+        "2 = Fetola letlha, 3 = Ga ke kgone go tla."
     )
     appointment.language = "en"
     assert appointments.text_for(appointment, "appointment_booked") == (
@@ -325,7 +325,10 @@ def test_replies_are_asked_for_by_digits_never_by_carrier_keywords():
     for key in SMS_KEYS:
         for language in ("en", "tn"):
             words = set(getattr(CATALOG[key], language).upper().replace(",", " ").replace(".", " ").split())
-            assert not words & {"STOP", "CANCEL", "YES", "UNSUBSCRIBE", "END", "QUIT"}, (key, language)
+            assert not words & {"STOP", "CANCEL", "YES", "UNSUBSCRIBE", "END", "QUIT", "OPTOUT", "REVOKE"}, (
+                key,
+                language,
+            )
 
 
 # --- free slots -------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The ONNX loader (``app.services.skin_model``) and the default model the repository ships.
+"""The ONNX loader (``app.services.skin_model``) on the placeholder model (the test suite's tiny classifier).
 
-The shipped model is rebuilt from its script and compared byte for byte, so the two never drift. Every refusal
+The placeholder is rebuilt from its script and compared byte for byte, so the two never drift. The shipped
+backbone (a feature extractor) has its own tests: tests/services/test_skin_backbone.py. Every refusal
 (checksum, input name, shape, layout, label count, broken manifest, missing files) is a ModelError naming the
 problem. A second, tiny NHWC model that outputs logits shows the loader is driven by the manifest alone.
 """
@@ -20,8 +21,10 @@ from app import create_app
 from app.services import skin_model
 from app.services.images import ImageRejected, process
 from app.services.skin_model import DEFAULT_MODEL_DIR, ModelError, SkinModel, get_model
-from app.skin_model import build_default
+from app.skin_model import build_placeholder
 from tests.photos import encode, sample_photo
+
+PLACEHOLDER = build_placeholder.DEFAULT_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +37,7 @@ def _fresh_models():
 @pytest.fixture
 def model_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "model"
-    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    shutil.copytree(PLACEHOLDER, folder)
     return folder
 
 
@@ -58,40 +61,41 @@ def _stored_photo(colour=None) -> bytes:
 
 
 def test_the_shipped_model_is_exactly_what_the_script_builds():
-    model = build_default.build_model()
-    shipped = (DEFAULT_MODEL_DIR / "model.onnx").read_bytes()
+    model = build_placeholder.build_model()
+    shipped = (PLACEHOLDER / "model.onnx").read_bytes()
     assert hashlib.sha256(model).hexdigest() == hashlib.sha256(shipped).hexdigest()
-    assert (DEFAULT_MODEL_DIR / "manifest.json").read_text() == build_default.manifest_text(
-        build_default.build_manifest(model)
+    assert (PLACEHOLDER / "manifest.json").read_text() == build_placeholder.manifest_text(
+        build_placeholder.build_manifest(model)
     )
-    assert build_default.main(["--check"]) == 0
+    assert build_placeholder.main(["--check"]) == 0
 
 
 def test_the_build_check_fails_when_the_shipped_file_drifts(model_copy: Path):
     (model_copy / "model.onnx").write_bytes((model_copy / "model.onnx").read_bytes() + b"\x00")
-    assert build_default.main(["--check", "--out", str(model_copy)]) == 1
+    assert build_placeholder.main(["--check", "--out", str(model_copy)]) == 1
 
 
-def test_the_default_model_is_small_honest_and_not_validated():
-    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
-    assert (DEFAULT_MODEL_DIR / "model.onnx").stat().st_size < 300_000
+def test_the_placeholder_is_small_honest_and_not_validated():
+    manifest = json.loads((PLACEHOLDER / "manifest.json").read_text())
+    assert (PLACEHOLDER / "model.onnx").stat().st_size < 300_000
     assert manifest["validated_for_clinical_use"] is False
     assert "never trained" in manifest["trained_on"] and "clinical" in manifest["trained_on"]
-    assert manifest["labels"] == list(build_default.LABELS)
+    assert manifest["labels"] == list(build_placeholder.LABELS)
     assert {"fungal", "eczema", "acne", "scabies", "impetigo", "urticaria", "insect_bite", "burn", "cold_sore",
             "shingles", "cellulitis", "ulcer", "mole"} <= set(manifest["labels"])  # fmt: skip
 
 
-def test_the_default_model_predicts_the_top_three_labels():
-    model = get_model(DEFAULT_MODEL_DIR)
+def test_the_placeholder_predicts_the_top_three_labels():
+    model = get_model(PLACEHOLDER)
     prediction = model.predict(_stored_photo())
 
-    assert (prediction.model_name, prediction.model_version) == (build_default.NAME, build_default.VERSION)
-    assert prediction.validated is False
+    assert (prediction.model_name, prediction.model_version) == (build_placeholder.NAME, build_placeholder.VERSION)
+    assert prediction.model_sha256 == hashlib.sha256((PLACEHOLDER / "model.onnx").read_bytes()).hexdigest()
+    assert prediction.output == {"kind": "probabilities"}
     assert len(prediction.top) == 3
     labels = [label for label, _ in prediction.top]
     probabilities = [probability for _, probability in prediction.top]
-    assert len(set(labels)) == 3 and set(labels) <= set(build_default.LABELS)
+    assert len(set(labels)) == 3 and set(labels) <= set(build_placeholder.LABELS)
     assert probabilities == sorted(probabilities, reverse=True)
     assert all(0 < p < 1 for p in probabilities) and sum(probabilities) <= 1.0 + 1e-6
     assert set(prediction.timings_ms) == {"preprocess", "inference"}
@@ -99,7 +103,7 @@ def test_the_default_model_predicts_the_top_three_labels():
 
 
 def test_different_pictures_give_different_outputs():
-    model = get_model(DEFAULT_MODEL_DIR)
+    model = get_model(PLACEHOLDER)
     red = model.predict(_stored_photo((200, 40, 40))).top
     blue = model.predict(_stored_photo((40, 40, 200))).top
     assert red != blue
@@ -107,7 +111,7 @@ def test_different_pictures_give_different_outputs():
 
 def test_an_unreadable_picture_is_refused():
     with pytest.raises(ImageRejected) as caught:
-        get_model(DEFAULT_MODEL_DIR).predict(b"not a picture")
+        get_model(PLACEHOLDER).predict(b"not a picture")
     assert caught.value.code == "unreadable"
 
 
@@ -115,8 +119,8 @@ def test_an_unreadable_picture_is_refused():
 
 
 def test_one_single_threaded_session_per_process():
-    first = get_model(DEFAULT_MODEL_DIR)
-    assert get_model(str(DEFAULT_MODEL_DIR)) is first
+    first = get_model(PLACEHOLDER)
+    assert get_model(str(PLACEHOLDER)) is first
     options = first._session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
 
@@ -127,11 +131,11 @@ def test_the_folder_comes_from_skin_model_dir(tmp_path: Path, model_copy: Path):
         assert get_model().model_dir == model_copy.resolve()
     default_app = create_app({"THUSA_ENV": "test", "INSTANCE_PATH": str(tmp_path), "SKIN_MODEL_DIR": ""})
     with default_app.app_context():
-        assert get_model().model_dir == DEFAULT_MODEL_DIR.resolve()
+        assert skin_model.model_dir_from_config(default_app.config) == DEFAULT_MODEL_DIR  # the backbone
 
 
 def test_a_relative_skin_model_dir_is_read_from_the_project_root():
-    assert skin_model.model_dir_from_config({"SKIN_MODEL_DIR": "app/skin_model/default"}) == DEFAULT_MODEL_DIR
+    assert skin_model.model_dir_from_config({"SKIN_MODEL_DIR": "app/skin_model/placeholder"}) == PLACEHOLDER
     assert skin_model.model_dir_from_config({}) == DEFAULT_MODEL_DIR
 
 
@@ -140,7 +144,7 @@ def test_a_failed_load_is_not_cached(model_copy: Path):
     with pytest.raises(ModelError):
         get_model(model_copy)
     _edit_manifest(model_copy, sha256=hashlib.sha256((model_copy / "model.onnx").read_bytes()).hexdigest())
-    assert get_model(model_copy).name == build_default.NAME
+    assert get_model(model_copy).name == build_placeholder.NAME
 
 
 # --- refusals ---------------------------------------------------------------------------------------------------
@@ -161,8 +165,8 @@ def test_a_checksum_mismatch_is_refused(model_copy: Path):
         ({"input": {"name": "image", "shape": [1, 3, 256, 256], "layout": "NCHW"}}, "does not match the model"),
         ({"input": {"name": "image", "shape": [1, 224, 224, 3], "layout": "NHWC"}}, "does not match the model"),
         ({"input": {"name": "image", "shape": [1, 3, 224, 224], "layout": "NHWC"}}, "3 channels"),
-        ({"labels": list(build_default.LABELS[:-1])}, "13 labels but the model outputs 14 values"),
-        ({"labels": [*build_default.LABELS, "extra"]}, "15 labels but the model outputs 14 values"),
+        ({"labels": list(build_placeholder.LABELS[:-1])}, "13 labels but the model outputs 14 values"),
+        ({"labels": [*build_placeholder.LABELS, "extra"]}, "15 labels but the model outputs 14 values"),
         ({"labels": ["a", "a"]}, "labels must be"),
         ({"output": {"name": "logits_out"}}, "output.name 'logits_out' is not"),
         ({"validated_for_clinical_use": None}, "validated_for_clinical_use must be true or false"),
@@ -244,7 +248,7 @@ def test_an_nhwc_model_with_logits_is_driven_by_its_manifest(tmp_path: Path):
     red = model.predict(_stored_photo((230, 20, 20)))
     blue = model.predict(_stored_photo((20, 20, 230)))
 
-    assert red.validated is True and red.model_name == "redness"
+    assert red.model_name == "redness"  # the manifest's "validated_for_clinical_use": true turns nothing on
     assert len(red.top) == 2  # top-3 of a two-label model
     assert red.top[0][0] == "red"
     assert blue.top[0][0] == "blue"
@@ -256,13 +260,13 @@ def test_an_nhwc_model_with_logits_is_driven_by_its_manifest(tmp_path: Path):
 
 
 def test_center_crop_keeps_the_middle_and_never_blows_a_strip_up():
-    model = get_model(DEFAULT_MODEL_DIR)
+    model = get_model(PLACEHOLDER)
     strip = Image.new("RGB", (1, 2048), (90, 60, 40))
     batch = model.preprocess(encode(strip, "PNG"))
     assert batch.shape == (1, 3, 224, 224)
     wide = Image.new("RGB", (900, 300), (255, 0, 0))
     wide.paste((0, 0, 255), (300, 0, 600, 300))  # blue middle third, red sides
     middle = model.preprocess(encode(wide, "PNG"))
-    blue = (1.0 - build_default.MEAN[2]) / build_default.STD[2]
+    blue = (1.0 - build_placeholder.MEAN[2]) / build_placeholder.STD[2]
     assert middle[0, 2, 112, 5] == pytest.approx(blue, abs=0.05)  # the crop is the blue middle
     assert middle[0, 2, 112, 218] == pytest.approx(blue, abs=0.05)

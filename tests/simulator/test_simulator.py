@@ -256,7 +256,7 @@ def test_the_patient_ussd_menu_walks_to_cannot_come(served, sim):
     session = first["session_id"]
     check = sim.post("/simulator/api/ussd", json={"phone": PATIENT, "session_id": session, "history": "3"},
                      headers=HEADERS).get_json()  # fmt: skip
-    assert check["screen"].endswith("1 Yes\n2 No") and check["end"] is False
+    assert check["screen"].endswith("1 Yes, I cannot come\n2 No, go back") and check["end"] is False
     done = sim.post("/simulator/api/ussd", json={"phone": PATIENT, "session_id": session, "history": "3*1"},
                     headers=HEADERS).get_json()  # fmt: skip
     assert done["end"] is True
@@ -397,6 +397,25 @@ def test_reset_puts_the_demo_back_touches_nothing_else_and_can_be_repeated(serve
     # And the demo works again from the start.
     body = {"clinic_id": gaborone(sim), "phone": PATIENT}
     assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "queued"
+
+
+def test_reset_also_removes_the_demo_patients_series_and_tracing_outcomes(served, sim):
+    from app.models import AppointmentSeries, TracingOutcome
+    from app.services import series
+
+    with served.app_context():
+        visit = db.session.scalar(select(Appointment).where(Appointment.external_ref == "DEMO-1"))
+        series.start(visit, 28, None)
+        visit.status = "missed"
+        db.session.add(TracingOutcome(appointment_id=visit.id, clinic_id=visit.clinic_id, outcome="unreachable"))
+        db.session.commit()
+
+    response = sim.post("/simulator/api/reset", json={}, headers=HEADERS)
+
+    assert response.status_code == 200 and response.get_json()["result"] == "reset"
+    with served.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TracingOutcome)) == 0
+        assert db.session.scalar(select(func.count()).select_from(AppointmentSeries)) == 0
 
 
 # --- reset, with the stock and the skin consultations of the demo ------------------------------------------------

@@ -181,7 +181,7 @@ def test_the_reminder_language_is_the_appointments_else_the_patients_else_the_cl
 
     (message,) = reminders(appointment)
     assert message.language == expected
-    assert message.text.startswith({"en": "Thusa reminder:", "tn": "Thusa kgakololo:"}[expected])
+    assert message.text.startswith({"en": "Thusa reminder:", "tn": "Dumela. Kgakololo ya Thusa:"}[expected])
     assert message.text == appointments.text_for(appointment, "appointment_reminder")
     assert "Tlokweng Clinic" in message.text
 

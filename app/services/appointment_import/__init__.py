@@ -2,7 +2,8 @@
 
 The file: a header row, then one appointment per row. Columns (names case-insensitive, spaces around them
 ignored): ``patient_phone`` and ``appointment_datetime`` required; ``language``, ``patient_name``,
-``external_ref`` and ``clinic_id`` optional. A header that names any other column is refused as a whole (a typo
+``external_ref``, ``clinic_id``, ``repeat_every_days`` and ``repeat_count`` optional (the last two start a series of
+recurring visits, :mod:`.repeats`). A header that names any other column is refused as a whole (a typo
 such as ``patient_phnoe`` must not silently drop data); so is one without a required column. Columns with an
 empty header (spreadsheets add them) are ignored, but a value in one is a row error: it usually means an unquoted
 separator inside a field shifted the row.
@@ -49,6 +50,7 @@ from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.models import Clinic, utcnow
 from app.services import audit
+from app.services.appointment_import import repeats
 from app.services.appointment_import.reader import COLUMNS, MAX_ERRORS, OPTIONAL, REQUIRED, Errors, read
 from app.services.appointment_import.rows import (
     MSG_DATETIME,
@@ -133,13 +135,19 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
     if parsed is not None:
         columns, records = parsed
         rows_seen = len(records)
+        records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
         clinics = targets(actor, load_clinics(default_id, columns, records))
+        keys = {}
         try:
             with Validation(columns, records, clinics, now, errors) as chunks:
                 for rows in chunks:
+                    if repeating:
+                        keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
                     if not (atomic and (errors.count or writer.errors.count)):
                         writer.add(rows)
             writer.finish(failed=atomic and errors.count > 0)
+            if repeating and not (atomic and errors.count):
+                repeats.apply(repeating, keys)
         except BaseException:
             db.session.rollback()
             raise

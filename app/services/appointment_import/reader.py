@@ -16,7 +16,7 @@ import csv
 import io
 
 REQUIRED = ("patient_phone", "appointment_datetime")
-OPTIONAL = ("language", "patient_name", "external_ref", "clinic_id")
+OPTIONAL = ("language", "patient_name", "external_ref", "clinic_id", "repeat_every_days", "repeat_count")
 COLUMNS = REQUIRED + OPTIONAL
 MAX_ERRORS = 1000  # errors listed in a report; error_count has them all
 SEPARATORS = (",", ";", "\t")

@@ -32,9 +32,23 @@ CHUNK_ROWS = 10_000  # rows validated, then written, at a time
 LANGUAGE_WORDS = {"en": "en", "english": "en", "tn": "tn", "setswana": "tn"}
 
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
+# d/m/y with "/", "." or "-", a 2- or 4-digit year, then the time: how Botswana's and Ghana's clinic systems export.
+_SLASHED = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+# The order each clinic country writes a d/m/y date in. A country not listed here gets ISO dates only: 05/03/2030
+# is 5 March in Gaborone and 3 May in New York, and a wrong guess books a patient on the wrong day.
+DATE_ORDER = {"BW": "day_first", "GH": "day_first"}
 MSG_REQUIRED = "Required."
 MSG_DATETIME = (
     "Not a date and time: write it as 2026-12-01T09:00:00+02:00, or as 2026-12-01 09:00 in the clinic's time."
+)
+MSG_DATETIME_DAY_FIRST = (
+    "Not a date and time: write it as 2026-12-01T09:00:00+02:00, or in the clinic's time as 2026-12-01 09:00, "
+    "01/12/2026 09:00 or 1/12/26 09:00 (day first)."
+)
+MSG_NO_TIME = "A date without a time: add the time, as in 01/12/2026 09:00 or 2026-12-01 09:00."
+MSG_MONTH_FIRST = (
+    "No month {month}: this clinic writes dates day first (dd/mm/yyyy HH:MM, as 01/12/2026 09:00); "
+    "write 2026-12-01 09:00 to be sure."
 )
 MSG_PAST = "This time is in the past."
 MSG_LANGUAGE = "Use en or tn (English or Setswana)."
@@ -193,10 +207,17 @@ def _validator(region: str):
 
 
 class Times:
-    """Appointment times of one clinic's zone as UTC, each distinct value worked out once."""
+    """Appointment times of one clinic's zone as UTC, each distinct value worked out once.
+
+    ISO 8601 is read everywhere (an offset is kept; none means the clinic's time). Where the clinic's country writes
+    dates day first (:data:`DATE_ORDER`), ``dd/mm/yyyy HH:MM`` and ``d/m/yy H:MM`` (also with ``.`` or ``-``) are
+    clinic times too. What such a date cannot mean there (a 13th month: a month-first export) is refused, and
+    :meth:`problem` says why and which formats are accepted.
+    """
 
     def __init__(self, clinic: Clinic) -> None:
         self.zone = appointments.zone(clinic)
+        self.day_first = DATE_ORDER.get(clinic.country) == "day_first"
         self.cache: dict[str, datetime | None] = {}
 
     def read(self, value: str) -> datetime | None:
@@ -204,16 +225,33 @@ class Times:
             return self.cache[value]
         text = value.strip().upper()
         at = None
-        if _DATETIME.fullmatch(text):
-            try:
+        try:
+            if _DATETIME.fullmatch(text):
                 moment = datetime.fromisoformat(text)
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=self.zone)
                 at = moment.astimezone(UTC)
-            except (ValueError, OverflowError):
-                at = None
+            elif self.day_first and (found := _SLASHED.fullmatch(text)) and found[5] is not None:
+                day, _, month, year, hour, minute, second = found.groups()
+                year = int(year) + 2000 if len(year) == 2 else int(year)
+                moment = datetime(year, int(month), int(day), int(hour), int(minute), int(second or 0),
+                                  tzinfo=self.zone)  # fmt: skip
+                at = moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            at = None
         self.cache[value] = at
         return at
+
+    def problem(self, value: str) -> str:
+        """Why ``value``, which :meth:`read` refused, is not a time here, naming the formats accepted."""
+        if not self.day_first:
+            return MSG_DATETIME
+        found = _SLASHED.fullmatch(value.strip())
+        if found and 12 < int(found[3]) <= 31 and int(found[1]) <= 12:
+            return MSG_MONTH_FIRST.format(month=int(found[3]))
+        if (found and found[5] is None) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return MSG_NO_TIME
+        return MSG_DATETIME_DAY_FIRST
 
 
 def targets(actor, clinics: dict[str, Clinic | None]) -> dict[str, tuple]:
@@ -274,7 +312,7 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
                 raw = cells[p_at]
                 at = times.cache[raw] if raw in times.cache else times.read(raw)
                 if at is None:
-                    add(line, "appointment_datetime", MSG_REQUIRED if not raw.strip() else MSG_DATETIME)
+                    add(line, "appointment_datetime", MSG_REQUIRED if not raw.strip() else times.problem(raw))
                     ok = False
                 elif at <= now:
                     add(line, "appointment_datetime", MSG_PAST)

@@ -1,11 +1,12 @@
-"""Build the default skin model (``default/model.onnx`` + ``default/manifest.json``), byte for byte reproducibly.
+"""Build the placeholder skin model (``placeholder/model.onnx`` + ``manifest.json``), byte for byte reproducibly.
 
-    .venv/bin/python -m app.skin_model.build_default          # rewrites app/skin_model/default/
-    .venv/bin/python -m app.skin_model.build_default --check  # exit 1 if the shipped files differ from a rebuild
+    .venv/bin/python -m app.skin_model.build_placeholder          # rewrites app/skin_model/placeholder/
+    .venv/bin/python -m app.skin_model.build_placeholder --check  # exit 1 if the shipped files differ from a rebuild
 
-The model is NOT a diagnostic model and was never trained. It exists so that the whole path (photo -> ONNX
-session -> top-3 labels -> stored analysis) runs everywhere without downloading anything, and so that a real model
-can replace it by pointing ``SKIN_MODEL_DIR`` at a folder with the same two files. It computes nine colour and
+The model is NOT a diagnostic model and was never trained. It was the shipped model before the EfficientNet-Lite0
+backbone (``build_backbone.py``) took its place; it stays as the test suite's model (``SKIN_MODEL_DIR`` in
+tests/conftest.py): 1.4 kB that loads in milliseconds, with 14 labels, so the tests that do not care which model
+runs exercise the whole path (photo -> ONNX session -> top-3 labels -> stored analysis) without loading 13.5 MB. It computes nine colour and
 texture statistics of the normalised picture (per channel: mean, mean of squares, mean absolute Laplacian), then a
 fixed linear layer whose weights come from a formula, then a softmax over the conditions of the triage rules
 (``app/clinical/triage_rules.toml``). Its output says nothing about the skin; the manifest says so
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DIR = Path(__file__).resolve().parent / "default"
+DEFAULT_DIR = Path(__file__).resolve().parent / "placeholder"
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 
@@ -43,7 +44,7 @@ OPSET = 17
 IR_VERSION = 8  # pinned so that the bytes do not change with the onnx package's default
 FEATURES = 9
 TRAINED_ON = (
-    "Nothing. The weights are fixed by a formula in app/skin_model/build_default.py; the model was never trained, "
+    "Nothing. The weights are fixed by a formula in app/skin_model/build_placeholder.py; the model was never trained, "
     "on clinical data or any other. Its output is not a finding about the skin."
 )
 
@@ -94,7 +95,7 @@ def build_model() -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
-    model.producer_name = "thusa app/skin_model/build_default.py"
+    model.producer_name = "thusa app/skin_model/build_placeholder.py"
     model.producer_version = VERSION
     model.model_version = 1
     model.doc_string = "Untrained colour-statistics baseline; not validated for clinical use."
