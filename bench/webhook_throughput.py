@@ -296,6 +296,37 @@ class CpuMeter:
         return now
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (gunicorn's workers), from ``/proc`` (Linux)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{entry}/stat") as handle:
+                if int(handle.read().rpartition(")")[2].split()[1]) == parent:
+                    found.append(int(entry))
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (``VmHWM``) in MB, from ``/proc`` (Linux); 0 when it cannot be read."""
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pin_to_cores(pid: int, cores: set[int]) -> bool:
+    """Run ``pid`` (0: this process) on ``cores`` only, where the machine has them; True when done."""
+    if not hasattr(os, "sched_setaffinity") or max(cores) >= (os.cpu_count() or 1):
+        return False
+    try:
+        os.sched_setaffinity(pid, cores)
+    except OSError:
+        return False
+    return True
+
+
 def run_phase(connections: list[Connection], requests: list[bytes], result: Result, deadline: float,
               meter: CpuMeter | None = None) -> None:  # fmt: skip
     """Send ``requests`` over ``connections`` (one thread each, closed loop) and add what happened to ``result``."""

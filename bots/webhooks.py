@@ -125,10 +125,11 @@ def africastalking_ussd(token: str):
         return channel.acknowledge("ussd")
     # A hop that may carry a staff PIN is stored masked: nothing after this point can leave it in clear.
     inbound = engine.storable_ussd(parsed.messages[0])
+    # One transaction stores the hop, answers it and stores its screen: a flow's effect never commits without the
+    # hop, and a hop that fails is stored (as failed) after its effect is rolled back; the gateway then shows an
+    # apology. A replay that arrives meanwhile waits on the hop's row (PostgreSQL: its unique key, then the row
+    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once.
     message_id, created = inbox.store_inbound_id(inbound)
-    db.session.commit()  # the hop is stored before any flow acts on it
-    # One transaction per hop answers it: locked (PostgreSQL: the row; SQLite: BEGIN IMMEDIATE), so a replay that
-    # arrives while the first is being answered waits, then gets the same screen; the flow runs once.
     message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
     if message.address != inbound.sender:  # a session id is bound to its phone: another phone's "replay" gets nothing
         db.session.commit()
@@ -156,7 +157,8 @@ def africastalking_ussd(token: str):
     except Exception:
         db.session.rollback()
         log.exception("USSD hop %s failed", message_id)
-        message = db.session.get(Message, message_id)
+        message_id, _ = inbox.store_inbound_id(inbound)  # rolled back with its effect: kept, as failed
+        message = db.session.get(Message, message_id, populate_existing=True)
         message.status = STATUS_FAILED
         db.session.commit()
         return channel.ussd_response(t("ussd_error", _language_of(message)), end=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey
@@ -19,7 +19,16 @@ class Contact(UUIDPrimaryKey, Timestamps, Base):
     """
 
     __tablename__ = "contacts"
-    __table_args__ = (CheckConstraint(f"language IS NULL OR language IN {LANGUAGES}", name="language"),)
+    __table_args__ = (
+        CheckConstraint(f"language IS NULL OR language IN {LANGUAGES}", name="language"),
+        # Only the few contacts linked to an account are indexed: a patient's (most, and every upload's) are not.
+        Index(
+            "ix_contacts_user_id",
+            "user_id",
+            postgresql_where=text("user_id IS NOT NULL"),
+            sqlite_where=text("user_id IS NOT NULL"),
+        ),  # fmt: skip
+    )
 
     address: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -27,7 +36,7 @@ class Contact(UUIDPrimaryKey, Timestamps, Base):
     opted_out_at: Mapped[datetime | None] = mapped_column()
     # WhatsApp allows free text only within 24 hours of the person's last message.
     last_whatsapp_inbound_at: Mapped[datetime | None] = mapped_column()
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Conversation(UUIDPrimaryKey, Timestamps, Base):

@@ -7,10 +7,12 @@ These are appointment and clinic rules, so they live with the services; :mod:`bo
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from app.extensions import db
 from app.models import Appointment, Clinic, Message, utcnow
@@ -81,12 +83,28 @@ def hold(message: Message, appointment: Appointment | None, now: datetime | None
     return Hold(send_at=send_at)
 
 
-def count_reminder(appointment_id: uuid.UUID, channel: str) -> None:
-    """A reminder really went out: count it on its appointment, with the channel really used (WhatsApp may have
-    fallen back to SMS). Call it in the transaction that records the send, so the count is of real sends only."""
+def count_reminders(sent: Mapping[tuple[uuid.UUID, str], int]) -> None:
+    """Reminders really went out: count them on their appointments, each with the channel really used (WhatsApp
+    may have fallen back to SMS), in one statement. Call it in the transaction that records the sends, so the
+    counts are of real sends only.
+
+    Args:
+        sent: how many reminders went out per (appointment id, channel).
+    """
+    if not sent:
+        return
+    added: Counter = Counter()
+    channel: dict[uuid.UUID, str] = {}
+    for (appointment_id, used), count in sent.items():
+        added[appointment_id] += count
+        channel[appointment_id] = used
     table = Appointment.__table__
     db.session.execute(
         update(table)
-        .where(table.c.id == appointment_id)
-        .values(reminders_sent=table.c.reminders_sent + 1, channel=channel, updated_at=utcnow())
+        .where(table.c.id.in_(added))
+        .values(
+            reminders_sent=table.c.reminders_sent + case(added, value=table.c.id),
+            channel=case(channel, value=table.c.id),
+            updated_at=utcnow(),
+        )
     )

@@ -193,13 +193,13 @@ class StaffMenu(Flow):
         screen after the PIN. A session not known yet (the first hop, which may be dialled with inputs:
         ``*384*2580*1234#``), expired, of another phone, or whose state cannot be read (Redis down) counts as the
         PIN screen: the hop is masked when in doubt."""
-        if staff_user(address) is None:
-            return False
         try:
             session = StaffSession.load(session_id) if session_id else None
         except RedisError:
-            return True
-        return session is None or session.data.get("phone") != address or session.step == "pin"
+            session = None
+        if session is not None and session.data.get("phone") == address and session.step != "pin":
+            return False  # past the PIN in this phone's own session: no database read on the hot path
+        return staff_user(address) is not None
 
     # PIN ---------------------------------------------------------------------------------------------------------
 

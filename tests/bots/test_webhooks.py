@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -1204,22 +1205,19 @@ def test_a_ussd_hop_with_a_wrong_token_is_not_found_and_stores_nothing(app, clie
 @pytest.mark.both_backends  # concurrent deliveries: row locks on PostgreSQL, the write lock on SQLite
 def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_screen(app, monkeypatch):
     """Two deliveries of one hop at once; the first is held in the engine (a flow that takes a moment) until the
-    replay has arrived, which makes the interleaving certain instead of lucky."""
+    replay has been posted, so the replay reaches the database while the first hop's transaction is open: it
+    waits on the hop's row, then gets the stored screen (the engine runs once)."""
     from bots import engine
 
     original = engine.handle_ussd
-    replay_arrived = threading.Event()
+    posted = threading.Semaphore(0)
     entered: list[uuid.UUID] = []
-    guard = threading.Lock()
 
     def slow_handle_ussd(message, **session):
-        with guard:
-            entered.append(message.id)
-            first = len(entered) == 1
-        if first:
-            replay_arrived.wait(timeout=2)
-        else:
-            replay_arrived.set()
+        entered.append(message.id)
+        posted.acquire(timeout=5)
+        posted.acquire(timeout=5)
+        time.sleep(0.2)  # the replay's request is on its way to the database
         return original(message, **session)
 
     monkeypatch.setattr(engine, "handle_ussd", slow_handle_ussd)
@@ -1233,6 +1231,7 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
         client = app.test_client()
         try:
             barrier.wait(timeout=10)
+            posted.release()
             response = client.post(USSD_PATH, data=fields)
             answers.append((response.status_code, response.get_data(as_text=True)))
         except BaseException as exc:  # reported below
@@ -1245,6 +1244,7 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
         thread.join(timeout=30)
 
     assert errors == []
+    assert len(entered) == 1
     screen_text = "END " + t("ussd_patient_none", "en")
     assert answers == [(200, screen_text), (200, screen_text)]
     (inbound,) = inbound_rows()
@@ -1252,6 +1252,26 @@ def test_a_ussd_hop_replayed_while_the_first_is_being_answered_gets_the_same_scr
     (screen,) = outbound_rows()
     assert screen.text == screen_text
     db.session.close()
+
+
+def test_a_hop_whose_flow_fails_is_kept_as_failed_and_its_effect_rolled_back(app, client, monkeypatch):
+    """The hop and its effect commit together: a flow that wrote something, then failed, leaves only the hop,
+    marked failed, and the person sees an apology."""
+    from bots import engine
+
+    def half_done(message, **session):
+        db.session.add(Contact(address="+26771999999"))  # an effect of the flow, before it fails
+        db.session.flush()
+        raise RuntimeError("the flow broke")
+
+    monkeypatch.setattr(engine, "handle_ussd", half_done)
+    before = counts()
+    response = ussd_hop(client)
+
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "END " + t("ussd_error", None))
+    assert added(before) == {"messages": 1, "message_events": 0, "contacts": 0}
+    (inbound,) = inbound_rows()
+    assert (inbound.channel, inbound.address, inbound.status) == ("ussd", PHONE, "failed")
 
 
 def test_the_end_of_session_notification_is_acknowledged_without_a_screen(app, client):

@@ -21,10 +21,11 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select, update
 
 import bots.sending
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.jobs import QUEUE_OUTBOUND, get_queue
 from app.messaging.outbox import SEND_BATCH, queue_outbound
 from app.models import Appointment, Contact, Message, utcnow
@@ -32,9 +33,10 @@ from app.services import appointments
 from app.services.send_checks import reminder_epoch
 from app.services.upkeep import queue_due_reminders
 from bots.sending import (
-    STALE_AFTER,
     STUCK_AFTER,
+    UNTRIED_KEY,
     AllProvidersFailed,
+    send_batch,
     send_message,
     sweep,
 )
@@ -550,6 +552,67 @@ def test_a_slow_batch_hands_the_rest_on_to_a_new_job_and_each_reminder_goes_out_
     assert {row(m).status for m in db.session.scalars(select(Message.id))} == {"sent"}
 
 
+def _claimed_by_a_dead_batch(count: int) -> list[uuid.UUID]:
+    """``count`` due reminders left ``sending`` by a batch whose worker died, longer ago than any job may run."""
+    at_clinic = clinic()
+    for i in range(count):
+        book(at_clinic, NOW + 3 * DAY + timedelta(minutes=i))
+    queue_due_reminders(now=NOW + timedelta(hours=1))
+    get_queue(QUEUE_OUTBOUND).empty()  # the dead batch's job is gone with it
+    db.session.execute(
+        update(Message).values(status="sending", attempts=1, claimed_at=utcnow() - STUCK_AFTER - timedelta(seconds=1))
+    )
+    db.session.commit()
+    return list(db.session.scalars(select(Message.id).order_by(Message.created_at, Message.id)))
+
+
+@pytest.mark.parametrize(
+    ("untried", "requeued", "unknown"),
+    [
+        pytest.param({0, 1}, 2, 1, id="handed-to-a-provider-unknown-the-rest-queued-again"),
+        pytest.param(set(), 0, 3, id="notes-lost-with-redis-all-unknown"),
+    ],
+)
+def test_the_sweeper_queues_again_only_what_a_dead_batch_never_handed_to_a_provider(app, twilio, clock, untried,
+                                                                                     requeued, unknown):  # fmt: skip
+    ids = _claimed_by_a_dead_batch(3)
+    for index in untried:
+        redis_client.client.set(f"{UNTRIED_KEY}{ids[index]}", 1)
+
+    assert sweep() == {"released": 0, "requeued": requeued, "unknown": unknown}
+
+    db.session.expire_all()
+    for index, message_id in enumerate(ids):
+        again = index in untried
+        assert (row(message_id).status, row(message_id).attempts) == (("queued", 0) if again else ("unknown", 1))
+    assert redis_client.client.keys(f"{UNTRIED_KEY}*") == []
+    assert sorted(get_queue(QUEUE_OUTBOUND).job_ids) == sorted(f"send-{ids[i]}" for i in untried)
+    assert twilio.requests == []
+
+
+def test_a_batch_that_cannot_clear_its_untried_notes_sends_nothing_and_queues_its_rows_again(app, twilio, clock,
+                                                                                             monkeypatch):  # fmt: skip
+    """A note left behind would let the sweeper queue again a row already sent: without Redis's word that it is
+    gone, no provider is called."""
+    at_clinic = clinic()
+    booked = [book(at_clinic, NOW + 3 * DAY + timedelta(minutes=i)) for i in range(2)]
+    queue_due_reminders(now=NOW + timedelta(hours=1))
+    (ids,) = _batch_jobs().values()
+    db.session.close()
+
+    def unreachable(self, *names):
+        raise redis.ConnectionError("Redis restarting")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.Redis, "delete", unreachable)
+        assert send_batch(ids) == {"retry": 2}
+
+    assert twilio.requests == []
+    assert {(row(m).status, row(m).attempts) for m in ids} == {("queued", 0)}
+    run_worker(app, burst=True, with_scheduler=False)  # the job they were handed back to
+    assert to_numbers(twilio) == Counter({a.patient.phone: 1 for a in booked})
+
+
 def _child_env(app, twilio: FakeTwilio) -> dict:
     env = {name: value for name, value in os.environ.items() if not name.startswith(STEERING)}
     env.update({
@@ -574,8 +637,10 @@ def _worker(app, twilio: FakeTwilio) -> subprocess.Popen:
 
 def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repeats_none(app, twilio):
     """Crash safety end to end: ``flask worker`` in a child process sends a batch of reminders to a slow Twilio and is
-    SIGKILLed while one request is in flight. After the sweeper and a restarted worker, every reminder was received
-    by the provider exactly once, and is ``sent``, or ``unknown`` where the kill may have cut the answer off."""
+    SIGKILLed while one request is in flight. The batch had claimed all 12 and records its sends together at its
+    end, so all 12 are left ``sending``. After the sweeper and a restarted worker, every reminder was received by
+    the provider exactly once: the 5 handed to the provider are ``unknown`` (a person checks them), the 7 never
+    handed to it (their untried note in Redis) were queued again and sent."""
     at_clinic = clinic([1440], window=ANY_HOUR)  # the child runs on the real clock
     now = datetime.now(UTC)
     booked = [
@@ -603,24 +668,19 @@ def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repe
 
     statuses = Counter(m.status for m in db.session.scalars(select(Message)))
     not_reached = 12 - answered_before_kill - 1
-    assert statuses == {"sent": answered_before_kill, "sending": 1, "queued": not_reached}
+    assert statuses == {"sending": 12}
     # At once: the claim is fresh (it may still finish) and the killed batch job still looks alive.
     assert sweep() == {"released": 0, "requeued": 0, "unknown": 0}
-    # Later (moved forward instead of waited for): STUCK_AFTER since the claim, STALE_AFTER since the rows the
-    # killed job never reached were written, and the job's time is up, so RQ's registry sees it abandoned.
+    # Later (moved forward instead of waited for): STUCK_AFTER since the claim, and the job's time is up, so RQ's
+    # registry sees it abandoned.
     db.session.execute(
         update(Message)
         .where(Message.status == "sending")
         .values(claimed_at=utcnow() - STUCK_AFTER - timedelta(seconds=1))
     )
-    db.session.execute(
-        update(Message)
-        .where(Message.status == "queued")
-        .values(updated_at=utcnow() - STALE_AFTER - timedelta(seconds=1))
-    )
     db.session.commit()
     get_queue(QUEUE_OUTBOUND).started_job_registry.cleanup(timestamp=time.time() + STUCK_AFTER.total_seconds())
-    assert sweep() == {"released": 0, "requeued": not_reached, "unknown": 1}
+    assert sweep() == {"released": 0, "requeued": not_reached, "unknown": answered_before_kill + 1}
 
     restarted = _worker(app, twilio)  # the restart
     try:
@@ -635,8 +695,8 @@ def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repe
     assert to_numbers(twilio) == Counter({a.patient.phone: 1 for a in booked})  # none lost, none twice
     db.session.expire_all()
     final = {m.appointment_id: m.status for m in db.session.scalars(select(Message))}
-    assert Counter(final.values()) == {"sent": 11, "unknown": 1}
+    assert Counter(final.values()) == {"sent": not_reached, "unknown": answered_before_kill + 1}
     counted = {a.id: fresh(a).reminders_sent for a in booked}
     assert all(counted[a] == (1 if status == "sent" else 0) for a, status in final.items())
-    (unknown,) = [m for m in db.session.scalars(select(Message)) if m.status == "unknown"]
-    assert "mid-send" in unknown.last_error
+    unknown = [m for m in db.session.scalars(select(Message)) if m.status == "unknown"]
+    assert all("mid-send" in m.last_error for m in unknown)
