@@ -8,7 +8,8 @@ examples; this script makes it runnable, top to bottom, against ``make run``'s d
   call it (:data:`ROLES`);
 - path parameters and ids in example bodies come from what earlier requests created (:data:`CAPTURES`), so
   ``GET /api/v1/users/{user_id}`` reads the user ``POST /api/v1/users`` made;
-- what deletes, cancels or signs out runs last;
+- a request that needs what another one did runs right after it (:data:`AFTER`); what deletes, cancels or signs
+  out runs last (:data:`LAST`);
 - every request checks that it got one of its documented 2xx answers (:data:`EXPECTED` lists the two that cannot:
   their code goes by SMS, which a client cannot read).
 
@@ -36,6 +37,7 @@ ROLES = {
     "users": "admin", "clinics": "admin", "audit": "admin",
     "sms": "staff", "messages": "staff", "appointments": "staff", "patients": "staff", "reports": "staff",
     "stock": "staff",
+    "notices": "staff",
     "consultations": "pharmacist", "analysis": "pharmacist", "medications": "pharmacist", "triage": "pharmacist",
     "/api/v1/auth/me": "staff", "/api/v1/auth/phone/verify": "registered", "/api/v1/auth/phone/confirm": "registered",
     "/api/v1/auth/chat-link": "pharmacist", "/api/v1/auth/refresh": "session_refresh",
@@ -52,6 +54,7 @@ CAPTURES = {
     ("POST", "/api/v1/appointments"): {"appointment_id": "body.id", "patient_id": "body.patient_id"},
     ("POST", "/api/v1/appointments/bulk"): {"bulk_appointment_id": "body.results[0].id"},
     ("POST", "/api/v1/stock"): {"item_id": "body.id"},
+    ("POST", "/api/v1/notices"): {"notice_id": "body.id"},
     ("POST", "/api/v1/consultations"): {"consultation_id": "body.id"},
     ("POST", "/api/v1/analysis/skin"): {"analysis_id": "body.id"},
     ("GET", "/api/v1/medications"): {"medication_id": "body.items[0].id"},
@@ -72,6 +75,13 @@ EXPECTED = {
     ("POST", "/api/v1/auth/password-reset/confirm"): [422],
     ("POST", "/api/v1/auth/phone/confirm"): [422],
 }
+
+# Run right after another request of the same folder (the converter orders them by path): the first needs what the
+# second did. Tracing needs a missed visit: the attendance example marks the booked one missed.
+AFTER = {
+    ("POST", "/api/v1/appointments/{appointment_id}/tracing"):
+        ("PUT", "/api/v1/appointments/{appointment_id}/attendance"),
+}  # fmt: skip
 
 # Run last, in this order: they delete, cancel or sign out what other requests use.
 LAST = [
@@ -240,9 +250,13 @@ def build(converted: dict, spec: dict) -> tuple[dict, dict]:
         by_key[(method, path)] = fixed
         if (method, path) not in LAST:
             folders.setdefault(path[len(PREFIX) :].split("/")[0], []).append(fixed)
-    missing = [key for key in LAST if key not in by_key]
+    missing = [key for key in [*LAST, *AFTER, *AFTER.values()] if key not in by_key]
     if missing:
         raise SystemExit(f"tools/postman.py: these operations are gone from the API document: {missing}")
+    for key, previous in AFTER.items():
+        folder = folders[key[1][len(PREFIX) :].split("/")[0]]
+        folder.remove(by_key[key])
+        folder.insert(folder.index(by_key[previous]) + 1, by_key[key])
     sign_in = [_sign_in(role, account) for role, account in DEMO.items()] + [_clinic_lookup()]
     collection = {
         "info": {

@@ -252,7 +252,7 @@ class AppointmentUpdateSchema(ma.Schema):
 
 class AttendanceSchema(ma.Schema):
     class Meta:
-        example = {"attended": True}
+        example = {"attended": False}  # a missed visit: the one the Postman collection then traces
 
     attended = ma.fields.Boolean(required=True)
 
@@ -354,12 +354,18 @@ class TracingQuerySchema(PaginationQuery):
 
 
 class TracingOutcomeSchema(ma.Schema):
+    class Meta:
+        example = {"outcome": "unreachable", "note": ex.TRACING_NOTE_TN}
+
     outcome = ma.fields.String(required=True, validate=validate.OneOf(TRACING_OUTCOMES))
     note = text_field(500, allow_none=True, load_default=None,
                       metadata={"description": "what was said or tried (health data: erased with the patient)"})  # fmt: skip
 
 
 class TracingEntrySchema(ma.Schema):
+    class Meta:
+        example = ex.TRACING_ENTRY
+
     appointment = ma.fields.Nested(AppointmentSchema, required=True)
     days_since = ma.fields.Integer(required=True, metadata={"description": "clinic-local days since the visit"})
     overdue = ma.fields.Boolean(required=True, metadata={"description": "missed more than 14 days ago"})

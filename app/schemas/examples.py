@@ -34,9 +34,13 @@ ANALYSIS = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 RECOMMENDATION = "c7d8e9f0-a1b2-4c3d-9e4f-5a6b7c8d9e0f"
 MEDICATION = "29174baf-f168-4594-ab0e-28a6ebe35a4b"
 AUDIT_ENTRY = "a43a72ec-c589-4747-a883-7646d008b35b"
+MISSED_APPOINTMENT = "3b9f0e6a-5c2d-4e8b-a17f-6d4c2b8e9a13"
+TRACED_PATIENT = "e2c4a6b8-0d1f-4a3c-b5e7-9f1a3c5e7b92"
+NOTICE = "8f2a4c6e-1b3d-4e5f-a7b9-c1d3e5f7a9b2"
 
 BW_STAFF_PHONE = "+26771000001"
 BW_PATIENT_PHONE = "+26772000001"
+BW_TRACED_PHONE = "+26772000002"
 GH_PATIENT_PHONE = "+233241234567"
 GH_PHARMACIST_PHONE = "+233241000002"
 
@@ -121,7 +125,38 @@ APPOINTMENT_ANSWER: dict[str, Any] = {
     "patient_name": "Mpho Kgosi", "appointment_datetime": APPOINTMENT_UTC, "local_datetime": APPOINTMENT_LOCAL,
     "language": "tn", "status": "scheduled", "reminders_sent": 1, "attended": None, "confirmed_at": None,
     "cancelled_by": None, "external_ref": "GMC-2026-04417", "channel": "sms", "next_reminder_at": REMINDER_UTC,
-    "created_at": CREATED, "updated_at": UPDATED,
+    "series": None, "series_number": None, "rebooked_from_id": None, "created_at": CREATED, "updated_at": UPDATED,
+}  # fmt: skip
+
+# A visit missed on Wednesday 18 November 2026 at 09:00 in Gaborone (07:00 UTC), still to trace on 6 December.
+MISSED_APPOINTMENT_ANSWER: dict[str, Any] = {
+    **APPOINTMENT_ANSWER, "id": MISSED_APPOINTMENT, "patient_id": TRACED_PATIENT, "patient_phone": BW_TRACED_PHONE,
+    "patient_name": "Lesego Tau", "appointment_datetime": "2026-11-18T07:00:00+00:00",
+    "local_datetime": "2026-11-18T09:00:00+02:00", "status": "missed", "reminders_sent": 2, "attended": False,
+    "external_ref": "GMC-2026-03982", "next_reminder_at": None, "created_at": "2026-11-02T08:05:00+00:00",
+    "updated_at": "2026-11-19T00:30:00+00:00",
+}  # fmt: skip
+
+# Staff could not reach the patient (the recovery SMS, then a call): the visit stays on the tracing list.
+TRACING_NOTE_TN = "Ga a arabe mogala. Re tla leka gape ka Labone 10/12."
+TRACING_ENTRY: dict[str, Any] = {
+    "appointment": MISSED_APPOINTMENT_ANSWER, "days_since": 18, "overdue": True, "contact_attempts": 2,
+    "last_outcome": "unreachable", "last_outcome_at": "2026-12-06T07:42:10+00:00", "last_note": TRACING_NOTE_TN,
+}  # fmt: skip
+
+# A closure notice to the patients booked on Friday 11 December 2026, each in their language (one SMS segment).
+NOTICE_EN = "Hello, Gaborone Main Clinic is closed on Friday 11/12. Please visit on Thursday 10/12. Thank you."
+NOTICE_TN = (
+    "Dumela, Gaborone Main Clinic e tla tswalwa ka Labotlhano 11/12. Tsweetswee etela ka Labone 10/12. Re a leboga."
+)
+NOTICE_REQUEST: dict[str, Any] = {
+    "clinic_id": GABORONE_CLINIC, "audience": {"date": "2026-12-11"}, "message_en": NOTICE_EN,
+    "message_tn": NOTICE_TN, "dry_run": False,
+}  # fmt: skip
+NOTICE_ANSWER: dict[str, Any] = {
+    "id": NOTICE, "clinic_id": GABORONE_CLINIC, "audience": {"date": "2026-12-11"}, "dry_run": False,
+    "recipients": 37, "opted_out": 1, "capped": 0, "segments": {"en": 1, "tn": 1}, "segment_total": 37,
+    "created_at": UPDATED, "delivery": {"queued": 37},
 }  # fmt: skip
 
 MESSAGE_ANSWER: dict[str, Any] = {
@@ -172,19 +207,25 @@ MOVEMENT_ANSWER: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _counts(appointments: int, reminded: int, confirmed: int, attended: int, missed: int,
-            cancelled: int) -> dict[str, Any]:  # fmt: skip
-    rate = round(missed / (attended + missed), 3) if attended + missed else None
+def _counts(appointments: int, reminded: int, confirmed: int, attended: int, missed: int, cancelled: int,
+            recovered: int) -> dict[str, Any]:  # fmt: skip
+    """One row of the report, its rates rounded as app.services.reports rounds them."""
+    rate = round(missed / (attended + missed), 4) if attended + missed else None
     return {"appointments": appointments, "reminded": reminded, "confirmed": confirmed, "attended": attended,
-            "missed": missed, "cancelled": cancelled, "no_show_rate": rate}  # fmt: skip
+            "missed": missed, "cancelled": cancelled, "no_show_rate": rate, "recovered": recovered,
+            "recovery_rate": round(recovered / missed, 4) if missed else None}  # fmt: skip
 
 
+# November 2026 at the Gaborone clinic: 41 missed visits, 23 of them rebooked within 14 days; the tracing outcomes
+# staff recorded for the month's visits (an unreachable patient may count more than once).
 ATTENDANCE_REPORT: dict[str, Any] = {
-    "clinic_id": GABORONE_CLINIC, "from": "2026-11-01", "to": "2026-11-30", "overall": _counts(412, 398, 301, 355, 41, 16),
-    "by_language": {"tn": _counts(287, 279, 214, 250, 27, 10), "en": _counts(125, 119, 87, 105, 14, 6)},
-    "by_channel": {"sms": _counts(371, 357, 266, 318, 39, 14), "whatsapp": _counts(41, 41, 35, 37, 2, 2)},
-    "by_reminders": {"0": _counts(14, 0, 0, 9, 3, 2), "1": _counts(102, 102, 70, 88, 10, 4),
-                     "2": _counts(296, 296, 231, 258, 28, 10), "3+": _counts(0, 0, 0, 0, 0, 0)},
+    "clinic_id": GABORONE_CLINIC, "from": "2026-11-01", "to": "2026-11-30",
+    "overall": _counts(412, 398, 301, 355, 41, 16, 23),
+    "by_language": {"tn": _counts(287, 279, 214, 250, 27, 10, 16), "en": _counts(125, 119, 87, 105, 14, 6, 7)},
+    "by_channel": {"sms": _counts(371, 357, 266, 318, 39, 14, 22), "whatsapp": _counts(41, 41, 35, 37, 2, 2, 1)},
+    "by_reminders": {"0": _counts(14, 0, 0, 9, 3, 2, 1), "1": _counts(102, 102, 70, 88, 10, 4, 6),
+                     "2": _counts(296, 296, 231, 258, 28, 10, 16), "3+": _counts(0, 0, 0, 0, 0, 0, 0)},
+    "tracing": {"reached_rebooked": 9, "reached_declined": 3, "unreachable": 14, "transferred_out": 2, "died": 0},
 }  # fmt: skip
 
 AUDIT_ANSWER: dict[str, Any] = {

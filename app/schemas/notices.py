@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from app.schemas import examples as ex
 from app.schemas.appointments import YEARS, text_field
 
 
@@ -33,6 +34,9 @@ class AudienceSchema(ma.Schema):
 
 
 class NoticeRequestSchema(ma.Schema):
+    class Meta:
+        example = ex.NOTICE_REQUEST
+
     clinic_id = ma.fields.UUID(load_default=None, metadata={"description": "admins: required; staff: their own"})
     audience = ma.fields.Nested(AudienceSchema, required=True)
     message_en = text_field(320, required=True, metadata={"description": "English text, at most 2 SMS segments"})
@@ -46,6 +50,9 @@ class NoticeSegmentsSchema(ma.Schema):
 
 
 class NoticeSchema(ma.Schema):
+    class Meta:
+        example = ex.NOTICE_ANSWER
+
     id = ma.fields.UUID(allow_none=True, required=True, metadata={"description": "null for a dry run"})
     clinic_id = ma.fields.UUID(required=True)
     audience = ma.fields.Dict(required=True)

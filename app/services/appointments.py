@@ -236,10 +236,13 @@ def _create(actor, data: dict, *, location: str = "json") -> Appointment:
     if data.get("repeat"):
         series.start(appointment, data["repeat"]["every_days"], data["repeat"].get("count"))
     if data.get("rebooks"):
-        missed = _own(actor, data["rebooks"])
-        if missed.status != STATUS_MISSED or missed.clinic_id != clinic.id:
-            raise ValidationFailed("rebooks must be a missed visit of the same clinic.",
-                                   {location: {"rebooks": ["Not a missed visit of this clinic."]}})  # fmt: skip
+        # A field of the body, not the resource: an unknown id, another clinic's or another patient's visit are all
+        # the same 422 (no 404 or 403 telling another clinic's ids apart).
+        missed = db.session.get(Appointment, data["rebooks"])
+        if (missed is None or missed.status != STATUS_MISSED or missed.clinic_id != clinic.id
+                or missed.patient_id != appointment.patient_id):  # fmt: skip
+            raise ValidationFailed("rebooks must be a missed visit of the same patient at the same clinic.",
+                                   {location: {"rebooks": ["Not a missed visit of this patient at this clinic."]}})  # fmt: skip
         appointment.rebooked_from_id = missed.id
     return appointment
 

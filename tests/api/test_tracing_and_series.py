@@ -119,6 +119,36 @@ def test_only_a_missed_visit_is_traced(client, people):
     assert response.status_code == 409 and unknown.status_code == 404
 
 
+@pytest.mark.parametrize("target", ["unknown", "other_clinic", "not_missed", "other_patient"])
+def test_rebooks_names_a_missed_visit_of_the_patient_else_422_and_nothing_is_booked(client, people, target):
+    home = people["home"]
+    rebooks = {"unknown": lambda: uuid.uuid4(),
+               "other_clinic": lambda: missed(people["other"], phone="+233241000098").id,
+               "not_missed": lambda: store_appointment(home, utcnow() + timedelta(days=3), phone=PHONE).id,
+               "other_patient": lambda: missed(home, phone="+26772000007").id,
+               }[target]()  # fmt: skip
+    before = len(db.session.scalars(select(Appointment.id)).all())
+
+    response = client.post(BASE, json={"patient_phone": PHONE, "appointment_datetime": local_iso(home, 2),
+                                       "rebooks": str(rebooks)}, headers=headers(people))  # fmt: skip
+
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["details"] == {
+        "json": {"rebooks": ["Not a missed visit of this patient at this clinic."]}}  # fmt: skip
+    assert len(db.session.scalars(select(Appointment.id)).all()) == before
+
+
+def test_a_booking_that_rebooks_a_missed_visit_takes_it_off_the_list(client, people):
+    visit = missed(people["home"])
+
+    response = client.post(BASE, json={"patient_phone": PHONE, "appointment_datetime": local_iso(people["home"], 2),
+                                       "rebooks": str(visit.id)}, headers=headers(people))  # fmt: skip
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["rebooked_from_id"] == str(visit.id)
+    assert client.get(f"{BASE}/tracing", headers=headers(people)).get_json()["items"] == []
+
+
 # --- recurring visits ---------------------------------------------------------------------------------------------
 
 
