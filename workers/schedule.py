@@ -37,6 +37,9 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("erase-texts", "workers.reminders.erase_expired_texts", 86400, QUEUE_DEFAULT),
     # Skin consultations: re-enqueue analyses whose enqueue was lost (Redis down at commit).
     PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
+    # Second opinions: overdue reviews alert their clinicians; the follow-up check-ins go out when due.
+    PeriodicJob("review-alerts", "workers.reviews.alert_overdue", 60, QUEUE_DEFAULT),
+    PeriodicJob("follow-ups", "workers.reviews.send_follow_ups", 60, QUEUE_DEFAULT),
 )
 
 

@@ -13,6 +13,7 @@ from app.api import (
     phone_proof,
     pins,
     reports,
+    reviews,
     skin,
     stock,
     users,
@@ -32,6 +33,7 @@ BLUEPRINTS = (
     stock.blp,  # clinic stock
     pins.blp,  # staff USSD PINs
     *skin.BLUEPRINTS,  # skin consultations
+    *reviews.BLUEPRINTS,  # second opinions and follow-up
 )  # fmt: skip
 
 

@@ -18,10 +18,11 @@ from app.models.consultation import (
 from app.models.contact import Contact, Conversation
 from app.models.message_log import Message, MessageEvent
 from app.models.phone_proof import PhoneProofCode
+from app.models.review import ReviewRequest
 
 # Clinic stock.
 from app.models.stock import StockItem, StockMovement
-from app.models.user import PasswordResetCode, TokenFamily, User
+from app.models.user import ClinicianPharmacy, PasswordResetCode, TokenFamily, User
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
@@ -30,4 +31,5 @@ __all__ = [
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
     "StockItem", "StockMovement",  # clinic stock
     "PhoneProofCode",  # proven phone numbers
+    "ClinicianPharmacy", "ReviewRequest",  # second opinions
 ]  # fmt: skip
