@@ -28,8 +28,7 @@ users_cli = AppGroup("users", help="Manage accounts.")
 
 @users_cli.command("create")
 @click.option("--email", required=True, help="Sign-in email (unique).")
-@click.option("--role", required=True, type=click.Choice(ROLES),
-              help="admin, staff, viewer, pharmacist or clinician.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="admin, staff, viewer, pharmacist or clinician.")
 @click.option("--clinic", "clinic_id", help="Clinic id (required for staff and viewer).")
 @click.option("--phone", help="Phone in E.164, e.g. +26771234567.")
 @click.option("--name", default="", help="Display name.")
@@ -138,8 +137,9 @@ skin_model_cli = AppGroup("skin-model", help="The skin model's training data.")
 
 
 @skin_model_cli.command("export-dataset")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A new or empty folder.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="A new or empty folder."
+)
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only reviews answered on or after this day.")
 def export_dataset_command(out, since):
     """Write consented, clinician-confirmed photos as DIR/<condition>/*.jpg and DIR/meta.csv (pseudonymised)."""

@@ -41,7 +41,13 @@ def _merge(*areas: dict[str, Text]) -> dict[str, Text]:
 
 
 CATALOG: dict[str, Text] = _merge(
-    GENERAL_TEXTS, USSD_TEXTS, APPOINTMENT_TEXTS, STOCK_TEXTS, SIMULATOR_TEXTS, SKIN_TEXTS, SKIN_TRIAGE_TEXTS,
+    GENERAL_TEXTS,
+    USSD_TEXTS,
+    APPOINTMENT_TEXTS,
+    STOCK_TEXTS,
+    SIMULATOR_TEXTS,
+    SKIN_TEXTS,
+    SKIN_TRIAGE_TEXTS,
     REVIEW_TEXTS,  # second opinions and follow-up
 )
 

@@ -40,14 +40,16 @@ REVIEW_TEXTS: dict[str, Text] = {
         "{hours} hour(s). Do not wait to act on the advice above.",
         "Thusa: kgang e ({case}) e romeletswe ngaka go bona kakanyo ya bobedi. Karabo e tla tla fano mo diureng "
         "di le {hours}. O se ka wa emela go dira se o se gakolotsweng fa godimo.",
-        case="2026-12-06, Eczema/dermatitis", hours=24,
+        case="2026-12-06, Eczema/dermatitis",
+        hours=24,
     ),
     "review_requested": _chat(
         "Thusa: a clinician will review this consultation ({case}); the answer will come here within {hours} "
         "hour(s). To add a note for the clinician, type it now.",
         "Thusa: ngaka e tla sekaseka puisano e ({case}); karabo e tla tla fano mo diureng di le {hours}. Go "
         "kwalela ngaka molaetsa, o kwale jaanong.",
-        case="2026-12-06, Eczema/dermatitis", hours=24,
+        case="2026-12-06, Eczema/dermatitis",
+        hours=24,
     ),
     "review_unstaffed": _chat(
         "Thusa: no clinician covers your pharmacy's queue at the moment, so the answer may be late. Follow the "
@@ -74,8 +76,11 @@ REVIEW_TEXTS: dict[str, Text] = {
         "{level_line}\nAdvice: {advice}",
         "Thusa: ngaka e arabile ka ga puisano ya gago ({case}).\nBolwetse: {diagnosis} ({confidence}).\n"
         "{level_line}\nKgakololo: {advice}",
-        case="2026-12-06, Eczema/dermatitis", diagnosis="Impetigo (L01.0)", confidence="likely",
-        level_line="Level RAISED to: see a clinician today (the rules said: pharmacy treatment).", advice=_ADVICE,
+        case="2026-12-06, Eczema/dermatitis",
+        diagnosis="Impetigo (L01.0)",
+        confidence="likely",
+        level_line="Level RAISED to: see a clinician today (the rules said: pharmacy treatment).",
+        advice=_ADVICE,
     ),
     "review_level_same": _chat(
         "Level: {level} (as the rules said).",
@@ -85,12 +90,14 @@ REVIEW_TEXTS: dict[str, Text] = {
     "review_level_raised": _chat(
         "Level RAISED to: {level} (the rules said: {rules_level}).",
         "Seemo se OKEDITSWE go: {level} (melao e ne e re: {rules_level}).",
-        level="hospital now, an emergency", rules_level="pharmacy treatment",
+        level="hospital now, an emergency",
+        rules_level="pharmacy treatment",
     ),
     "review_level_lowered": _chat(
         "Level lowered to: {level} (the rules said: {rules_level}).",
         "Seemo se fokoditswe go: {level} (melao e ne e re: {rules_level}).",
-        level="pharmacy treatment", rules_level="hospital now, an emergency",
+        level="pharmacy treatment",
+        rules_level="hospital now, an emergency",
     ),
     "review_level_name_self_care": _sms("self-care", "go itlhokomela"),
     "review_level_name_pharmacy": _sms("pharmacy treatment", "kalafi ya khemisi"),
@@ -105,7 +112,9 @@ REVIEW_TEXTS: dict[str, Text] = {
         "Thusa: a skin review ({level}) has waited {minutes} min, past its {target} min target. Please open the "
         "review queue.",
         "Thusa: tshekatsheko ya letlalo ({level}) e emetse metsotso e {minutes}, go feta {target}. Bula lenaane.",
-        level="hospital now, an emergency", minutes=1440, target=1440,
+        level="hospital now, an emergency",
+        minutes=1440,
+        target=1440,
     ),
     "review_overdue_unstaffed": _chat(
         "Thusa: no clinician has answered about the consultation ({case}) and none covers your queue now. Do not "

@@ -76,8 +76,10 @@ class AnswersSchema(ma.Schema):
                                    + "); [] none of these; absent or null: not asked"})  # fmt: skip
 
 
-_CONSENT = ("the patient agreed that the photos may be used to improve the service (default false); only "
-            "consented photos with a clinician-confirmed diagnosis are ever exported")
+_CONSENT = (
+    "the patient agreed that the photos may be used to improve the service (default false); only "
+    "consented photos with a clinician-confirmed diagnosis are ever exported"
+)
 
 
 class ConsultationUploadSchema(AnswersSchema):
@@ -197,8 +199,11 @@ class ConsultationDetailSchema(ConsultationSchema):
     photo_consent = ma.fields.Boolean(metadata={"description": _CONSENT})
     follow_up_at = ma.fields.DateTime(allow_none=True, metadata={"description": "when the check-in is due (chat)"})
     follow_up_sent_at = ma.fields.DateTime(allow_none=True)
-    outcome = ma.fields.String(allow_none=True, validate=validate.OneOf(OUTCOMES),
-                               metadata={"description": "the check-in's answer: better, same, worse or clinic"})
+    outcome = ma.fields.String(
+        allow_none=True,
+        validate=validate.OneOf(OUTCOMES),
+        metadata={"description": "the check-in's answer: better, same, worse or clinic"},
+    )
     outcome_at = ma.fields.DateTime(allow_none=True)
     reopened_at = ma.fields.DateTime(allow_none=True, metadata={"description": "the check-in said worse"})
     reviews = ma.fields.List(ma.fields.Nested("ReviewSchema"), metadata={"description": "second opinions"})
@@ -208,16 +213,21 @@ class ReviewRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
-                            metadata={"description": "a note for the clinician (appended to an open request)"})
+    note = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "a note for the clinician (appended to an open request)"},
+    )
 
 
 class ReviewSchema(ma.Schema):
     id = ma.fields.UUID(required=True)
     consultation_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True, validate=validate.OneOf(REVIEW_STATUSES))
-    reason = ma.fields.String(required=True, metadata={"description": "requested, level (clinic_today or urgent: "
-                                                                      "queued on its own) or worse"})
+    reason = ma.fields.String(
+        required=True, metadata={"description": "requested, level (clinic_today or urgent: queued on its own) or worse"}
+    )
     rules_level = ma.fields.String(required=True, metadata={"description": "the triage rules' level"})
     level = ma.fields.String(allow_none=True, metadata={"description": "the clinician's level, once answered"})
     level_change = ma.fields.String(allow_none=True, metadata={"description": "raised, lowered or same"})
@@ -238,8 +248,10 @@ class ReviewSchema(ma.Schema):
 
 
 class ReviewAnsweredSchema(ReviewSchema):
-    sent = ma.fields.Boolean(required=True, metadata={"description": "queued to the pharmacist's chat (false: no "
-                                                                     "linked chat; read through the API)"})
+    sent = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "queued to the pharmacist's chat (false: no linked chat; read through the API)"},
+    )
 
 
 class ReviewPhotoSchema(ma.Schema):
@@ -252,8 +264,9 @@ class ReviewPhotoSchema(ma.Schema):
 class ReviewDetailSchema(ReviewSchema):
     consultation = ma.fields.Nested(ConsultationDetailSchema, required=True)
     photos = ma.fields.List(ma.fields.Nested(ReviewPhotoSchema), required=True)
-    history = ma.fields.List(ma.fields.Nested(ReviewSchema), required=True,
-                             metadata={"description": "the consultation's other reviews"})
+    history = ma.fields.List(
+        ma.fields.Nested(ReviewSchema), required=True, metadata={"description": "the consultation's other reviews"}
+    )
 
 
 class ReviewQuerySchema(PaginationQuery):
@@ -270,21 +283,34 @@ class ReviewAnswerSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    diagnosis = ma.fields.String(required=True, validate=validate.Length(min=1, max=200),
-                                 metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ..."
-                                                          "; not_skin) or free text"})
-    icd10 = ma.fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
-        ICD10, error="An ICD-10 code such as L30.9."), metadata={"example": "L30.9"})
-    level = ma.fields.String(required=True, validate=validate.OneOf(LEVELS),
-                             metadata={"description": "the clinician's level (may raise or lower the rules' level)"})
-    advice = ma.fields.String(required=True, validate=validate.Length(min=1, max=600),
-                              metadata={"description": "sent to the pharmacist's chat as written"})
+    diagnosis = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ...; not_skin) or free text"},
+    )
+    icd10 = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(ICD10, error="An ICD-10 code such as L30.9."),
+        metadata={"example": "L30.9"},
+    )
+    level = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(LEVELS),
+        metadata={"description": "the clinician's level (may raise or lower the rules' level)"},
+    )
+    advice = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=600),
+        metadata={"description": "sent to the pharmacist's chat as written"},
+    )
     confidence = ma.fields.String(required=True, validate=validate.OneOf(CONFIDENCES))
 
 
 class OutcomeRowSchema(ma.Schema):
-    level = ma.fields.String(required=True, metadata={"description": "the clinician's level if answered, else the "
-                                                                     "rules'"})
+    level = ma.fields.String(
+        required=True, metadata={"description": "the clinician's level if answered, else the rules'"}
+    )
     condition = ma.fields.String(required=True)
     consultations = ma.fields.Integer(required=True, metadata={"description": "with a check-in sent"})
     answered = ma.fields.Integer(required=True)

@@ -53,8 +53,11 @@ class UserSchema(ma.Schema):
     updated_at = ma.fields.AwareDateTime(dump_only=True)
     last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     all_pharmacies = ma.fields.Boolean(dump_only=True, metadata={"description": "clinician: covers every pharmacy"})
-    pharmacist_ids = ma.fields.Function(lambda user: reviews.pharmacies_of(user), dump_only=True,
-                                        metadata={"description": "clinician: the pharmacist accounts covered"})
+    pharmacist_ids = ma.fields.Function(
+        lambda user: reviews.pharmacies_of(user),
+        dump_only=True,
+        metadata={"description": "clinician: the pharmacist accounts covered"},
+    )
 
 
 class UserCreateSchema(ma.Schema):
@@ -71,11 +74,13 @@ class UserCreateSchema(ma.Schema):
     )
     site_type = _site_type(load_default=None)
     language = language_field(load_default="en")
-    all_pharmacies = ma.fields.Boolean(load_default=False,
-                                       metadata={"description": "clinician: covers every pharmacy"})
-    pharmacist_ids = ma.fields.List(ma.fields.UUID(), load_default=None, validate=validate.Length(max=500),
-                                    metadata={"description": "clinician: the pharmacist accounts (pharmacies) "
-                                                             "whose consultations they review"})
+    all_pharmacies = ma.fields.Boolean(load_default=False, metadata={"description": "clinician: covers every pharmacy"})
+    pharmacist_ids = ma.fields.List(
+        ma.fields.UUID(),
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "clinician: the pharmacist accounts (pharmacies) whose consultations they review"},
+    )
 
 
 class UserUpdateSchema(ma.Schema):
@@ -92,8 +97,11 @@ class UserUpdateSchema(ma.Schema):
     language = language_field()
     active = ma.fields.Boolean()
     all_pharmacies = ma.fields.Boolean(metadata={"description": "clinician: covers every pharmacy"})
-    pharmacist_ids = ma.fields.List(ma.fields.UUID(), validate=validate.Length(max=500),
-                                    metadata={"description": "clinician: replaces the pharmacies covered"})
+    pharmacist_ids = ma.fields.List(
+        ma.fields.UUID(),
+        validate=validate.Length(max=500),
+        metadata={"description": "clinician: replaces the pharmacies covered"},
+    )
 
 
 class UserQuerySchema(PaginationQuery):

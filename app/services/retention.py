@@ -159,7 +159,9 @@ def _expired_photos(before: datetime) -> ColumnElement[bool]:
 
 
 def _expired_reviews(before: datetime) -> ColumnElement[bool]:
-    return and_(ReviewRequest.created_at < before, or_(ReviewRequest.note.is_not(None), ReviewRequest.advice.is_not(None)))
+    return and_(
+        ReviewRequest.created_at < before, or_(ReviewRequest.note.is_not(None), ReviewRequest.advice.is_not(None))
+    )
 
 
 def _cancel_abandoned(before: datetime, now: datetime) -> int:

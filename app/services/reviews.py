@@ -31,7 +31,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import case, func, select
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.i18n import t
 from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
@@ -106,10 +106,14 @@ def covers(clinician: User, consultation: Consultation) -> bool:
         return False
     if clinician.all_pharmacies:
         return True
-    return db.session.scalar(
-        select(ClinicianPharmacy.id).where(ClinicianPharmacy.clinician_id == clinician.id,
-                                           ClinicianPharmacy.pharmacist_id == consultation.user_id)  # fmt: skip
-    ) is not None
+    return (
+        db.session.scalar(
+            select(ClinicianPharmacy.id).where(
+                ClinicianPharmacy.clinician_id == clinician.id, ClinicianPharmacy.pharmacist_id == consultation.user_id
+            )  # fmt: skip
+        )
+        is not None
+    )
 
 
 def clinicians_for(consultation: Consultation) -> list[User]:
@@ -124,22 +128,26 @@ def clinicians_for(consultation: Consultation) -> list[User]:
 
 def _visible_review(actor, review_id: uuid.UUID) -> tuple[ReviewRequest, Consultation]:
     found = db.session.execute(
-        _scoped(select(ReviewRequest, Consultation).join(Consultation, ReviewRequest.consultation_id == Consultation.id),
-                actor).where(ReviewRequest.id == review_id)  # fmt: skip
+        _scoped(
+            select(ReviewRequest, Consultation).join(Consultation, ReviewRequest.consultation_id == Consultation.id),
+            actor,
+        ).where(ReviewRequest.id == review_id)  # fmt: skip
     ).first()
     if found is None:
         raise NotFound("No review with this id.")
     return found[0], found[1]
 
 
-def set_pharmacies(user: User, pharmacist_ids: list[uuid.UUID] | None) -> None:
-    """Replace the pharmacies (pharmacist accounts) a clinician covers. Raises ValidationFailed for an id that is no
-    pharmacist, or for pharmacies given to another role."""
-    from app.errors import ValidationFailed
+def check_pharmacies(role: str, pharmacist_ids: list[uuid.UUID] | None) -> None:
+    """Refuse pharmacies for a role other than clinician, and ids that are no pharmacist account (before anything is
+    written).
 
-    if pharmacist_ids is None:
+    Raises:
+        ValidationFailed: naming ``pharmacist_ids``.
+    """
+    if not pharmacist_ids:
         return
-    if user.role != ROLE_CLINICIAN and pharmacist_ids:
+    if role != ROLE_CLINICIAN:
         raise ValidationFailed("Only a clinician covers pharmacies.",
                                {"json": {"pharmacist_ids": ["Only for the clinician role."]}})  # fmt: skip
     wanted = set(pharmacist_ids)
@@ -147,6 +155,15 @@ def set_pharmacies(user: User, pharmacist_ids: list[uuid.UUID] | None) -> None:
     if wanted - found:
         raise ValidationFailed("Unknown pharmacist.", {"json": {"pharmacist_ids": [
             f"Not a pharmacist account: {', '.join(sorted(str(i) for i in wanted - found))}."]}})  # fmt: skip
+
+
+def set_pharmacies(user: User, pharmacist_ids: list[uuid.UUID] | None) -> None:
+    """Replace the pharmacies (pharmacist accounts) a clinician covers (``None``: leave them); checked first with
+    :func:`check_pharmacies`."""
+    if pharmacist_ids is None:
+        return
+    check_pharmacies(user.role, pharmacist_ids)
+    wanted = set(pharmacist_ids)
     db.session.flush()
     existing = {row.pharmacist_id: row for row in
                 db.session.scalars(select(ClinicianPharmacy).where(ClinicianPharmacy.clinician_id == user.id))}  # fmt: skip
@@ -185,8 +202,9 @@ def _recommendation(consultation: Consultation) -> Recommendation | None:
 
 def open_review_of(consultation_id: uuid.UUID) -> ReviewRequest | None:
     return db.session.scalar(
-        select(ReviewRequest).where(ReviewRequest.consultation_id == consultation_id,
-                                    ReviewRequest.status == REVIEW_OPEN)  # fmt: skip
+        select(ReviewRequest).where(
+            ReviewRequest.consultation_id == consultation_id, ReviewRequest.status == REVIEW_OPEN
+        )  # fmt: skip
     )
 
 
@@ -305,8 +323,10 @@ def queue_offer(consultation: Consultation, review: ReviewRequest | None) -> Non
         text, buttons = t("review_auto", language, case=case_label(consultation, language),
                           hours=target_hours(review.rules_level)), ()  # fmt: skip
     else:
-        text, buttons = t("review_offer", language, case=case_label(consultation, language)), (
-            ask_button(consultation, language),)
+        text, buttons = (
+            t("review_offer", language, case=case_label(consultation, language)),
+            (ask_button(consultation, language),),
+        )
     _send_chat(channel, address, language, text, consultation, f"review-offer:{consultation.id}", buttons)
 
 

@@ -73,6 +73,7 @@ def create_user(actor, data: dict, *, action: str = "user.create") -> User:
     user = User(**data, password_hash=hash_password(password), active=True)
     user.all_pharmacies = bool(user.all_pharmacies)
     _check_role_fields(user)
+    reviews.check_pharmacies(user.role, pharmacist_ids)
     _check_unique(user.email, None)
     phone_proof.release_unproven(actor, user.phone)
     _check_unique(None, user.phone)
@@ -110,6 +111,7 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
     """
     user = get_user(user_id)
     data = dict(data)
+    reviews.check_pharmacies(data.get("role", user.role), data.get("pharmacist_ids"))
     if "email" in data:
         data["email"] = data["email"].strip().lower()
     _check_unique(data.get("email"), None, exclude=user.id)
@@ -134,9 +136,19 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
     _check_role_fields(user)
     reviews.set_pharmacies(user, pharmacist_ids)
     audit.record(
-        actor, "user.update", "user", user.id,
-        {"fields": sorted([*data, *(["password"] if password else []),
-                           *(["pharmacist_ids"] if pharmacist_ids is not None else [])])},
+        actor,
+        "user.update",
+        "user",
+        user.id,
+        {
+            "fields": sorted(
+                [
+                    *data,
+                    *(["password"] if password else []),
+                    *(["pharmacist_ids"] if pharmacist_ids is not None else []),
+                ]
+            )
+        },
     )
     db.session.commit()
     return user

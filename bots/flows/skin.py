@@ -237,8 +237,10 @@ class SkinFlow(Flow):
         consultations.queue_analysis(consultation)
         ctx.finish()
         # The consent question, asked once per consultation, rides on this reply; no answer stays no.
-        return Reply(f"{ctx.t('skin_analysing')}\n\n{ctx.t('skin_consent_question')}",
-                     buttons=follow_ups.consent_buttons(consultation, ctx.language))
+        return Reply(
+            f"{ctx.t('skin_analysing')}\n\n{ctx.t('skin_consent_question')}",
+            buttons=follow_ups.consent_buttons(consultation, ctx.language),
+        )
 
     def _note(self, ctx: Context) -> Reply | None:
         """After "Ask a clinician": a typed text is a note for the clinician; anything else goes on as usual."""
@@ -328,8 +330,10 @@ def _choose(ctx: Context, user, choice: str) -> Reply:
     if consultation is None:
         return Reply(ctx.t("review_not_found"))
     if value == OUTCOME_WORSE:
-        return Reply(ctx.t("follow_up_reopened", case=reviews.case_label(consultation, ctx.language)),
-                     buttons=(reviews.ask_button(consultation, ctx.language),))
+        return Reply(
+            ctx.t("follow_up_reopened", case=reviews.case_label(consultation, ctx.language)),
+            buttons=(reviews.ask_button(consultation, ctx.language),),
+        )
     return Reply(ctx.t("follow_up_thanks", outcome=ctx.t(f"follow_up_{value}")))
 
 

@@ -105,8 +105,15 @@ def test_the_answer_is_in_setswana_for_a_setswana_chat_and_shows_a_raised_level(
     message = _to_chat()[-1]
     assert message.language == "tn"
     assert message.text.startswith("Thusa: ngaka e arabile")
-    assert t("review_level_raised", "tn", level=t("review_level_name_clinic_today", "tn"),
-             rules_level=t("review_level_name_pharmacy", "tn")) in message.text
+    assert (
+        t(
+            "review_level_raised",
+            "tn",
+            level=t("review_level_name_clinic_today", "tn"),
+            rules_level=t("review_level_name_pharmacy", "tn"),
+        )
+        in message.text
+    )
     stored = db.session.get(ReviewRequest, review.id)
     assert (stored.rules_level, stored.level, stored.condition) == ("pharmacy", "clinic_today", "impetigo")
 

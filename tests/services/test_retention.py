@@ -221,7 +221,13 @@ def test_a_backlog_is_erased_in_bounded_batches(app, scan_rows, message_updates)
 
 def test_a_run_out_of_budget_leaves_the_rest_for_the_next_run(app):
     rows = [message(OLD) for _ in range(3)]
-    assert erase_expired(now=NOW, budget_seconds=0) == {"messages": 0, "photos": 0, "reviews": 0, "cancelled": 0, "done": 0}
+    assert erase_expired(now=NOW, budget_seconds=0) == {
+        "messages": 0,
+        "photos": 0,
+        "reviews": 0,
+        "cancelled": 0,
+        "done": 0,
+    }
     assert erase_expired(now=NOW) == {"messages": 3, "photos": 0, "reviews": 0, "cancelled": 0, "done": 1}
     db.session.expire_all()
     assert [db.session.get(Message, row.id).text for row in rows] == [None] * 3
