@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import case, func, select
+from sqlalchemy import case, false, func, select
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -97,7 +97,7 @@ def _scoped(stmt, actor):
         return stmt.where(Consultation.user_id.in_(covered_pharmacists(actor.user_id)))
     if actor.role == ROLE_PHARMACIST:
         return stmt.where(Consultation.user_id == actor.user_id)
-    return stmt.where(False)
+    return stmt.where(false())
 
 
 def covers(clinician: User, consultation: Consultation) -> bool:

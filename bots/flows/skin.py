@@ -159,6 +159,8 @@ class SkinFlow(Flow):
     def can_start(self, ctx: Context) -> bool:
         if ctx.message.media or LINK_COMMAND.match(ctx.text) or (ctx.message.extra or {}).get("contact"):
             return True
+        if str((ctx.message.extra or {}).get("callback_data") or "").startswith(CHOICES):
+            return True  # a second-opinion, consent or check-in button, even on a number shared with a patient
         if re.match(r"^\s*link\b", ctx.text, re.IGNORECASE):
             return True
         # A linked chat's text only gets "send a photo": on a number shared with a patient who has a visit coming,
