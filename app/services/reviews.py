@@ -47,11 +47,19 @@ from app.models import (
     utcnow,
 )
 from app.models.channel import CHAT_CHANNELS, SMS
-from app.models.consultation import IMAGE_STORED, LEVEL_CLINIC_TODAY, LEVEL_URGENT, LEVELS, STATUS_COMPLETED
+from app.models.consultation import (
+    IMAGE_STORED,
+    LEVEL_CLINIC_TODAY,
+    LEVEL_URGENT,
+    LEVELS,
+    OUTCOME_WORSE,
+    STATUS_COMPLETED,
+)
 from app.models.message_log import DIRECTION_IN, KIND_REPLY, KIND_SYSTEM
 from app.models.review import (
     REASON_LEVEL,
     REASON_REQUESTED,
+    REASON_WORSE,
     REVIEW_ANSWERED,
     REVIEW_OPEN,
 )
@@ -271,8 +279,9 @@ def request_from_chat(user: User, consultation_id: uuid.UUID) -> tuple[ReviewReq
     consultation = db.session.get(Consultation, consultation_id)
     if consultation is None or consultation.user_id != user.id:
         return None
+    reason = REASON_WORSE if consultation.outcome == OUTCOME_WORSE else REASON_REQUESTED
     try:
-        return open_review(consultation, reason=REASON_REQUESTED, by=user.id)
+        return open_review(consultation, reason=reason, by=user.id)
     except NotTriaged:
         return None
 
@@ -319,7 +328,9 @@ def queue_offer(consultation: Consultation, review: ReviewRequest | None) -> Non
     if chat is None:
         return
     channel, address, language = chat
-    if review is not None:
+    if review is not None and not clinicians_for(consultation):
+        text, buttons = t("review_unstaffed", language), ()  # queued, but nobody covers this pharmacy yet
+    elif review is not None:
         text, buttons = t("review_auto", language, case=case_label(consultation, language),
                           hours=target_hours(review.rules_level)), ()  # fmt: skip
     else:

@@ -208,6 +208,14 @@ def test_the_check_in_arrives_once_and_worse_reopens_the_case(app, pharmacist, c
     replies = send("telegram", CHAT_ID, extra={"callback_data": replies[-1].buttons[0]["id"]})
     assert "will review this consultation" in replies[-1].text
     assert conversation(CHAT_ID, "telegram").state.get("noting")
+    assert db.session.scalar(select(ReviewRequest.reason)) == "worse"
+
+
+def test_an_urgent_case_with_no_clinician_covering_it_says_so(pharmacist, monkeypatch):
+    monkeypatch.setattr("app.services.consultations.enqueue_analysis", lambda _id: None)
+    _answered_chat(pharmacist, URGENT)
+    assert _to_chat()[-1].text == t("review_unstaffed", "en")
+    assert db.session.scalar(select(ReviewRequest.status)) == "open"  # queued all the same
 
 
 def test_a_photo_while_a_note_is_awaited_starts_a_new_consultation(pharmacist, clinician):

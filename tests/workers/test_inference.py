@@ -156,7 +156,8 @@ def _wa_button(data: str) -> dict:
 
 def _triage_reply(texts: list[str]) -> str:
     """The last triage reply sent: the second-opinion message follows it (an offer, or "sent to a clinician")."""
-    return [text for text in texts if not text.startswith(("Thusa: want a clinician", "Thusa: this case"))][-1]
+    offers = ("Thusa: want a clinician", "Thusa: this case", "Thusa: no clinician covers")
+    return [text for text in texts if not text.startswith(offers)][-1]
 
 
 def _check_stored_photo() -> None:
