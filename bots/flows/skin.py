@@ -16,8 +16,8 @@ be used to improve the service (Yes / No; no answer stays no).
 Later choices come as buttons on messages the services queue: "Ask a clinician" after the triage reply (then a
 typed text is a note for the clinician), Yes / No for the photo consent, and the follow-up check-in's Better, Same,
 Worse, Went to clinic. A button press carries its id; typed, the option's number or title in the latest message
-with such buttons counts (WhatsApp shows more than three buttons as a numbered list). Every choice names its
-consultation, and only the pharmacist who owns it may make it.
+with such buttons counts (WhatsApp shows more than three buttons as a numbered list), and so does a typed title
+of any recent one. Every choice names its consultation, and only the pharmacist who owns it may make it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ TICK = "\u2713 "  # a ticked red-flag button (Telegram)
 CHAT_BODY_LIMIT = 1024  # a WhatsApp interactive message's body: longer, and its buttons become a numbered list
 CHOICES = (reviews.BUTTON_PREFIX, follow_ups.OUTCOME_PREFIX, follow_ups.CONSENT_PREFIX)  # + consultation id ...
 MENU_DAYS = 30  # a typed number answers the latest message with choice buttons sent this recently
-MENU_LOOKBACK = 5  # outbound messages looked at for it
+MENU_LOOKBACK = 20  # outbound messages looked at for it
 
 Question = skin_questions.Question
 CONDITION = skin_questions.CONDITION
@@ -268,8 +268,8 @@ class SkinFlow(Flow):
 
 
 def menu_choice(ctx: Context) -> str | None:
-    """The choice this message makes: a pressed button's id, or the number or title typed of an option of the latest
-    message with choice buttons to this chat (``None``: no choice)."""
+    """The choice this message makes: a pressed button's id, the number typed of an option of the latest message
+    with choice buttons to this chat, or the title typed of one of a recent message's (``None``: no choice)."""
     pressed = str((ctx.message.extra or {}).get("callback_data") or "")
     if pressed.startswith(CHOICES):
         return pressed
@@ -282,12 +282,16 @@ def menu_choice(ctx: Context) -> str | None:
                               Message.created_at >= utcnow() - timedelta(days=MENU_DAYS))
         .order_by(Message.created_at.desc()).limit(MENU_LOOKBACK)
     ).all()  # fmt: skip
-    menu = next((message.buttons for message in recent if message.buttons), None)
-    if not menu or not all(str(button.get("id", "")).startswith(CHOICES) for button in menu):
-        return None
-    for number, button in enumerate(menu, start=1):
-        if word == str(number) or word == str(button.get("title", "")).casefold():
-            return str(button["id"])
+    menus = [message.buttons for message in recent if message.buttons]
+    # A number answers the latest message with buttons only (as its numbered list reads); a title any recent one.
+    if menus and all(str(button.get("id", "")).startswith(CHOICES) for button in menus[0]):
+        for number, button in enumerate(menus[0], start=1):
+            if word == str(number):
+                return str(button["id"])
+    for menu in menus:
+        for button in menu:
+            if str(button.get("id", "")).startswith(CHOICES) and word == str(button.get("title", "")).casefold():
+                return str(button["id"])
     return None
 
 

@@ -147,9 +147,12 @@ def test_ask_a_clinician_then_a_note_then_the_consent(pharmacist, clinician, mon
     assert "already been asked" in replies[-1].text
     assert db.session.scalar(select(func.count()).select_from(ReviewRequest)) == 1
 
-    # The consent question rode on the "checking the photo" reply; its button answers it any time.
+    # The consent question rode on the "checking the photo" reply; its button answers it any time, and so does its
+    # title typed, though a newer message has buttons of its own.
+    replies = send("telegram", CHAT_ID, extra={"callback_data": f"skin:consent:{consultation.id}:no"})
+    assert replies[-1].text == t("skin_consent_no", "en")
     assert consultation.photo_consent is False
-    replies = send("telegram", CHAT_ID, extra={"callback_data": f"skin:consent:{consultation.id}:yes"})
+    replies = send("telegram", CHAT_ID, "yes")
     assert replies[-1].text == t("skin_consent_yes", "en")
     db.session.expire_all()
     assert db.session.get(Consultation, consultation.id).photo_consent is True
