@@ -58,6 +58,7 @@ def plan(consultation: Consultation, level: str, *, since: datetime) -> None:
 
 
 def outcome_buttons(consultation: Consultation, language: str) -> tuple[Button, ...]:
+    """The check-in's four buttons: Better, Same, Worse, Went to clinic."""
     return tuple(Button(id=f"{OUTCOME_PREFIX}{consultation.id}:{outcome}", title=t(f"follow_up_{outcome}", language))
                  for outcome in OUTCOMES)  # fmt: skip
 
@@ -79,7 +80,7 @@ def send_due(now: datetime | None = None) -> dict[str, int]:
             continue
         channel, address, language = chat
         text = t("follow_up_question", language, case=reviews.case_label(consultation, language))
-        if reviews._send_chat(channel, address, language, text, consultation, f"follow-up:{consultation.id}",
+        if reviews.send_chat(channel, address, language, text, consultation, f"follow-up:{consultation.id}",
                               outcome_buttons(consultation, language)):  # fmt: skip
             counts["sent"] += 1
         audit.record(None, "consultation.follow_up", "consultation", consultation.id)
@@ -103,7 +104,7 @@ def record_outcome(user: User, consultation_id: uuid.UUID, outcome: str) -> Cons
     consultation.outcome, consultation.outcome_at = outcome, now
     if outcome == OUTCOME_WORSE:
         consultation.reopened_at = now
-    audit.record(reviews._SystemActor(user.id), "consultation.outcome", "consultation", consultation.id,
+    audit.record(reviews.UserActor(user.id), "consultation.outcome", "consultation", consultation.id,
                  {"outcome": outcome})  # fmt: skip
     return consultation
 
@@ -114,12 +115,13 @@ def record_consent(user: User, consultation_id: uuid.UUID, agreed: bool) -> Cons
     if consultation is None:
         return None
     consultation.photo_consent, consultation.photo_consent_at = agreed, utcnow()
-    audit.record(reviews._SystemActor(user.id), "consultation.consent", "consultation", consultation.id,
+    audit.record(reviews.UserActor(user.id), "consultation.consent", "consultation", consultation.id,
                  {"photo_consent": agreed})  # fmt: skip
     return consultation
 
 
 def consent_buttons(consultation: Consultation, language: str) -> tuple[Button, ...]:
+    """Yes / No to the photo consent question."""
     return (Button(id=f"{CONSENT_PREFIX}{consultation.id}:yes", title=t("opt_yes", language)),
             Button(id=f"{CONSENT_PREFIX}{consultation.id}:no", title=t("opt_no", language)))  # fmt: skip
 

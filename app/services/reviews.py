@@ -29,11 +29,12 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import case, false, func, select
+from sqlalchemy import Select, case, false, func, select
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.i18n import t
+from app.messaging.envelopes import Button
 from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import (
     ClinicianPharmacy,
@@ -89,7 +90,7 @@ class AlreadyAnswered(Conflict):
 # --- who sees what ------------------------------------------------------------------------------------------------
 
 
-def covered_pharmacists(clinician_id: uuid.UUID) -> select:
+def covered_pharmacists(clinician_id: uuid.UUID) -> Select:
     """The ids of the pharmacist accounts a clinician covers through ``clinician_pharmacies`` (a subquery)."""
     return select(ClinicianPharmacy.pharmacist_id).where(ClinicianPharmacy.clinician_id == clinician_id)
 
@@ -201,6 +202,7 @@ def target_minutes(level: str) -> int:
 
 
 def target_hours(level: str) -> int:
+    """The target in whole hours (rounded up), as the chat states it."""
     return max(1, math.ceil(target_minutes(level) / 60))
 
 
@@ -209,6 +211,7 @@ def _recommendation(consultation: Consultation) -> Recommendation | None:
 
 
 def open_review_of(consultation_id: uuid.UUID) -> ReviewRequest | None:
+    """The consultation's open review, if any (at most one is open at a time)."""
     return db.session.scalar(
         select(ReviewRequest).where(
             ReviewRequest.consultation_id == consultation_id, ReviewRequest.status == REVIEW_OPEN
@@ -245,13 +248,13 @@ def open_review(consultation: Consultation, *, reason: str, by: uuid.UUID | None
     _append_note(review, note)
     db.session.add(review)
     db.session.flush()
-    audit.record(None if by is None else _SystemActor(by), "review.request", "review", review.id,
+    audit.record(None if by is None else UserActor(by), "review.request", "review", review.id,
                  {"consultation_id": str(consultation.id), "reason": reason, "level": recommendation.level})  # fmt: skip
     return review, True
 
 
-class _SystemActor:
-    """An actor for the audit log from a user id alone (a chat user has no request)."""
+class UserActor:
+    """An actor for the audit log from a user id alone (a chat message or a job has no request)."""
 
     def __init__(self, user_id: uuid.UUID) -> None:
         self.user_id = user_id
@@ -295,7 +298,7 @@ def add_note(user: User, review_id: uuid.UUID, note: str) -> bool:
     if consultation is None or consultation.user_id != user.id:
         return False
     _append_note(review, note)
-    audit.record(_SystemActor(user.id), "review.note", "review", review.id, {"consultation_id": str(consultation.id)})
+    audit.record(UserActor(user.id), "review.note", "review", review.id, {"consultation_id": str(consultation.id)})
     return True
 
 
@@ -315,9 +318,8 @@ def case_label(consultation: Consultation, language: str) -> str:
     return when
 
 
-def ask_button(consultation: Consultation, language: str):
-    from app.messaging.envelopes import Button
-
+def ask_button(consultation: Consultation, language: str) -> Button:
+    """The chat's "Ask a clinician" button for this consultation."""
     return Button(id=f"{BUTTON_PREFIX}{consultation.id}", title=t("review_button_ask", language))
 
 
@@ -338,11 +340,13 @@ def queue_offer(consultation: Consultation, review: ReviewRequest | None) -> Non
             t("review_offer", language, case=case_label(consultation, language)),
             (ask_button(consultation, language),),
         )
-    _send_chat(channel, address, language, text, consultation, f"review-offer:{consultation.id}", buttons)
+    send_chat(channel, address, language, text, consultation, f"review-offer:{consultation.id}", buttons)
 
 
-def _send_chat(channel: str, address: str, language: str, text: str, consultation: Consultation, key: str,
-               buttons=()) -> Message | None:  # fmt: skip
+def send_chat(channel: str, address: str, language: str, text: str, consultation: Consultation, key: str,
+              buttons=()) -> Message | None:  # fmt: skip
+    """Queue one message to the pharmacist's chat once (``key`` is its dedupe key); ``None`` when refused (opted
+    out, over the caps)."""
     try:
         return queue_outbound(channel=channel, address=address, text=text, language=language, kind=KIND_REPLY,
                               user_id=consultation.user_id, in_conversation=True, buttons=tuple(buttons),
@@ -385,7 +389,7 @@ def _level_rank():
     return case({level: rank for rank, level in enumerate(LEVELS)}, value=ReviewRequest.rules_level)
 
 
-def list_queue(actor, *, page: int, per_page: int, status: str = REVIEW_OPEN, level: str | None = None):
+def list_queue(actor, *, page: int, per_page: int, status: str = REVIEW_OPEN, level: str | None = None) -> dict:
     """A page of reviews: the most serious level first, then the longest waiting (answered ones too, by status)."""
     stmt = _scoped(select(ReviewRequest, Consultation).join(Consultation, ReviewRequest.consultation_id ==
                                                              Consultation.id), actor).where(
@@ -532,7 +536,7 @@ def answer(actor, review_id: uuid.UUID, data: dict) -> dict:
                  {"consultation_id": str(consultation.id), "rules_level": review.rules_level, "level": review.level,
                   "level_change": level_change(review), "confidence": review.confidence,
                   "condition": review.condition})  # fmt: skip
-    sent = _send_answer(review, consultation)
+    sent = send_answer(review, consultation)
     db.session.commit()
     body = summary(review, consultation)
     body["sent"] = sent
@@ -554,12 +558,13 @@ def answer_text(review: ReviewRequest, consultation: Consultation, language: str
              level_line=t(key, language, level=level, rules_level=rules_level), advice=review.advice)  # fmt: skip
 
 
-def _send_answer(review: ReviewRequest, consultation: Consultation) -> bool:
+def send_answer(review: ReviewRequest, consultation: Consultation) -> bool:
+    """Queue the answer to the pharmacist's chat (once: a dedupe key per review); False without a chat."""
     chat = pharmacist_chat(consultation)
     if chat is None:
         return False  # read through the API
     channel, address, language = chat
-    return _send_chat(channel, address, language, answer_text(review, consultation, language), consultation,
+    return send_chat(channel, address, language, answer_text(review, consultation, language), consultation,
                       f"review-answer:{review.id}") is not None  # fmt: skip
 
 
@@ -600,7 +605,7 @@ def alert_overdue(now: datetime | None = None) -> dict[str, int]:
             if chat is not None:
                 channel, address, language = chat
                 text = t("review_overdue_unstaffed", language, case=case_label(consultation, language))
-                if _send_chat(channel, address, language, text, consultation, f"review-unstaffed:{review.id}"):
+                if send_chat(channel, address, language, text, consultation, f"review-unstaffed:{review.id}"):
                     counts["unstaffed"] += 1
         review.overdue_alerted_at = now
         audit.record(None, "review.overdue", "review", review.id, {"clinicians": len(clinicians)})

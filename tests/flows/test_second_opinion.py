@@ -86,7 +86,7 @@ def test_an_urgent_photo_enters_the_queue_and_the_answer_reaches_the_chat_once(a
     assert "a clinician answered" in sent[0].text and "Hospital now; adrenaline." in sent[0].text
     assert "angioedema (T78.3)" in sent[0].text and sent[0].dedupe_key == f"review-answer:{review.id}"
     # The job retried: the same key writes nothing new.
-    reviews._send_answer(db.session.get(ReviewRequest, review.id), consultation)
+    reviews.send_answer(db.session.get(ReviewRequest, review.id), consultation)
     db.session.commit()
     assert len(_to_chat()[before:]) == 1
     audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "review.answer"))
