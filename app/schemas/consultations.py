@@ -277,6 +277,8 @@ class ReviewQuerySchema(PaginationQuery):
 ReviewPageSchema = page_of(ReviewSchema, "ReviewPage")
 
 ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"
+# The answer message stays within a chat message body (1,024 characters) in both languages at these lengths.
+DIAGNOSIS_MAX, ADVICE_MAX = 160, 600
 
 
 class ReviewAnswerSchema(ma.Schema):
@@ -285,7 +287,7 @@ class ReviewAnswerSchema(ma.Schema):
 
     diagnosis = ma.fields.String(
         required=True,
-        validate=validate.Length(min=1, max=200),
+        validate=validate.Length(min=1, max=DIAGNOSIS_MAX),
         metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ...; not_skin) or free text"},
     )
     icd10 = ma.fields.String(
@@ -301,7 +303,7 @@ class ReviewAnswerSchema(ma.Schema):
     )
     advice = ma.fields.String(
         required=True,
-        validate=validate.Length(min=1, max=600),
+        validate=validate.Length(min=1, max=ADVICE_MAX),
         metadata={"description": "sent to the pharmacist's chat as written"},
     )
     confidence = ma.fields.String(required=True, validate=validate.OneOf(CONFIDENCES))

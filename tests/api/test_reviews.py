@@ -123,7 +123,8 @@ def test_a_consultation_not_triaged_yet_cannot_be_reviewed(client, world):
 
 
 @pytest.mark.parametrize(("field", "value"), [("level", "soon"), ("confidence", "sure"), ("icd10", "eczema"),
-                                              ("advice", ""), ("diagnosis", "x" * 201), ("extra", 1)])  # fmt: skip
+                                              ("advice", ""), ("diagnosis", "x" * 161), ("advice", "x" * 601),
+                                              ("extra", 1)])  # fmt: skip
 def test_a_bad_answer_is_a_422_naming_the_field_and_writes_nothing(client, world, field, value):
     response = client.post(f"/api/v1/reviews/{world['review_a'].id}/answer", json={**ANSWER, field: value},
                            headers=bearer(world["tokens"]["clinician_a"]))  # fmt: skip
@@ -207,3 +208,14 @@ def test_the_outcome_report_counts_by_level_and_condition_in_scope(client, peopl
     assert by_level["urgent"]["worse"] == 1
     mine = _get(client, "/api/v1/reports/outcomes", world["tokens"]["clinician_a"]).get_json()["items"]
     assert [(row["level"], row["worse"]) for row in mine] == [("urgent", 1)]
+
+
+@pytest.mark.parametrize("language", ["en", "tn"])
+def test_the_longest_answer_fits_one_chat_message(app, language):
+    from app.models import Consultation
+    from app.schemas.consultations import ADVICE_MAX, DIAGNOSIS_MAX
+
+    consultation = Consultation(condition="insect_bite", created_at=utcnow())
+    review = ReviewRequest(rules_level="clinic_today", level="self_care", diagnosis="x" * DIAGNOSIS_MAX,
+                           icd10="L30.9999", confidence="confirmed", advice="y" * ADVICE_MAX)  # fmt: skip
+    assert len(reviews.answer_text(review, consultation, language)) <= 1024
