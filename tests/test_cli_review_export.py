@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -26,6 +27,7 @@ def _answered(consultation, *, diagnosis: str, confidence: str = "confirmed", at
     return review
 
 
+@pytest.mark.both_backends
 def test_only_consented_confirmed_photos_are_exported_in_the_training_layout(runner, tmp_path):
     pharmacist = make_user("pharmacist", phone="+233241000077")
     photo = encode(sample_photo(320, 240), "JPEG", quality=90)

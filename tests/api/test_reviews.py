@@ -61,6 +61,7 @@ def test_a_clinician_tied_to_pharmacy_a_sees_and_answers_only_as_consultations(c
     assert client.get(url).status_code == 404
 
 
+@pytest.mark.both_backends
 def test_a_clinician_for_every_pharmacy_sees_the_queue_most_urgent_first(client, world):
     older = make_triaged(world["pharmacist_b"], level="self_care")
     review, _ = reviews.open_review(older, reason="requested", by=None, now=utcnow() - timedelta(hours=5))
@@ -176,6 +177,7 @@ def test_admins_create_clinicians_with_their_pharmacies(client, people, world):
                              .where(ClinicianPharmacy.clinician_id == clinician.id)) == 1  # fmt: skip
 
 
+@pytest.mark.both_backends
 def test_overdue_reviews_alert_their_clinicians_once_or_tell_the_pharmacist(app, world):
     from tests.flows.test_skin import CHAT_ID, linked_chat
 
@@ -196,6 +198,7 @@ def test_overdue_reviews_alert_their_clinicians_once_or_tell_the_pharmacist(app,
     assert len(told) == 1 and "no clinician" in told[0].text.lower()
 
 
+@pytest.mark.both_backends
 def test_the_outcome_report_counts_by_level_and_condition_in_scope(client, people, world):
     for consultation, outcome in ((world["a"], "worse"), (world["b"], "better")):
         consultation.follow_up_sent_at, consultation.outcome = utcnow(), outcome

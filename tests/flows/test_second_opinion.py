@@ -188,6 +188,7 @@ def test_another_pharmacist_cannot_ask_about_or_answer_for_someone_elses_consult
     assert db.session.scalar(select(func.count()).select_from(ReviewRequest)) == 0
 
 
+@pytest.mark.both_backends
 def test_the_check_in_arrives_once_and_worse_reopens_the_case(app, pharmacist, clinician, monkeypatch):
     monkeypatch.setattr("app.services.consultations.enqueue_analysis", lambda _id: None)
     app.config["FOLLOW_UP_MINUTES_SELF_CARE"] = 1
