@@ -1,6 +1,6 @@
 """Flask commands: ``users create``, ``seed-demo``, ``seed-clinical``, ``worker``, ``jobs list`` / ``run``,
-``telegram set-webhook`` / ``webhook-info``, ``skin-model train`` / ``evaluate`` / ``validate`` (plus Flask-Migrate's
-``db`` and flask-smorest's ``openapi``)."""
+``telegram set-webhook`` / ``webhook-info``, ``skin-model train`` / ``evaluate`` / ``validate`` / ``export-dataset``
+(plus Flask-Migrate's ``db`` and flask-smorest's ``openapi``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from app.errors import ServiceError
 from app.extensions import db, redis_client
 from app.jobs import QUEUES
 from app.models.user import ROLES, SITE_TYPES
-from app.services import consultations, formulary, images, skin_model_validation, skin_training
+from app.services import consultations, formulary, images, review_export, skin_model_validation, skin_training
 from app.services.demo import seed_demo
 from app.services.phones import to_e164
 from app.services.users import create_user
@@ -31,14 +32,15 @@ users_cli = AppGroup("users", help="Manage accounts.")
 
 @users_cli.command("create")
 @click.option("--email", required=True, help="Sign-in email (unique).")
-@click.option("--role", required=True, type=click.Choice(ROLES), help="admin, staff, viewer or pharmacist.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="admin, staff, viewer, pharmacist or clinician.")
 @click.option("--clinic", "clinic_id", help="Clinic id (required for staff and viewer).")
 @click.option("--phone", help="Phone in E.164, e.g. +26771234567.")
 @click.option("--name", default="", help="Display name.")
 @click.option("--pharmacy", "pharmacy_name", help="Pharmacy name (required for pharmacist).")
 @click.option("--site-type", type=click.Choice(SITE_TYPES), help="Pharmacist: pharmacy (default) or otc_seller.")
 @click.option("--language", type=click.Choice(["en", "tn"]), default="en", show_default=True)
-def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, site_type, language):
+@click.option("--all-pharmacies", is_flag=True, help="Clinician: review every pharmacy's consultations.")
+def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, site_type, language, all_pharmacies):
     """Create an account. The password comes from THUSA_PASSWORD, or is asked for (hidden)."""
     password = os.environ.get("THUSA_PASSWORD") or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
@@ -52,6 +54,7 @@ def create_user_command(email, role, clinic_id, phone, name, pharmacy_name, site
             "pharmacy_name": pharmacy_name,
             "site_type": site_type,
             "language": language,
+            "all_pharmacies": all_pharmacies,
         }
         user = create_user(None, data)
     except ValueError as exc:
@@ -159,7 +162,9 @@ def telegram_webhook_info_command():
         click.echo(f"allowed_updates: {', '.join(info['allowed_updates'])}")
 
 
-skin_model_cli = AppGroup("skin-model", help="Train, evaluate and sign off a skin photo model (docs/skin-model.md).")
+skin_model_cli = AppGroup(
+    "skin-model", help="Train, evaluate and sign off a skin photo model; export its labelled data (docs/skin-model.md)."
+)
 
 
 def _caps() -> dict:
@@ -261,6 +266,21 @@ def skin_model_validate_command(model_dir, signed_off_by):
         click.echo(f"note: no label for referral condition(s) {', '.join(record.summary['absent_referral'])}: the "
                    f"model never raises the level for them", err=True)  # fmt: skip
     click.echo(f"serve it: SKIN_MODEL_DIR={model_dir}")
+
+
+@skin_model_cli.command("export-dataset")
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="A new or empty folder."
+)
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only reviews answered on or after this day.")
+def export_dataset_command(out, since):
+    """Write consented, clinician-confirmed photos as DIR/<condition>/*.jpg and DIR/meta.csv (pseudonymised)."""
+    try:
+        done = review_export.export_dataset(out, since.replace(tzinfo=UTC) if since else None)
+    except review_export.ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    parts = ", ".join(f"{condition} {count}" for condition, count in sorted(done.by_condition.items())) or "none"
+    click.echo(f"exported {done.photos} photos of {done.consultations} consultations to {out} ({parts})")
 
 
 def init_app(app: Flask) -> None:

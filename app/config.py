@@ -143,6 +143,18 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "feature extractor `app/skin_model/default` (names no condition). A trained model's labels are shown "
                 "only after `flask skin-model validate` (docs/skin-model.md)"),
     )),
+    ("Skin second opinions and follow-up", (
+        Setting("REVIEW_TARGET_MINUTES_URGENT", "60", "minutes an `urgent` consultation may wait in the clinicians' "
+                "review queue; past it, the clinicians who cover it get one SMS (the job `review-alerts`, every "
+                "minute), or the pharmacist hears that no clinician covers the queue"),
+        Setting("REVIEW_TARGET_MINUTES", "1440", "the same target for every other level"),
+        Setting("REVIEW_PHOTO_URL_SECONDS", "300", "lifetime of a photo link in `GET /api/v1/reviews/{id}` (a signed "
+                "URL, readable without a token until it expires)"),
+        Setting("FOLLOW_UP_MINUTES_REFERRED", "4320", "minutes after the triage reply before the check-in "
+                "\"How is the patient?\" goes to the pharmacist's chat, for the levels `clinic`, `clinic_today` and "
+                "`urgent` (the job `follow-ups`, every minute)"),
+        Setting("FOLLOW_UP_MINUTES_SELF_CARE", "10080", "the same for `self_care` and `pharmacy`"),
+    )),
 )  # fmt: skip
 SETTINGS: tuple[Setting, ...] = tuple(setting for _, group in SETTING_GROUPS for setting in group)
 
@@ -158,6 +170,8 @@ _INTEGERS = (
     "SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR",
     "SEND_ATTEMPTS_PER_PROVIDER", "SEND_PROVIDER_SECONDS", "MESSAGE_RETENTION_DAYS",
     "IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_MAX_PIXELS_PER_BYTE", "IMAGE_DECODE_MAX_BYTES",  # skin pipeline
+    "REVIEW_TARGET_MINUTES_URGENT", "REVIEW_TARGET_MINUTES", "REVIEW_PHOTO_URL_SECONDS",  # second opinions
+    "FOLLOW_UP_MINUTES_REFERRED", "FOLLOW_UP_MINUTES_SELF_CARE",
 )  # fmt: skip
 
 

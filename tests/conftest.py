@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from app import create_app
 from app.extensions import db, limiter
-from app.models import Base
+from app.models import Base, ClinicianPharmacy
 from bots import sending
 from tests.factories import PASSWORD, bearer, login, make_clinic, make_user, sign_in
 
@@ -429,8 +429,10 @@ def people(app):
         "other_staff": make_user("staff", clinic=other, commit=False),
         "viewer": make_user("viewer", clinic=home, commit=False),
         "pharmacist": make_user("pharmacist", phone="+233241234567", commit=False),
+        "clinician": make_user("clinician", commit=False),  # covers the pharmacist's pharmacy (second opinions)
     }
-    db.session.commit()  # one commit for the seven rows
+    db.session.add(ClinicianPharmacy(clinician_id=users["clinician"].id, pharmacist_id=users["pharmacist"].id))
+    db.session.commit()  # one commit for the nine rows
     return {"home": home, "other": other, "users": users, "tokens": _SignedIn(app, users)}
 
 

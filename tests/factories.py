@@ -145,3 +145,24 @@ def store_appointment(clinic: Clinic, at: datetime, *, phone: str = PHONE, statu
         appointments.plan_reminders(appointment, planned)
     db.session.commit()
     return appointment
+
+
+def make_triaged(pharmacist: User, *, level: str = "pharmacy", condition: str | None = "eczema", channel: str = "api",
+                 contact_id: uuid.UUID | None = None, photo: bytes | None = b"\xff\xd8\xff\xe0 a stored jpeg",
+                 consent: bool = False, body_site: str | None = "trunk_limbs"):  # fmt: skip
+    """A completed skin consultation of ``pharmacist`` with its recommendation at ``level`` and one stored photo,
+    written directly (what the analysis job leaves), committed. Second-opinion tests start from it."""
+    from app.models import Consultation, ConsultationImage, Recommendation
+
+    now = utcnow()
+    consultation = Consultation(user_id=pharmacist.id, channel=channel, contact_id=contact_id, status="completed",
+                                condition=condition, body_site=body_site, queued_at=now, completed_at=now,
+                                photo_consent=consent)  # fmt: skip
+    db.session.add(consultation)
+    db.session.flush()
+    db.session.add(Recommendation(consultation_id=consultation.id, level=level, advice="Thusa advice"))
+    if photo is not None:
+        db.session.add(ConsultationImage(consultation_id=consultation.id, position=0, status="stored", data=photo,
+                                         content_type="image/jpeg", width=640, height=480, quality_ok=True))  # fmt: skip
+    db.session.commit()
+    return consultation

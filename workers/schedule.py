@@ -42,6 +42,9 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("sweep-consultations", "workers.inference.sweep", 300, QUEUE_INFERENCE),
     # Missed visits: each one's recovery SMS, once the clinic's sending hours allow (workers.missed_visits).
     PeriodicJob("queue-recovery", "workers.missed_visits.queue_recovery_sms", 60, QUEUE_REMINDERS),
+    # Second opinions: overdue reviews alert their clinicians; the follow-up check-ins go out when due.
+    PeriodicJob("review-alerts", "workers.reviews.alert_overdue", 60, QUEUE_DEFAULT),
+    PeriodicJob("follow-ups", "workers.reviews.send_follow_ups", 60, QUEUE_DEFAULT),
 )
 
 

@@ -15,6 +15,7 @@ from app.api import (
     phone_proof,
     pins,
     reports,
+    reviews,
     skin,
     stock,
     users,
@@ -35,6 +36,7 @@ BLUEPRINTS = (
     pins.blp,  # staff USSD PINs
     *skin.BLUEPRINTS,  # skin consultations
     notices.blp,  # clinic notices
+    *reviews.BLUEPRINTS,  # second opinions and follow-up
 )  # fmt: skip
 
 

@@ -39,7 +39,7 @@ from app.security import current_actor
 from app.services import consultations, formulary, skin_questions
 
 CONSULTING = ("pharmacist", "admin")
-EVERYONE = ("admin", "staff", "viewer", "pharmacist")
+EVERYONE = ("admin", "staff", "viewer", "pharmacist", "clinician")
 
 
 class MultipartParser(StrictParser):

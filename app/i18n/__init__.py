@@ -7,14 +7,15 @@ and that Setswana still waiting for a native speaker's review is marked ``tn_rev
 The entries live in one module per area, each a ``dict`` of :class:`Text` (defined in :mod:`.text`):
 :mod:`.general` (password reset, keyword replies), :mod:`.appointments`, :mod:`.stock` (stock SMS),
 :mod:`.ussd` (shared USSD texts and the staff menu), :mod:`.simulator` (the simulator page), :mod:`.skin`
-(skin consultations: linking, questions, photos) and :mod:`.skin_triage` (the triage reply, the red-flag screen,
-reasons and advice). They are merged here into the one :data:`CATALOG`; import texts from this package only.
+(skin consultations: linking, questions, photos), :mod:`.skin_triage` (the triage reply, the red-flag screen,
+reasons and advice) and :mod:`.review` (second opinions, photo consent, follow-up). They are merged here into the one :data:`CATALOG`; import texts from this package only.
 """
 
 from __future__ import annotations
 
 from app.i18n.appointments import APPOINTMENT_TEXTS
 from app.i18n.general import GENERAL_TEXTS
+from app.i18n.review import REVIEW_TEXTS
 from app.i18n.simulator import SIMULATOR_TEXTS
 from app.i18n.skin import SKIN_TEXTS
 from app.i18n.skin_triage import SKIN_TRIAGE_TEXTS
@@ -40,7 +41,14 @@ def _merge(*areas: dict[str, Text]) -> dict[str, Text]:
 
 
 CATALOG: dict[str, Text] = _merge(
-    GENERAL_TEXTS, USSD_TEXTS, APPOINTMENT_TEXTS, STOCK_TEXTS, SIMULATOR_TEXTS, SKIN_TEXTS, SKIN_TRIAGE_TEXTS
+    GENERAL_TEXTS,
+    USSD_TEXTS,
+    APPOINTMENT_TEXTS,
+    STOCK_TEXTS,
+    SIMULATOR_TEXTS,
+    SKIN_TEXTS,
+    SKIN_TRIAGE_TEXTS,
+    REVIEW_TEXTS,  # second opinions and follow-up
 )
 
 

@@ -145,4 +145,28 @@ SIMULATOR_TEXTS: dict[str, Text] = {
         channel="web",
         note="melaetsa (23); the rest is built.",
     ),
+    "sim_answer_review": Text(
+        en="Answer as the clinician",
+        tn="Araba jaaka ngaka",
+        channel="web",
+        note="ngaka (16) for clinician; built, needs review.",
+    ),
+    "sim_review_note": Text(
+        en="Second opinion: after a triage reply, tap Ask a clinician; the demo clinician's answer then arrives here.",
+        tn="Kakanyo ya bobedi: morago ga karabo, tobetsa Botsa ngaka; karabo ya ngaka ya teko e tla tla fano.",
+        channel="web",
+        note="ngaka (16); the rest is built, needs review.",
+    ),
+    "sim_review_answered": Text(
+        en="The demo clinician answered; the answer is on its way to the pharmacist's chat.",
+        tn="Ngaka ya teko e arabile; karabo e ya kwa puisanong ya rakhemisi.",
+        channel="web",
+        note="ngaka (16); rakhemisi, puisano built, needs review.",
+    ),
+    "sim_review_none": Text(
+        en="No second opinion is waiting: ask a clinician from the pharmacist's chat first.",
+        tn="Ga go na kakanyo ya bobedi e e emetseng: botsa ngaka go tswa mo puisanong ya rakhemisi pele.",
+        channel="web",
+        note="ngaka (16); the rest is built, needs review.",
+    ),
 }

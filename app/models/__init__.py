@@ -20,10 +20,11 @@ from app.models.contact import Contact, Conversation
 from app.models.message_log import Message, MessageEvent
 from app.models.notice import ClinicNotice
 from app.models.phone_proof import PhoneProofCode
+from app.models.review import ReviewRequest
 
 # Clinic stock.
 from app.models.stock import StockItem, StockMovement
-from app.models.user import PasswordResetCode, TokenFamily, User
+from app.models.user import ClinicianPharmacy, PasswordResetCode, TokenFamily, User
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
@@ -34,4 +35,5 @@ __all__ = [
     "StockItem", "StockMovement",  # clinic stock
     "PhoneProofCode",  # proven phone numbers
     "AppointmentSeries", "ClinicNotice", "TracingOutcome",  # missed visits, series, notices
+    "ClinicianPharmacy", "ReviewRequest",  # second opinions
 ]  # fmt: skip

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
@@ -57,6 +58,10 @@ LEVEL_CLINIC_TODAY = "clinic_today"  # the patient must see a clinician today
 LEVEL_URGENT = "urgent"  # hospital now: an emergency
 LEVELS = (LEVEL_SELF_CARE, LEVEL_PHARMACY, LEVEL_CLINIC, LEVEL_CLINIC_TODAY, LEVEL_URGENT)
 
+# The follow-up check-in's answers.
+OUTCOME_BETTER, OUTCOME_SAME, OUTCOME_WORSE, OUTCOME_CLINIC = "better", "same", "worse", "clinic"
+OUTCOMES = (OUTCOME_BETTER, OUTCOME_SAME, OUTCOME_WORSE, OUTCOME_CLINIC)  # "clinic": went to a clinic
+
 AVAILABILITIES = ("otc", "pharmacist", "prescription")  # over the counter, pharmacist only, prescription only
 
 
@@ -68,6 +73,7 @@ class Consultation(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         CheckConstraint(f"channel IN {CONSULTATION_CHANNELS}", name="channel"),
         CheckConstraint("sex IS NULL OR sex IN ('female', 'male')", name="sex"),
+        CheckConstraint(f"outcome IS NULL OR outcome IN {OUTCOMES}", name="outcome"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
@@ -93,6 +99,16 @@ class Consultation(UUIDPrimaryKey, Timestamps, Base):
     red_flags: Mapped[list | None] = mapped_column(JSON)
     queued_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
+    # The patient agreed that the photos may be used to improve the service (asked once in the chat; default no).
+    # Only consented photos with a clinician-confirmed diagnosis are ever exported (``flask skin-model``).
+    photo_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    photo_consent_at: Mapped[datetime | None] = mapped_column()
+    # The check-in "How is the patient?" to the pharmacist's chat: due at, sent at, and the answer (OUTCOMES).
+    follow_up_at: Mapped[datetime | None] = mapped_column(index=True)
+    follow_up_sent_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_at: Mapped[datetime | None] = mapped_column()
+    reopened_at: Mapped[datetime | None] = mapped_column()  # the outcome was "worse": a second opinion is offered
 
     images: Mapped[list[ConsultationImage]] = relationship(
         back_populates="consultation", order_by="ConsultationImage.position", cascade="all, delete-orphan"

@@ -1,11 +1,11 @@
-"""People who sign in: admins, clinic staff, viewers and pharmacists."""
+"""People who sign in: admins, clinic staff, viewers, pharmacists and clinicians."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
@@ -15,7 +15,10 @@ ROLE_ADMIN = "admin"  # everything, every clinic
 ROLE_STAFF = "staff"  # reads and writes their own clinic's data
 ROLE_VIEWER = "viewer"  # reads their own clinic's data
 ROLE_PHARMACIST = "pharmacist"  # their own consultations and the medication catalogue
-ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_VIEWER, ROLE_PHARMACIST)
+# Second opinions on skin consultations: the review queue and the consultations of the pharmacies they cover (the
+# pharmacist accounts listed in clinician_pharmacies, or every one with all_pharmacies). Admin-created only.
+ROLE_CLINICIAN = "clinician"
+ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_VIEWER, ROLE_PHARMACIST, ROLE_CLINICIAN)
 CLINIC_ROLES = (ROLE_STAFF, ROLE_VIEWER)
 # Where a pharmacist account works (Pharmacy Council of Ghana): a pharmacy supplies classes B and C; an OTC medicine
 # seller (formerly licensed chemical seller) class C only. Only pharmacist accounts have one.
@@ -60,6 +63,8 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     # on phone_verified_by: adding one on SQLite rebuilds the users table, which every other table points to.
     phone_verified_at: Mapped[datetime | None] = mapped_column()
     phone_verified_by: Mapped[uuid.UUID | None] = mapped_column()
+    # A clinician who covers every pharmacy (else only those in clinician_pharmacies). False for other roles.
+    all_pharmacies: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     clinic: Mapped[Clinic | None] = relationship(lazy="joined")
 
@@ -93,3 +98,14 @@ class TokenFamily(UUIDPrimaryKey, Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ClinicianPharmacy(UUIDPrimaryKey, Base):
+    """A pharmacy (a pharmacist account) whose consultations a clinician reviews."""
+
+    __tablename__ = "clinician_pharmacies"
+    __table_args__ = (UniqueConstraint("clinician_id", "pharmacist_id"),)
+
+    clinician_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    pharmacist_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,7 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 from werkzeug.datastructures import FileStorage
 
-from app.models.consultation import AVAILABILITIES, LEVELS, STATUSES
+from app.models.consultation import AVAILABILITIES, LEVELS, OUTCOMES, STATUSES
+from app.models.review import CONFIDENCES, REVIEW_OPEN, REVIEW_STATUSES
 from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, page_of
 from app.services import triage
@@ -76,8 +77,16 @@ class AnswersSchema(ma.Schema):
                                    + "); [] none of these; absent or null: not asked"})  # fmt: skip
 
 
+_CONSENT = (
+    "the patient agreed that the photos may be used to improve the service (default false); only "
+    "consented photos with a clinician-confirmed diagnosis are ever exported"
+)
+
+
 class ConsultationUploadSchema(AnswersSchema):
     """Multipart form: the photo (file part ``image``) and any answers as text parts."""
+
+    photo_consent = ma.fields.Boolean(allow_none=True, metadata={"description": _CONSENT})
 
     class Meta:
         example = {**ex.ANSWERS, "image": "(the photo: a JPEG, PNG, HEIC/HEIF or WebP file part)"}
@@ -96,10 +105,11 @@ class AnalysisUploadSchema(ma.Schema):
 
 
 class ConsultationUpdateSchema(AnswersSchema):
+    photo_consent = ma.fields.Boolean(allow_none=True, metadata={"description": _CONSENT})
+
     class Meta:
         example = {"itch": True, "duration": "w2_to_6", "red_flags": []}
 
-    pass
 
 
 class ConsultationQuerySchema(PaginationQuery):
@@ -208,6 +218,135 @@ class ConsultationDetailSchema(ConsultationSchema):
     recommendation = ma.fields.Nested(RecommendationSchema, allow_none=True)
     retake = ma.fields.Nested(RetakeSchema, allow_none=True,
                               metadata={"description": "set when the photo should be taken again"})  # fmt: skip
+    photo_consent = ma.fields.Boolean(metadata={"description": _CONSENT})
+    follow_up_at = ma.fields.DateTime(allow_none=True, metadata={"description": "when the check-in is due (chat)"})
+    follow_up_sent_at = ma.fields.DateTime(allow_none=True)
+    outcome = ma.fields.String(
+        allow_none=True,
+        validate=validate.OneOf(OUTCOMES),
+        metadata={"description": "the check-in's answer: better, same, worse or clinic"},
+    )
+    outcome_at = ma.fields.DateTime(allow_none=True)
+    reopened_at = ma.fields.DateTime(allow_none=True, metadata={"description": "the check-in said worse"})
+    reviews = ma.fields.List(ma.fields.Nested("ReviewSchema"), metadata={"description": "second opinions"})
+
+
+class ReviewRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    note = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "a note for the clinician (appended to an open request)"},
+    )
+
+
+class ReviewSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    consultation_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True, validate=validate.OneOf(REVIEW_STATUSES))
+    reason = ma.fields.String(
+        required=True, metadata={"description": "requested, level (clinic_today or urgent: queued on its own) or worse"}
+    )
+    rules_level = ma.fields.String(required=True, metadata={"description": "the triage rules' level"})
+    level = ma.fields.String(allow_none=True, metadata={"description": "the clinician's level, once answered"})
+    level_change = ma.fields.String(allow_none=True, metadata={"description": "raised, lowered or same"})
+    condition = ma.fields.String(allow_none=True, metadata={"description": "the pharmacist's impression"})
+    note = ma.fields.String(allow_none=True)
+    pharmacy_name = ma.fields.String(allow_none=True)
+    requested_at = ma.fields.DateTime(required=True)
+    due_at = ma.fields.DateTime(required=True)
+    waiting_minutes = ma.fields.Integer(required=True, metadata={"description": "until now, or until answered"})
+    target_minutes = ma.fields.Integer(required=True)
+    overdue = ma.fields.Boolean(required=True)
+    answered_at = ma.fields.DateTime(allow_none=True)
+    answered_by = ma.fields.UUID(allow_none=True)
+    diagnosis = ma.fields.String(allow_none=True)
+    icd10 = ma.fields.String(allow_none=True)
+    advice = ma.fields.String(allow_none=True)
+    confidence = ma.fields.String(allow_none=True)
+
+
+class ReviewAnsweredSchema(ReviewSchema):
+    sent = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "queued to the pharmacist's chat (false: no linked chat; read through the API)"},
+    )
+
+
+class ReviewPhotoSchema(ma.Schema):
+    image_id = ma.fields.UUID(required=True)
+    position = ma.fields.Integer(required=True)
+    url = ma.fields.String(required=True, metadata={"description": "a signed link, readable without a token"})
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "seconds the link is valid"})
+
+
+class ReviewDetailSchema(ReviewSchema):
+    consultation = ma.fields.Nested(ConsultationDetailSchema, required=True)
+    photos = ma.fields.List(ma.fields.Nested(ReviewPhotoSchema), required=True)
+    history = ma.fields.List(
+        ma.fields.Nested(ReviewSchema), required=True, metadata={"description": "the consultation's other reviews"}
+    )
+
+
+class ReviewQuerySchema(PaginationQuery):
+    status = ma.fields.String(load_default=REVIEW_OPEN, validate=validate.OneOf(REVIEW_STATUSES))
+    level = ma.fields.String(validate=validate.OneOf(LEVELS), metadata={"description": "the rules' level"})
+
+
+ReviewPageSchema = page_of(ReviewSchema, "ReviewPage")
+
+ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"
+# The answer message stays within a chat message body (1,024 characters) in both languages at these lengths.
+DIAGNOSIS_MAX, ADVICE_MAX = 160, 600
+
+
+class ReviewAnswerSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    diagnosis = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=DIAGNOSIS_MAX),
+        metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ...; not_skin) or free text"},
+    )
+    icd10 = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(ICD10, error="An ICD-10 code such as L30.9."),
+        metadata={"example": "L30.9"},
+    )
+    level = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(LEVELS),
+        metadata={"description": "the clinician's level (may raise or lower the rules' level)"},
+    )
+    advice = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=ADVICE_MAX),
+        metadata={"description": "sent to the pharmacist's chat as written"},
+    )
+    confidence = ma.fields.String(required=True, validate=validate.OneOf(CONFIDENCES))
+
+
+class OutcomeRowSchema(ma.Schema):
+    level = ma.fields.String(
+        required=True, metadata={"description": "the clinician's level if answered, else the rules'"}
+    )
+    condition = ma.fields.String(required=True)
+    consultations = ma.fields.Integer(required=True, metadata={"description": "with a check-in sent"})
+    answered = ma.fields.Integer(required=True)
+    better = ma.fields.Integer(required=True)
+    same = ma.fields.Integer(required=True)
+    worse = ma.fields.Integer(required=True)
+    clinic = ma.fields.Integer(required=True)
+    worse_rate = ma.fields.Float(allow_none=True, metadata={"description": "worse / answered"})
+
+
+class OutcomeReportSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OutcomeRowSchema), required=True)
 
 
 ConsultationPageSchema = page_of(ConsultationSchema, "ConsultationPage")

@@ -8,6 +8,7 @@ from marshmallow import validate
 from app.models.user import ROLES, SITE_TYPES
 from app.schemas import examples as ex
 from app.schemas.common import PaginationQuery, PhoneNumber, language_field, page_of, trimmed
+from app.services import reviews
 from app.services.passwords import MAX_LENGTH, MIN_LENGTH
 
 
@@ -55,6 +56,12 @@ class UserSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
     last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    all_pharmacies = ma.fields.Boolean(dump_only=True, metadata={"description": "clinician: covers every pharmacy"})
+    pharmacist_ids = ma.fields.Function(
+        lambda user: reviews.pharmacies_of(user),
+        dump_only=True,
+        metadata={"description": "clinician: the pharmacist accounts covered"},
+    )
 
 
 class UserCreateSchema(ma.Schema):
@@ -82,6 +89,13 @@ class UserCreateSchema(ma.Schema):
     )
     site_type = _site_type(load_default=None)
     language = language_field(load_default="en")
+    all_pharmacies = ma.fields.Boolean(load_default=False, metadata={"description": "clinician: covers every pharmacy"})
+    pharmacist_ids = ma.fields.List(
+        ma.fields.UUID(),
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "clinician: the pharmacist accounts (pharmacies) whose consultations they review"},
+    )
 
 
 class UserUpdateSchema(ma.Schema):
@@ -100,6 +114,12 @@ class UserUpdateSchema(ma.Schema):
     site_type = _site_type()
     language = language_field()
     active = ma.fields.Boolean()
+    all_pharmacies = ma.fields.Boolean(metadata={"description": "clinician: covers every pharmacy"})
+    pharmacist_ids = ma.fields.List(
+        ma.fields.UUID(),
+        validate=validate.Length(max=500),
+        metadata={"description": "clinician: replaces the pharmacies covered"},
+    )
 
 
 class UserQuerySchema(PaginationQuery):

@@ -46,7 +46,7 @@ from app.models.consultation import (
     STATUS_QUEUED,
 )
 from app.models.user import ROLE_ADMIN, ROLE_PHARMACIST
-from app.services import audit, phone_proof, skin_advice, triage
+from app.services import audit, phone_proof, reviews, skin_advice, triage
 from app.transactions import after_commit
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,8 @@ def create_from_upload(actor, data: bytes, answers: dict, *, with_analysis: bool
     upload = _prepared(data)
     consultation = Consultation(user_id=actor.user_id, channel="api", status=STATUS_COLLECTING,
                                 **{k: v for k, v in answers.items() if k in ANSWER_FIELDS})  # fmt: skip
+    if answers.get("photo_consent") is not None:
+        consultation.photo_consent, consultation.photo_consent_at = answers["photo_consent"], utcnow()
     db.session.add(consultation)
     db.session.flush()
     # Pending until the job decodes it: the original file, its metadata (EXIF with GPS ...) already taken out.
@@ -399,6 +401,9 @@ def detail(consultation: Consultation, actor) -> dict:
     body["analyses"] = [analysis_body(analysis, actor) for analysis in analyses]
     body["recommendation"] = recommendation
     body["retake"] = retake_request(consultation.images)
+    for name in ("photo_consent", "follow_up_at", "follow_up_sent_at", "outcome", "outcome_at", "reopened_at"):
+        body[name] = getattr(consultation, name)
+    body["reviews"] = reviews.reviews_of(consultation)
     return body
 
 
@@ -423,12 +428,18 @@ def retake_request(images) -> dict | None:
 def update_consultation(actor, consultation_id: uuid.UUID, answers: dict) -> dict:
     """Change answers; a consultation already analysed is triaged again (a new recommendation, no new reply)."""
     consultation = _owned(actor, consultation_id)
+    answers = dict(answers)
+    consent = answers.pop("photo_consent", None)
     _check_answers(answers)
     for name, value in answers.items():
         record_answer(consultation, name, value)
+    if consent is not None:
+        consultation.photo_consent, consultation.photo_consent_at = consent, utcnow()
     if consultation.status == STATUS_COMPLETED:
-        skin_advice.recommend(consultation, replace=True)
-    audit.record(actor, "consultation.update", "consultation", consultation.id, {"fields": sorted(answers)})
+        recommendation = skin_advice.recommend(consultation, replace=True)
+        reviews.queue_by_level(consultation, recommendation)  # answers that now say clinic_today or urgent
+    fields = sorted([*answers, *(["photo_consent"] if consent is not None else [])])
+    audit.record(actor, "consultation.update", "consultation", consultation.id, {"fields": fields})
     db.session.commit()
     return detail(consultation, actor)
 

@@ -1,5 +1,5 @@
 """Demo data for ``make run``: a clinic in Gaborone with staff and patients' appointments, a clinic in Accra, a
-pharmacist, an admin.
+pharmacist, a clinician (second opinions), an admin.
 
 Idempotent: run it any number of times; existing rows (matched by name or email) are left as they are.
 The passwords are public (printed by ``make run``), so ``seed-demo`` refuses to run in production.
@@ -22,6 +22,7 @@ from app.models import (
     ConsultationImage,
     Contact,
     Recommendation,
+    ReviewRequest,
     StockItem,
     StockMovement,
     User,
@@ -44,6 +45,8 @@ ACCOUNTS = (
      None, "en"),
     ("pharmacist@thusa.example", "thusa-pharmacist-demo", "pharmacist", None, "+233241000002", "Kwame Asante",
      "Makola Pharmacy", "en"),
+    # Second opinions: covers every pharmacy; answers the review queue (the simulator's "Answer as the clinician").
+    ("clinician@thusa.example", "thusa-clinician-demo", "clinician", None, None, "Dr Efua Owusu", None, "en"),
 )  # fmt: skip
 
 # (external ref, phone, name, language, days from today, local time): patients of the Gaborone clinic, so reminders
@@ -84,6 +87,7 @@ def seed_demo() -> list[str]:
                     pharmacy_name=pharmacy,
                     language=language,
                     active=True,
+                    all_pharmacies=role == "clinician",
                 )  # fmt: skip
             )
         lines.append(f"  {role:<10} {email:<28} {password}")
@@ -154,8 +158,8 @@ def _seed_stock(clinic: Clinic) -> list[str]:
 def erase_demo_work() -> None:
     """Undo what the demo accounts and clinics did beyond the seed, so that :func:`seed_demo` puts it back.
 
-    In the caller's transaction (no commit): the demo accounts' consultations with their photos, analyses and
-    recommendations, their chat link codes and chat links; every stock item of the demo clinics with its ledger
+    In the caller's transaction (no commit): the demo accounts' consultations with their photos, analyses,
+    recommendations and second opinions, their chat link codes and chat links; every stock item of the demo clinics with its ledger
     (items staff added by hand there are demo data too; the seed recreates its own at the seeded levels, with
     the low-stock alerts as seeded); and the demo accounts' USSD PIN state and language as the seed leaves them.
     Audit rows stay: they record who read what, which a demo reset must not rewrite.
@@ -167,7 +171,7 @@ def erase_demo_work() -> None:
     item_ids = select(StockItem.id).where(StockItem.clinic_id.in_(clinic_ids))
     bulk = {"synchronize_session": False}
     # Children first: SQLite and PostgreSQL would cascade these, but only with their foreign keys on.
-    for model in (Analysis, Recommendation, ConsultationImage):
+    for model in (Analysis, Recommendation, ConsultationImage, ReviewRequest):
         db.session.execute(delete(model).where(model.consultation_id.in_(consultation_ids)), execution_options=bulk)
     db.session.execute(delete(Consultation).where(Consultation.user_id.in_(user_ids)), execution_options=bulk)
     db.session.execute(delete(ChatLinkCode).where(ChatLinkCode.user_id.in_(user_ids)), execution_options=bulk)

@@ -3,8 +3,10 @@
 The nightly job (``workers.reminders.erase_expired_texts``) calls :func:`erase_expired`. It erases, for every
 message in and out (any kind, any channel: reminders, replies, reset codes, USSD hops, chat messages, texts from
 numbers that are nobody's patient), its text, quick-reply buttons, media references and chat facts (``extra``);
-and, for every skin photo, the stored JPEG and its media reference. Rows stay with their status, counts and
-times, so reports still add up; consultations keep their answers, analyses and recommendation.
+and, for every skin photo, the stored JPEG and its media reference; and, for every second opinion, the pharmacist's
+note and the clinician's advice (free text that may describe the patient). Rows stay with their status, counts and
+times, so reports still add up; consultations keep their answers, analyses and recommendation, reviews their
+diagnosis, level and confidence (the labels; with no photo left, nothing of them is exported).
 
 Nothing still needed is touched: outbound rows waiting to go out (``scheduled``, ``queued``, ``sending``), inbound
 rows not handled yet (``received``: the sweeper hands them to the engine again), and the photos of a consultation
@@ -28,7 +30,7 @@ from sqlalchemy import Text, and_, cast, null, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
-from app.models import Consultation, ConsultationImage, Message, utcnow
+from app.models import Consultation, ConsultationImage, Message, ReviewRequest, utcnow
 from app.models.consultation import (
     STATUS_CANCELLED,
     STATUS_COLLECTING,
@@ -50,6 +52,7 @@ STILL_NEEDED = (STATUS_SCHEDULED, STATUS_QUEUED, STATUS_SENDING, STATUS_RECEIVED
 FINISHED = (STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED)  # consultations whose photos may go
 ERASED_MESSAGE = {"text": None, "buttons": [], "media": [], "extra": null()}  # what an erased message holds
 ERASED_PHOTO = {"data": None, "media": {}}
+ERASED_REVIEW = {"note": None, "advice": None}
 
 
 def erase_expired(
@@ -109,14 +112,16 @@ def erase_expired(
                 return erased, True
         return erased, False
 
-    counts = {"messages": 0, "photos": 0, "cancelled": 0, "done": 0}
+    counts = {"messages": 0, "photos": 0, "reviews": 0, "cancelled": 0, "done": 0}
     counts["cancelled"] = _cancel_abandoned(before, now)
     db.session.commit()
     counts["messages"], done = in_batches(Message, _expired_messages(before), ERASED_MESSAGE, message_batch)
     if done:
         counts["photos"], done = in_batches(ConsultationImage, _expired_photos(before), ERASED_PHOTO, photo_batch)
+    if done:
+        counts["reviews"], done = in_batches(ReviewRequest, _expired_reviews(before), ERASED_REVIEW, message_batch)
     counts["done"] = int(done)
-    if counts["messages"] or counts["photos"] or counts["cancelled"]:
+    if counts["messages"] or counts["photos"] or counts["reviews"] or counts["cancelled"]:
         audit.record(None, "retention.erase", "message", None, {**counts, "days": days})
         log.info("retention: %s (older than %d days)", counts, days)
     db.session.commit()
@@ -150,6 +155,12 @@ def _expired_photos(before: datetime) -> ColumnElement[bool]:
         ConsultationImage.created_at < before,
         ConsultationImage.consultation_id.in_(finished),
         or_(ConsultationImage.data.is_not(None), cast(ConsultationImage.media, Text) != "{}"),
+    )
+
+
+def _expired_reviews(before: datetime) -> ColumnElement[bool]:
+    return and_(
+        ReviewRequest.created_at < before, or_(ReviewRequest.note.is_not(None), ReviewRequest.advice.is_not(None))
     )
 
 

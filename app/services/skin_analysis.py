@@ -10,7 +10,9 @@ model's name, version and file checksum, whether a clinical sign-off is recorded
 even while the model is not validated, and then never shown as a finding) or, for the shipped feature extractor,
 a summary of its feature vector. Triage comes from the pharmacist's answers and the rules file
 (:mod:`app.services.skin_advice`). The reply is queued with a dedupe key per consultation, so a retried job never
-sends twice; a completed consultation is left alone.
+sends twice; a completed consultation is left alone. Then the second opinion (:mod:`app.services.reviews`): the
+review queue for ``clinic_today`` and ``urgent``, the offer for the others; and the follow-up check-in is planned
+(:mod:`app.services.follow_ups`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from app.models.consultation import (
     STATUS_COMPLETED,
     STATUS_QUEUED,
 )
-from app.services import consultations, images, skin_advice, skin_model_validation
+from app.services import consultations, follow_ups, images, reviews, skin_advice, skin_model_validation
 from app.services.skin_model import ModelError, get_model
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,11 @@ def analyse_consultation(consultation_id: str, fetch: Fetch) -> str:
     skin_advice.queue_reply(consultation, recommendation)
     consultation.status = STATUS_COMPLETED
     consultation.completed_at = utcnow()
+    # Second opinion: clinic_today and urgent enter the review queue on their own; the others are offered it. Then
+    # the check-in is planned. All in this transaction: a retried job finds the consultation completed.
+    review = reviews.queue_by_level(consultation, recommendation)
+    reviews.queue_offer(consultation, review)
+    follow_ups.plan(consultation, recommendation.level, since=consultation.completed_at)
     db.session.commit()
     log.info("consultation %s analysed in %.0f ms: %s", consultation.id, (time.perf_counter() - started) * 1000,
              recommendation.level)  # fmt: skip

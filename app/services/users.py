@@ -9,8 +9,8 @@ from sqlalchemy import select
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Clinic, User, utcnow
-from app.models.user import CLINIC_ROLES, ROLE_PHARMACIST, SITE_PHARMACY
-from app.services import audit, phone_proof
+from app.models.user import CLINIC_ROLES, ROLE_CLINICIAN, ROLE_PHARMACIST, SITE_PHARMACY
+from app.services import audit, phone_proof, reviews
 from app.services.passwords import hash_password, policy_problems
 
 
@@ -36,6 +36,8 @@ def _check_role_fields(user: User) -> None:
         user.site_type = SITE_PHARMACY  # the pharmacist role's site unless it says otherwise
     elif user.role != ROLE_PHARMACIST and user.site_type is not None:
         errors["site_type"] = ["Only a pharmacist's account has a site type; leave site_type empty."]
+    if user.role != ROLE_CLINICIAN and user.all_pharmacies:
+        errors["all_pharmacies"] = ["Only a clinician covers pharmacies."]
     if errors:
         raise ValidationFailed("The role and its fields do not fit together.", {"json": errors})
 
@@ -66,15 +68,19 @@ def create_user(actor, data: dict, *, action: str = "user.create") -> User:
     data = dict(data)
     data["email"] = data["email"].strip().lower()
     password = data.pop("password")
+    pharmacist_ids = data.pop("pharmacist_ids", None)
     _check_password(password, data["email"])
     user = User(**data, password_hash=hash_password(password), active=True)
+    user.all_pharmacies = bool(user.all_pharmacies)
     _check_role_fields(user)
+    reviews.check_pharmacies(user.role, pharmacist_ids)
     _check_unique(user.email, None)
     phone_proof.release_unproven(actor, user.phone)
     _check_unique(None, user.phone)
     phone_proof.phone_set(actor, user)
     db.session.add(user)
     db.session.flush()
+    reviews.set_pharmacies(user, pharmacist_ids)  # a clinician's pharmacies
     audit.record(actor, action, "user", user.id, {"role": user.role})
     db.session.commit()
     return user
@@ -105,12 +111,14 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
     """
     user = get_user(user_id)
     data = dict(data)
+    reviews.check_pharmacies(data.get("role", user.role), data.get("pharmacist_ids"))
     if "email" in data:
         data["email"] = data["email"].strip().lower()
     _check_unique(data.get("email"), None, exclude=user.id)
     phone_proof.release_unproven(actor, data.get("phone"), keep=user.id)
     _check_unique(None, data.get("phone"), exclude=user.id)
     password = data.pop("password", None)
+    pharmacist_ids = data.pop("pharmacist_ids", None)
     old_phone = user.phone
     for field, value in data.items():
         setattr(user, field, value)
@@ -120,11 +128,27 @@ def update_user(actor, user_id: uuid.UUID, data: dict) -> User:
         user.clinic_id = None
     if "role" in data and data["role"] != ROLE_PHARMACIST and "site_type" not in data:
         user.site_type = None
+    if "role" in data and data["role"] != ROLE_CLINICIAN:
+        user.all_pharmacies = False
+        reviews.set_pharmacies(user, [])
     if password is not None:
         set_password(user, password)
     _check_role_fields(user)
+    reviews.set_pharmacies(user, pharmacist_ids)
     audit.record(
-        actor, "user.update", "user", user.id, {"fields": sorted([*data, *(["password"] if password else [])])}
+        actor,
+        "user.update",
+        "user",
+        user.id,
+        {
+            "fields": sorted(
+                [
+                    *data,
+                    *(["password"] if password else []),
+                    *(["pharmacist_ids"] if pharmacist_ids is not None else []),
+                ]
+            )
+        },
     )
     db.session.commit()
     return user

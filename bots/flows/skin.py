@@ -10,21 +10,32 @@ WhatsApp reply buttons, a numbered list where there are too many). An answer is 
 title. The red-flag screen, asked early, is one multi-select question: numbers separated by spaces or
 commas (``0`` for none); on Telegram also toggle buttons, ticked ones marked, then None of these or Done. More
 photos may come at any time. After the last answer the analysis job is enqueued with the consultation
-id, and the reply comes from the job.
+id, and the reply comes from the job; the same message asks, once, whether the patient agrees that the photos may
+be used to improve the service (Yes / No; no answer stays no).
+
+Later choices come as buttons on messages the services queue: "Ask a clinician" after the triage reply (then a
+typed text is a note for the clinician), Yes / No for the photo consent, and the follow-up check-in's Better, Same,
+Worse, Went to clinic. A button press carries its id; typed, the option's number or title in the latest message
+with such buttons counts (WhatsApp shows more than three buttons as a numbered list), and so does a typed title
+of any recent one. Every choice names its consultation, and only the pharmacist who owns it may make it.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import t
 from app.messaging.envelopes import Button
-from app.models import Consultation
+from app.models import Consultation, Message, utcnow
 from app.models.channel import TELEGRAM, WHATSAPP
-from app.models.consultation import STATUS_COLLECTING
-from app.services import consultations, skin_questions
+from app.models.consultation import OUTCOME_WORSE, STATUS_COLLECTING
+from app.models.message_log import DIRECTION_OUT
+from app.services import consultations, follow_ups, reviews, skin_questions
 from bots.flows import Context, Flow, Reply, register
 from bots.flows.appointments import upcoming
 
@@ -32,6 +43,9 @@ LINK_COMMAND = re.compile(r"^\s*/?(?:start|link)\s+(\d{6})\s*$", re.IGNORECASE)
 NUMBERS = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*[.]?\s*$")  # "2 7", "2,7", "0"
 TICK = "\u2713 "  # a ticked red-flag button (Telegram)
 CHAT_BODY_LIMIT = 1024  # a WhatsApp interactive message's body: longer, and its buttons become a numbered list
+CHOICES = (reviews.BUTTON_PREFIX, follow_ups.OUTCOME_PREFIX, follow_ups.CONSENT_PREFIX)  # + consultation id ...
+MENU_DAYS = 30  # a typed number answers the latest message with choice buttons sent this recently
+MENU_LOOKBACK = 20  # outbound messages looked at for it
 
 Question = skin_questions.Question
 CONDITION = skin_questions.CONDITION
@@ -145,6 +159,8 @@ class SkinFlow(Flow):
     def can_start(self, ctx: Context) -> bool:
         if ctx.message.media or LINK_COMMAND.match(ctx.text) or (ctx.message.extra or {}).get("contact"):
             return True
+        if str((ctx.message.extra or {}).get("callback_data") or "").startswith(CHOICES):
+            return True  # a second-opinion, consent or check-in button, even on a number shared with a patient
         if re.match(r"^\s*link\b", ctx.text, re.IGNORECASE):
             return True
         # A linked chat's text only gets "send a photo": on a number shared with a patient who has a visit coming,
@@ -170,6 +186,9 @@ class SkinFlow(Flow):
         if not ctx.message.media:
             if (ctx.message.extra or {}).get("contact"):
                 return Reply(ctx.t("skin_link_done", name=_who(user)))
+            choice = menu_choice(ctx)
+            if choice is not None:
+                return _choose(ctx, user, choice)
             return Reply(ctx.t("skin_send_photo"))
         consultations.cancel_collecting(ctx.contact)
         consultation = consultations.open_consultation(user, ctx.contact, ctx.channel)
@@ -186,6 +205,8 @@ class SkinFlow(Flow):
         return user
 
     def resume(self, ctx: Context) -> Reply | None:
+        if ctx.state.get("noting"):
+            return self._note(ctx)
         consultation = self._consultation(ctx)
         if consultation is None or LINK_COMMAND.match(ctx.text):
             ctx.conversation.state = {}
@@ -217,7 +238,24 @@ class SkinFlow(Flow):
             return _ask(ctx, consultation, following)
         consultations.queue_analysis(consultation)
         ctx.finish()
-        return Reply(ctx.t("skin_analysing"))
+        # The consent question, asked once per consultation, rides on this reply; no answer stays no.
+        return Reply(
+            f"{ctx.t('skin_analysing')}\n\n{ctx.t('skin_consent_question')}",
+            buttons=follow_ups.consent_buttons(consultation, ctx.language),
+        )
+
+    def _note(self, ctx: Context) -> Reply | None:
+        """After "Ask a clinician": a typed text is a note for the clinician; anything else goes on as usual."""
+        review_id = ctx.state.get("noting")
+        ctx.conversation.state = {}
+        callback = (ctx.message.extra or {}).get("callback_data")
+        if ctx.message.media or callback or LINK_COMMAND.match(ctx.text) or not ctx.text:
+            return self.start(ctx)
+        user = consultations.pharmacist_of(ctx.contact)
+        ctx.finish()
+        if user is None or not reviews.add_note(user, uuid.UUID(review_id), ctx.text):
+            return self.start(ctx)
+        return Reply(ctx.t("review_note_added"))
 
     def _consultation(self, ctx: Context) -> Consultation | None:
         raw = ctx.state.get("consultation_id")
@@ -227,6 +265,82 @@ class SkinFlow(Flow):
         if consultation is None or consultation.status != STATUS_COLLECTING:
             return None
         return consultation
+
+
+def menu_choice(ctx: Context) -> str | None:
+    """The choice this message makes: a pressed button's id, the number typed of an option of the latest message
+    with choice buttons to this chat, or the title typed of one of a recent message's (``None``: no choice)."""
+    pressed = str((ctx.message.extra or {}).get("callback_data") or "")
+    if pressed.startswith(CHOICES):
+        return pressed
+    word = ctx.text.strip().rstrip(".)").casefold()
+    if not word:
+        return None
+    recent = db.session.scalars(
+        select(Message).where(Message.address == ctx.contact.address, Message.channel == ctx.channel,
+                              Message.direction == DIRECTION_OUT,
+                              Message.created_at >= utcnow() - timedelta(days=MENU_DAYS))
+        .order_by(Message.created_at.desc()).limit(MENU_LOOKBACK)
+    ).all()  # fmt: skip
+    menus = [message.buttons for message in recent if message.buttons]
+    # A number answers the latest message with buttons only (as its numbered list reads); a title any recent one.
+    if menus and all(str(button.get("id", "")).startswith(CHOICES) for button in menus[0]):
+        for number, button in enumerate(menus[0], start=1):
+            if word == str(number):
+                return str(button["id"])
+    for menu in menus:
+        for button in menu:
+            if str(button.get("id", "")).startswith(CHOICES) and word == str(button.get("title", "")).casefold():
+                return str(button["id"])
+    return None
+
+
+def _choice_target(choice: str, prefix: str) -> tuple[uuid.UUID, str] | None:
+    raw, _, value = choice.removeprefix(prefix).partition(":")
+    try:
+        return uuid.UUID(raw), value
+    except ValueError:
+        return None
+
+
+def _choose(ctx: Context, user, choice: str) -> Reply:
+    """Act on a choice button: ask a clinician, the photo consent, or the check-in's answer."""
+    target, prefix = None, ""
+    for prefix in CHOICES:
+        if choice.startswith(prefix):
+            target = _choice_target(choice, prefix)
+            break
+    if target is None:
+        return Reply(ctx.t("review_not_found"))
+    consultation_id, value = target
+    if prefix == reviews.BUTTON_PREFIX:
+        asked = reviews.request_from_chat(user, consultation_id)
+        if asked is None:
+            return Reply(ctx.t("review_not_found"))
+        review, created = asked
+        consultation = db.session.get(Consultation, consultation_id)
+        case = reviews.case_label(consultation, ctx.language)
+        if not created:
+            return Reply(ctx.t("review_already", case=case))
+        if not reviews.clinicians_for(consultation):
+            return Reply(ctx.t("review_unstaffed"))
+        ctx.save(noting=str(review.id))
+        ctx.finished = False  # the next text is a note for the clinician
+        return Reply(ctx.t("review_requested", case=case, hours=reviews.target_hours(review.rules_level)))
+    if prefix == follow_ups.CONSENT_PREFIX:
+        consultation = follow_ups.record_consent(user, consultation_id, value == "yes")
+        if consultation is None:
+            return Reply(ctx.t("review_not_found"))
+        return Reply(ctx.t("skin_consent_yes" if consultation.photo_consent else "skin_consent_no"))
+    consultation = follow_ups.record_outcome(user, consultation_id, value)
+    if consultation is None:
+        return Reply(ctx.t("review_not_found"))
+    if value == OUTCOME_WORSE:
+        return Reply(
+            ctx.t("follow_up_reopened", case=reviews.case_label(consultation, ctx.language)),
+            buttons=(reviews.ask_button(consultation, ctx.language),),
+        )
+    return Reply(ctx.t("follow_up_thanks", outcome=ctx.t(f"follow_up_{value}")))
 
 
 def _who(user) -> str:

@@ -18,11 +18,13 @@ from app.models import (
     Appointment,
     AppointmentSeries,
     Clinic,
+    Consultation,
     Contact,
     Conversation,
     Message,
     Patient,
     PatientRecord,
+    ReviewRequest,
     TracingOutcome,
     User,
     utcnow,
@@ -31,7 +33,9 @@ from app.models.appointment import ACTIVE_STATUSES
 from app.models.channel import SMS, TELEGRAM, USSD, WHATSAPP
 from app.models.clinic import DEFAULT_SEND_WINDOW
 from app.models.message_log import DIRECTION_IN, DIRECTION_OUT, STATUS_DELIVERED, STATUS_READ, STATUS_SENT
-from app.services import appointments, upkeep
+from app.models.review import REVIEW_OPEN
+from app.security import Actor
+from app.services import appointments, reviews, upkeep
 from app.services import demo as seed
 from bots.flows import ussd_staff
 
@@ -175,6 +179,38 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     row = db.session.scalar(select(Message).where(Message.dedupe_key == key))
     fresh = row is not None and row.created_at >= now
     return {"result": "queued" if fresh else "sent_before", "name": name, "hours": hours}
+
+
+CLINICIAN_EMAIL = "clinician@thusa.example"
+DEMO_ADVICE = ("Agree with the pharmacy plan. Review in one week; send to the clinic if it spreads or fever "
+               "starts.")  # fmt: skip
+
+
+def answer_review() -> dict:
+    """Answer the demo pharmacist's oldest open second-opinion request as the demo clinician, through the real
+    service (:func:`app.services.reviews.answer`: audited, sent once through the outbox to the pharmacist's chat).
+
+    The demo answer keeps the rules' level and the pharmacist's impression (``likely``).
+
+    Returns:
+        ``{"result": "answered" | "none"}``.
+    """
+    clinician = db.session.scalar(select(User).where(User.email == CLINICIAN_EMAIL, User.active.is_(True)))
+    pharmacist_user = db.session.scalar(select(User).where(User.phone == pharmacist().address))
+    if clinician is None or pharmacist_user is None:
+        return {"result": "none"}
+    review = db.session.scalar(
+        select(ReviewRequest).join(Consultation, ReviewRequest.consultation_id == Consultation.id)
+        .where(Consultation.user_id == pharmacist_user.id, ReviewRequest.status == REVIEW_OPEN)
+        .order_by(ReviewRequest.requested_at)
+    )  # fmt: skip
+    if review is None:
+        return {"result": "none"}
+    consultation = db.session.get(Consultation, review.consultation_id)
+    actor = Actor(clinician.id, clinician.role, None, None)
+    reviews.answer(actor, review.id, {"diagnosis": consultation.condition or "unsure", "level": review.rules_level,
+                                      "advice": DEMO_ADVICE, "confidence": "likely"})  # fmt: skip
+    return {"result": "answered"}
 
 
 def reset() -> None:

@@ -288,6 +288,16 @@ def reminders():
     return jsonify(result=outcome["result"], notice=notice)
 
 
+@bp.post("/api/review-answer")
+def review_answer():
+    """ "Answer as the clinician": the demo clinician answers the demo pharmacist's oldest open second-opinion
+    request (:func:`bots.simulator.demo.answer_review`); the answer then arrives on the pharmacist's phone."""
+    _body()
+    outcome = demo.answer_review()
+    key = "sim_review_answered" if outcome["result"] == "answered" else "sim_review_none"
+    return jsonify(result=outcome["result"], notice=t(key, _language()))
+
+
 @bp.post("/api/reset")
 def reset():
     """Put the demo data back where it started (idempotent)."""

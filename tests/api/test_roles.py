@@ -1,7 +1,7 @@
 """Who may call what: every ``/api/v1`` endpoint against every kind of caller, with the exact status expected.
 
 The product spec asks for one table-driven test: each endpoint × {anonymous, viewer, staff, staff of another
-clinic, pharmacist, admin}. ``TABLE`` below is that table; an issue that adds an endpoint adds its rows here, and
+clinic, pharmacist, admin, clinician (covering the pharmacist's pharmacy)}. ``TABLE`` below is that table; an issue that adds an endpoint adds its rows here, and
 ``test_every_api_route_is_in_the_table`` fails until it does.
 
 Each row names a method, a path template, an optional body factory, the expected status per actor, and, when the
@@ -34,7 +34,7 @@ from app.models import Medication, Message, PhoneProofCode, utcnow
 from app.services import accounts, appointments, phone_proof, tokens
 from tests.conftest import PASSWORD, bearer, make_clinic
 
-ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin")
+ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin", "clinician")
 NEW_PASSWORD = "a-long-enough-passphrase-9"
 
 
@@ -247,6 +247,48 @@ def a_medication(people: dict) -> dict:
     return {"a_medication": db.session.scalar(select(Medication.id).limit(1))}
 
 
+# Second opinions.
+def triaged_consultation(people: dict) -> dict:
+    """A triaged consultation of the pharmacist (one stored photo), and an open review of it."""
+    from app.services import reviews
+    from tests.factories import make_triaged
+
+    consultation = make_triaged(people["users"]["pharmacist"], level="urgent")
+    review, _ = reviews.open_review(consultation, reason="level", by=None)
+    db.session.commit()
+    return {"home_consultation": consultation.id, "home_review": review.id}
+
+
+def untouched_consultation(people: dict) -> dict:
+    """A triaged consultation of the pharmacist with no review yet."""
+    from tests.factories import make_triaged
+
+    return {"home_consultation": make_triaged(people["users"]["pharmacist"]).id}
+
+
+def review_request_body(ctx: dict) -> dict:
+    return {"note": "Patient also has a cough."}
+
+
+def review_answer_body(ctx: dict) -> dict:
+    return {"diagnosis": "impetigo", "icd10": "L01.0", "level": "clinic", "advice": "Needs antibiotics.",
+            "confidence": "confirmed"}  # fmt: skip
+
+
+def photo_link(people: dict) -> dict:
+    """A signed photo link the clinician got from GET /reviews/{id}: the link itself is the authorisation."""
+    from app.models import ConsultationImage
+    from app.security import Actor
+    from app.services import reviews
+
+    ctx = triaged_consultation(people)
+    clinician = people["users"]["clinician"]
+    image = db.session.scalar(select(ConsultationImage).where(ConsultationImage.consultation_id ==
+                                                              ctx["home_consultation"]))  # fmt: skip
+    url = reviews.photo_url(Actor(clinician.id, "clinician", None, None), image)
+    return {"photo_token": url.rsplit("/", 1)[1]}
+
+
 # Clinic stock and USSD PINs.
 def stock_body(ctx: dict) -> dict:
     """A new item naming the home clinic (so other_staff is refused, and admins have their clinic)."""
@@ -284,129 +326,141 @@ def pin_body(ctx: dict) -> dict:
 
 # fmt: off
 TABLE = [
-    # Statuses are in the order of ACTORS: anonymous, viewer, staff, other_staff, pharmacist, admin.
-    #   method    path                                   body                (anon viewer staff other pharm admin)
-    row("GET",    "/api/v1/openapi.json",                None,               (200, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/docs",                        None,               (200, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/docs/init.js",                None,               (200, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/docs/assets/{asset}",         None,               (200, 200, 200, 200, 200, 200),
+    # Statuses are in the order of ACTORS: anonymous, viewer, staff, other_staff, pharmacist, admin, clinician.
+    #   method    path                                   body                (anon viewer staff other pharm admin clin)
+    row("GET",    "/api/v1/openapi.json",                None,               (200, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs",                        None,               (200, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/init.js",                None,               (200, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/docs/assets/{asset}",         None,               (200, 200, 200, 200, 200, 200, 200),
         setup=lambda _people: {"asset": "swagger-ui.css"}),
 
-    row("POST",   "/api/v1/auth/register",               register_body,      (201, 201, 201, 201, 201, 201)),
-    row("POST",   "/api/v1/auth/login",                  login_body,         (200, 200, 200, 200, 200, 200)),
+    row("POST",   "/api/v1/auth/register",               register_body,      (201, 201, 201, 201, 201, 201, 201)),
+    row("POST",   "/api/v1/auth/login",                  login_body,         (200, 200, 200, 200, 200, 200, 200)),
     # A refresh endpoint refuses access tokens, and takes each actor's own refresh token.
-    row("POST",   "/api/v1/auth/refresh",                None,               (401, 401, 401, 401, 401, 401)),
-    row("POST",   "/api/v1/auth/refresh",                None,               (401, 200, 200, 200, 200, 200),
+    row("POST",   "/api/v1/auth/refresh",                None,               (401, 401, 401, 401, 401, 401, 401)),
+    row("POST",   "/api/v1/auth/refresh",                None,               (401, 200, 200, 200, 200, 200, 200),
         token="refresh"),
-    row("POST",   "/api/v1/auth/logout",                 None,               (401, 204, 204, 204, 204, 204)),
-    row("GET",    "/api/v1/auth/me",                     None,               (401, 200, 200, 200, 200, 200)),
-    row("POST",   "/api/v1/auth/password-reset",         reset_body,         (202, 202, 202, 202, 202, 202)),
-    row("POST",   "/api/v1/auth/password-reset/confirm", reset_confirm_body, (204, 204, 204, 204, 204, 204),
+    row("POST",   "/api/v1/auth/logout",                 None,               (401, 204, 204, 204, 204, 204, 204)),
+    row("GET",    "/api/v1/auth/me",                     None,               (401, 200, 200, 200, 200, 200, 200)),
+    row("POST",   "/api/v1/auth/password-reset",         reset_body,         (202, 202, 202, 202, 202, 202, 202)),
+    row("POST",   "/api/v1/auth/password-reset/confirm", reset_confirm_body, (204, 204, 204, 204, 204, 204, 204),
         setup=sent_reset_code),
-    row("POST",   "/api/v1/auth/phone/verify",           None,               (401, 202, 202, 202, 202, 202),
+    row("POST",   "/api/v1/auth/phone/verify",           None,               (401, 202, 202, 202, 202, 202, 202),
         setup=unproven_phones),
-    row("POST",   "/api/v1/auth/phone/confirm",          phone_code_body,    (401, 200, 200, 200, 200, 200),
+    row("POST",   "/api/v1/auth/phone/confirm",          phone_code_body,    (401, 200, 200, 200, 200, 200, 200),
         setup=sent_phone_codes),
 
-    row("GET",    "/api/v1/users",                       None,               (401, 403, 403, 403, 403, 200)),
-    row("POST",   "/api/v1/users",                       new_user_body,      (401, 403, 403, 403, 403, 201)),
-    row("GET",    "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200)),
-    row("PATCH",  "/api/v1/users/{staff_user}",          rename_body,        (401, 403, 403, 403, 403, 200)),
-    row("DELETE", "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200)),
+    row("GET",    "/api/v1/users",                       None,               (401, 403, 403, 403, 403, 200, 403)),
+    row("POST",   "/api/v1/users",                       new_user_body,      (401, 403, 403, 403, 403, 201, 403)),
+    row("GET",    "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200, 403)),
+    row("PATCH",  "/api/v1/users/{staff_user}",          rename_body,        (401, 403, 403, 403, 403, 200, 403)),
+    row("DELETE", "/api/v1/users/{staff_user}",          None,               (401, 403, 403, 403, 403, 200, 403)),
 
     # Staff and viewers list only their own clinic, which other_staff has too.
-    row("GET",    "/api/v1/clinics",                     None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/clinics",                     new_clinic_body,    (401, 403, 403, 403, 403, 201)),
-    row("GET",    "/api/v1/clinics/{home_clinic}",       None,               (401, 200, 200, 403, 403, 200)),
-    row("PATCH",  "/api/v1/clinics/{home_clinic}",       rename_body,        (401, 403, 403, 403, 403, 200)),
-    row("DELETE", "/api/v1/clinics/{empty_clinic}",      None,               (401, 403, 403, 403, 403, 204),
+    row("GET",    "/api/v1/clinics",                     None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/clinics",                     new_clinic_body,    (401, 403, 403, 403, 403, 201, 403)),
+    row("GET",    "/api/v1/clinics/{home_clinic}",       None,               (401, 200, 200, 403, 403, 200, 403)),
+    row("PATCH",  "/api/v1/clinics/{home_clinic}",       rename_body,        (401, 403, 403, 403, 403, 200, 403)),
+    row("DELETE", "/api/v1/clinics/{empty_clinic}",      None,               (401, 403, 403, 403, 403, 204, 403),
         setup=empty_clinic),
     # Accounts still belong to the home clinic.
-    row("DELETE", "/api/v1/clinics/{home_clinic}",       None,               (401, 403, 403, 403, 403, 409)),
+    row("DELETE", "/api/v1/clinics/{home_clinic}",       None,               (401, 403, 403, 403, 403, 409, 403)),
 
     # Staff send for their own clinic (other_staff for theirs); viewers and pharmacists send nothing.
-    row("POST",   "/api/v1/sms/send",                    sms_body,           (401, 403, 202, 202, 403, 202)),
-    row("POST",   "/api/v1/sms/schedule",                scheduled_sms_body, (401, 403, 202, 202, 403, 202)),
-    row("GET",    "/api/v1/sms/status/{home_message}",   None,               (401, 200, 200, 403, 403, 200),
+    row("POST",   "/api/v1/sms/send",                    sms_body,           (401, 403, 202, 202, 403, 202, 403)),
+    row("POST",   "/api/v1/sms/schedule",                scheduled_sms_body, (401, 403, 202, 202, 403, 202, 403)),
+    row("GET",    "/api/v1/sms/status/{home_message}",   None,               (401, 200, 200, 403, 403, 200, 403),
         setup=home_message),
-    row("GET",    "/api/v1/sms/queue",                   None,               (401, 200, 200, 200, 403, 200)),
-    row("GET",    "/api/v1/messages",                    None,               (401, 200, 200, 200, 403, 200)),
+    row("GET",    "/api/v1/sms/queue",                   None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("GET",    "/api/v1/messages",                    None,               (401, 200, 200, 200, 403, 200, 403)),
 
     # Appointments: staff write for their own clinic, viewers read theirs; other_staff list and book their own
     # (the booking body names the home clinic, so theirs is refused).
-    row("GET",    "/api/v1/appointments",                None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/appointments",                appointment_body,   (401, 403, 201, 403, 403, 201)),
-    row("GET",    "/api/v1/appointments/upcoming",       None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/appointments/bulk",           bulk_body,          (401, 403, 200, 200, 403, 200),
+    row("GET",    "/api/v1/appointments",                None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/appointments",                appointment_body,   (401, 403, 201, 403, 403, 201, 403)),
+    row("GET",    "/api/v1/appointments/upcoming",       None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/appointments/bulk",           bulk_body,          (401, 403, 200, 200, 403, 200, 403),
         setup=home_appointment),
-    row("POST",   "/api/v1/appointments/upload",         None,               (401, 403, 200, 200, 403, 200),
+    row("POST",   "/api/v1/appointments/upload",         None,               (401, 403, 200, 200, 403, 200, 403),
         files=upload_form),
-    row("POST",   "/api/v1/appointments/upload?clinic_id={home_clinic}", None, (401, 403, 200, 403, 403, 200),
+    row("POST",   "/api/v1/appointments/upload?clinic_id={home_clinic}", None, (401, 403, 200, 403, 403, 200, 403),
         files=upload_form),
-    row("GET",    "/api/v1/appointments/{home_appointment}", None,           (401, 200, 200, 403, 403, 200),
+    row("GET",    "/api/v1/appointments/{home_appointment}", None,           (401, 200, 200, 403, 403, 200, 403),
         setup=home_appointment),
-    row("PUT",    "/api/v1/appointments/{home_appointment}", appointment_change_body, (401, 403, 200, 403, 403, 200),
+    row("PUT",    "/api/v1/appointments/{home_appointment}", appointment_change_body, (401, 403, 200, 403, 403, 200, 403),
         setup=home_appointment),
-    row("DELETE", "/api/v1/appointments/{home_appointment}", None,           (401, 403, 200, 403, 403, 200),
+    row("DELETE", "/api/v1/appointments/{home_appointment}", None,           (401, 403, 200, 403, 403, 200, 403),
         setup=home_appointment),
     row("PUT",    "/api/v1/appointments/{home_appointment}/attendance", attendance_body,
-        (401, 403, 200, 403, 403, 200), setup=home_appointment),
-    row("GET",    "/api/v1/appointments/tracing",        None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/appointments/{home_missed}/tracing", tracing_body, (401, 403, 201, 403, 403, 201),
+        (401, 403, 200, 403, 403, 200, 403), setup=home_appointment),
+    row("GET",    "/api/v1/appointments/tracing",        None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/appointments/{home_missed}/tracing", tracing_body, (401, 403, 201, 403, 403, 201, 403),
         setup=home_missed),
 
     # Notices name the home clinic: other_staff is refused; viewers read only.
-    row("POST",   "/api/v1/notices",                     notice_body,        (401, 403, 201, 403, 403, 201)),
-    row("GET",    "/api/v1/notices/{home_notice}",       None,               (401, 200, 200, 403, 403, 200),
+    row("POST",   "/api/v1/notices",                     notice_body,        (401, 403, 201, 403, 403, 201, 403)),
+    row("GET",    "/api/v1/notices/{home_notice}",       None,               (401, 200, 200, 403, 403, 200, 403),
         setup=home_notice),
 
-    row("GET",    "/api/v1/reports/attendance",          None,               (401, 200, 200, 200, 403, 200)),
+    row("GET",    "/api/v1/reports/attendance",          None,               (401, 200, 200, 200, 403, 200, 403)),
 
-    row("GET",    "/api/v1/patients",                    None,               (401, 200, 200, 200, 403, 200)),
-    row("GET",    "/api/v1/patients/{home_patient}",     None,               (401, 200, 200, 403, 403, 200),
+    row("GET",    "/api/v1/patients",                    None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("GET",    "/api/v1/patients/{home_patient}",     None,               (401, 200, 200, 403, 403, 200, 403),
         setup=home_appointment),
     # Only the home clinic's record; other_staff have no appointment with the patient.
-    row("PATCH",  "/api/v1/patients/{home_patient}",     patient_record_body, (401, 403, 200, 403, 403, 200),
+    row("PATCH",  "/api/v1/patients/{home_patient}",     patient_record_body, (401, 403, 200, 403, 403, 200, 403),
         setup=home_appointment),
-    row("DELETE", "/api/v1/patients/{home_patient}",     None,               (401, 403, 403, 403, 403, 204),
+    row("DELETE", "/api/v1/patients/{home_patient}",     None,               (401, 403, 403, 403, 403, 204, 403),
         setup=home_appointment),
 
-    row("GET",    "/api/v1/audit",                       None,               (401, 403, 403, 403, 403, 200)),
+    row("GET",    "/api/v1/audit",                       None,               (401, 403, 403, 403, 403, 200, 403)),
 
     # Skin consultations: pharmacists their own, admins all; formulary and guidelines for every role.
-    row("POST",   "/api/v1/auth/chat-link",              None,               (401, 403, 403, 403, 201, 201)),
-    row("GET",    "/api/v1/consultations",               None,               (401, 403, 403, 403, 200, 200)),
-    row("POST",   "/api/v1/consultations",               None,               (401, 403, 403, 403, 201, 201),
+    row("POST",   "/api/v1/auth/chat-link",              None,               (401, 403, 403, 403, 201, 201, 403)),
+    row("GET",    "/api/v1/consultations",               None,               (401, 403, 403, 403, 200, 200, 403)),
+    row("POST",   "/api/v1/consultations",               None,               (401, 403, 403, 403, 201, 201, 403),
         files=photo_form),
-    row("GET",    "/api/v1/consultations/{home_consultation}", None,         (401, 403, 403, 403, 200, 200),
+    row("GET",    "/api/v1/consultations/{home_consultation}", None,         (401, 403, 403, 403, 200, 200, 403),
         setup=pharmacist_consultation),
-    row("PUT",    "/api/v1/consultations/{home_consultation}", skin_answers_body, (401, 403, 403, 403, 200, 200),
+    row("PUT",    "/api/v1/consultations/{home_consultation}", skin_answers_body, (401, 403, 403, 403, 200, 200, 403),
         setup=pharmacist_consultation),
-    row("POST",   "/api/v1/analysis/skin",               None,               (401, 403, 403, 403, 202, 202),
+    row("POST",   "/api/v1/analysis/skin",               None,               (401, 403, 403, 403, 202, 202, 403),
         files=photo_form),
-    row("GET",    "/api/v1/analysis/{home_analysis}",    None,               (401, 403, 403, 403, 200, 200),
+    row("GET",    "/api/v1/analysis/{home_analysis}",    None,               (401, 403, 403, 403, 200, 200, 403),
         setup=pharmacist_consultation),
-    row("GET",    "/api/v1/medications",                 None,               (401, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/medications/search?q=cream",  None,               (401, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200),
+    row("GET",    "/api/v1/medications",                 None,               (401, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/medications/search?q=cream",  None,               (401, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/medications/{a_medication}",  None,               (401, 200, 200, 200, 200, 200, 200),
         setup=a_medication),
-    row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200)),
-    row("GET",    "/api/v1/triage/questions",            None,               (401, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/triage/guidelines",           None,               (401, 200, 200, 200, 200, 200, 200)),
+    row("GET",    "/api/v1/triage/questions",            None,               (401, 200, 200, 200, 200, 200, 200)),
+    # Second opinions: pharmacists ask about their own; clinicians (covering the pharmacy) and admins answer.
+    row("POST",   "/api/v1/consultations/{home_consultation}/review-request", review_request_body,
+        (401, 403, 403, 403, 201, 201, 403), setup=untouched_consultation),
+    row("GET",    "/api/v1/reviews",                     None,               (401, 403, 403, 403, 403, 200, 200)),
+    row("GET",    "/api/v1/reviews/{home_review}",       None,               (401, 403, 403, 403, 403, 200, 200),
+        setup=triaged_consultation),
+    row("POST",   "/api/v1/reviews/{home_review}/answer", review_answer_body, (401, 403, 403, 403, 403, 200, 200),
+        setup=triaged_consultation),
+    # A photo link is its own authorisation (signed, expiring): anyone holding it may read the photo.
+    row("GET",    "/api/v1/review-photos/{photo_token}", None,               (200, 200, 200, 200, 200, 200, 200),
+        setup=photo_link),
+    row("GET",    "/api/v1/reports/outcomes",            None,               (401, 403, 403, 403, 200, 200, 200)),
     # Clinic stock: staff write their own clinic's, viewers read it; the PIN is the admin's or one's own.
-    row("GET",    "/api/v1/stock",                       None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/stock",                       stock_body,         (401, 403, 201, 403, 403, 201)),
-    row("GET",    "/api/v1/stock/low",                   None,               (401, 200, 200, 200, 403, 200)),
-    row("POST",   "/api/v1/stock/alert",                 stock_alert_body,   (401, 403, 202, 403, 403, 202),
+    row("GET",    "/api/v1/stock",                       None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/stock",                       stock_body,         (401, 403, 201, 403, 403, 201, 403)),
+    row("GET",    "/api/v1/stock/low",                   None,               (401, 200, 200, 200, 403, 200, 403)),
+    row("POST",   "/api/v1/stock/alert",                 stock_alert_body,   (401, 403, 202, 403, 403, 202, 403),
         setup=home_stock),
-    row("GET",    "/api/v1/stock/{home_item}",           None,               (401, 200, 200, 403, 403, 200),
+    row("GET",    "/api/v1/stock/{home_item}",           None,               (401, 200, 200, 403, 403, 200, 403),
         setup=home_stock),
-    row("PUT",    "/api/v1/stock/{home_item}",           reorder_body,       (401, 403, 200, 403, 403, 200),
+    row("PUT",    "/api/v1/stock/{home_item}",           reorder_body,       (401, 403, 200, 403, 403, 200, 403),
         setup=home_stock),
-    row("GET",    "/api/v1/stock/{home_item}/movements", None,               (401, 200, 200, 403, 403, 200),
+    row("GET",    "/api/v1/stock/{home_item}/movements", None,               (401, 200, 200, 403, 403, 200, 403),
         setup=home_stock),
-    row("POST",   "/api/v1/stock/{home_item}/movements", movement_body,      (401, 403, 201, 403, 403, 201),
+    row("POST",   "/api/v1/stock/{home_item}/movements", movement_body,      (401, 403, 201, 403, 403, 201, 403),
         setup=home_stock),
-    row("PUT",    "/api/v1/users/{staff_user}/pin",      pin_body,           (401, 403, 204, 403, 403, 204)),
+    row("PUT",    "/api/v1/users/{staff_user}/pin",      pin_body,           (401, 403, 204, 403, 403, 204, 403)),
 ]
 # fmt: on
 

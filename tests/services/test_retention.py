@@ -76,7 +76,7 @@ def test_every_kind_of_message_loses_its_contents_after_the_period(app, name):
 
     counts = erase_expired(now=NOW)
 
-    assert counts == {"messages": 1, "photos": 0, "cancelled": 0, "done": 1}
+    assert counts == {"messages": 1, "photos": 0, "reviews": 0, "cancelled": 0, "done": 1}
     db.session.expire_all()
     erased = db.session.get(Message, old.id)
     assert (erased.text, erased.buttons, erased.media, erased.extra) == (None, [], [], None)
@@ -211,7 +211,7 @@ def test_a_backlog_is_erased_in_bounded_batches(app, scan_rows, message_updates)
     finally:
         event.remove(engine, "before_cursor_execute", record)
 
-    assert counts == {"messages": 25, "photos": 5, "cancelled": 0, "done": 1}
+    assert counts == {"messages": 25, "photos": 5, "reviews": 0, "cancelled": 0, "done": 1}
     # Each statement changes at most one batch: 10 + 10 + 5 from one scan, or 10 + 2, 10 + 2, 1 from three.
     assert _updates(statements, "messages") == message_updates
     assert _updates(statements, "consultation_images") == 3  # 2 + 2 + 1
@@ -221,8 +221,14 @@ def test_a_backlog_is_erased_in_bounded_batches(app, scan_rows, message_updates)
 
 def test_a_run_out_of_budget_leaves_the_rest_for_the_next_run(app):
     rows = [message(OLD) for _ in range(3)]
-    assert erase_expired(now=NOW, budget_seconds=0) == {"messages": 0, "photos": 0, "cancelled": 0, "done": 0}
-    assert erase_expired(now=NOW) == {"messages": 3, "photos": 0, "cancelled": 0, "done": 1}
+    assert erase_expired(now=NOW, budget_seconds=0) == {
+        "messages": 0,
+        "photos": 0,
+        "reviews": 0,
+        "cancelled": 0,
+        "done": 0,
+    }
+    assert erase_expired(now=NOW) == {"messages": 3, "photos": 0, "reviews": 0, "cancelled": 0, "done": 1}
     db.session.expire_all()
     assert [db.session.get(Message, row.id).text for row in rows] == [None] * 3
 
@@ -232,10 +238,10 @@ def test_one_audit_row_per_run_that_erased_anything_and_a_second_run_finds_nothi
     consultation("completed", photos=1)
 
     erase_expired(now=NOW)
-    assert erase_expired(now=NOW) == {"messages": 0, "photos": 0, "cancelled": 0, "done": 1}
+    assert erase_expired(now=NOW) == {"messages": 0, "photos": 0, "reviews": 0, "cancelled": 0, "done": 1}
 
     (row,) = db.session.scalars(select(AuditLog).where(AuditLog.action == "retention.erase")).all()
-    assert row.details == {"messages": 1, "photos": 1, "cancelled": 0, "done": 1, "days": DAYS}
+    assert row.details == {"messages": 1, "photos": 1, "reviews": 0, "cancelled": 0, "done": 1, "days": DAYS}
 
 
 def test_the_period_defaults_to_a_year(shared_app):

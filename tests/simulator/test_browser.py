@@ -257,3 +257,14 @@ def test_the_pharmacist_sends_a_photo_and_gets_a_triage_reply(page, tmp_path):
         )
     expect(thread).to_contain_text(TRIAGE_LEVELS, timeout=WAIT_MS)
     expect(thread).to_contain_text(re.compile(r"not a diagnosis|pharmacist", re.IGNORECASE))
+    # A second opinion: ask a clinician (unless the loop above already pressed it), and the demo clinician's answer
+    # arrives on the phone.
+    asked = re.compile(r"will review this consultation|was sent to a clinician")  # asked, or queued on its own
+    expect(thread).to_contain_text(re.compile(f"{asked.pattern}|second opinion"), timeout=WAIT_MS)
+    if not asked.search(thread.inner_text()):
+        # Typed, as on a phone with no buttons left on the offer: the title of the latest choice button answers.
+        page.locator("#chat-text").fill("Ask a clinician")
+        page.locator("#chat-form").get_by_role("button", name="Send").click()
+        expect(thread).to_contain_text("will review this consultation", timeout=WAIT_MS)
+    page.get_by_role("button", name="Answer as the clinician").click()
+    expect(thread).to_contain_text("a clinician answered", timeout=WAIT_MS)

@@ -682,3 +682,27 @@ def test_no_body_makes_a_simulator_endpoint_fail_with_a_500(served, sim, path, b
     assert response.status_code in (200, 400), (response.status_code, response.get_data(as_text=True))
     if response.status_code == 400:
         assert response.get_json()["error"]["details"]
+
+
+# --- second opinions -------------------------------------------------------------------------------------------
+
+
+def test_the_pharmacists_phone_shows_the_clinicians_answer_arriving(served, sim):
+    none = sim.post("/simulator/api/review-answer", json={}, headers=HEADERS)
+    assert none.status_code == 200 and none.get_json()["result"] == "none"
+    _consult_by_whatsapp(served, sim)
+    pharmacist = demo.pharmacist().address
+    messages = read(sim, pharmacist)
+    asks = [b for m in messages for b in m["buttons"] if b["id"].startswith("skin:review:")]
+    if asks and not any("will review this consultation" in (m["text"] or "") for m in messages):
+        sim.post("/simulator/api/chat", json={"app": "whatsapp", "button": asks[-1]}, headers=HEADERS)
+        work(served)
+    response = sim.post("/simulator/api/review-answer", json={}, headers=HEADERS)
+    assert response.status_code == 200 and response.get_json()["result"] == "answered", response.get_json()
+    work(served)
+    answers = [m for m in read(sim, pharmacist) if "a clinician answered" in (m["text"] or "")]
+    assert len(answers) == 1 and demo.DEMO_ADVICE in answers[0]["text"]
+    again = sim.post("/simulator/api/review-answer", json={}, headers=HEADERS)
+    assert again.get_json()["result"] == "none"  # answered once; nothing else waits
+    work(served)
+    assert len([m for m in read(sim, pharmacist) if "a clinician answered" in (m["text"] or "")]) == 1

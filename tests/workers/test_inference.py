@@ -154,6 +154,12 @@ def _wa_button(data: str) -> dict:
     return {"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": data, "title": "x"}}}
 
 
+def _triage_reply(texts: list[str]) -> str:
+    """The last triage reply sent: the second-opinion message follows it (an offer, or "sent to a clinician")."""
+    offers = ("Thusa: want a clinician", "Thusa: this case", "Thusa: no clinician covers")
+    return [text for text in texts if not text.startswith(offers)][-1]
+
+
 def _check_stored_photo() -> None:
     image = db.session.scalar(select(ConsultationImage).order_by(ConsultationImage.created_at.desc()))
     assert image.status == "stored" and image.stored_bytes <= 2 * 1024 * 1024 and image.ssim >= 0.85
@@ -193,7 +199,8 @@ def test_telegram_photo_to_triage_reply(skin_app, apis):
     _check_stored_photo()
     texts = apis.sent_texts()
     assert "linked" in texts[0] and "Question 1 of 14" in texts[1]
-    reply = texts[-1]
+    reply = _triage_reply(texts)
+    assert "second opinion" in texts[-1]  # then the offer of a clinician's opinion, with its button
     _check_reply(reply, level_words="Self-care", reason="None of the warning signs asked about",
                  medicine="First choice: Clotrimazole 1% cream")  # fmt: skip
     assert "Photo: good enough" in reply and "not yet checked against the Ghana STG" in reply
@@ -227,7 +234,7 @@ def test_whatsapp_image_with_a_red_flag_to_urgent_reply(skin_app, apis):
     _check_stored_photo()
     recommendation = db.session.scalar(select(Recommendation))
     assert recommendation.level == "urgent" and recommendation.medication_ids == []
-    reply = apis.sent_texts()[-1]
+    reply = _triage_reply(apis.sent_texts())
     _check_reply(reply, level_words="Emergency: send to hospital now", reason="Fever with spreading", medicine=None)
     assert "Give no medicine here" in reply and "Call an ambulance (193" in reply
     assert "do not share towels" not in reply  # no self-care tips at a referral
@@ -246,7 +253,7 @@ def test_a_bomb_photo_is_refused_and_the_reply_still_triages_from_the_answers(sk
     db.session.expire_all()
     image = db.session.scalar(select(ConsultationImage))
     assert image.status == IMAGE_REJECTED and image.error_code == "too_many_pixels" and image.data is None
-    reply = apis.sent_texts()[-1]
+    reply = _triage_reply(apis.sent_texts())
     assert "could be analysed (the picture has too many pixels)" in reply and "Self-care" in reply
 
 
@@ -327,7 +334,11 @@ def test_a_provider_outage_is_retried_and_sends_once(skin_app, apis):
     apis.fake.respond(answer)  # the provider is back: the retry does the work, once
     assert inference.analyse_consultation(str(consultation.id)) == "done"
     assert inference.analyse_consultation(str(consultation.id)) == "already done"
-    assert len(db.session.scalars(select(Message).where(Message.direction == DIRECTION_OUT)).all()) == 1
+    keys = [
+        m.dedupe_key.split(":")[0]
+        for m in db.session.scalars(select(Message).where(Message.direction == DIRECTION_OUT))
+    ]
+    assert sorted(keys) == ["review-offer", "skin-reply"]  # the reply and the second-opinion offer, once each
 
 
 def test_the_sweeper_re_enqueues_a_consultation_whose_job_was_lost(skin_app):
@@ -349,6 +360,7 @@ def test_the_reply_is_in_the_chats_language(skin_app, apis):
     inbox.contact_for(str(CHAT_ID)).language = "tn"  # the pharmacist sent SETSWANA
     db.session.commit()
     assert inference.analyse_consultation(str(consultation.id)) == "done"
-    reply = db.session.scalar(select(Message).where(Message.direction == DIRECTION_OUT))
+    reply = db.session.scalar(select(Message).where(Message.direction == DIRECTION_OUT,
+                                                    Message.dedupe_key.like("skin-reply:%")))  # fmt: skip
     assert reply.language == "tn" and "Go itlhokomela:" in reply.text and "Sa ntlha: Clotrimazole" in reply.text
     assert "Self-care" not in reply.text and "Ghana STG" in reply.text and len(reply.text) <= 700

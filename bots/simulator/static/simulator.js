@@ -268,6 +268,12 @@
       .catch(failed);
   });
 
+  $("answer-review").addEventListener("click", () => {
+    api("review-answer", { method: "POST", json: {} })
+      .then((data) => { notice(data.notice, data.result === "none"); poll(); })
+      .catch(failed);
+  });
+
   $("reset").addEventListener("click", () => {
     api("reset", { method: "POST", json: {} })
       .then((data) => {
