@@ -111,7 +111,6 @@ class ConsultationUpdateSchema(AnswersSchema):
         example = {"itch": True, "duration": "w2_to_6", "red_flags": []}
 
 
-
 class ConsultationQuerySchema(PaginationQuery):
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
 
