@@ -74,3 +74,23 @@ def test_only_consented_confirmed_photos_are_exported_in_the_training_layout(run
     later = runner.invoke(args=["skin-model", "export-dataset", "--out", str(tmp_path / "later"), "--since", tomorrow])
     assert later.exit_code == 0 and "exported 0 photos" in later.output
     assert (tmp_path / "later" / "meta.csv").read_text().strip() == ",".join(META_COLUMNS)
+
+
+def test_flask_skin_model_train_accepts_the_export(runner, tmp_path):
+    """The export is a training set as it stands: ``train`` reads its folders and meta.csv (patients kept apart by
+    their pseudonymous ids) and writes a model."""
+    pharmacist = make_user("pharmacist", phone="+233241000078")
+    for seed, condition in enumerate(("scabies", "not_skin")):
+        for n in range(3):
+            photo = encode(sample_photo(320, 240, seed=10 * seed + n), "JPEG", quality=90)
+            _answered(make_triaged(pharmacist, consent=True, photo=photo), diagnosis=condition)
+    data, out = tmp_path / "dataset", tmp_path / "model"
+    assert runner.invoke(args=["skin-model", "export-dataset", "--out", str(data)]).exit_code == 0
+
+    result = runner.invoke(args=["skin-model", "train", "--data", str(data), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert (out / "model.onnx").is_file() and (out / "report.md").is_file()
+    with (out / "split.csv").open(newline="") as handle:
+        split = list(csv.DictReader(handle))
+    assert len(split) == 6
