@@ -61,6 +61,17 @@ def _naive_decode(data: bytes) -> float:
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``, Linux; ``ru_maxrss`` elsewhere) in MB."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -85,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         photo_times.append(time.perf_counter() - started)
     print(f"for scale: process() of a 12-MP photo JPEG ({len(photo):,} bytes): "
           f"median {statistics.median(photo_times) * 1000:.0f} ms (5 runs)")  # fmt: skip
+    print(f"memory: peak RSS of this process (every refusal and the uncapped decode ran here) {_peak_rss_mb():.0f} MB")
 
     worst = max(results.values())
     print(

@@ -89,6 +89,9 @@ BODIES = (
 # --- the server side: the product app plus the two comparison routes (gunicorn loads this) --------------------
 
 
+TARGET_WEB_RSS_MB = 200.0  # each web process (gunicorn worker) at its peak under the load
+
+
 def bench_app():
     """The product app from ``create_app()`` plus ``/bench/constant`` and ``/bench/insert``, for gunicorn only.
 
@@ -684,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
                     run_phase(connections, requests, result, deadline, meter)
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn died during the run (status {process.returncode})")
+            web_rss = {pid: peak_rss_mb(pid) for pid in child_pids(process.pid)}
         except BaseException:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace")[-4000:])
@@ -694,12 +698,16 @@ def main(argv: list[str] | None = None) -> int:
             stop_gunicorn(process)
             log.close()
         counts = stored_counts(args.database_url, args.redis_url)
+    print("peak RSS of each gunicorn worker: " + ", ".join(f"{mb:.0f} MB" for _, mb in sorted(web_rss.items()))
+          + f" / target {TARGET_WEB_RSS_MB:.0f} MB = {max(web_rss.values(), default=0) / TARGET_WEB_RSS_MB:.2f}")  # fmt: skip
     # Every answered request must have left exactly one row (a failed request already fails the run).
     answered_webhooks = len(warmed[2].latencies) + len(results[2].latencies)
     answered_inserts = len(warmed[1].latencies) + len(results[1].latencies)
     missed = report(results, counts, answered_webhooks, answered_inserts, workers, args)
     missed += [f"{w.name}: {len(w.errors)} failed requests ({w.errors[0]})" for w in warmed if w.errors]
     missed += [f"{w.name}: {w.unsent} requests not sent within --time-limit" for w in warmed if w.unsent]
+    if max(web_rss.values(), default=0) > TARGET_WEB_RSS_MB:
+        missed.append(f"a gunicorn worker peaked at {max(web_rss.values()):.0f} MB (target {TARGET_WEB_RSS_MB:.0f} MB)")
     print(f"\ntotal time {time.monotonic() - began:.1f} s")
     if missed:
         print("FAILED:\n  " + "\n  ".join(missed))
