@@ -232,6 +232,7 @@ class ConsultationDetailSchema(ConsultationSchema):
 
 class ReviewRequestSchema(ma.Schema):
     class Meta:
+        example = {"note": ex.REVIEW_NOTE}
         unknown = ma.RAISE
 
     note = ma.fields.String(
@@ -243,6 +244,9 @@ class ReviewRequestSchema(ma.Schema):
 
 
 class ReviewSchema(ma.Schema):
+    class Meta:
+        example = ex.REVIEW_ANSWER
+
     id = ma.fields.UUID(required=True)
     consultation_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True, validate=validate.OneOf(REVIEW_STATUSES))
@@ -269,6 +273,9 @@ class ReviewSchema(ma.Schema):
 
 
 class ReviewAnsweredSchema(ReviewSchema):
+    class Meta:
+        example = ex.REVIEW_ANSWERED
+
     sent = ma.fields.Boolean(
         required=True,
         metadata={"description": "queued to the pharmacist's chat (false: no linked chat; read through the API)"},
@@ -283,6 +290,9 @@ class ReviewPhotoSchema(ma.Schema):
 
 
 class ReviewDetailSchema(ReviewSchema):
+    class Meta:
+        example = ex.REVIEW_DETAIL
+
     consultation = ma.fields.Nested(ConsultationDetailSchema, required=True)
     photos = ma.fields.List(ma.fields.Nested(ReviewPhotoSchema), required=True)
     history = ma.fields.List(
@@ -304,6 +314,7 @@ DIAGNOSIS_MAX, ADVICE_MAX = 160, 600
 
 class ReviewAnswerSchema(ma.Schema):
     class Meta:
+        example = ex.REVIEW_ANSWER_REQUEST
         unknown = ma.RAISE
 
     diagnosis = ma.fields.String(
@@ -345,6 +356,9 @@ class OutcomeRowSchema(ma.Schema):
 
 
 class OutcomeReportSchema(ma.Schema):
+    class Meta:
+        example = ex.OUTCOME_REPORT
+
     items = ma.fields.List(ma.fields.Nested(OutcomeRowSchema), required=True)
 
 
