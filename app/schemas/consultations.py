@@ -9,7 +9,7 @@ from werkzeug.datastructures import FileStorage
 from app.models.consultation import AVAILABILITIES, LEVELS, OUTCOMES, STATUSES
 from app.models.review import CONFIDENCES, REVIEW_OPEN, REVIEW_STATUSES
 from app.schemas import examples as ex
-from app.schemas.common import PaginationQuery, page_of
+from app.schemas.common import PaginationQuery, TrimmedString, page_of
 from app.services import triage
 
 _AGE_GROUPS = tuple(triage.rules().age_groups)
@@ -317,7 +317,8 @@ class ReviewAnswerSchema(ma.Schema):
         example = ex.REVIEW_ANSWER_REQUEST
         unknown = ma.RAISE
 
-    diagnosis = ma.fields.String(
+    # trimmed before the length check: white space alone is no diagnosis or advice to send to the pharmacist
+    diagnosis = TrimmedString(
         required=True,
         validate=validate.Length(min=1, max=DIAGNOSIS_MAX),
         metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ...; not_skin) or free text"},
@@ -333,7 +334,7 @@ class ReviewAnswerSchema(ma.Schema):
         validate=validate.OneOf(LEVELS),
         metadata={"description": "the clinician's level (may raise or lower the rules' level)"},
     )
-    advice = ma.fields.String(
+    advice = TrimmedString(
         required=True,
         validate=validate.Length(min=1, max=ADVICE_MAX),
         metadata={"description": "sent to the pharmacist's chat as written"},
