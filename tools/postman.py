@@ -3,13 +3,14 @@
 ``make postman`` runs it (docs/integrating.md): the converter writes a collection from the OpenAPI document with its
 examples; this script makes it runnable, top to bottom, against ``make run``'s demo data:
 
-- a first folder signs in the demo accounts (admin, staff, pharmacist) and stores their tokens in the environment;
+- a first folder signs in the demo accounts (admin, staff, pharmacist, clinician) and stores their tokens in the
+  environment;
 - every request is named ``METHOD /api/v1/path`` as in the API document, and sends the token of a role allowed to
   call it (:data:`ROLES`);
 - path parameters and ids in example bodies come from what earlier requests created (:data:`CAPTURES`), so
   ``GET /api/v1/users/{user_id}`` reads the user ``POST /api/v1/users`` made;
-- a request that needs what another one did runs right after it (:data:`AFTER`); what deletes, cancels or signs
-  out runs last (:data:`LAST`);
+- a request that needs what another one did runs right after it (:data:`AFTER`), or first waits until the worker
+  has done it (:data:`WAIT`); what deletes, cancels or signs out runs last (:data:`LAST`);
 - every request checks that it got one of its documented 2xx answers (:data:`EXPECTED` lists the two that cannot:
   their code goes by SMS, which a client cannot read).
 
@@ -39,6 +40,7 @@ ROLES = {
     "stock": "staff",
     "notices": "staff",
     "consultations": "pharmacist", "analysis": "pharmacist", "medications": "pharmacist", "triage": "pharmacist",
+    "reviews": "clinician", "/api/v1/reports/outcomes": "clinician",
     "/api/v1/auth/me": "staff", "/api/v1/auth/phone/verify": "registered", "/api/v1/auth/phone/confirm": "registered",
     "/api/v1/auth/chat-link": "pharmacist", "/api/v1/auth/refresh": "session_refresh",
     "/api/v1/auth/logout": "session", "DELETE /api/v1/patients/{patient_id}": "admin",
@@ -58,6 +60,9 @@ CAPTURES = {
     ("POST", "/api/v1/consultations"): {"consultation_id": "body.id"},
     ("POST", "/api/v1/analysis/skin"): {"analysis_id": "body.id"},
     ("GET", "/api/v1/medications"): {"medication_id": "body.items[0].id"},
+    ("POST", "/api/v1/consultations/{consultation_id}/review-request"): {"review_id": "body.id"},
+    # the signed link's last segment: GET /api/v1/review-photos/{token} needs no bearer token
+    ("GET", "/api/v1/reviews/{review_id}"): {"photo_token": 'body.photos[0].url.split("/").pop()'},
 }
 
 # Path parameters read from another variable than their own name.
@@ -65,6 +70,7 @@ PATH_VARIABLES = {
     ("DELETE", "/api/v1/appointments/{appointment_id}"): {"appointment_id": "bulk_appointment_id"},
     "user_id": "new_user_id",
     "clinic_id": "new_clinic_id",
+    "token": "photo_token",
 }
 
 # Ids of the examples that stand for an object of the demo data or made by an earlier request.
@@ -83,6 +89,15 @@ AFTER = {
         ("PUT", "/api/v1/appointments/{appointment_id}/attendance"),
 }  # fmt: skip
 
+# Wait before sending until the worker has done what the request needs: (method, path) -> (the path to poll, the
+# role polling it, a JavaScript condition on its answer's `body`). A review needs a triaged consultation, which the
+# analysis job completes a moment after POST /api/v1/consultations. Polled every WAIT_MS, at most WAIT_TRIES times.
+WAIT = {
+    ("POST", "/api/v1/consultations/{consultation_id}/review-request"):
+        ("/api/v1/consultations/{{consultation_id}}", "pharmacist", 'body.status === "completed"'),
+}  # fmt: skip
+WAIT_MS, WAIT_TRIES = 500, 60  # 30 seconds, well within the 100 requests a minute each user may make
+
 # Run last, in this order: they delete, cancel or sign out what other requests use.
 LAST = [
     ("DELETE", "/api/v1/appointments/{appointment_id}"),
@@ -98,6 +113,7 @@ DEMO = {
     "admin": ("admin@thusa.example", "thusa-admin-demo"),
     "staff": ("staff@thusa.example", "thusa-staff-demo"),
     "pharmacist": ("pharmacist@thusa.example", "thusa-pharmacist-demo"),
+    "clinician": ("clinician@thusa.example", "thusa-clinician-demo"),
 }
 
 
@@ -127,8 +143,27 @@ def _bearer(variable: str) -> dict:
     return {"type": "bearer", "bearer": [{"key": "token", "value": f"{{{{{variable}}}}}", "type": "string"}]}
 
 
-def _script(lines: list[str]) -> dict:
-    return {"listen": "test", "script": {"type": "text/javascript", "exec": lines}}
+def _script(lines: list[str], listen: str = "test") -> dict:
+    return {"listen": listen, "script": {"type": "text/javascript", "exec": lines}}
+
+
+def _wait(path: str, role: str, condition: str) -> list[str]:
+    """A pre-request script: poll ``path`` as ``role`` until ``condition`` holds on its JSON answer, or give up (the
+    request is then sent anyway: its answer says why, and its check fails)."""
+    return [
+        "var tries = 0;",
+        "function done(error, answer) {",
+        "    if (error || answer.code !== 200) { return false; }",
+        f"    try {{ var body = answer.json(); return Boolean({condition}); }} catch (e) {{ return false; }}",
+        "}",
+        "(function poll() {",
+        f'    pm.sendRequest({{url: pm.variables.replaceIn("{{{{baseUrl}}}}{path}"), method: "GET",',
+        f'                    header: {{Authorization: "Bearer " + pm.environment.get("{role}_token")}}}},',
+        "                   function (error, answer) {",
+        f"        if (!done(error, answer) && ++tries < {WAIT_TRIES}) {{ setTimeout(poll, {WAIT_MS}); }}",
+        "    });",
+        "})();",
+    ]
 
 
 def _checks(method: str, path: str, statuses: list[int], captures: dict[str, str]) -> list[str]:
@@ -236,6 +271,8 @@ def _fix_request(item: dict, method: str, path: str, spec_operation: dict) -> di
     if (method, path) == ("POST", "/api/v1/auth/register"):
         lines += REGISTERED_SIGN_IN
     item["event"] = [_script(lines)]
+    if (method, path) in WAIT:
+        item["event"].insert(0, _script(_wait(*WAIT[(method, path)]), "prerequest"))
     return item
 
 
@@ -250,7 +287,7 @@ def build(converted: dict, spec: dict) -> tuple[dict, dict]:
         by_key[(method, path)] = fixed
         if (method, path) not in LAST:
             folders.setdefault(path[len(PREFIX) :].split("/")[0], []).append(fixed)
-    missing = [key for key in [*LAST, *AFTER, *AFTER.values()] if key not in by_key]
+    missing = [key for key in [*LAST, *AFTER, *AFTER.values(), *WAIT] if key not in by_key]
     if missing:
         raise SystemExit(f"tools/postman.py: these operations are gone from the API document: {missing}")
     for key, previous in AFTER.items():

@@ -14,6 +14,7 @@ from flask import Response, request
 from flask.views import MethodView
 
 from app.api.common import Blueprint, documents, requires
+from app.schemas import examples as ex
 from app.schemas.consultations import (
     OutcomeReportSchema,
     ReviewAnsweredSchema,
@@ -95,7 +96,7 @@ def answer(data, review_id: UUID):
 photos_blp = Blueprint("review_photos", __name__, url_prefix="/api/v1/review-photos",
                        description="Consultation photos by the signed links the review queue gives.")  # fmt: skip
 
-_JPEG = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}
+_JPEG = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}, "example": ex.REVIEW_PHOTO}}
 
 
 @photos_blp.get("/<string:token>")

@@ -9,7 +9,7 @@ from werkzeug.datastructures import FileStorage
 from app.models.consultation import AVAILABILITIES, LEVELS, OUTCOMES, STATUSES
 from app.models.review import CONFIDENCES, REVIEW_OPEN, REVIEW_STATUSES
 from app.schemas import examples as ex
-from app.schemas.common import PaginationQuery, page_of
+from app.schemas.common import PaginationQuery, TrimmedString, page_of
 from app.services import triage
 
 _AGE_GROUPS = tuple(triage.rules().age_groups)
@@ -232,6 +232,7 @@ class ConsultationDetailSchema(ConsultationSchema):
 
 class ReviewRequestSchema(ma.Schema):
     class Meta:
+        example = {"note": ex.REVIEW_NOTE}
         unknown = ma.RAISE
 
     note = ma.fields.String(
@@ -243,6 +244,9 @@ class ReviewRequestSchema(ma.Schema):
 
 
 class ReviewSchema(ma.Schema):
+    class Meta:
+        example = ex.REVIEW_ANSWER
+
     id = ma.fields.UUID(required=True)
     consultation_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True, validate=validate.OneOf(REVIEW_STATUSES))
@@ -269,6 +273,9 @@ class ReviewSchema(ma.Schema):
 
 
 class ReviewAnsweredSchema(ReviewSchema):
+    class Meta:
+        example = ex.REVIEW_ANSWERED
+
     sent = ma.fields.Boolean(
         required=True,
         metadata={"description": "queued to the pharmacist's chat (false: no linked chat; read through the API)"},
@@ -283,6 +290,9 @@ class ReviewPhotoSchema(ma.Schema):
 
 
 class ReviewDetailSchema(ReviewSchema):
+    class Meta:
+        example = ex.REVIEW_DETAIL
+
     consultation = ma.fields.Nested(ConsultationDetailSchema, required=True)
     photos = ma.fields.List(ma.fields.Nested(ReviewPhotoSchema), required=True)
     history = ma.fields.List(
@@ -304,9 +314,11 @@ DIAGNOSIS_MAX, ADVICE_MAX = 160, 600
 
 class ReviewAnswerSchema(ma.Schema):
     class Meta:
+        example = ex.REVIEW_ANSWER_REQUEST
         unknown = ma.RAISE
 
-    diagnosis = ma.fields.String(
+    # trimmed before the length check: white space alone is no diagnosis or advice to send to the pharmacist
+    diagnosis = TrimmedString(
         required=True,
         validate=validate.Length(min=1, max=DIAGNOSIS_MAX),
         metadata={"description": "a condition id (GET /triage/guidelines: fungal, eczema ...; not_skin) or free text"},
@@ -322,7 +334,7 @@ class ReviewAnswerSchema(ma.Schema):
         validate=validate.OneOf(LEVELS),
         metadata={"description": "the clinician's level (may raise or lower the rules' level)"},
     )
-    advice = ma.fields.String(
+    advice = TrimmedString(
         required=True,
         validate=validate.Length(min=1, max=ADVICE_MAX),
         metadata={"description": "sent to the pharmacist's chat as written"},
@@ -345,6 +357,9 @@ class OutcomeRowSchema(ma.Schema):
 
 
 class OutcomeReportSchema(ma.Schema):
+    class Meta:
+        example = ex.OUTCOME_REPORT
+
     items = ma.fields.List(ma.fields.Nested(OutcomeRowSchema), required=True)
 
 

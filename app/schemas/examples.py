@@ -37,6 +37,8 @@ AUDIT_ENTRY = "a43a72ec-c589-4747-a883-7646d008b35b"
 MISSED_APPOINTMENT = "3b9f0e6a-5c2d-4e8b-a17f-6d4c2b8e9a13"
 TRACED_PATIENT = "e2c4a6b8-0d1f-4a3c-b5e7-9f1a3c5e7b92"
 NOTICE = "8f2a4c6e-1b3d-4e5f-a7b9-c1d3e5f7a9b2"
+CLINICIAN_USER = "b3e1f7a2-9c4d-4e6b-8a1f-2d7c5e9b0a46"
+REVIEW = "6d2b8f41-3a7c-4e95-b1d0-9c8e7f6a5b34"
 
 BW_STAFF_PHONE = "+26771000001"
 BW_PATIENT_PHONE = "+26772000001"
@@ -113,7 +115,7 @@ STAFF_ACCOUNT: dict[str, Any] = {
     "id": STAFF_USER, "email": "staff@thusa.example", "name": "Neo Molefe", "phone": BW_STAFF_PHONE, "role": "staff",
     "clinic_id": GABORONE_CLINIC, "pharmacy_name": None, "site_type": None, "language": "tn", "active": True,
     "phone_verified": True, "phone_verified_at": CREATED, "created_at": CREATED, "updated_at": UPDATED,
-    "last_login_at": UPDATED,
+    "last_login_at": UPDATED, "all_pharmacies": False, "pharmacist_ids": [],
 }  # fmt: skip
 
 # Request times far enough ahead that the examples stay bookable (Wednesday 6 March 2030, 10:30 in Gaborone).
@@ -272,6 +274,66 @@ CONSULTATION_DETAIL: dict[str, Any] = {
         "created_at": "2026-12-06T10:12:07+00:00",
     },
     "retake": None,
+    # an API consultation: no chat check-in is planned (chat consultations get one 3 or 7 days on)
+    "photo_consent": True, "follow_up_at": None, "follow_up_sent_at": None, "outcome": None, "outcome_at": None,
+    "reopened_at": None, "reviews": [],
+}  # fmt: skip
+
+# A second opinion on that consultation: the Makola Pharmacy pharmacist (Accra, UTC) asks at 10:20; the target for
+# a pharmacy-level case is 24 hours. The demo clinician reads it at 11:55 and answers at 12:03.
+REVIEW_NOTE = "The patient asks if this is ringworm before buying the cream. Same patch on the other arm last year."
+REVIEW_REQUESTED = "2026-12-06T10:20:00+00:00"
+REVIEW_ANSWER: dict[str, Any] = {
+    "id": REVIEW, "consultation_id": CONSULTATION, "status": "open", "reason": "requested", "rules_level": "pharmacy",
+    "level": None, "level_change": None, "condition": "fungal", "note": REVIEW_NOTE, "pharmacy_name": "Makola Pharmacy",
+    "requested_at": REVIEW_REQUESTED, "due_at": "2026-12-07T10:20:00+00:00", "waiting_minutes": 0,
+    "target_minutes": 1440, "overdue": False, "answered_at": None, "answered_by": None, "diagnosis": None,
+    "icd10": None, "advice": None, "confidence": None,
+}  # fmt: skip
+# A signed link (itsdangerous: the photo and the clinician, a timestamp, a signature), valid 300 seconds.
+REVIEW_PHOTO_URL = (
+    "/api/v1/review-photos/.eJwNyrkNgDAMAMBdXGMpTpyPbfxKDECF2B2uvgcuOKHHsqokOJ0TWVrg1mFYkqJ6M9YucMD9V21BOaXiNnbkGIpLKLH6"
+    "tB5bi_CA9wMOaBe0.axWxHg.FOTcjH4SbBfBCrxZBbl9CttaPpY"
+)
+REVIEW_READ = {**REVIEW_ANSWER, "waiting_minutes": 95}
+REVIEW_DETAIL: dict[str, Any] = {
+    **REVIEW_READ,
+    "consultation": {**CONSULTATION_DETAIL, "reviews": [REVIEW_READ]},
+    "photos": [{"image_id": IMAGE, "position": 0, "url": REVIEW_PHOTO_URL, "expires_in": 300}],
+    "history": [],
+}  # fmt: skip
+# The photo itself: the clean JPEG the analysis job stored (no EXIF, GPS or other metadata).
+REVIEW_PHOTO = "(the photo: a JPEG file, its metadata removed)"
+REVIEW_ADVICE = ("Agree: ringworm of the body (tinea corporis). Clotrimazole 1% cream twice a day, and for 2 weeks "
+                 "after the rash has gone; keep the skin dry and do not share towels. Send her to the clinic if it "
+                 "spreads, blisters or is no better in 2 weeks.")  # fmt: skip
+REVIEW_ANSWER_REQUEST: dict[str, Any] = {
+    "diagnosis": "fungal", "icd10": "B35.4", "level": "pharmacy", "advice": REVIEW_ADVICE, "confidence": "likely",
+}  # fmt: skip
+REVIEW_ANSWERED: dict[str, Any] = {
+    **REVIEW_ANSWER, **REVIEW_ANSWER_REQUEST, "status": "answered", "level_change": "same", "waiting_minutes": 103,
+    "answered_at": "2026-12-06T12:03:00+00:00", "answered_by": CLINICIAN_USER, "sent": True,
+}  # fmt: skip
+
+
+def _outcomes(level: str, condition: str, consultations: int, better: int, same: int, worse: int,
+              clinic: int) -> dict[str, Any]:  # fmt: skip
+    """One row of the outcome report, its rate rounded as app.services.follow_ups rounds it."""
+    answered = better + same + worse + clinic
+    return {"level": level, "condition": condition, "consultations": consultations, "answered": answered,
+            "better": better, "same": same, "worse": worse, "clinic": clinic,
+            "worse_rate": round(worse / answered, 3) if answered else None}  # fmt: skip
+
+
+# The check-ins' answers at the pharmacies a clinician covers: mildest level first, then by condition.
+OUTCOME_REPORT: dict[str, Any] = {
+    "items": [
+        _outcomes("self_care", "insect_bite", 19, 14, 2, 0, 0),
+        _outcomes("pharmacy", "eczema", 27, 15, 6, 2, 1),
+        _outcomes("pharmacy", "fungal", 48, 30, 7, 3, 1),
+        _outcomes("clinic", "impetigo", 9, 3, 1, 1, 3),
+        _outcomes("clinic_today", "unknown", 2, 0, 0, 0, 0),
+    ],
 }  # fmt: skip
 
 MEDICATION_ANSWER: dict[str, Any] = {

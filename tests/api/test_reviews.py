@@ -125,7 +125,7 @@ def test_a_consultation_not_triaged_yet_cannot_be_reviewed(client, world):
 
 @pytest.mark.parametrize(("field", "value"), [("level", "soon"), ("confidence", "sure"), ("icd10", "eczema"),
                                               ("advice", ""), ("diagnosis", "x" * 161), ("advice", "x" * 601),
-                                              ("extra", 1)])  # fmt: skip
+                                              ("diagnosis", "   "), ("advice", " \n "), ("extra", 1)])  # fmt: skip
 def test_a_bad_answer_is_a_422_naming_the_field_and_writes_nothing(client, world, field, value):
     response = client.post(f"/api/v1/reviews/{world['review_a'].id}/answer", json={**ANSWER, field: value},
                            headers=bearer(world["tokens"]["clinician_a"]))  # fmt: skip
