@@ -285,9 +285,10 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     if reply is _NO_FLOW or reply is None:
         reply = Reply(ctx.t("ussd_unavailable"), end=True)
     # Linked here, with the status, so the hop's row gets one UPDATE (no flow reads the link before).
+    # No activity stamp on the conversation: the hop's own row records when it came, and a USSD flow keeps its state
+    # in Redis, so an UPDATE of the conversation on every hop would record nothing new.
     message.contact_id = contact.id
     message.status = STATUS_HANDLED
-    conversation.updated_at = utcnow()
     return reply
 
 
