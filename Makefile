@@ -3,7 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
-# Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database.
+# Test processes (pytest-xdist); each has its own PostgreSQL database (test_gw0, ...) and Redis database. An idle
+# process takes tests from a busy one (--dist worksteal): the long browser and launcher tests no longer leave one
+# process working alone at the end (272 s, was 306 s).
 TEST_WORKERS ?= auto
 # The integrator's kit (docs/integrating.md): Node tools pinned in tools/node/package-lock.json, installed by `npm ci`.
 NODE_TOOLS := tools/node
@@ -38,7 +40,7 @@ run: $(VENV)/.runtime ## install, migrate, seed demo data, start web + worker + 
 	$(PY) -m app.launcher
 
 test: $(VENV)/.dev chromium node-tools ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The simulator's browser test drives Debian's chromium (never a downloaded browser): installed when missing.
 chromium:
