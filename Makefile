@@ -39,7 +39,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
 run: $(VENV)/.runtime ## install, migrate, seed demo data, start web + worker + scheduler (+ embedded Redis)
 	$(PY) -m app.launcher
 
-test: $(VENV)/.dev chromium node-tools ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
+# chromium first (it may need apt-get, which takes one lock), then the Python and Node installs side by side.
+test: chromium ## install and run the whole suite with coverage (needs PostgreSQL and Redis on 127.0.0.1)
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.dev node-tools
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The simulator's browser test drives Debian's chromium (never a downloaded browser): installed when missing.
