@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))  # `python bench/reminders.py` from anywhere: the 
 
 import upload_csv  # noqa: E402  (bench/, beside this script: part (c), and the database preparation)
 from upload_csv import prepare_database  # noqa: E402
+from webhook_throughput import peak_rss_mb  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/thusa_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -412,15 +413,6 @@ def _direct_loop(app, count: int, first: int) -> tuple[float, float]:
         return time.perf_counter() - began, time.process_time() - cpu
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """A process's peak resident set (``VmHWM``) in MB, from ``/proc`` (Linux); 0 when it cannot be read."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def bench_send(app, args: argparse.Namespace, fake: FakeTwilioProcess, config: dict, instance: str) -> dict:
     """Part (b). The direct loop runs before and after the workers (half the sends each), so drift in the
     machine's load hits both sides alike."""
@@ -452,7 +444,7 @@ def bench_send(app, args: argparse.Namespace, fake: FakeTwilioProcess, config: d
         all_ids = _queue_send_batch(app, clinics, args.sends, seed=3, first=args.warmup)
         done = _wait_sent(app, len(all_ids), timeout=args.time_limit) - len(warm_ids)
         cpu_workers = Cpu.of(pids) - cpu_workers
-        worker_rss = [_peak_rss_mb(pid) for pid in pids]
+        worker_rss = [peak_rss_mb(pid) for pid in pids]
     finally:
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
