@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from operator import attrgetter
 
 from sqlalchemy import any_, bindparam, func
@@ -62,9 +63,16 @@ class Bulk:
         for chunk in chunks(values):
             yield column.in_(chunk)
 
-    def insert(self, table, columns: tuple[str, ...], rows: list[tuple], *, key: int) -> set:
+    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
         """Insert ``rows`` (values in ``columns`` order), skipping any that a concurrent transaction wrote first
-        (unique constraints); the ``key``-th values of the rows written."""
+        (unique constraints).
+
+        ``rows`` may be a generator: PostgreSQL stores each row while the next ones are built, so building them
+        adds nothing to the upload's time.
+
+        Returns:
+            The rows, as a list, and the ``key``-th values of those written.
+        """
         raise NotImplementedError
 
 
@@ -72,9 +80,10 @@ class _SqliteBulk(Bulk):
     def __init__(self, dialect) -> None:
         self.dialect = dialect
 
-    def insert(self, table, columns: tuple[str, ...], rows: list[tuple], *, key: int) -> set:
+    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
+        rows = list(rows)
         if not rows:
-            return set()
+            return rows, set()
         # The import's transaction holds SQLite's one write lock since its first statement (BEGIN IMMEDIATE): no
         # other transaction can have written these rows since they were looked up, so a plain executemany of
         # the values as SQLAlchemy would bind them does (at twice the speed of SQLAlchemy's own executemany).
@@ -84,7 +93,7 @@ class _SqliteBulk(Bulk):
         processors = [(i, _bind(table.c[columns[i]].type, dialect)) for i in order]
         values = [tuple(p(row[i]) if p else row[i] for i, p in processors) for row in rows]
         _driver().executemany(str(statement), values)
-        return {row[key] for row in rows}
+        return rows, {row[key] for row in rows}
 
 
 class _PostgresBulk(Bulk):
@@ -107,9 +116,12 @@ class _PostgresBulk(Bulk):
         if values:
             yield column == any_(func.string_to_array(bindparam(None, SEPARATOR.join(values)), SEPARATOR))
 
-    def insert(self, table, columns: tuple[str, ...], rows: list[tuple], *, key: int) -> set:
-        if not rows:
-            return set()
+    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return [], set()
+        rows, sent = chain((first,), rows), []
         import psycopg
         from psycopg import sql
 
@@ -119,10 +131,11 @@ class _PostgresBulk(Bulk):
         copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
         try:
             with db.session.begin_nested():
-                _copy(copy.format(target, names), types, rows)
-            return {row[key] for row in rows}
+                _copy(copy.format(target, names), types, _keeping(sent, rows))
+            return sent, {row[key] for row in sent}
         except psycopg.errors.UniqueViolation:
-            pass
+            sent.extend(rows)  # any the failed COPY had not taken yet
+            rows = sent
         scratch = sql.Identifier("import_rows")
         _driver().execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                           .format(scratch, names, target))  # fmt: skip
@@ -131,8 +144,15 @@ class _PostgresBulk(Bulk):
         returning = insert.format(target, names, names, scratch, sql.Identifier(columns[key]))
         written = _driver().execute(returning).fetchall()
         _driver().execute(sql.SQL("DROP TABLE {}").format(scratch))
-        return {value.bytes if isinstance(value, uuid.UUID) and isinstance(rows[0][key], bytes) else value
+        return rows, {value.bytes if isinstance(value, uuid.UUID) and isinstance(rows[0][key], bytes) else value
                 for (value,) in written}  # fmt: skip
+
+
+def _keeping(kept: list[tuple], rows: Iterator[tuple]) -> Iterator[tuple]:
+    """The rows of ``rows``, each appended to ``kept`` as it is taken."""
+    for row in rows:
+        kept.append(row)
+        yield row
 
 
 def for_session() -> Bulk:

@@ -15,6 +15,7 @@ moved rows and the booking confirmations go through the ORM, at the end.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -275,24 +276,28 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
     phones = sorted(set(phones))
     ids = iter(bulk.new_ids(len(phones)) + bulk.new_ids(len(phones)))
     as_id = bulk.as_id
-    contacts = []
-    for phone in phones:
-        person = people[phone]
-        if person.contact_id is None:
-            person.contact_id, person.contact_language = next(ids), person.set_language
-            person.set_language = None
-            contacts.append((person.contact_id, phone, person.contact_language, now, now))
-    stored = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contacts, key=1)
+
+    def contact_rows() -> Iterator[tuple]:
+        for phone in phones:
+            person = people[phone]
+            if person.contact_id is None:
+                person.contact_id, person.contact_language = next(ids), person.set_language
+                person.set_language = None
+                yield person.contact_id, phone, person.contact_language, now, now
+
+    contacts, stored = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contact_rows(), key=1)
     for row in contacts:
         if row[1] not in stored:  # created concurrently: use that one
             people[row[1]].contact_id = db.session.scalar(select(Contact.id).where(Contact.address == row[1]))
-    patients = []
-    for phone in phones:
-        person = people[phone]
-        if person.patient_id is None:
-            person.patient_id = next(ids)
-            patients.append((person.patient_id, phone, as_id(person.contact_id), now, now))
-    stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patients, key=1)
+
+    def patient_rows() -> Iterator[tuple]:
+        for phone in phones:
+            person = people[phone]
+            if person.patient_id is None:
+                person.patient_id = next(ids)
+                yield person.patient_id, phone, as_id(person.contact_id), now, now
+
+    patients, stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patient_rows(), key=1)
     for row in patients:
         if row[1] not in stored:
             people[row[1]].patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == row[1]))
@@ -306,16 +311,17 @@ def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str
     clinic_ids: dict[Clinic, object] = {}
     # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
     missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
-    values = []
-    for pair, record_id in zip(missing, bulk.new_ids(len(missing)), strict=True):
-        clinic, phone = pair
-        record = records[pair]
-        if clinic not in clinic_ids:
-            clinic_ids[clinic] = as_id(clinic.id)
-        record.id, record.name, record.set_name = record_id, record.set_name, None
-        values.append((record_id, clinic_ids[clinic], as_id(people[phone].patient_id), record.name, record.channel,
-                       now, now))  # fmt: skip
-    stored = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, values, key=0)
+
+    def record_rows() -> Iterator[tuple]:
+        for pair, record_id in zip(missing, bulk.new_ids(len(missing)), strict=True):
+            clinic, phone = pair
+            record = records[pair]
+            if clinic not in clinic_ids:
+                clinic_ids[clinic] = as_id(clinic.id)
+            record.id, record.name, record.set_name = record_id, record.set_name, None
+            yield record_id, clinic_ids[clinic], as_id(people[phone].patient_id), record.name, record.channel, now, now
+
+    values, stored = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, record_rows(), key=0)
     for pair, row in zip(missing, values, strict=True):
         if row[0] not in stored:  # created concurrently: use that one
             record = records[pair]
@@ -359,20 +365,22 @@ def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], rec
     created_by = getattr(actor, "user_id", None)
     created_by = as_id(created_by) if created_by else None
     stamp = utcnow()
-    values = []
     ids = bulk.new_ids(len(rows))
     # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
     ordered = sorted(rows, key=attrgetter("at"))
-    for row, appointment_id in zip(ordered, ids, strict=True):
-        clinic, at = row.clinic, row.at
-        plan = plans.get((clinic, at))
-        if plan is None:
-            plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
-            clinic_ids[clinic] = as_id(clinic.id)
-        values.append((appointment_id, clinic_ids[clinic], as_id(people[row.phone].patient_id), at, row.language,
-                       STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
-                       created_by, stamp, stamp))  # fmt: skip
-    written = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, values, key=0)
+
+    def appointment_rows() -> Iterator[tuple]:
+        for row, appointment_id in zip(ordered, ids, strict=True):
+            clinic, at = row.clinic, row.at
+            plan = plans.get((clinic, at))
+            if plan is None:
+                plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
+                clinic_ids[clinic] = as_id(clinic.id)
+            yield (appointment_id, clinic_ids[clinic], as_id(people[row.phone].patient_id), at, row.language,
+                   STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
+                   created_by, stamp, stamp)  # fmt: skip
+
+    values, written = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, appointment_rows(), key=0)
     return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] in written]
 
 
