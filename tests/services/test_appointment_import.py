@@ -637,8 +637,8 @@ def test_rows_another_upload_committed_meanwhile_are_skipped(staff, home, monkey
     other = sa.create_engine(database_url)
     looked = import_writer.load_people
 
-    def racing(phones, bulk):
-        people = looked(phones, bulk)
+    def racing(phones, bulk, execute):
+        people = looked(phones, bulk, execute)
         with other.begin() as connection:
             contact_id, patient_id = uuid.uuid4(), uuid.uuid4()
             connection.execute(sa.insert(Contact.__table__).values(id=contact_id, address="+26771234567"))

@@ -25,13 +25,15 @@ appointments are left alone (``unchanged``). Names go to the uploading clinic's 
 
 Speed (100,000 rows in one upload): rows are validated in plain Python with per-value caches (phone numbers,
 times, reminder plans: a week of appointments has few distinct times), in chunks of ``CHUNK_ROWS``, by a second
-thread while this one writes the previous chunk; writing is mostly PostgreSQL's work, so the two overlap on the
-machine's two cores. Each chunk is one step of one transaction: what exists is read with one array parameter
-(chunked ``IN`` lists on SQLite), then contacts, patients, the clinics' records of them and appointments are
-written with no ORM object per row: binary ``COPY`` on PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING`` through a temporary table when a
-concurrent upload got there first), one executemany ``INSERT`` on SQLite (whose write lock the import holds); new
-rows go in key order, with ascending ids, which halves PostgreSQL's index work. Only the rare moved rows and the
-booking confirmations go through the ORM, at the end.
+thread while this one writes the previous chunk; on PostgreSQL that thread also reads what is stored under the
+chunk's numbers and keys (one array parameter a query), on a connection of its own (:class:`.writer.Lookups`), so
+the writing thread never waits for a read. Writing is mostly PostgreSQL's work, so the two overlap on the
+machine's two cores. Each chunk is one step of one transaction: contacts, patients, the clinics' records of them
+and appointments are written with no ORM object per row, each table's rows built while the previous ones are
+stored: binary ``COPY`` on PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING`` through a temporary table when a
+concurrent upload got there first), one executemany ``INSERT`` on SQLite (whose write lock the import holds, and
+which reads in that transaction, chunked ``IN`` lists); new rows go in key order, with ascending ids, which halves
+PostgreSQL's index work. Only the rare moved rows and the booking confirmations go through the ORM, at the end.
 
 The package: :mod:`.reader` decodes and parses the file and checks its header, :mod:`.rows` validates the rows,
 :mod:`.writer` decides what each row does and writes it, through :mod:`.bulk`, the one place that knows the
@@ -43,14 +45,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.models import Clinic, utcnow
 from app.services import audit
 from app.services.appointment_import import repeats
+from app.services.appointment_import.bulk import Bulk
 from app.services.appointment_import.reader import COLUMNS, MAX_ERRORS, OPTIONAL, REQUIRED, Errors, read
 from app.services.appointment_import.rows import (
     MSG_DATETIME,
@@ -65,7 +69,7 @@ from app.services.appointment_import.rows import (
     load_clinics,
     targets,
 )
-from app.services.appointment_import.writer import Writer
+from app.services.appointment_import.writer import Lookups, Writer
 
 __all__ = [
     "COLUMNS",
@@ -138,13 +142,16 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
         records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
         clinics = targets(actor, load_clinics(default_id, columns, records))
         keys = {}
+        lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
         try:
-            with Validation(columns, records, clinics, now, errors) as chunks:
-                for rows in chunks:
-                    if repeating:
-                        keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
-                    if not (atomic and (errors.count or writer.errors.count)):
-                        writer.add(rows)
+            with _reading_aside(writer.bulk) as execute:
+                look = partial(lookups, execute=execute) if execute is not None else None
+                with Validation(columns, records, clinics, now, errors, look) as chunks:
+                    for rows, found in chunks:
+                        if repeating:
+                            keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
+                        if not (atomic and (errors.count or writer.errors.count)):
+                            writer.add(rows, found or lookups(rows, db.session.execute))
             writer.finish(failed=atomic and errors.count > 0)
             if repeating and not (atomic and errors.count):
                 repeats.apply(repeating, keys)
@@ -157,6 +164,18 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
                   "unchanged": writer.unchanged, "error_count": errors.count, "atomic": atomic})  # fmt: skip
     db.session.commit()
     return errors.report(writer.imported, writer.updated, writer.unchanged)
+
+
+@contextlib.contextmanager
+def _reading_aside(bulk: Bulk) -> Iterator[Callable | None]:
+    """A connection of its own for :class:`Lookups` to read on from the validating thread, when the backend allows
+    it (PostgreSQL; autocommit: it reads committed rows only); ``None`` on SQLite, whose reads then stay in the
+    import's transaction."""
+    if not bulk.reads_aside:
+        yield None
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection.execute
 
 
 def _default_clinic_id(actor, clinic_id: uuid.UUID | None) -> uuid.UUID | None:

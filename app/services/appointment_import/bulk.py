@@ -49,6 +49,10 @@ def as_uuid(value) -> uuid.UUID:
 class Bulk:
     """The bulk operations of one backend; get one with :func:`for_session`."""
 
+    # Whether the upload may read committed rows on a connection of its own while its transaction writes (see
+    # writer.Lookups): not on SQLite, whose in-memory databases are one per connection.
+    reads_aside = False
+
     @staticmethod
     def as_id(value):
         """An id (``uuid.UUID`` or already converted) in the form :meth:`insert` writes."""
@@ -71,7 +75,8 @@ class Bulk:
         adds nothing to the upload's time.
 
         Returns:
-            The rows, as a list, and the ``key``-th values of those written.
+            The rows, as a list, and the ``key``-th values of those a concurrent transaction wrote first, which
+            this one skipped (almost always none).
         """
         raise NotImplementedError
 
@@ -93,10 +98,12 @@ class _SqliteBulk(Bulk):
         processors = [(i, _bind(table.c[columns[i]].type, dialect)) for i in order]
         values = [tuple(p(row[i]) if p else row[i] for i, p in processors) for row in rows]
         _driver().executemany(str(statement), values)
-        return rows, {row[key] for row in rows}
+        return rows, set()
 
 
 class _PostgresBulk(Bulk):
+    reads_aside = True
+
     @staticmethod
     def as_id(value):
         return value.bytes if value.__class__ is uuid.UUID else value
@@ -131,8 +138,8 @@ class _PostgresBulk(Bulk):
         copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
         try:
             with db.session.begin_nested():
-                _copy(copy.format(target, names), types, _keeping(sent, rows))
-            return sent, {row[key] for row in sent}
+                _copy(copy.format(target, names), types, rows, sent)
+            return sent, set()
         except psycopg.errors.UniqueViolation:
             sent.extend(rows)  # any the failed COPY had not taken yet
             rows = sent
@@ -142,17 +149,10 @@ class _PostgresBulk(Bulk):
         _copy(copy.format(scratch, names), types, rows)
         insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}")
         returning = insert.format(target, names, names, scratch, sql.Identifier(columns[key]))
-        written = _driver().execute(returning).fetchall()
+        written = {value.bytes if isinstance(value, uuid.UUID) and isinstance(rows[0][key], bytes) else value
+                   for (value,) in _driver().execute(returning)}  # fmt: skip
         _driver().execute(sql.SQL("DROP TABLE {}").format(scratch))
-        return rows, {value.bytes if isinstance(value, uuid.UUID) and isinstance(rows[0][key], bytes) else value
-                for (value,) in written}  # fmt: skip
-
-
-def _keeping(kept: list[tuple], rows: Iterator[tuple]) -> Iterator[tuple]:
-    """The rows of ``rows``, each appended to ``kept`` as it is taken."""
-    for row in rows:
-        kept.append(row)
-        yield row
+        return rows, {row[key] for row in rows} - written
 
 
 def for_session() -> Bulk:
@@ -181,12 +181,20 @@ def _driver():
     return db.session.connection().connection.driver_connection
 
 
-def _copy(statement, types: list[str], rows: list[tuple]) -> None:
+def _copy(statement, types: list[str], rows: Iterable[tuple], kept: list[tuple] | None = None) -> None:
+    """COPY ``rows`` with ``statement``, each appended to ``kept`` (if given) as it goes."""
     from psycopg.types.string import BytesBinaryDumper
 
     with _driver().cursor() as cursor, cursor.copy(statement) as copy:
         # By oid, bytea would get the DB-API Binary wrapper's dumper (Python code); this one is psycopg's C one.
         cursor.adapters.register_dumper(None, BytesBinaryDumper)
         copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+        write = copy.write_row
+        if kept is None:
+            for row in rows:
+                write(row)
+        else:
+            keep = kept.append
+            for row in rows:
+                keep(row)
+                write(row)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -340,14 +340,18 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
 
 
 class Validation:
-    """:func:`validate` run by a second thread, ahead of the caller: ``with Validation(...) as chunks``.
+    """:func:`validate` run by a second thread, ahead of the caller: ``with Validation(..., look) as chunks``
+    gives ``(rows, look(rows))`` a chunk at a time (``None`` for ``look(rows)`` when ``look`` is ``None``).
 
     Validating is Python work and writing mostly PostgreSQL's: while this thread waits for the database, the
-    other validates the next chunk. Leaving the block stops and joins the thread, also on an error.
+    other validates the next chunk, and ``look`` reads what is stored for it. Leaving the block stops and joins the
+    thread, also on an error.
     """
 
-    def __init__(self, *args) -> None:
-        self.chunks = validate(*args)
+    def __init__(self, columns: dict[str, int], records: list[tuple[int, list[str]]], targets: dict[str, tuple],
+                 now: datetime, errors: Errors, look: Callable[[list[Row]], object] | None = None) -> None:  # fmt: skip
+        self.chunks = validate(columns, records, targets, now, errors)
+        self.look = look
         self.queue: SimpleQueue = SimpleQueue()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="appointment-import-validation", daemon=True)
@@ -357,16 +361,16 @@ class Validation:
             for rows in self.chunks:
                 if self.stop.is_set():
                     return
-                self.queue.put(rows)
+                self.queue.put((rows, self.look(rows) if self.look is not None else None))
         except BaseException as exc:  # handed to the consuming thread
             self.queue.put(exc)
         self.queue.put(None)
 
-    def __enter__(self) -> Iterator[list[Row]]:
+    def __enter__(self) -> Iterator[tuple[list[Row], object]]:
         self.thread.start()
         return iter(self._next, None)
 
-    def _next(self) -> list[Row] | None:
+    def _next(self) -> tuple[list[Row], object] | None:
         item = self.queue.get()
         if isinstance(item, BaseException):
             raise item

@@ -6,16 +6,17 @@ time, language, or a name where the clinic's record of the patient has none) is 
 appointment through :func:`appointments.reschedule` (new reminders, the patient told); cancelled or past
 appointments are left alone (``unchanged``). A row reads and writes only its own clinic's record of the patient.
 
-Each chunk is one step of one transaction: what exists is read with one statement per chunk of values, then
-contacts, patients, the clinics' records of them and appointments are written with no ORM object per row through
-:mod:`.bulk`; new rows go in key order, with ascending ids, which halves PostgreSQL's index work. Only the rare
-moved rows and the booking confirmations go through the ORM, at the end.
+Each chunk is one step of one transaction: what exists is read by :class:`Lookups` with one statement per chunk of
+values (on PostgreSQL ahead of time, by the validating thread), then contacts, patients, the clinics' records of
+them and appointments are written with no ORM object per row through :mod:`.bulk`, each table's rows built while
+the previous ones are stored; new rows go in key order, with ascending ids, which halves PostgreSQL's index work.
+Only the rare moved rows and the booking confirmations go through the ORM, at the end.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -31,6 +32,8 @@ from app.services import appointments
 from app.services.appointment_import.bulk import Bulk, as_uuid, chunks, for_session
 from app.services.appointment_import.reader import Errors
 from app.services.appointment_import.rows import MSG_REF_TAKEN, Row
+
+Execute = Callable  # Session.execute or Connection.execute: runs a SELECT, returns its rows
 
 
 @dataclass(slots=True)
@@ -67,11 +70,11 @@ class _Record:
     set_name: str | None = None  # fill the record's empty name
 
 
-def load_people(phones: set[str], bulk: Bulk) -> dict[str, _Person]:
+def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Person]:
     """The contact and patient (if any) of every number."""
     people = {phone: _Person() for phone in phones}
     for where in bulk.matching(Contact.address, phones):
-        found = db.session.execute(
+        found = execute(
             select(Contact.address, Contact.id, Contact.language, Patient.id)
             .outerjoin(Patient, Patient.contact_id == Contact.id)
             .where(where)
@@ -82,20 +85,21 @@ def load_people(phones: set[str], bulk: Bulk) -> dict[str, _Person]:
     return people
 
 
-def load_records(pairs: set[tuple[Clinic, str]], people: dict[str, _Person],
-                 bulk: Bulk) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
-    """Each clinic's record (if any) of each number, per (clinic, number); numbers without a patient have none."""
+def load_records(pairs: set[tuple[Clinic, str]], patients: set[str], clinic_ids: dict[Clinic, uuid.UUID],
+                 bulk: Bulk, execute: Execute) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
+    """Each clinic's record (if any) of each number, per (clinic, number); numbers not in ``patients`` (those with
+    a stored patient) have none."""
     records = {pair: _Record() for pair in pairs}
     phones: dict[Clinic, set[str]] = {}
     for clinic, phone in pairs:
-        if people[phone].patient_id is not None:
+        if phone in patients:
             phones.setdefault(clinic, set()).add(phone)
     for clinic, clinic_phones in phones.items():
         for where in bulk.matching(Patient.phone, clinic_phones):
-            found = db.session.execute(
+            found = execute(
                 select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
                 .join(Patient, Patient.id == PatientRecord.patient_id)
-                .where(PatientRecord.clinic_id == clinic.id, where)
+                .where(PatientRecord.clinic_id == clinic_ids[clinic], where)
             )
             for phone, record_id, name, channel in found:
                 record = records[(clinic, phone)]
@@ -103,15 +107,16 @@ def load_records(pairs: set[tuple[Clinic, str]], people: dict[str, _Person],
     return records
 
 
-def load_existing(rows: list[Row], bulk: Bulk) -> dict[tuple[Clinic, str], _Existing]:
-    """The appointments already stored under the keys of ``rows``, per (clinic, key)."""
+def load_existing(slots: set[tuple[Clinic, str]], clinic_ids: dict[Clinic, uuid.UUID], bulk: Bulk,
+                  execute: Execute) -> dict[tuple[Clinic, str], _Existing]:  # fmt: skip
+    """The appointments already stored under the (clinic, key) ``slots``, per (clinic, key)."""
     keys: dict[Clinic, set[str]] = {}
-    for row in rows:
-        keys.setdefault(row.clinic, set()).add(row.key)
+    for clinic, key in slots:
+        keys.setdefault(clinic, set()).add(key)
     existing: dict[tuple[Clinic, str], _Existing] = {}
     for clinic, clinic_keys in keys.items():
         for where in bulk.matching(Appointment.import_key, clinic_keys):
-            found = db.session.execute(
+            found = execute(
                 select(
                     Appointment.import_key,
                     Appointment.id,
@@ -121,11 +126,52 @@ def load_existing(rows: list[Row], bulk: Bulk) -> dict[tuple[Clinic, str], _Exis
                     Appointment.language,
                 )  # fmt: skip
                 .join(Patient, Patient.id == Appointment.patient_id)
-                .where(Appointment.clinic_id == clinic.id, where)
+                .where(Appointment.clinic_id == clinic_ids[clinic], where)
             )
             for key, *fields in found:
                 existing[(clinic, key)] = _Existing(*fields)
     return existing
+
+
+@dataclass(slots=True)
+class Found:
+    """What the database already holds under one chunk's numbers, keys and (clinic, number) pairs not seen before."""
+
+    people: dict[str, _Person]
+    records: dict[tuple[Clinic, str], _Record]
+    existing: dict[tuple[Clinic, str], _Existing]
+
+
+class Lookups:
+    """Reads what the database already holds for an upload's rows, a chunk at a time, each number, (clinic, key)
+    and (clinic, number) once: ``lookups(rows, execute)``.
+
+    It reads committed rows only, never the upload's own (those are of numbers and keys already seen), so on
+    PostgreSQL it runs ahead of the writer, in the validating thread, on a connection of its own: under READ
+    COMMITTED the writer's session would read the same rows, and the writer no longer waits for them. The
+    clinics' ids are read once, here, so that thread reads no ORM attribute.
+    """
+
+    def __init__(self, bulk: Bulk, clinics: Iterable[Clinic]) -> None:
+        self.bulk = bulk
+        self.clinic_ids = {clinic: clinic.id for clinic in clinics}
+        self.phones: set[str] = set()
+        self.pairs: set[tuple[Clinic, str]] = set()
+        self.slots: set[tuple[Clinic, str]] = set()
+        self.patients: set[str] = set()  # numbers with a stored patient
+
+    def __call__(self, rows: list[Row], execute: Execute) -> Found:
+        slots = {(row.clinic, row.key) for row in rows} - self.slots
+        phones = {row.phone for row in rows} - self.phones
+        pairs = {(row.clinic, row.phone) for row in rows} - self.pairs
+        self.slots |= slots
+        self.phones |= phones
+        self.pairs |= pairs
+        existing = load_existing(slots, self.clinic_ids, self.bulk, execute)
+        people = load_people(phones, self.bulk, execute)
+        self.patients.update(phone for phone, person in people.items() if person.patient_id is not None)
+        records = load_records(pairs, self.patients, self.clinic_ids, self.bulk, execute)
+        return Found(people, records, existing)
 
 
 class Writer:
@@ -141,21 +187,17 @@ class Writer:
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
         self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
         self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
-        self.looked: set[tuple[Clinic, str]] = set()  # keys already looked up
         self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds
         self.ids: dict[tuple[Clinic, str], object] = {}  # ... their ids, once written
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
         self.imported = self.updated = self.unchanged = 0
 
-    def add(self, rows: list[Row]) -> None:
-        """Decide and write one chunk of valid rows."""
-        lookup = [row for row in rows if (row.clinic, row.key) not in self.looked]
-        self.looked.update((row.clinic, row.key) for row in lookup)
-        self.existing.update(load_existing(lookup, self.bulk))
-        self.people.update(load_people({row.phone for row in rows} - self.people.keys(), self.bulk))
-        pairs = {(row.clinic, row.phone) for row in rows} - self.records.keys()
-        self.records.update(load_records(pairs, self.people, self.bulk))
+    def add(self, rows: list[Row], found: Found) -> None:
+        """Decide and write one chunk of valid rows, given what :class:`Lookups` found for them."""
+        self.existing.update(found.existing)
+        self.people.update(found.people)
+        self.records.update(found.records)
         fresh = [row for row in rows if self._decide(row)]
         _create_people(self.people, [row.phone for row in fresh], self.bulk)
         _create_records(self.records, self.people, [(row.clinic, row.phone) for row in fresh], self.bulk)
@@ -285,10 +327,9 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
                 person.set_language = None
                 yield person.contact_id, phone, person.contact_language, now, now
 
-    contacts, stored = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contact_rows(), key=1)
-    for row in contacts:
-        if row[1] not in stored:  # created concurrently: use that one
-            people[row[1]].contact_id = db.session.scalar(select(Contact.id).where(Contact.address == row[1]))
+    _, skipped = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contact_rows(), key=1)
+    for phone in skipped:  # created concurrently: use that one
+        people[phone].contact_id = db.session.scalar(select(Contact.id).where(Contact.address == phone))
 
     def patient_rows() -> Iterator[tuple]:
         for phone in phones:
@@ -297,10 +338,9 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
                 person.patient_id = next(ids)
                 yield person.patient_id, phone, as_id(person.contact_id), now, now
 
-    patients, stored = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patient_rows(), key=1)
-    for row in patients:
-        if row[1] not in stored:
-            people[row[1]].patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == row[1]))
+    _, skipped = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patient_rows(), key=1)
+    for phone in skipped:
+        people[phone].patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == phone))
 
 
 def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str, _Person],
@@ -321,9 +361,9 @@ def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str
             record.id, record.name, record.set_name = record_id, record.set_name, None
             yield record_id, clinic_ids[clinic], as_id(people[phone].patient_id), record.name, record.channel, now, now
 
-    values, stored = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, record_rows(), key=0)
-    for pair, row in zip(missing, values, strict=True):
-        if row[0] not in stored:  # created concurrently: use that one
+    values, skipped = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, record_rows(), key=0)
+    for pair, row in zip(missing, values, strict=True) if skipped else ():
+        if row[0] in skipped:  # created concurrently: use that one
             record = records[pair]
             record.id, record.name, record.channel = db.session.execute(
                 select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
@@ -380,8 +420,8 @@ def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], rec
                    STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
-    values, written = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, appointment_rows(), key=0)
-    return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] in written]
+    values, skipped = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, appointment_rows(), key=0)
+    return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] not in skipped]
 
 
 def _update_existing(actor, existing: dict[tuple[Clinic, str], _Existing], errors: Errors) -> None:
