@@ -37,6 +37,7 @@ from app.services.appointment_import import (
     MSG_UNKNOWN_CLINIC,
     import_csv,
 )
+from app.services.appointment_import import bulk as import_bulk
 from app.services.appointment_import import rows as import_rows
 from app.services.appointment_import import writer as import_writer
 from app.services.appointment_import.rows import MSG_DATETIME_DAY_FIRST as MSG_DAY_FIRST
@@ -658,6 +659,16 @@ def test_rows_another_upload_committed_meanwhile_are_skipped(staff, home, monkey
     assert counts(report) == (1, 0, 1, 0)
     assert (count(Appointment), count(Patient), count(Contact)) == (2, 2, 2)
     assert sorted(a.patient.phone for a in stored()) == ["+26771234567", "+26772345678"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5_000])
+def test_new_postgres_ids_are_distinct_random_uuids_in_ascending_order(count):
+    """COPY writes new rows with these ids in this order (the primary key's index takes them in key order)."""
+    ids = import_bulk._PostgresBulk().new_ids(count)
+
+    assert len(ids) == len(set(ids)) == count
+    assert ids == sorted(ids)
+    assert all(uuid.UUID(bytes=raw).version == 4 and uuid.UUID(bytes=raw).variant == uuid.RFC_4122 for raw in ids)
 
 
 # --- people -----------------------------------------------------------------------------------------------------

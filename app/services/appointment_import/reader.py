@@ -67,7 +67,7 @@ def read(data: bytes, errors: Errors) -> tuple[dict[str, int], list[tuple[int, l
         errors.add(1, None, "This is not a CSV file (it looks like a spreadsheet or other binary file); save it "
                             "as CSV.")  # fmt: skip
         return None
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in io.StringIO(text, newline=None) if line.strip()), "")
     separator = max(SEPARATORS, key=first.count)  # ties (none at all) go to the comma, listed first
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=False)
     records: list[tuple[int, list[str]]] = []
@@ -76,7 +76,7 @@ def read(data: bytes, errors: Errors) -> tuple[dict[str, int], list[tuple[int, l
     try:
         for cells in reader:
             start, last = last + 1, reader.line_num
-            if not "".join(cells).strip():
+            if not (cells and cells[0].strip()) and not "".join(cells).strip():
                 continue  # blank line, or a row of empty cells
             if header is None:
                 header = (start, cells)

@@ -52,7 +52,8 @@ class _Existing:
 
 @dataclass(slots=True)
 class _Person:
-    """A phone number of this file: its contact and patient (ids ``None`` until created)."""
+    """A phone number of this file: its contact and patient (ids in the form :meth:`Bulk.as_id` gives, ``None``
+    until created)."""
 
     contact_id: uuid.UUID | None = None
     contact_language: str | None = None
@@ -73,6 +74,7 @@ class _Record:
 def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Person]:
     """The contact and patient (if any) of every number."""
     people = {phone: _Person() for phone in phones}
+    as_id = bulk.as_id
     for where in bulk.matching(Contact.address, phones):
         found = execute(
             select(Contact.address, Contact.id, Contact.language, Patient.id)
@@ -81,7 +83,8 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
         )
         for address, contact_id, language, patient_id in found:
             person = people[address]
-            person.contact_id, person.contact_language, person.patient_id = contact_id, language, patient_id
+            person.contact_id, person.contact_language = as_id(contact_id), language
+            person.patient_id = as_id(patient_id) if patient_id is not None else None
     return people
 
 
@@ -329,18 +332,18 @@ def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) ->
 
     _, skipped = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contact_rows(), key=1)
     for phone in skipped:  # created concurrently: use that one
-        people[phone].contact_id = db.session.scalar(select(Contact.id).where(Contact.address == phone))
+        people[phone].contact_id = as_id(db.session.scalar(select(Contact.id).where(Contact.address == phone)))
 
     def patient_rows() -> Iterator[tuple]:
         for phone in phones:
             person = people[phone]
             if person.patient_id is None:
                 person.patient_id = next(ids)
-                yield person.patient_id, phone, as_id(person.contact_id), now, now
+                yield person.patient_id, phone, person.contact_id, now, now
 
     _, skipped = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patient_rows(), key=1)
     for phone in skipped:
-        people[phone].patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == phone))
+        people[phone].patient_id = as_id(db.session.scalar(select(Patient.id).where(Patient.phone == phone)))
 
 
 def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str, _Person],
@@ -359,7 +362,7 @@ def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str
             if clinic not in clinic_ids:
                 clinic_ids[clinic] = as_id(clinic.id)
             record.id, record.name, record.set_name = record_id, record.set_name, None
-            yield record_id, clinic_ids[clinic], as_id(people[phone].patient_id), record.name, record.channel, now, now
+            yield record_id, clinic_ids[clinic], people[phone].patient_id, record.name, record.channel, now, now
 
     values, skipped = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, record_rows(), key=0)
     for pair, row in zip(missing, values, strict=True) if skipped else ():
@@ -416,7 +419,7 @@ def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], rec
             if plan is None:
                 plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
                 clinic_ids[clinic] = as_id(clinic.id)
-            yield (appointment_id, clinic_ids[clinic], as_id(people[row.phone].patient_id), at, row.language,
+            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, row.language,
                    STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
