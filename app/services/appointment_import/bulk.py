@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from operator import attrgetter
 
-import numpy
 from sqlalchemy import any_, bindparam, func
 from sqlalchemy.dialects import sqlite
 
@@ -113,11 +112,8 @@ class _PostgresBulk(Bulk):
         raw = bytearray(os.urandom(16 * count))
         raw[6::16] = raw[6::16].translate(_VERSION_4)
         raw[8::16] = raw[8::16].translate(_VARIANT)
-        # Sorted by their first 8 bytes, read as big-endian integers (numpy sorts those ten times faster than Python
-        # sorts bytes); two ids sharing them (one chance in 2^60) merely come in either order.
-        words = numpy.frombuffer(raw, dtype=">u8").reshape(count, 2)
-        raw = words[numpy.argsort(words[:, 0], kind="stable")].tobytes()
-        return [raw[i : i + 16] for i in range(0, 16 * count, 16)]
+        raw = bytes(raw)
+        return sorted([raw[i : i + 16] for i in range(0, 16 * count, 16)])
 
     def matching(self, column, values: Iterable) -> Iterator:
         # One statement, one index probe per value (``= ANY``); the values as one text joined by a separator no

@@ -88,17 +88,13 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
     return people
 
 
-def load_records(pairs: set[tuple[Clinic, str]], patients: set[str], clinic_ids: dict[Clinic, uuid.UUID],
+def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clinic_ids: dict[Clinic, uuid.UUID],
                  bulk: Bulk, execute: Execute) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
-    """Each clinic's record (if any) of each number, per (clinic, number); numbers not in ``patients`` (those with
-    a stored patient) have none."""
-    records = {pair: _Record() for pair in pairs}
-    phones: dict[Clinic, set[str]] = {}
-    for clinic, phone in pairs:
-        if phone in patients:
-            phones.setdefault(clinic, set()).add(phone)
-    for clinic, clinic_phones in phones.items():
-        for where in bulk.matching(Patient.phone, clinic_phones):
+    """Each clinic's record (if any) of each of its numbers, per (clinic, number); numbers not in ``patients``
+    (those with a stored patient) have none."""
+    records = {(clinic, phone): _Record() for clinic, phones in clinic_phones.items() for phone in phones}
+    for clinic, phones in clinic_phones.items():
+        for where in bulk.matching(Patient.phone, phones & patients):
             found = execute(
                 select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
                 .join(Patient, Patient.id == PatientRecord.patient_id)
@@ -110,12 +106,9 @@ def load_records(pairs: set[tuple[Clinic, str]], patients: set[str], clinic_ids:
     return records
 
 
-def load_existing(slots: set[tuple[Clinic, str]], clinic_ids: dict[Clinic, uuid.UUID], bulk: Bulk,
+def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UUID], bulk: Bulk,
                   execute: Execute) -> dict[tuple[Clinic, str], _Existing]:  # fmt: skip
-    """The appointments already stored under the (clinic, key) ``slots``, per (clinic, key)."""
-    keys: dict[Clinic, set[str]] = {}
-    for clinic, key in slots:
-        keys.setdefault(clinic, set()).add(key)
+    """The appointments already stored under each clinic's import ``keys``, per (clinic, key)."""
     existing: dict[tuple[Clinic, str], _Existing] = {}
     for clinic, clinic_keys in keys.items():
         for where in bulk.matching(Appointment.import_key, clinic_keys):
@@ -158,22 +151,31 @@ class Lookups:
     def __init__(self, bulk: Bulk, clinics: Iterable[Clinic]) -> None:
         self.bulk = bulk
         self.clinic_ids = {clinic: clinic.id for clinic in clinics}
-        self.phones: set[str] = set()
-        self.pairs: set[tuple[Clinic, str]] = set()
-        self.slots: set[tuple[Clinic, str]] = set()
+        self.phones: set[str] = set()  # numbers seen
+        self.keys: dict[Clinic, set[str]] = {}  # import keys seen, per clinic
+        self.clinic_phones: dict[Clinic, set[str]] = {}  # numbers seen, per clinic
         self.patients: set[str] = set()  # numbers with a stored patient
 
     def __call__(self, rows: list[Row], execute: Execute) -> Found:
-        slots = {(row.clinic, row.key) for row in rows} - self.slots
-        phones = {row.phone for row in rows} - self.phones
-        pairs = {(row.clinic, row.phone) for row in rows} - self.pairs
-        self.slots |= slots
+        keys: dict[Clinic, set[str]] = {}
+        clinic_phones: dict[Clinic, set[str]] = {}
+        for row in rows:
+            clinic = row.clinic
+            if clinic not in keys:
+                keys[clinic], clinic_phones[clinic] = set(), set()
+            keys[clinic].add(row.key)
+            clinic_phones[clinic].add(row.phone)
+        for clinic in keys:  # only what no earlier chunk had
+            keys[clinic] -= self.keys.setdefault(clinic, set())
+            self.keys[clinic] |= keys[clinic]
+            clinic_phones[clinic] -= self.clinic_phones.setdefault(clinic, set())
+            self.clinic_phones[clinic] |= clinic_phones[clinic]
+        phones = set().union(*clinic_phones.values()) - self.phones
         self.phones |= phones
-        self.pairs |= pairs
-        existing = load_existing(slots, self.clinic_ids, self.bulk, execute)
+        existing = load_existing(keys, self.clinic_ids, self.bulk, execute)
         people = load_people(phones, self.bulk, execute)
         self.patients.update(phone for phone, person in people.items() if person.patient_id is not None)
-        records = load_records(pairs, self.patients, self.clinic_ids, self.bulk, execute)
+        records = load_records(clinic_phones, self.patients, self.clinic_ids, self.bulk, execute)
         return Found(people, records, existing)
 
 
