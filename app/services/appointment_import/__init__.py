@@ -137,7 +137,7 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
     writer = Writer(actor, now, atomic, Errors())
     rows_seen = 0
     if parsed is not None:
-        columns, records = parsed
+        (columns, records), parsed = parsed, None  # validation frees the records as it goes
         rows_seen = len(records)
         records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
         clinics = targets(actor, load_clinics(default_id, columns, records))

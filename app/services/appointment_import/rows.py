@@ -29,6 +29,7 @@ from app.services.phones import to_e164
 NAME_LENGTH = 200  # Patient.name
 REF_LENGTH = 100  # Appointment.external_ref
 CHUNK_ROWS = 10_000  # rows validated, then written, at a time
+AHEAD = 2  # chunks validated (and looked up) ahead of the one being written
 LANGUAGE_WORDS = {"en": "en", "english": "en", "tn": "tn", "setswana": "tn"}
 
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
@@ -70,6 +71,7 @@ class Row:
     name: str | None
     ref: str | None
     key: str
+    id: object = None  # the new appointment's, once the writer has stored it
 
 
 def load_clinics(default_id: uuid.UUID | None, columns: dict[str, int],
@@ -111,12 +113,7 @@ class Phones:
 
     def read(self, value: str) -> tuple[str | None, str | None]:
         """``(e164, None)`` or ``(None, error message)``."""
-        found = self.cache.get(value)
-        if found is None:
-            found = self.cache[value] = self._read(value.strip())
-        return found
-
-    def _read(self, text: str) -> tuple[str | None, str | None]:
+        text = value.strip()
         if not text:
             return None, MSG_REQUIRED
         plus = text[0] == "+"
@@ -129,6 +126,14 @@ class Phones:
             )
             if international and (quick := _quick_e164(digits)):
                 return quick, None
+        # Only what needs phonenumbers is remembered: the quick path costs less than a cache of every number of
+        # a 100,000-row file would hold in memory.
+        found = self.cache.get(text)
+        if found is None:
+            found = self.cache[text] = self._parse(text, plus, digits)
+        return found
+
+    def _parse(self, text: str, plus: bool, digits: str) -> tuple[str | None, str | None]:
         try:
             return to_e164(text, self.region), None
         except ValueError as exc:
@@ -275,7 +280,8 @@ def targets(actor, clinics: dict[str, Clinic | None]) -> dict[str, tuple]:
 def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targets: dict[str, tuple],
               now: datetime, errors: Errors) -> Iterator[list[Row]]:  # fmt: skip
     """The valid rows, normalised, ``CHUNK_ROWS`` records at a time; every problem of the others goes to
-    ``errors``. Pure Python: no database, no ORM attribute."""
+    ``errors``. Pure Python: no database, no ORM attribute. It empties ``records`` as it goes (an upload's records
+    are its largest part), so the caller must not need them afterwards."""
     add = errors.add
     known = set(columns.values())
     width = max(known) + 1
@@ -286,7 +292,9 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
     import_key = appointments.import_key
     for start in range(0, len(records), CHUNK_ROWS):
         rows: list[Row] = []
-        for line, cells in records[start : start + CHUNK_ROWS]:
+        chunk = records[start : start + CHUNK_ROWS]
+        records[start : start + CHUNK_ROWS] = [None] * len(chunk)  # freed once validated: the caller is done with them
+        for line, cells in chunk:
             size = len(cells)
             if size < width:
                 cells = cells + [""] * (width - size)
@@ -304,8 +312,7 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
                 ok = False
             else:
                 raw = cells[p_phone]
-                found = phones.cache.get(raw)
-                phone, problem = found if found is not None else phones.read(raw)
+                phone, problem = phones.read(raw)
                 if problem:
                     add(line, "patient_phone", problem)
                     ok = False
@@ -354,11 +361,13 @@ class Validation:
         self.look = look
         self.queue: SimpleQueue = SimpleQueue()
         self.stop = threading.Event()
+        self.ahead = threading.Semaphore(AHEAD)
         self.thread = threading.Thread(target=self._run, name="appointment-import-validation", daemon=True)
 
     def _run(self) -> None:
         try:
             for rows in self.chunks:
+                self.ahead.acquire()
                 if self.stop.is_set():
                     return
                 self.queue.put((rows, self.look(rows) if self.look is not None else None))
@@ -372,10 +381,12 @@ class Validation:
 
     def _next(self) -> tuple[list[Row], object] | None:
         item = self.queue.get()
+        self.ahead.release()
         if isinstance(item, BaseException):
             raise item
         return item
 
     def __exit__(self, *exc_info) -> None:
         self.stop.set()
+        self.ahead.release()  # a thread waiting to go on sees the stop
         self.thread.join()

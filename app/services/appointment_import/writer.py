@@ -192,8 +192,7 @@ class Writer:
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
         self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
         self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
-        self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds
-        self.ids: dict[tuple[Clinic, str], object] = {}  # ... their ids, once written
+        self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds (their ids once written)
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
         self.imported = self.updated = self.unchanged = 0
@@ -209,7 +208,7 @@ class Writer:
         written = _insert_appointments(self.actor, fresh, self.people, self.records, self.now, self.bulk)
         confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
         for row, appointment_id in written:
-            self.ids[(row.clinic, row.key)] = appointment_id
+            row.id = appointment_id
             if confirms[row.clinic]:
                 self.confirm.append(appointment_id)
         lost = len(fresh) - len(written)  # a concurrent upload stored them first
@@ -227,7 +226,7 @@ class Writer:
             changed = _fill(person, record, row)
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
-                if slot in self.ids:
+                if first.id is not None:
                     self.changed.add(slot)
             self._count(changed)
             return False
@@ -278,7 +277,7 @@ class Writer:
         for slot in self.changed:
             row = self.new[slot]
             send_at, offset = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED, self.now)
-            values.append({"_id": as_uuid(self.ids[slot]), "_at": row.at, "_language": row.language,
+            values.append({"_id": as_uuid(row.id), "_at": row.at, "_language": row.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
         table = Appointment.__table__
         db.session.execute(
