@@ -3,7 +3,8 @@
 PostgreSQL checks a foreign key with one trigger call per written row: a 100,000-row appointment upload made
 600,000 such checks (~4.4 µs each, ~2.1 s of its ~4 s of PostgreSQL time). On PostgreSQL these six constraints
 become triggers with the same names, ``ON DELETE`` and errors, that check a whole statement's rows at once (one
-anti-join, ~0.05 s for the upload). SQLite keeps its real constraints: this revision does nothing there.
+anti-join per relation: a 10,000-row appointment INSERT's three checks took 12-23 ms instead of the per-row
+triggers' ~175 ms). SQLite keeps its real constraints: this revision does nothing there.
 
 =========================================  ===============================  ==========  =========
 constraint                                 child.column                     parent      on delete
