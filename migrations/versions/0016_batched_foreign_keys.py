@@ -42,7 +42,7 @@ Downgrade drops the triggers and functions and adds the six constraints back (wh
 
 Revision ID: 0016_batched_foreign_keys
 Revises: 0015_second_opinion
-Create Date: 2027-02-03 09:00:00.000000
+Create Date: 2026-12-06 20:45:00.000000
 
 """
 from alembic import op
