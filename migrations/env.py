@@ -90,12 +90,16 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
-    conf_args = current_app.extensions["migrate"].configure_args
-    conf_args.setdefault("render_item", render_item)
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
+    from app.models.base import schema_comparison_filter
 
     connectable = get_engine()
+    # A copy: the extension's dict lives as long as the app, and the filter below depends on this database.
+    conf_args = dict(current_app.extensions["migrate"].configure_args)
+    conf_args.setdefault("render_item", render_item)
+    # On PostgreSQL the batched foreign keys are triggers (0016): autogenerate must not add the constraints back.
+    conf_args.setdefault("include_object", schema_comparison_filter(connectable.dialect.name))
+    if conf_args.get("process_revision_directives") is None:
+        conf_args["process_revision_directives"] = process_revision_directives
 
     with connectable.connect() as connection:
         if connection.dialect.name == "sqlite":

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, and_, text
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship, remote
 
-from app.models.base import Base, Timestamps, UUIDPrimaryKey
+from app.models.base import Base, Timestamps, UUIDPrimaryKey, batched_foreign_key
 from app.models.channel import PATIENT_CHANNELS, SMS
 from app.models.clinic import LANGUAGES, Clinic
 from app.models.contact import Contact
@@ -27,7 +27,7 @@ class Patient(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "patients"
 
     phone: Mapped[str] = mapped_column(String(64), unique=True)  # E.164; "erased:<id>" after erasure
-    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"), unique=True)
+    contact_id: Mapped[uuid.UUID] = mapped_column(batched_foreign_key("contacts.id", ondelete="RESTRICT"), unique=True)
     erased_at: Mapped[datetime | None] = mapped_column()  # the right to erasure was exercised
 
     contact: Mapped[Contact] = relationship(lazy="joined")
@@ -59,8 +59,8 @@ class PatientRecord(UUIDPrimaryKey, Timestamps, Base):
         UniqueConstraint("patient_id", "clinic_id", name="uq_patient_records_patient_id_clinic_id"),
     )
 
-    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(batched_foreign_key("patients.id", ondelete="RESTRICT"))
+    clinic_id: Mapped[uuid.UUID] = mapped_column(batched_foreign_key("clinics.id", ondelete="RESTRICT"))
     name: Mapped[str | None] = mapped_column(String(200))
     preferred_channel: Mapped[str] = mapped_column(String(16), default=SMS.value)  # where this clinic's texts go
     notes: Mapped[str | None] = mapped_column(String(2000))
@@ -111,8 +111,8 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
         ),
     )
 
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id", ondelete="RESTRICT"))
-    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"), index=True)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(batched_foreign_key("clinics.id", ondelete="RESTRICT"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(batched_foreign_key("patients.id", ondelete="RESTRICT"), index=True)
     appointment_datetime: Mapped[datetime] = mapped_column(index=True)
     language: Mapped[str | None] = mapped_column(String(2))  # None: the patient's, else the clinic's
     # No index of its own: every query names the clinic, a time or the next reminder too (indexed), and a status index
@@ -129,7 +129,7 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
     # The next reminder: when it is due (already inside the clinic's sending hours) and which offset it is.
     next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
     next_reminder_offset: Mapped[int | None] = mapped_column(Integer)
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(batched_foreign_key("users.id", ondelete="SET NULL"))
     # A missed visit's recovery SMS: when it is due (inside the clinic's sending hours); None once written or when
     # none is owed. The minute job reads only this index.
     recovery_at: Mapped[datetime | None] = mapped_column()

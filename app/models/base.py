@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid
+from sqlalchemy import DateTime, ForeignKey, MetaData, TypeDecorator, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 # Stable constraint names, so Alembic can drop what it created on every backend.
@@ -16,6 +17,42 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Marks a ForeignKey whose constraint PostgreSQL does not hold: statement-level triggers check it once per
+# statement instead of once per row (migration 0016_batched_foreign_keys). SQLite keeps the real constraint.
+BATCHED_FOREIGN_KEY = "batched_foreign_key"
+
+
+def batched_foreign_key(target: str, *, ondelete: str) -> ForeignKey:
+    """A foreign key that the ORM knows (joins, flush order) and that PostgreSQL checks by triggers, not a constraint.
+
+    The six of them (the upload's tables) are checked once per statement by the triggers of migration
+    ``0016_batched_foreign_keys`` with the same name, ``ondelete`` and errors as the constraint; SQLite keeps the
+    constraint itself.
+    """
+    return ForeignKey(target, ondelete=ondelete, info={BATCHED_FOREIGN_KEY: True})
+
+
+def is_batched_foreign_key(constraint: object) -> bool:
+    """Whether ``constraint`` is a model's ForeignKeyConstraint made of :func:`batched_foreign_key` columns."""
+    elements = getattr(constraint, "elements", None) or ()
+    return any(element.info.get(BATCHED_FOREIGN_KEY) for element in elements)
+
+
+def schema_comparison_filter(dialect_name: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for comparing the models with a database of ``dialect_name``.
+
+    On PostgreSQL it leaves out the batched foreign keys, which the database holds as triggers, so neither a schema
+    test nor ``flask db migrate`` (autogenerate) sees them as missing constraints to add back.
+    """
+
+    def include_object(obj, name, type_, reflected, compare_to) -> bool:
+        if dialect_name != "postgresql" or type_ != "foreign_key_constraint":
+            return True
+        return not (is_batched_foreign_key(obj) or is_batched_foreign_key(compare_to))
+
+    return include_object
 
 
 def utcnow() -> datetime:

@@ -9,7 +9,7 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditLog, Clinic, utcnow
-from tests.conftest import bearer
+from tests.conftest import bearer, make_clinic
 
 
 def test_admin_creates_updates_and_deletes_a_clinic(client, people):
@@ -30,6 +30,16 @@ def test_a_clinic_with_accounts_cannot_be_deleted(client, people):
     response = client.delete(f"/api/v1/clinics/{people['home'].id}", headers=bearer(people["tokens"]["admin"]))
     assert response.status_code == 409
     assert "account" in response.get_json()["error"]["message"]
+
+
+def test_a_clinic_with_appointments_cannot_be_deleted(client, people):
+    clinic = make_clinic("Mogoditshane Clinic")
+    _future_appointment(clinic)
+    response = client.delete(f"/api/v1/clinics/{clinic.id}", headers=bearer(people["tokens"]["admin"]))
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "conflict"
+    db.session.expire_all()
+    assert db.session.get(Clinic, clinic.id) is not None
 
 
 def test_staff_and_viewers_see_only_their_own_clinic(client, people):

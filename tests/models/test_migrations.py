@@ -27,7 +27,7 @@ from app import create_app
 from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.models import AuditLog, Base
-from app.models.base import UTCDateTime
+from app.models.base import UTCDateTime, schema_comparison_filter
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_postgres_schema
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -146,7 +146,8 @@ def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(migrations_ap
 def test_migrated_schema_matches_the_models(migrations_app):
     _flask_db(migrations_app, "upgrade")
     with migrations_app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        include_object = schema_comparison_filter(connection.dialect.name)
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": include_object})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 
