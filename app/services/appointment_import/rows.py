@@ -290,10 +290,12 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
     p_language, p_name = columns.get("language"), columns.get("patient_name")
     p_ref, p_clinic = columns.get("external_ref"), columns.get("clinic_id")
     import_key = appointments.import_key
-    for start in range(0, len(records), CHUNK_ROWS):
+    # A small first chunk: the database starts writing sooner, while this thread validates the next.
+    starts = [0, *range(max(1, CHUNK_ROWS // 5), len(records), CHUNK_ROWS)] if records else []
+    for start, end in zip(starts, [*starts[1:], len(records)], strict=True):
         rows: list[Row] = []
-        chunk = records[start : start + CHUNK_ROWS]
-        records[start : start + CHUNK_ROWS] = [None] * len(chunk)  # freed once validated: the caller is done with them
+        chunk = records[start:end]
+        records[start:end] = [None] * len(chunk)  # freed once validated: the caller is done with them
         for line, cells in chunk:
             size = len(cells)
             if size < width:
