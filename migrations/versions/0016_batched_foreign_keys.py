@@ -53,23 +53,27 @@ down_revision = "0015_second_opinion"
 branch_labels = None
 depends_on = None
 
-# (constraint, child table, child column, parent table, on delete); every parent's key is ``id``.
+# (constraint, child table, child column, parent table, on delete, few): every parent's key is ``id``. ``few``: a
+# statement's rows name few distinct parents (an upload's clinic and user), so the insert check looks each value
+# up once; the others (one patient or contact a row) look up row by row, which is cheaper than de-duplicating first.
 RELATIONS = (
-    ("fk_patients_contact_id_contacts", "patients", "contact_id", "contacts", "RESTRICT"),
-    ("fk_patient_records_patient_id_patients", "patient_records", "patient_id", "patients", "RESTRICT"),
-    ("fk_patient_records_clinic_id_clinics", "patient_records", "clinic_id", "clinics", "RESTRICT"),
-    ("fk_appointments_patient_id_patients", "appointments", "patient_id", "patients", "RESTRICT"),
-    ("fk_appointments_clinic_id_clinics", "appointments", "clinic_id", "clinics", "RESTRICT"),
-    ("fk_appointments_created_by_users", "appointments", "created_by", "users", "SET NULL"),
+    ("fk_patients_contact_id_contacts", "patients", "contact_id", "contacts", "RESTRICT", False),
+    ("fk_patient_records_patient_id_patients", "patient_records", "patient_id", "patients", "RESTRICT", False),
+    ("fk_patient_records_clinic_id_clinics", "patient_records", "clinic_id", "clinics", "RESTRICT", True),
+    ("fk_appointments_patient_id_patients", "appointments", "patient_id", "patients", "RESTRICT", False),
+    ("fk_appointments_clinic_id_clinics", "appointments", "clinic_id", "clinics", "RESTRICT", True),
+    ("fk_appointments_created_by_users", "appointments", "created_by", "users", "SET NULL", True),
 )
 
-# TG_ARGV: constraint, column, parent table. The child is the trigger's table.
+# TG_ARGV: constraint, column, parent table, 'few' or 'many' (distinct values). The child is the trigger's table.
 CHILD_INSERT = r"""
 CREATE FUNCTION fk_batched_child_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     constraint_name text := TG_ARGV[0];
     child_column text := TG_ARGV[1];
     parent_table text := TG_ARGV[2];
+    source text := CASE TG_ARGV[3] WHEN 'few' THEN format('(SELECT DISTINCT %I FROM new_rows)', TG_ARGV[1])
+                                 ELSE 'new_rows' END;
     missing text;
 BEGIN
     IF NOT EXISTS (SELECT FROM new_rows) THEN
@@ -80,8 +84,8 @@ BEGIN
         EXECUTE format('SELECT FROM %1$I p WHERE p.id IN (SELECT n.%2$I FROM new_rows n) FOR KEY SHARE OF p',
                        parent_table, child_column);
     END IF;
-    EXECUTE format('SELECT n.%1$I::text FROM new_rows n WHERE n.%1$I IS NOT NULL '
-                   'AND NOT EXISTS (SELECT FROM %2$I p WHERE p.id = n.%1$I) LIMIT 1', child_column, parent_table)
+    EXECUTE format('SELECT n.%1$I::text FROM %3$s n WHERE n.%1$I IS NOT NULL '
+                   'AND NOT EXISTS (SELECT FROM %2$I p WHERE p.id = n.%1$I) LIMIT 1', child_column, parent_table, source)
         INTO missing;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'insert or update on table "%" violates foreign key constraint "%"',
@@ -210,12 +214,14 @@ def _postgresql() -> bool:
     return op.get_bind().dialect.name == "postgresql"
 
 
-def _triggers(name: str, child: str, column: str, parent: str, on_delete: str) -> list[tuple[str, str, str]]:
+def _triggers(name: str, child: str, column: str, parent: str, on_delete: str,
+              few: bool) -> list[tuple[str, str, str]]:  # fmt: skip
     """(trigger, table, CREATE TRIGGER statement) of one relation; the names and values are this module's own."""
     return [
         (f"{name}_insert", child,
          f"CREATE TRIGGER {name}_insert AFTER INSERT ON {child} REFERENCING NEW TABLE AS new_rows "
-         f"FOR EACH STATEMENT EXECUTE FUNCTION fk_batched_child_insert('{name}', '{column}', '{parent}')"),
+         f"FOR EACH STATEMENT EXECUTE FUNCTION fk_batched_child_insert('{name}', '{column}', '{parent}', "
+         f"'{'few' if few else 'many'}')"),
         (f"{name}_update", child,
          f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {child} FOR EACH ROW "
          f"WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) "
@@ -236,17 +242,17 @@ def upgrade():
         return
     for statement in FUNCTIONS.values():
         op.execute(statement)
-    for name, child, column, parent, on_delete in RELATIONS:
+    for name, child, column, parent, on_delete, few in RELATIONS:
         op.drop_constraint(name, child, type_="foreignkey")
-        for _trigger, _table, statement in _triggers(name, child, column, parent, on_delete):
+        for _trigger, _table, statement in _triggers(name, child, column, parent, on_delete, few):
             op.execute(statement)
 
 
 def downgrade():
     if not _postgresql():
         return
-    for name, child, column, parent, on_delete in RELATIONS:
-        for trigger, table, _statement in _triggers(name, child, column, parent, on_delete):
+    for name, child, column, parent, on_delete, few in RELATIONS:
+        for trigger, table, _statement in _triggers(name, child, column, parent, on_delete, few):
             op.execute(f"DROP TRIGGER {trigger} ON {table}")
         op.create_foreign_key(name, child, parent, [column], ["id"], ondelete=on_delete)
     for function in FUNCTIONS:
