@@ -156,6 +156,7 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
             if repeating and not (atomic and errors.count):
                 repeats.apply(repeating, keys)
         except BaseException:
+            writer.abort()
             db.session.rollback()
             raise
     errors.merge(writer.errors)

@@ -12,9 +12,10 @@ it returns, so the writer has no dialect branch of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import attrgetter
 
@@ -44,6 +45,24 @@ def chunks(values: Iterable, size: int = CHUNK) -> Iterator[list]:
 def as_uuid(value) -> uuid.UUID:
     """An id in either backend's form (see :meth:`Bulk.as_id`) as a ``uuid.UUID``."""
     return uuid.UUID(bytes=value) if value.__class__ is bytes else value
+
+
+class Pending:
+    """An insert under way (:meth:`Bulk.start`)."""
+
+    def __init__(self, finish: Callable[[], tuple[list[tuple], set]], abort: Callable[[], None] | None = None) -> None:
+        self._finish, self._abort = finish, abort
+
+    def finish(self) -> tuple[list[tuple], set]:
+        """Wait for the insert; what :meth:`Bulk.insert` returns."""
+        self._abort = None
+        return self._finish()
+
+    def abort(self) -> None:
+        """Give the insert up (its rows are not stored) after an error elsewhere; nothing once finished."""
+        abort, self._abort = self._abort, None
+        if abort is not None:
+            abort()
 
 
 class Bulk:
@@ -78,6 +97,12 @@ class Bulk:
             The rows, as a list, and the ``key``-th values of those a concurrent transaction wrote first, which
             this one skipped (almost always none).
         """
+        return self.start(table, columns, rows, key=key).finish()
+
+    def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
+        """:meth:`insert`, left to finish: the caller may do other (Python) work while the database stores the
+        rows, but must call :meth:`Pending.finish` (or, on an error, :meth:`Pending.abort`) before its session's
+        next statement."""
         raise NotImplementedError
 
 
@@ -85,10 +110,10 @@ class _SqliteBulk(Bulk):
     def __init__(self, dialect) -> None:
         self.dialect = dialect
 
-    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
+    def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
         rows = list(rows)
         if not rows:
-            return rows, set()
+            return Pending(lambda: (rows, set()))
         # The import's transaction holds SQLite's one write lock since its first statement (BEGIN IMMEDIATE): no
         # other transaction can have written these rows since they were looked up, so a plain executemany of
         # the values as SQLAlchemy would bind them does (at twice the speed of SQLAlchemy's own executemany).
@@ -98,7 +123,7 @@ class _SqliteBulk(Bulk):
         processors = [(i, _bind(table.c[columns[i]].type, dialect)) for i in order]
         values = [tuple(p(row[i]) if p else row[i] for i, p in processors) for row in rows]
         _driver().executemany(str(statement), values)
-        return rows, set()
+        return Pending(lambda: (rows, set()))
 
 
 class _PostgresBulk(Bulk):
@@ -123,36 +148,92 @@ class _PostgresBulk(Bulk):
         if values:
             yield column == any_(func.string_to_array(bindparam(None, SEPARATOR.join(values)), SEPARATOR))
 
-    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
+    def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
+        # The rows go to a queue that a psycopg thread feeds to the server, and the COPY stays open: the caller
+        # goes on with Python work while PostgreSQL stores them, and waits only in Pending.finish.
+        from psycopg.copy import QueuedLibpqWriter
+        from psycopg.errors import UniqueViolation
+        from psycopg.types.string import BytesBinaryDumper
+
         rows = iter(rows)
         first = next(rows, None)
         if first is None:
-            return [], set()
-        rows, sent = chain((first,), rows), []
-        import psycopg
+            return Pending(lambda: ([], set()))
+        statement = _copy_statement(table.name, columns)
+        types = [_PG_TYPES[type(table.c[name].type).__name__] for name in columns]
+        savepoint = db.session.begin_nested()  # a conflict rolls back to here
+        cursor = _driver().cursor()
+        # By oid, bytea would get the DB-API Binary wrapper's dumper (Python code); this one is psycopg's C one.
+        cursor.adapters.register_dumper(None, BytesBinaryDumper)
+        opened = cursor.copy(statement, writer=QueuedLibpqWriter(cursor))
+        copy = opened.__enter__()
+        sent: list[tuple] = []
+        keep, write = sent.append, copy.write_row
+        conflict = False
+        try:
+            copy.set_types(types)
+            for row in chain((first,), rows):
+                keep(row)
+                write(row)
+        except UniqueViolation as exc:  # reported early: this COPY is lost, its rows still wanted
+            sent.extend(rows)
+            _close(opened, cursor, savepoint, exc)
+            conflict = True
+        except BaseException as exc:
+            _close(opened, cursor, savepoint, exc)
+            raise
+
+        def finish() -> tuple[list[tuple], set]:
+            if not conflict:
+                try:
+                    opened.__exit__(None, None, None)
+                except UniqueViolation as exc:  # a concurrent upload stored some of them first
+                    _close(opened, cursor, savepoint, exc)
+                except BaseException as exc:
+                    _close(opened, cursor, savepoint, exc)
+                    raise
+                else:
+                    cursor.close()
+                    savepoint.commit()
+                    return sent, set()
+            return sent, self._insert_new(table, columns, types, sent, key)
+
+        return Pending(
+            finish, None if conflict else lambda: _close(opened, cursor, savepoint, RuntimeError("abandoned"))
+        )
+
+    def _insert_new(self, table, columns: tuple[str, ...], types: list[str], rows: list[tuple], key: int) -> set:
+        """``rows`` through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``; the keys of those skipped."""
         from psycopg import sql
 
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        target = sql.Identifier(table.name)
-        types = [_PG_TYPES[type(table.c[name].type).__name__] for name in columns]
-        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
-        try:
-            with db.session.begin_nested():
-                _copy(copy.format(target, names), types, rows, sent)
-            return sent, set()
-        except psycopg.errors.UniqueViolation:
-            sent.extend(rows)  # any the failed COPY had not taken yet
-            rows = sent
-        scratch = sql.Identifier("import_rows")
+        target, scratch = sql.Identifier(table.name), sql.Identifier("import_rows")
         _driver().execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                           .format(scratch, names, target))  # fmt: skip
-        _copy(copy.format(scratch, names), types, rows)
+        _copy(_copy_statement("import_rows", columns), types, rows)
         insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}")
         returning = insert.format(target, names, names, scratch, sql.Identifier(columns[key]))
         written = {value.bytes if isinstance(value, uuid.UUID) and isinstance(rows[0][key], bytes) else value
                    for (value,) in _driver().execute(returning)}  # fmt: skip
         _driver().execute(sql.SQL("DROP TABLE {}").format(scratch))
-        return rows, {row[key] for row in rows} - written
+        return {row[key] for row in rows} - written
+
+
+def _copy_statement(table: str, columns: tuple[str, ...]):
+    from psycopg import sql
+
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+def _close(opened, cursor, savepoint, exc: BaseException) -> None:
+    """End a failed or abandoned COPY (psycopg tells the server it failed) and roll back to its savepoint."""
+    with contextlib.suppress(Exception):
+        opened.__exit__(type(exc), exc, None)
+    with contextlib.suppress(Exception):
+        cursor.close()
+    savepoint.rollback()
 
 
 def for_session() -> Bulk:
@@ -181,20 +262,11 @@ def _driver():
     return db.session.connection().connection.driver_connection
 
 
-def _copy(statement, types: list[str], rows: Iterable[tuple], kept: list[tuple] | None = None) -> None:
-    """COPY ``rows`` with ``statement``, each appended to ``kept`` (if given) as it goes."""
+def _copy(statement, types: list[str], rows: Iterable[tuple]) -> None:
     from psycopg.types.string import BytesBinaryDumper
 
     with _driver().cursor() as cursor, cursor.copy(statement) as copy:
-        # By oid, bytea would get the DB-API Binary wrapper's dumper (Python code); this one is psycopg's C one.
-        cursor.adapters.register_dumper(None, BytesBinaryDumper)
+        cursor.adapters.register_dumper(None, BytesBinaryDumper)  # see _PostgresBulk.start
         copy.set_types(types)
-        write = copy.write_row
-        if kept is None:
-            for row in rows:
-                write(row)
-        else:
-            keep = kept.append
-            for row in rows:
-                keep(row)
-                write(row)
+        for row in rows:
+            copy.write_row(row)

@@ -29,7 +29,7 @@ from app.models import Appointment, Clinic, Contact, Patient, PatientRecord, utc
 from app.models.appointment import ACTIVE_STATUSES, STATUS_SCHEDULED
 from app.models.channel import SMS
 from app.services import appointments
-from app.services.appointment_import.bulk import Bulk, as_uuid, chunks, for_session
+from app.services.appointment_import.bulk import Bulk, Pending, as_uuid, chunks, for_session
 from app.services.appointment_import.reader import Errors
 from app.services.appointment_import.rows import MSG_REF_TAKEN, Row
 
@@ -183,6 +183,9 @@ class Writer:
     """Decides what each valid row does and writes it, a chunk of rows at a time, all in the session's one
     transaction; :meth:`finish` does the rest (moves, fills, booking confirmations) or rolls it all back.
 
+    A chunk's appointments are still being stored when :meth:`add` returns (:meth:`Bulk.start`): the next chunk is
+    decided meanwhile, in Python only (no query while a COPY runs), and :meth:`finish` or :meth:`abort` ends it.
+
     Keys are (Clinic object, import key): a Clinic hashes by identity, in C (``UUID.__hash__`` is Python code).
     """
 
@@ -195,6 +198,7 @@ class Writer:
         self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds (their ids once written)
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
+        self.pending: tuple[list[Row], Pending] | None = None  # the last chunk's appointments, being stored
         self.imported = self.updated = self.unchanged = 0
 
     def add(self, rows: list[Row], found: Found) -> None:
@@ -202,17 +206,40 @@ class Writer:
         self.existing.update(found.existing)
         self.people.update(found.people)
         self.records.update(found.records)
+        # Each table's rows are made ready while PostgreSQL still stores the previous table's: the COPYs run one
+        # after the other, but the Python work between them overlaps them.
         fresh = [row for row in rows if self._decide(row)]
-        _create_people(self.people, [row.phone for row in fresh], self.bulk)
-        _create_records(self.records, self.people, [(row.clinic, row.phone) for row in fresh], self.bulk)
-        written = _insert_appointments(self.actor, fresh, self.people, self.records, self.now, self.bulk)
+        people = _NewPeople(self.people, [row.phone for row in fresh], self.bulk)
+        self._settle()  # the previous chunk's appointments
+        contacts = people.start_contacts()
+        records = _NewRecords(self.records, [(row.clinic, row.phone) for row in fresh], self.bulk)
+        people.finish_contacts(contacts)
+        patients = people.start_patients()
+        new = _NewAppointments(self.actor, fresh, self.now, self.bulk)
+        people.finish_patients(patients)
+        records.finish(records.start(self.people))
+        self.pending = (fresh, new.start(self.people, self.records))
+
+    def _settle(self) -> None:
+        """Wait for the last chunk's appointments to be stored; count those a concurrent upload stored first."""
+        if self.pending is None:
+            return
+        fresh, pending = self.pending
+        self.pending = None
+        values, skipped = pending.finish()
+        if skipped:
+            for row in fresh:
+                if row.id in skipped:
+                    row.id = None
+            self.imported, self.unchanged = self.imported - len(skipped), self.unchanged + len(skipped)
         confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
-        for row, appointment_id in written:
-            row.id = appointment_id
-            if confirms[row.clinic]:
-                self.confirm.append(appointment_id)
-        lost = len(fresh) - len(written)  # a concurrent upload stored them first
-        self.imported, self.unchanged = self.imported - lost, self.unchanged + lost
+        self.confirm.extend(row.id for row in fresh if row.id is not None and confirms[row.clinic])
+
+    def abort(self) -> None:
+        """Give up an insert still under way, before the transaction is rolled back after an error."""
+        if self.pending is not None:
+            self.pending[1].abort()
+            self.pending = None
 
     def _decide(self, row: Row) -> bool:
         """Count the row; True when it is a new appointment to write."""
@@ -258,6 +285,9 @@ class Writer:
 
     def finish(self, *, failed: bool = False) -> None:
         """Write what needs the whole file, or roll everything back when an atomic upload had an error."""
+        if failed:
+            self.abort()
+        self._settle()
         if not (failed or (self.atomic and self.errors.count)):
             _fill_people(self.people, self.records)
             self._write_changes()
@@ -276,6 +306,8 @@ class Writer:
         values = []
         for slot in self.changed:
             row = self.new[slot]
+            if row.id is None:  # a concurrent upload stored it first
+                continue
             send_at, offset = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED, self.now)
             values.append({"_id": as_uuid(row.id), "_at": row.at, "_language": row.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
@@ -314,66 +346,119 @@ APPOINTMENT_COLUMNS = ("id", "clinic_id", "patient_id", "appointment_datetime", 
                        "next_reminder_offset", "created_by", "created_at", "updated_at")  # fmt: skip
 
 
-def _create_people(people: dict[str, _Person], phones: list[str], bulk: Bulk) -> None:
-    """Contacts and patients for the numbers of new appointments that have none, in bulk."""
-    now = utcnow()
-    # In order of number, with ids in ascending order: the unique indexes (address, phone, id, contact_id) then
-    # take the rows in key order, which PostgreSQL's B-trees do in half the time random order takes.
-    phones = sorted(set(phones))
-    ids = iter(bulk.new_ids(len(phones)) + bulk.new_ids(len(phones)))
-    as_id = bulk.as_id
+class _NewPeople:
+    """Contacts and patients for the numbers of new appointments that have none, in bulk: made ready, then
+    :meth:`start_contacts` / :meth:`finish_contacts`, :meth:`start_patients` / :meth:`finish_patients`."""
 
-    def contact_rows() -> Iterator[tuple]:
-        for phone in phones:
+    def __init__(self, people: dict[str, _Person], phones: list[str], bulk: Bulk) -> None:
+        self.people, self.bulk, self.now = people, bulk, utcnow()
+        # In order of number, with ids in ascending order: the unique indexes (address, phone, id, contact_id) then
+        # take the rows in key order, which PostgreSQL's B-trees do in half the time random order takes.
+        self.phones = sorted(set(phones))
+        self.ids = iter(bulk.new_ids(len(self.phones)) + bulk.new_ids(len(self.phones)))
+
+    def start_contacts(self) -> Pending:
+        return self.bulk.start(Contact.__table__, CONTACT_COLUMNS, self._contact_rows(), key=1)
+
+    def _contact_rows(self) -> Iterator[tuple]:
+        people, ids, now = self.people, self.ids, self.now
+        for phone in self.phones:
             person = people[phone]
             if person.contact_id is None:
                 person.contact_id, person.contact_language = next(ids), person.set_language
                 person.set_language = None
                 yield person.contact_id, phone, person.contact_language, now, now
 
-    _, skipped = bulk.insert(Contact.__table__, CONTACT_COLUMNS, contact_rows(), key=1)
-    for phone in skipped:  # created concurrently: use that one
-        people[phone].contact_id = as_id(db.session.scalar(select(Contact.id).where(Contact.address == phone)))
+    def finish_contacts(self, pending: Pending) -> None:
+        for phone in pending.finish()[1]:  # created concurrently: use that one
+            contact_id = db.session.scalar(select(Contact.id).where(Contact.address == phone))
+            self.people[phone].contact_id = self.bulk.as_id(contact_id)
 
-    def patient_rows() -> Iterator[tuple]:
-        for phone in phones:
+    def start_patients(self) -> Pending:
+        return self.bulk.start(Patient.__table__, PATIENT_COLUMNS, self._patient_rows(), key=1)
+
+    def _patient_rows(self) -> Iterator[tuple]:
+        people, ids, now = self.people, self.ids, self.now
+        for phone in self.phones:
             person = people[phone]
             if person.patient_id is None:
                 person.patient_id = next(ids)
                 yield person.patient_id, phone, person.contact_id, now, now
 
-    _, skipped = bulk.insert(Patient.__table__, PATIENT_COLUMNS, patient_rows(), key=1)
-    for phone in skipped:
-        people[phone].patient_id = as_id(db.session.scalar(select(Patient.id).where(Patient.phone == phone)))
+    def finish_patients(self, pending: Pending) -> None:
+        for phone in pending.finish()[1]:
+            patient_id = db.session.scalar(select(Patient.id).where(Patient.phone == phone))
+            self.people[phone].patient_id = self.bulk.as_id(patient_id)
 
 
-def _create_records(records: dict[tuple[Clinic, str], _Record], people: dict[str, _Person],
-                    pairs: list[tuple[Clinic, str]], bulk: Bulk) -> None:  # fmt: skip
-    """Each clinic's record of the numbers of its new appointments where it has none, in bulk."""
-    now = utcnow()
-    as_id = bulk.as_id
-    clinic_ids: dict[Clinic, object] = {}
-    # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
-    missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
+class _NewRecords:
+    """Each clinic's record of the numbers of its new appointments where it has none, in bulk: made ready, then
+    :meth:`start` / :meth:`finish`."""
 
-    def record_rows() -> Iterator[tuple]:
-        for pair, record_id in zip(missing, bulk.new_ids(len(missing)), strict=True):
+    def __init__(self, records: dict[tuple[Clinic, str], _Record], pairs: list[tuple[Clinic, str]],
+                 bulk: Bulk) -> None:  # fmt: skip
+        self.records, self.bulk, self.now = records, bulk, utcnow()
+        # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
+        self.missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
+        self.ids = bulk.new_ids(len(self.missing))
+        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic, _ in self.missing}
+
+    def start(self, people: dict[str, _Person]) -> Pending:
+        return self.bulk.start(PatientRecord.__table__, RECORD_COLUMNS, self._rows(people), key=0)
+
+    def _rows(self, people: dict[str, _Person]) -> Iterator[tuple]:
+        records, clinic_ids, now = self.records, self.clinic_ids, self.now
+        for pair, record_id in zip(self.missing, self.ids, strict=True):
             clinic, phone = pair
             record = records[pair]
-            if clinic not in clinic_ids:
-                clinic_ids[clinic] = as_id(clinic.id)
             record.id, record.name, record.set_name = record_id, record.set_name, None
             yield record_id, clinic_ids[clinic], people[phone].patient_id, record.name, record.channel, now, now
 
-    values, skipped = bulk.insert(PatientRecord.__table__, RECORD_COLUMNS, record_rows(), key=0)
-    for pair, row in zip(missing, values, strict=True) if skipped else ():
-        if row[0] in skipped:  # created concurrently: use that one
-            record = records[pair]
-            record.id, record.name, record.channel = db.session.execute(
-                select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
-                    PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
-            ).one()  # fmt: skip
-            record.set_name = row[3] if record.name is None else None
+    def finish(self, pending: Pending) -> None:
+        values, skipped = pending.finish()
+        for pair, row in zip(self.missing, values, strict=True) if skipped else ():
+            if row[0] in skipped:  # created concurrently: use that one
+                record = self.records[pair]
+                record.id, record.name, record.channel = db.session.execute(
+                    select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
+                        PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
+                ).one()  # fmt: skip
+                record.set_name = row[3] if record.name is None else None
+
+
+class _NewAppointments:
+    """The new appointments, reminders planned, each to the channel its clinic's record names: made ready, then
+    :meth:`start`; each row's ``id`` is its appointment's (see :meth:`Bulk.as_id`) from then on."""
+
+    def __init__(self, actor, rows: list[Row], now: datetime, bulk: Bulk) -> None:
+        self.bulk = bulk
+        created_by = getattr(actor, "user_id", None)
+        self.created_by = bulk.as_id(created_by) if created_by else None
+        self.stamp = utcnow()
+        # The clinics' attributes are read here, not while rows stream: they are columns loaded with the clinic
+        # (see load_clinics), and nothing may query while a COPY runs.
+        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic in {row.clinic for row in rows}}
+        self.plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
+        for row in rows:
+            if (row.clinic, row.at) not in self.plans:
+                self.plans[(row.clinic, row.at)] = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED,
+                                                                              now)  # fmt: skip
+        self.ids = bulk.new_ids(len(rows))
+        # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
+        self.ordered = sorted(rows, key=attrgetter("at"))
+
+    def start(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Pending:
+        return self.bulk.start(Appointment.__table__, APPOINTMENT_COLUMNS, self._rows(people, records), key=0)
+
+    def _rows(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Iterator[tuple]:
+        plans, clinic_ids, created_by, stamp = self.plans, self.clinic_ids, self.created_by, self.stamp
+        for row, appointment_id in zip(self.ordered, self.ids, strict=True):
+            clinic, at = row.clinic, row.at
+            plan = plans[(clinic, at)]
+            row.id = appointment_id
+            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, row.language,
+                   STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
+                   created_by, stamp, stamp)  # fmt: skip
 
 
 def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> None:
@@ -396,36 +481,6 @@ def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _
             .values(name=bindparam("_name"), updated_at=utcnow()),
             names,
         )
-
-
-def _insert_appointments(actor, rows: list[Row], people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record],
-                         now: datetime, bulk: Bulk) -> list[tuple]:  # fmt: skip
-    """The new appointments, reminders planned, in bulk, each to the channel its clinic's record names; ``(row, id)``
-    of those written (see :meth:`Bulk.as_id`)."""
-    plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
-    clinic_ids: dict[Clinic, uuid.UUID] = {}
-    next_reminder = appointments.next_reminder
-    as_id = bulk.as_id
-    created_by = getattr(actor, "user_id", None)
-    created_by = as_id(created_by) if created_by else None
-    stamp = utcnow()
-    ids = bulk.new_ids(len(rows))
-    # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
-    ordered = sorted(rows, key=attrgetter("at"))
-
-    def appointment_rows() -> Iterator[tuple]:
-        for row, appointment_id in zip(ordered, ids, strict=True):
-            clinic, at = row.clinic, row.at
-            plan = plans.get((clinic, at))
-            if plan is None:
-                plan = plans[(clinic, at)] = next_reminder(clinic, at, STATUS_SCHEDULED, now)
-                clinic_ids[clinic] = as_id(clinic.id)
-            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, row.language,
-                   STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
-                   created_by, stamp, stamp)  # fmt: skip
-
-    values, skipped = bulk.insert(Appointment.__table__, APPOINTMENT_COLUMNS, appointment_rows(), key=0)
-    return [(row, value[0]) for row, value in zip(ordered, values, strict=True) if value[0] not in skipped]
 
 
 def _update_existing(actor, existing: dict[tuple[Clinic, str], _Existing], errors: Errors) -> None:
