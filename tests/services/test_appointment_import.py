@@ -547,6 +547,30 @@ def test_a_file_in_many_chunks(staff, monkeypatch):
     assert notices() == []
 
 
+def test_a_failure_while_a_chunk_is_still_being_stored_stores_nothing(staff, monkeypatch):
+    """A chunk's appointments are still streaming to the database while the next chunk is decided: an error then
+    ends that COPY, rolls everything back and leaves the session usable."""
+    monkeypatch.setattr(import_rows, "CHUNK_ROWS", 2)
+    decide, decided = import_writer.Writer._decide, []
+
+    def failing(writer, row):
+        decided.append(row.line)
+        if len(decided) == 4:  # the third chunk, while the second one's appointments are stored
+            raise RuntimeError("disk on fire")
+        return decide(writer, row)
+
+    monkeypatch.setattr(import_writer.Writer, "_decide", failing)
+    rows = [f"+2677123456{i},2030-03-05 09:00,,,R{i}" for i in range(7)]
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        upload(staff, lines(*rows))
+
+    assert decided == [2, 3, 4, 5]
+    assert count(Appointment) == count(PatientRecord) == count(Patient) == count(Contact) == 0
+    monkeypatch.setattr(import_writer.Writer, "_decide", decide)
+    assert counts(upload(staff, lines(*rows))) == (7, 0, 0, 0)
+
+
 @pytest.mark.parametrize("bad_line", [2, 5, 7])
 def test_atomic_upload_in_many_chunks_imports_nothing(staff, monkeypatch, bad_line):
     monkeypatch.setattr(import_rows, "CHUNK_ROWS", 2)
