@@ -23,17 +23,18 @@ appointment through :func:`appointments.reschedule` (new reminders, the patient 
 appointments are left alone (``unchanged``). Names go to the uploading clinic's own record of each patient
 (:class:`PatientRecord`); another clinic's record of the same number is never read or changed.
 
-Speed (100,000 rows in one upload): rows are validated in plain Python with per-value caches (phone numbers,
-times, reminder plans: a week of appointments has few distinct times), in chunks of ``CHUNK_ROWS``, by a second
-thread while this one writes the previous chunk; on PostgreSQL that thread also reads what is stored under the
-chunk's numbers and keys (one array parameter a query), on a connection of its own (:class:`.writer.Lookups`), so
-the writing thread never waits for a read. Writing is mostly PostgreSQL's work, so the two overlap on the
-machine's two cores. Each chunk is one step of one transaction: contacts, patients, the clinics' records of them
-and appointments are written with no ORM object per row, each table's rows built while the previous ones are
-stored: binary ``COPY`` on PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING`` through a temporary table when a
-concurrent upload got there first), one executemany ``INSERT`` on SQLite (whose write lock the import holds, and
-which reads in that transaction, chunked ``IN`` lists); new rows go in key order, with ascending ids, which halves
-PostgreSQL's index work. Only the rare moved rows and the booking confirmations go through the ORM, at the end.
+Speed (100,000 rows in one upload): rows are validated in plain Python with per-value caches (times, reminder plans:
+a week of appointments has few distinct times; phone numbers that need phonenumbers), in chunks of ``CHUNK_ROWS``
+(the first one smaller). Writing is mostly PostgreSQL's work and everything else Python's, so the import keeps both
+of the machine's cores busy by doing its Python work while PostgreSQL stores: binary ``COPY`` on PostgreSQL, each
+table's rows made ready while the previous table's are stored, a chunk's appointments still streaming (psycopg's
+queued writer) while the next chunk is validated, looked up and decided. What is stored under a chunk's numbers and
+keys is read with one array parameter a query, on a connection of its own (:class:`.writer.Lookups`), as the
+import's connection is busy. Each chunk is one step of one transaction, written with no ORM object per row (``INSERT
+... ON CONFLICT DO NOTHING`` through a temporary table when a concurrent upload got there first); SQLite gets one
+executemany ``INSERT`` a table (the import holds its write lock) and reads in that transaction, chunked ``IN``
+lists. New rows go in key order, with ascending ids, which halves PostgreSQL's index work. Only the rare moved rows
+and the booking confirmations go through the ORM, at the end.
 
 The package: :mod:`.reader` decodes and parses the file and checks its header, :mod:`.rows` validates the rows,
 :mod:`.writer` decides what each row does and writes it, through :mod:`.bulk`, the one place that knows the
@@ -47,7 +48,6 @@ import gc
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from functools import partial
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
@@ -65,9 +65,9 @@ from app.services.appointment_import.rows import (
     MSG_REF_TAKEN,
     MSG_REQUIRED,
     MSG_UNKNOWN_CLINIC,
-    Validation,
     load_clinics,
     targets,
+    validate,
 )
 from app.services.appointment_import.writer import Lookups, Writer
 
@@ -132,7 +132,7 @@ def _without_cycle_collection() -> Iterator[None]:
 
 
 def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now: datetime) -> dict:
-    errors = Errors()  # the file's and the validation's (written by the validating thread)
+    errors = Errors()  # the file's and the validation's
     parsed = read(data, errors)
     writer = Writer(actor, now, atomic, Errors())
     rows_seen = 0
@@ -143,15 +143,21 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
         clinics = targets(actor, load_clinics(default_id, columns, records))
         keys = {}
         lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
+        chunks = validate(columns, records, clinics, now, errors)
+        ahead = [next(chunks, None)]
+
+        def validate_next() -> None:  # the writer calls it while the database stores the chunk before
+            ahead.append(next(chunks, None))
+
         try:
             with _reading_aside(writer.bulk) as execute:
-                look = partial(lookups, execute=execute) if execute is not None else None
-                with Validation(columns, records, clinics, now, errors, look) as chunks:
-                    for rows, found in chunks:
-                        if repeating:
-                            keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
-                        if not (atomic and (errors.count or writer.errors.count)):
-                            writer.add(rows, found or lookups(rows, db.session.execute))
+                while (rows := ahead.pop()) is not None:
+                    if repeating:
+                        keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
+                    if not (atomic and (errors.count or writer.errors.count)):
+                        writer.add(rows, lookups(rows, execute or db.session.execute), validate_next)
+                    if not ahead:
+                        validate_next()
             writer.finish(failed=atomic and errors.count > 0)
             if repeating and not (atomic and errors.count):
                 repeats.apply(repeating, keys)
@@ -169,9 +175,9 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
 
 @contextlib.contextmanager
 def _reading_aside(bulk: Bulk) -> Iterator[Callable | None]:
-    """A connection of its own for :class:`Lookups` to read on from the validating thread, when the backend allows
-    it (PostgreSQL; autocommit: it reads committed rows only); ``None`` on SQLite, whose reads then stay in the
-    import's transaction."""
+    """A connection of its own for :class:`Lookups` to read on while the import's own connection is busy storing
+    rows, when the backend allows it (PostgreSQL; autocommit: it reads committed rows only); ``None`` on SQLite,
+    whose reads then stay in the import's transaction."""
     if not bulk.reads_aside:
         yield None
         return

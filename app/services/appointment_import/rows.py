@@ -1,21 +1,19 @@
-"""Validating an appointment upload's rows: every value checked and normalised, by a second thread.
+"""Validating an appointment upload's rows: every value checked and normalised.
 
-Rows are validated in plain Python with per-value caches (phone numbers, times: a week of appointments has few
-distinct times), in chunks of ``CHUNK_ROWS``, by a second thread while the caller writes the previous chunk
-(:class:`Validation`). The validating thread never touches the database or an ORM attribute: the clinics are
-looked up first (:func:`load_clinics`, :func:`targets`).
+Rows are validated in plain Python with per-value caches (times: a week of appointments has few distinct times;
+phone numbers that need phonenumbers), in chunks of ``CHUNK_ROWS`` (:func:`validate`), each while the database
+stores the chunk before it. Validation touches neither the database nor an ORM attribute (the session's
+connection may be busy with a COPY then): the clinics are looked up first (:func:`load_clinics`, :func:`targets`).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from queue import SimpleQueue
 
 import phonenumbers
 from sqlalchemy import select
@@ -29,7 +27,6 @@ from app.services.phones import to_e164
 NAME_LENGTH = 200  # Patient.name
 REF_LENGTH = 100  # Appointment.external_ref
 CHUNK_ROWS = 10_000  # rows validated, then written, at a time
-AHEAD = 2  # chunks validated (and looked up) ahead of the one being written
 LANGUAGE_WORDS = {"en": "en", "english": "en", "tn": "tn", "setswana": "tn"}
 
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
@@ -290,7 +287,7 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
     p_language, p_name = columns.get("language"), columns.get("patient_name")
     p_ref, p_clinic = columns.get("external_ref"), columns.get("clinic_id")
     import_key = appointments.import_key
-    # A small first chunk: the database starts writing sooner, while this thread validates the next.
+    # A small first chunk: the database starts writing sooner, while the next one is validated.
     starts = [0, *range(max(1, CHUNK_ROWS // 5), len(records), CHUNK_ROWS)] if records else []
     for start, end in zip(starts, [*starts[1:], len(records)], strict=True):
         rows: list[Row] = []
@@ -346,49 +343,3 @@ def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targ
                 key = import_key(external_ref=ref, phone=phone, at=at)
                 rows.append(Row(line, clinic, phone, at, language, name, ref, key))
         yield rows
-
-
-class Validation:
-    """:func:`validate` run by a second thread, ahead of the caller: ``with Validation(..., look) as chunks``
-    gives ``(rows, look(rows))`` a chunk at a time (``None`` for ``look(rows)`` when ``look`` is ``None``).
-
-    Validating is Python work and writing mostly PostgreSQL's: while this thread waits for the database, the
-    other validates the next chunk, and ``look`` reads what is stored for it. Leaving the block stops and joins the
-    thread, also on an error.
-    """
-
-    def __init__(self, columns: dict[str, int], records: list[tuple[int, list[str]]], targets: dict[str, tuple],
-                 now: datetime, errors: Errors, look: Callable[[list[Row]], object] | None = None) -> None:  # fmt: skip
-        self.chunks = validate(columns, records, targets, now, errors)
-        self.look = look
-        self.queue: SimpleQueue = SimpleQueue()
-        self.stop = threading.Event()
-        self.ahead = threading.Semaphore(AHEAD)
-        self.thread = threading.Thread(target=self._run, name="appointment-import-validation", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            for rows in self.chunks:
-                self.ahead.acquire()
-                if self.stop.is_set():
-                    return
-                self.queue.put((rows, self.look(rows) if self.look is not None else None))
-        except BaseException as exc:  # handed to the consuming thread
-            self.queue.put(exc)
-        self.queue.put(None)
-
-    def __enter__(self) -> Iterator[tuple[list[Row], object]]:
-        self.thread.start()
-        return iter(self._next, None)
-
-    def _next(self) -> tuple[list[Row], object] | None:
-        item = self.queue.get()
-        self.ahead.release()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop.set()
-        self.ahead.release()  # a thread waiting to go on sees the stop
-        self.thread.join()

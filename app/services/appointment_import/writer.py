@@ -143,9 +143,8 @@ class Lookups:
     and (clinic, number) once: ``lookups(rows, execute)``.
 
     It reads committed rows only, never the upload's own (those are of numbers and keys already seen), so on
-    PostgreSQL it runs ahead of the writer, in the validating thread, on a connection of its own: under READ
-    COMMITTED the writer's session would read the same rows, and the writer no longer waits for them. The
-    clinics' ids are read once, here, so that thread reads no ORM attribute.
+    PostgreSQL it reads on a connection of its own while the import's is busy storing rows: under READ COMMITTED
+    the import's session would read the same rows.
     """
 
     def __init__(self, bulk: Bulk, clinics: Iterable[Clinic]) -> None:
@@ -201,8 +200,9 @@ class Writer:
         self.pending: tuple[list[Row], Pending] | None = None  # the last chunk's appointments, being stored
         self.imported = self.updated = self.unchanged = 0
 
-    def add(self, rows: list[Row], found: Found) -> None:
-        """Decide and write one chunk of valid rows, given what :class:`Lookups` found for them."""
+    def add(self, rows: list[Row], found: Found, meanwhile: Callable[[], None]) -> None:
+        """Decide and write one chunk of valid rows, given what :class:`Lookups` found for them; ``meanwhile`` (the
+        next chunk's validation) is called once, while the database stores this chunk's records."""
         self.existing.update(found.existing)
         self.people.update(found.people)
         self.records.update(found.records)
@@ -217,7 +217,9 @@ class Writer:
         patients = people.start_patients()
         new = _NewAppointments(self.actor, fresh, self.now, self.bulk)
         people.finish_patients(patients)
-        records.finish(records.start(self.people))
+        stored = records.start(self.people)
+        meanwhile()
+        records.finish(stored)
         self.pending = (fresh, new.start(self.people, self.records))
 
     def _settle(self) -> None:
