@@ -22,7 +22,7 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 
 from app.extensions import db
 from app.messaging import inbox
@@ -272,8 +272,7 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     Returns:
         The screen, with ``end`` set when the session ends.
     """
-    contact = _ussd_contact(message)
-    conversation = _conversation(contact, message.channel)
+    contact, conversation = _ussd_contact(message)
     if session_id is not None and conversation.session_id != session_id:
         _forget_flow(contact, conversation, message)
         conversation.session_id = session_id
@@ -292,12 +291,33 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     return reply
 
 
-def _ussd_contact(message: Message) -> Contact:
-    """The hop's contact, locked: one statement for a known number (the hot path), no ORM get before the lock."""
-    if message.contact_id is not None:
-        return _lock_contact(message.contact_id)
-    contact = db.session.scalar(select(Contact).where(Contact.address == message.address).with_for_update())
-    return contact if contact is not None else _lock_contact(inbox.contact_for(message.address).id)
+def _contact_with_conversation(by_id: bool) -> Select:
+    # Built once (bound at execution): building it cost a USSD hop more than running it.
+    contact = Contact.id == bindparam("contact") if by_id else Contact.address == bindparam("contact")
+    its_conversation = and_(Conversation.contact_id == Contact.id, Conversation.channel == bindparam("channel"))
+    # FOR UPDATE OF contacts only: the conversation is the outer join's nullable side, which PostgreSQL cannot lock.
+    return (
+        select(Contact, Conversation)
+        .outerjoin(Conversation, its_conversation)
+        .where(contact)
+        .with_for_update(of=Contact)
+    )
+
+
+_CONTACT_WITH_CONVERSATION = {by_id: _contact_with_conversation(by_id) for by_id in (False, True)}
+
+
+def _ussd_contact(message: Message) -> tuple[Contact, Conversation]:
+    """The hop's contact, locked, and its USSD conversation: one statement for a known number (the hot path)."""
+    by_id = message.contact_id is not None
+    row = db.session.execute(_CONTACT_WITH_CONVERSATION[by_id],
+                             {"contact": message.contact_id if by_id else message.address,
+                              "channel": message.channel}).first()  # fmt: skip
+    if row is None:  # first contact: created, then locked
+        contact = _lock_contact(inbox.contact_for(message.address).id)
+        return contact, _conversation(contact, message.channel)
+    contact, conversation = row
+    return contact, conversation if conversation is not None else _conversation(contact, message.channel)
 
 
 def close_ussd(message: Message, *, session_id: str | None = None) -> None:

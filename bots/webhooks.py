@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from app.errors import error_response
 from app.extensions import db, limiter
@@ -128,9 +128,10 @@ def africastalking_ussd(token: str):
     # One transaction stores the hop, answers it and stores its screen: a flow's effect never commits without the
     # hop, and a hop that fails is stored (as failed) after its effect is rolled back; the gateway then shows an
     # apology. A replay that arrives meanwhile waits on the hop's row (PostgreSQL: its unique key, then the row
-    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once.
-    message_id, created = inbox.store_inbound_id(inbound)
-    message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once. A new hop's row comes back from
+    # its INSERT, already ours: one statement.
+    message, created = inbox.store_inbound_locked(inbound)
+    message_id = message.id
     if message.address != inbound.sender:  # a session id is bound to its phone: another phone's "replay" gets nothing
         db.session.commit()
         log.warning("USSD hop %s replayed from another phone; refused", message_id)
@@ -152,7 +153,7 @@ def africastalking_ussd(token: str):
     try:
         reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"),
                                    text=inbound.typed)  # fmt: skip
-        db.session.add(_ussd_screen(message, reply.text, reply.end))
+        _store_screen(message, reply.text, reply.end)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -165,12 +166,20 @@ def africastalking_ussd(token: str):
     return channel.ussd_response(reply.text, end=reply.end)
 
 
-def _ussd_screen(inbound: Message, text: str, end: bool) -> Message:
+_SCREEN_COLUMNS = ("direction", "channel", "provider", "address", "text", "status", "kind", "reply_to_id", "contact_id",
+                   "clinic_id", "appointment_id")  # fmt: skip
+# Built once, bound at execution (the hop's hot path); the columns left out take their defaults (id, timestamps).
+_STORE_SCREEN = insert(Message.__table__).values({name: bindparam(name) for name in _SCREEN_COLUMNS})
+
+
+def _store_screen(inbound: Message, text: str, end: bool) -> None:
     # The screen, as shown (with CON/END), is kept in the message log and lets a replayed hop get the same answer.
-    return Message(direction=DIRECTION_OUT, channel=USSD, provider=inbound.provider, address=inbound.address,
-                   text=f"{'END' if end else 'CON'} {text}", status=STATUS_SENT, kind=KIND_REPLY,
-                   reply_to_id=inbound.id, contact_id=inbound.contact_id, clinic_id=inbound.clinic_id,
-                   appointment_id=inbound.appointment_id)  # fmt: skip
+    db.session.execute(_STORE_SCREEN, {
+        "direction": DIRECTION_OUT, "channel": USSD, "provider": inbound.provider, "address": inbound.address,
+        "text": f"{'END' if end else 'CON'} {text}", "status": STATUS_SENT, "kind": KIND_REPLY,
+        "reply_to_id": inbound.id, "contact_id": inbound.contact_id, "clinic_id": inbound.clinic_id,
+        "appointment_id": inbound.appointment_id,
+    })  # fmt: skip
 
 
 def _language_of(message: Message) -> str | None:
