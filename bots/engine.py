@@ -115,7 +115,7 @@ def _run_flows(ctx: Context):
     if ctx.finished or (reply is not None and reply.end):
         flow.close(ctx)
         conversation.flow, conversation.state = None, {}
-    else:
+    elif conversation.flow != flow.name:  # unchanged: no write for the flush to look at
         conversation.flow = flow.name
     return reply
 

@@ -9,9 +9,11 @@ here; messages are handed to the engine by a job (SMS, chat) or answered in the 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, inspect, select
+from sqlalchemy import update as sql_update
 
 from app.errors import error_response
 from app.extensions import db, limiter
@@ -19,7 +21,7 @@ from app.i18n import t
 from app.jobs import enqueue_handle
 from app.messaging import inbox
 from app.messaging.envelopes import SESSION_CLOSE
-from app.models import Contact, Message
+from app.models import Contact, Message, utcnow
 from app.models.channel import USSD
 from app.models.message_log import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.transactions import after_commit
@@ -153,7 +155,7 @@ def africastalking_ussd(token: str):
     try:
         reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"),
                                    text=inbound.typed)  # fmt: skip
-        _store_screen(message, reply.text, reply.end)
+        _finish(message, reply.text, reply.end)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -166,20 +168,49 @@ def africastalking_ussd(token: str):
     return channel.ussd_response(reply.text, end=reply.end)
 
 
-_SCREEN_COLUMNS = ("direction", "channel", "provider", "address", "text", "status", "kind", "reply_to_id", "contact_id",
-                   "clinic_id", "appointment_id")  # fmt: skip
-# Built once, bound at execution (the hop's hot path); the columns left out take their defaults (id, timestamps).
-_STORE_SCREEN = insert(Message.__table__).values({name: bindparam(name) for name in _SCREEN_COLUMNS})
+# The hop's own rows, written with statements built once and bound at execution (the hot path: the ORM's flush of
+# one changed row cost more than the statement): the hop marked handled with what the engine and the flow set on it
+# (its contact; the appointment and clinic a patient's answer is about), and its screen. The columns the screen's
+# INSERT is given every column that has a default (SQLAlchemy leaves the defaults out of an INSERT under a WITH).
+# PostgreSQL runs both as one statement (the UPDATE as a data-modifying WITH; the rows differ); SQLite, which has no
+# such WITH, as two.
+_HOP_FIELDS = ("status", "contact_id", "clinic_id", "appointment_id", "updated_at")
+_SCREEN_FIELDS = ("id", "direction", "channel", "provider", "address", "text", "status", "kind", "reply_to_id",
+                  "contact_id", "clinic_id", "appointment_id", "attempts", "media", "buttons", "created_at",
+                  "updated_at")  # fmt: skip
+_MESSAGES = Message.__table__
+_UPDATE_HOP = (
+    sql_update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("hop_id"))
+    .values({name: bindparam(f"new_{name}") for name in _HOP_FIELDS})
+)
+# Bound under names no column has: in one statement, a parameter named as a column would also be SET by the UPDATE.
+_INSERT_SCREEN = insert(_MESSAGES).values({name: bindparam(f"screen_{name}") for name in _SCREEN_FIELDS})
+_UPDATE_HOP_INSERT_SCREEN = _INSERT_SCREEN.add_cte(_UPDATE_HOP.cte("hop"))
 
 
-def _store_screen(inbound: Message, text: str, end: bool) -> None:
-    # The screen, as shown (with CON/END), is kept in the message log and lets a replayed hop get the same answer.
-    db.session.execute(_STORE_SCREEN, {
-        "direction": DIRECTION_OUT, "channel": USSD, "provider": inbound.provider, "address": inbound.address,
-        "text": f"{'END' if end else 'CON'} {text}", "status": STATUS_SENT, "kind": KIND_REPLY,
-        "reply_to_id": inbound.id, "contact_id": inbound.contact_id, "clinic_id": inbound.clinic_id,
-        "appointment_id": inbound.appointment_id,
-    })  # fmt: skip
+def _finish(hop: Message, text: str, end: bool) -> None:
+    """Mark the hop handled and store its screen, as shown (with CON/END): the message log keeps it, and a replayed
+    hop gets the same answer from it."""
+    now = hop.updated_at = utcnow()
+    changes = {name: getattr(hop, name) for name in _HOP_FIELDS}
+    handled = {"hop_id": hop.id, **{f"new_{name}": value for name, value in changes.items()}}
+    screen = {f"screen_{name}": value for name, value in {
+        "id": uuid.uuid4(), "direction": DIRECTION_OUT, "channel": USSD, "provider": hop.provider,
+        "address": hop.address, "text": f"{'END' if end else 'CON'} {text}", "status": STATUS_SENT, "kind": KIND_REPLY,
+        "reply_to_id": hop.id, "contact_id": hop.contact_id, "clinic_id": hop.clinic_id,
+        "appointment_id": hop.appointment_id, "attempts": 0, "media": [], "buttons": [], "created_at": now,
+        "updated_at": now,
+    }.items()}  # fmt: skip
+    state = inspect(hop)
+    with db.session.no_autoflush:  # the session's other changes (a flow's) go at commit, as always
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.execute(_UPDATE_HOP_INSERT_SCREEN, {**handled, **screen})
+        else:
+            db.session.execute(_UPDATE_HOP, handled)
+            db.session.execute(_INSERT_SCREEN, screen)
+    if state.unmodified.issuperset(set(state.mapper.column_attrs.keys()) - changes.keys()):
+        db.session.expunge(hop)  # all written: nothing left for the commit's flush to look at or repeat
 
 
 def _language_of(message: Message) -> str | None:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
@@ -103,6 +104,7 @@ def _locked(actor, item_id: uuid.UUID) -> StockItem:
         select(StockItem)
         .where(StockItem.id == item_id)
         .with_for_update(of=StockItem)
+        .options(lazyload(StockItem.clinic))  # read only for an alert (its name): not joined into every write
         .execution_options(populate_existing=True)
     )
     if item is None:
