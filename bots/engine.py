@@ -260,7 +260,8 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
 
     A hop of a new session starts afresh: whatever a previous session left (one that ended without a close
     notification) is closed and forgotten first. The USSD entry flow (``bots.flows.ussd``) answers; without a USSD
-    flow, the session ends politely.
+    flow, the session ends politely. The contact is locked and its conversation read in one statement; the hop's
+    status and contact are set on ``message`` for the caller to write (the webhook writes them with the screen).
 
     Args:
         message: the stored hop (locked by the caller).

@@ -8,6 +8,14 @@ the PIN it contains is kept nowhere. A hop that may carry the PIN (:meth:`StaffM
 is showing, or nobody knows which screen is) is stored as ``****`` by the webhook before anything is committed; the
 flow reads the real input from memory.
 
+Who is signed in (:class:`~bots.flows.ussd_staff_session.StaffUser`: id, clinic, role, language, the clinic's name
+and language) is kept in the state for the session's life: taken from the user's row on the dial and again, under
+the row's lock, on the PIN. A hop that only shows a screen reads no user; the stock list on screen is kept there too
+while it shows (paging and choosing an item read nothing). Every write, and every screen of patients' data, reads
+the row again first (:meth:`StaffMenu.current_user`): a user deactivated, moved to another clinic, or whose phone
+changed since the PIN gets the error screen, nothing is written, and the session and its unfinished write go. A stock
+write still locks and reads its item again.
+
 Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere); what
 reads the input on each is the table ``StaffMenu.inputs``::
 
