@@ -31,6 +31,7 @@ from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
 from app.models.channel import SMS, USSD, WHATSAPP
 from app.models.message_log import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
+from app.transactions import transaction_memo
 from bots.flows import FLOWS, Context, Flow, Reply
 
 log = logging.getLogger(__name__)
@@ -244,10 +245,15 @@ def storable_ussd(inbound: InboundMessage) -> InboundMessage:
     """A USSD hop as it may be stored: its input masked when a USSD flow says it may be a secret (a staff PIN).
 
     Asked before the hop is stored, so that a PIN never reaches the database (nor its WAL and backups), whatever
-    happens to the hop afterwards; the flow gets the real input from :attr:`InboundMessage.typed`, in memory.
+    happens to the hop afterwards; the flow gets the real input from :attr:`InboundMessage.typed`, in memory. The
+    phone's contact is locked first, in the hop's transaction (:func:`handle_ussd` takes it from there).
     """
     if not inbound.text or inbound.session_event == SESSION_CLOSE:
         return inbound
+    # The phone's contact is locked first (one phone's hops then run one after another), so that what a flow reads
+    # here of its session's state is still what the hop acts on: the flow may keep it for the hop
+    # (transaction_memo), and the hop's handling takes the contact from here.
+    transaction_memo(db.session())[_LOCKED_CONTACT] = _ussd_contact(None, inbound.sender, inbound.channel)
     flows = [flow for flow in FLOWS.values() if USSD in flow.channels]
     if any(flow.secret_input(inbound.sender, inbound.session_id) for flow in flows):
         return inbound.masked(MASK)
@@ -273,7 +279,11 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     Returns:
         The screen, with ``end`` set when the session ends.
     """
-    contact, conversation = _ussd_contact(message)
+    locked = transaction_memo(db.session()).pop(_LOCKED_CONTACT, None)  # by storable_ussd, in this transaction
+    if locked is not None and locked[0].address == message.address:
+        contact, conversation = locked
+    else:
+        contact, conversation = _ussd_contact(message.contact_id, message.address, message.channel)
     if session_id is not None and conversation.session_id != session_id:
         _forget_flow(contact, conversation, message)
         conversation.session_id = session_id
@@ -308,17 +318,19 @@ def _contact_with_conversation(by_id: bool) -> Select:
 _CONTACT_WITH_CONVERSATION = {by_id: _contact_with_conversation(by_id) for by_id in (False, True)}
 
 
-def _ussd_contact(message: Message) -> tuple[Contact, Conversation]:
-    """The hop's contact, locked, and its USSD conversation: one statement for a known number (the hot path)."""
-    by_id = message.contact_id is not None
+_LOCKED_CONTACT = "ussd_contact"
+
+
+def _ussd_contact(contact_id: uuid.UUID | None, address: str, channel: str) -> tuple[Contact, Conversation]:
+    """A USSD hop's contact, locked, and its USSD conversation: one statement for a known number (the hot path)."""
+    by_id = contact_id is not None
     row = db.session.execute(_CONTACT_WITH_CONVERSATION[by_id],
-                             {"contact": message.contact_id if by_id else message.address,
-                              "channel": message.channel}).first()  # fmt: skip
+                             {"contact": contact_id if by_id else address, "channel": channel}).first()  # fmt: skip
     if row is None:  # first contact: created, then locked
-        contact = _lock_contact(inbox.contact_for(message.address).id)
-        return contact, _conversation(contact, message.channel)
+        contact = _lock_contact(inbox.contact_for(address).id)
+        return contact, _conversation(contact, channel)
     contact, conversation = row
-    return contact, conversation if conversation is not None else _conversation(contact, message.channel)
+    return contact, conversation if conversation is not None else _conversation(contact, channel)
 
 
 def close_ussd(message: Message, *, session_id: str | None = None) -> None:

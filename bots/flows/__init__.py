@@ -97,7 +97,8 @@ class Flow:
     def secret_input(self, address: str, session_id: str | None) -> bool:
         """Whether the next input from ``address`` in this session may be a secret (a PIN), so that it is masked
         before it is stored. Asked before the message is stored, so it must not rely on the message row; when in
-        doubt, say True."""
+        doubt, say True. Asked in the hop's transaction, with the phone's contact locked: what it reads may be kept
+        for the hop in :func:`app.transactions.transaction_memo`."""
         return False
 
 

@@ -56,6 +56,7 @@ from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RE
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, tracing, visits
 from app.services.stock import StockLine
+from app.transactions import transaction_memo
 from bots.flows import Context, Flow, Reply, ussd_menu
 from bots.flows.ussd_menu import chosen, first_fitting
 from bots.flows.ussd_staff_session import StaffSession, StaffUser, forget
@@ -177,7 +178,8 @@ class StaffMenu(Flow):
     def resume(self, ctx: Context) -> Reply:
         """A later hop: the input, read from the session state, on the current screen."""
         session_id = ctx.conversation.session_id or ""
-        session = StaffSession.load(session_id, batched=True)
+        kept = transaction_memo(db.session()).pop(_memo_key(session_id), None)  # read by secret_input for this hop
+        session = StaffSession(session_id, kept, batched=True) if kept else StaffSession.load(session_id, batched=True)
         if session is None:  # expired (a very long pause): start again from the PIN
             return self.start(ctx)
         if session.data.get("phone") != ctx.contact.address:
@@ -223,6 +225,8 @@ class StaffMenu(Flow):
         except RedisError:
             session = None
         if session is not None and session.data.get("phone") == address:
+            # Read under the phone's contact lock (engine.storable_ussd): kept for this hop, which reads it no more.
+            transaction_memo(db.session())[_memo_key(session.session_id)] = session.data
             return session.step == "pin"  # this phone's own staff session: no database read on the hot path
         return staff_user(address) is not None
 
@@ -686,6 +690,10 @@ class StaffMenu(Flow):
         staff = dataclasses.replace(staff, language=choice)
         session.sign_in(staff)
         return self._menu(ctx, session, staff)
+
+
+def _memo_key(session_id: str) -> str:
+    return f"ussd-staff:{session_id}"
 
 
 def _prefixed(line: str, screen: str) -> Reply:
