@@ -234,7 +234,7 @@ def handle_message(message_id: str) -> int:
     return handled
 
 
-def _forget_flow(contact: Contact, conversation: Conversation, message: Message) -> None:
+def _forget_flow(contact: Contact, conversation: Conversation, message: Message | inbox.InboundRow) -> None:
     flow = FLOWS.get(conversation.flow or "")
     if flow is not None:
         flow.close(Context(contact=contact, conversation=conversation, message=message, text=""))
@@ -260,7 +260,7 @@ def storable_ussd(inbound: InboundMessage) -> InboundMessage:
     return inbound
 
 
-def handle_ussd(message: Message, *, session_id: str | None = None, history: str | None = None,
+def handle_ussd(message: Message | inbox.InboundRow, *, session_id: str | None = None, history: str | None = None,
                 text: str | None = None) -> Reply:  # fmt: skip
     """The screen for one USSD hop (the caller stores it and renders ``CON``/``END``).
 
@@ -270,7 +270,7 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     status and contact are set on ``message`` for the caller to write (the webhook writes them with the screen).
 
     Args:
-        message: the stored hop (locked by the caller).
+        message: the stored hop (locked by the caller): its row, or a new hop's :class:`~app.messaging.inbox.InboundRow`.
         session_id: the provider's session id; ``None`` when unknown (no session check).
         history: every input of the session so far, joined with ``*`` (Africa's Talking's ``text``); flows read
             the new input relative to the history they stored (``ctx.extra["ussd_history"]``).

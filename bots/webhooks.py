@@ -140,7 +140,7 @@ def africastalking_ussd(token: str):
         return channel.ussd_response(t("ussd_error", None), end=True)
     if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
         if created:
-            engine.close_ussd(message, session_id=inbound.session_id)
+            engine.close_ussd(db.session.get(Message, message_id), session_id=inbound.session_id)
         db.session.commit()
         return channel.acknowledge("ussd")
     # The screen is stored in the same commit that marks the hop handled: a hop still "received" has none yet,
@@ -189,7 +189,7 @@ _INSERT_SCREEN = insert(_MESSAGES).values({name: bindparam(f"screen_{name}") for
 _UPDATE_HOP_INSERT_SCREEN = _INSERT_SCREEN.add_cte(_UPDATE_HOP.cte("hop"))
 
 
-def _finish(hop: Message, text: str, end: bool) -> None:
+def _finish(hop: Message | inbox.InboundRow, text: str, end: bool) -> None:
     """Mark the hop handled and store its screen, as shown (with CON/END): the message log keeps it, and a replayed
     hop gets the same answer from it."""
     now = hop.updated_at = utcnow()
@@ -202,14 +202,14 @@ def _finish(hop: Message, text: str, end: bool) -> None:
         "appointment_id": hop.appointment_id, "attempts": 0, "media": [], "buttons": [], "created_at": now,
         "updated_at": now,
     }.items()}  # fmt: skip
-    state = inspect(hop)
+    state = inspect(hop) if isinstance(hop, Message) else None  # a new hop is no ORM object (InboundRow)
     with db.session.no_autoflush:  # the session's other changes (a flow's) go at commit, as always
         if db.session.get_bind().dialect.name == "postgresql":
             db.session.execute(_UPDATE_HOP_INSERT_SCREEN, {**handled, **screen})
         else:
             db.session.execute(_UPDATE_HOP, handled)
             db.session.execute(_INSERT_SCREEN, screen)
-    if state.unmodified.issuperset(set(state.mapper.column_attrs.keys()) - changes.keys()):
+    if state is not None and state.unmodified.issuperset(set(state.mapper.column_attrs.keys()) - changes.keys()):
         db.session.expunge(hop)  # all written: nothing left for the commit's flush to look at or repeat
 
 

@@ -8,6 +8,7 @@ caller's transaction and never commit.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -106,44 +107,63 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
     return message_id, True
 
 
+@dataclass
+class InboundRow:
+    """A just-stored inbound message (a USSD hop) as its handling reads and changes it, without an ORM object: the
+    caller writes the changes (the webhook, with the hop's screen). Building the ORM object of the row cost a hop
+    more than storing it."""
+
+    id: uuid.UUID
+    channel: str
+    provider: str | None
+    address: str
+    text: str | None
+    status: str
+    contact_id: uuid.UUID | None = None
+    clinic_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+
+
 _INBOUND_COLUMNS = ("direction", "channel", "provider", "provider_id", "address", "text", "media", "status",
                     "dedupe_key", "our_address", "received_at", "extra")  # fmt: skip
 _STORE_LOCKED: dict[str, Executable] = {}
 
 
 def _store_locked(dialect: str) -> Executable:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING the whole row, loaded as a :class:`Message`: built once per
-    dialect, values bound at execution (a USSD hop's hot path: building the statement cost more than running it)."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row's id: built once per dialect, values bound at
+    execution (a USSD hop's hot path: building the statement cost more than running it)."""
     statement = _STORE_LOCKED.get(dialect)
     if statement is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = Message.__table__
-        returning = (
+        statement = _STORE_LOCKED[dialect] = (
             insert(table)
             .values({name: bindparam(name) for name in _INBOUND_COLUMNS})
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(*table.c)
+            .returning(table.c.id)
         )
-        statement = _STORE_LOCKED[dialect] = select(Message).from_statement(returning)
     return statement
 
 
-def store_inbound_locked(inbound: InboundMessage) -> tuple[Message, bool]:
-    """:func:`store_inbound_id` for a caller that acts on the message in the same transaction (a USSD hop): the row
-    itself, locked, in one statement when it is new.
+def store_inbound_locked(inbound: InboundMessage) -> tuple[Message | InboundRow, bool]:
+    """:func:`store_inbound_id` for a caller that acts on the message in the same transaction (a USSD hop): the row,
+    locked, in one statement when it is new.
 
     A row this transaction has just inserted is invisible to every other one and holds its unique key until commit
-    (a concurrent delivery of the same message waits on it), so it needs no ``SELECT ... FOR UPDATE``; the INSERT
-    returns the whole row. An existing row (a retry) is read and locked (``FOR UPDATE``; SQLite: ``BEGIN
-    IMMEDIATE`` already serialises), waiting for a transaction that still handles it.
+    (a concurrent delivery of the same message waits on it), so it needs no ``SELECT ... FOR UPDATE``: it comes back
+    as an :class:`InboundRow` of what was inserted. An existing row (a retry) is read and locked (``FOR UPDATE``;
+    SQLite: ``BEGIN IMMEDIATE`` already serialises), waiting for a transaction that still handles it, as its
+    :class:`Message`.
 
     Returns:
-        The message row and whether this call created it.
+        The row and whether this call created it.
     """
     key = _dedupe_key(inbound)
-    message = db.session.scalar(_store_locked(db.session.get_bind().dialect.name), _inbound_values(inbound, key))
-    if message is not None:
-        return message, True
+    values = _inbound_values(inbound, key)
+    message_id = db.session.execute(_store_locked(db.session.get_bind().dialect.name), values).scalar()
+    if message_id is not None:
+        return InboundRow(id=message_id, channel=values["channel"], provider=values["provider"],
+                          address=values["address"], text=values["text"], status=values["status"]), True  # fmt: skip
     existing = select(Message).where(Message.dedupe_key == key).with_for_update()
     return db.session.scalar(existing.execution_options(populate_existing=True)), False
 

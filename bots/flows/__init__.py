@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from app.i18n import DEFAULT_LANGUAGE, t
 from app.messaging.envelopes import Button
+from app.messaging.inbox import InboundRow
 from app.models import Contact, Conversation, Message
 
 
@@ -37,7 +38,7 @@ class Context:
 
     contact: Contact
     conversation: Conversation
-    message: Message
+    message: Message | InboundRow  # a new USSD hop: its InboundRow (the webhook writes what a flow sets on it)
     text: str
     default_language: str = DEFAULT_LANGUAGE
     extra: dict = field(default_factory=dict)
