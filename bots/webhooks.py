@@ -130,8 +130,9 @@ def africastalking_ussd(token: str):
     # One transaction stores the hop, answers it and stores its screen: a flow's effect never commits without the
     # hop, and a hop that fails is stored (as failed) after its effect is rolled back; the gateway then shows an
     # apology. A replay that arrives meanwhile waits on the hop's row (PostgreSQL: its unique key, then the row
-    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once. A new hop's row comes back from
-    # its INSERT, already ours: one statement.
+    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once. A hop with an input has already
+    # locked its phone's contact (storable_ussd, above), so a replay of it waits there. A new hop's row is the
+    # transaction's own: its INSERT returns its id, no further lock.
     message, created = inbox.store_inbound_locked(inbound)
     message_id = message.id
     if message.address != inbound.sender:  # a session id is bound to its phone: another phone's "replay" gets nothing
@@ -170,11 +171,11 @@ def africastalking_ussd(token: str):
 
 # The hop's own rows, written with statements built once and bound at execution (the hot path: the ORM's flush of
 # one changed row cost more than the statement): the hop marked handled with what the engine and the flow set on it
-# (its contact; the appointment and clinic a patient's answer is about), and its screen. The columns the screen's
-# INSERT is given every column that has a default (SQLAlchemy leaves the defaults out of an INSERT under a WITH).
-# PostgreSQL runs both as one statement (the UPDATE as a data-modifying WITH; the rows differ); SQLite, which has no
-# such WITH, as two.
-_HOP_FIELDS = ("status", "contact_id", "clinic_id", "appointment_id", "updated_at")
+# (its contact; the appointment and clinic a patient's answer is about), and its screen. PostgreSQL runs both as one
+# statement (the UPDATE as a data-modifying WITH; the rows differ); SQLite, which has no such WITH, as two. The
+# screen's INSERT is given every column that has a default: SQLAlchemy leaves the defaults out of an INSERT under a
+# WITH.
+_HOP_FIELDS = ("status", "contact_id", "clinic_id", "appointment_id")
 _SCREEN_FIELDS = ("id", "direction", "channel", "provider", "address", "text", "status", "kind", "reply_to_id",
                   "contact_id", "clinic_id", "appointment_id", "attempts", "media", "buttons", "created_at",
                   "updated_at")  # fmt: skip
@@ -182,7 +183,7 @@ _MESSAGES = Message.__table__
 _UPDATE_HOP = (
     sql_update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("hop_id"))
-    .values({name: bindparam(f"new_{name}") for name in _HOP_FIELDS})
+    .values({name: bindparam(f"new_{name}") for name in (*_HOP_FIELDS, "updated_at")})
 )
 # Bound under names no column has: in one statement, a parameter named as a column would also be SET by the UPDATE.
 _INSERT_SCREEN = insert(_MESSAGES).values({name: bindparam(f"screen_{name}") for name in _SCREEN_FIELDS})
@@ -192,8 +193,8 @@ _UPDATE_HOP_INSERT_SCREEN = _INSERT_SCREEN.add_cte(_UPDATE_HOP.cte("hop"))
 def _finish(hop: Message | inbox.InboundRow, text: str, end: bool) -> None:
     """Mark the hop handled and store its screen, as shown (with CON/END): the message log keeps it, and a replayed
     hop gets the same answer from it."""
-    now = hop.updated_at = utcnow()
-    changes = {name: getattr(hop, name) for name in _HOP_FIELDS}
+    now = utcnow()
+    changes = {**{name: getattr(hop, name) for name in _HOP_FIELDS}, "updated_at": now}
     handled = {"hop_id": hop.id, **{f"new_{name}": value for name, value in changes.items()}}
     screen = {f"screen_{name}": value for name, value in {
         "id": uuid.uuid4(), "direction": DIRECTION_OUT, "channel": USSD, "provider": hop.provider,
