@@ -68,6 +68,7 @@ GUNICORN_THREADS = 4
 TARGET_P99_MS = 30.0  # the first target, still printed
 TARGET_CPU_MS = 5.0  # server CPU a hop (gunicorn workers), one session alone
 TARGET_P99_RATIO = 1.5  # 50 sessions: every hop's p99 against the constant endpoint's p99 in the same run
+START_SECONDS = 3.0  # the 50-session figures are printed again without what was sent this early (every session's dial)
 SUSTAINED_P99_MS = 300.0  # the hop rate the server sustains below this p99 is printed
 TARGET_WEB_RSS_MB = 200.0  # each gunicorn worker's peak resident set
 SERVER_CORES, CLIENT_CORES = {1}, {0}  # gunicorn on one core, this load generator on the other (2 or more cores)
@@ -175,7 +176,10 @@ def start_gunicorn(port: int, env: dict[str, str], log):
 
 
 def client(port: int, host: str, path: str, phone: str, rounds: int, think: tuple[float, float], deadline: float,
-           hops: dict[str, Result], constant: Result | None, finished: list, rng: random.Random) -> None:  # fmt: skip
+           hops: dict[str, Result], constant: Result | None, finished: list, rng: random.Random,
+           sent: list | None = None) -> None:  # fmt: skip
+    """One session's walks; ``sent`` (if given) gets ``(monotonic send time, seconds, is the constant)`` of each
+    answered request."""
     connection = UssdConnection(port, timeout=30)
     time.sleep(rng.uniform(0, 2 * think[1]))  # sessions begin spread out, as people dial
     constant_request = _post(CONSTANT_PATH, host, {"sessionId": "x", "phoneNumber": phone, "text": ""})
@@ -198,6 +202,8 @@ def client(port: int, host: str, path: str, phone: str, rounds: int, think: tupl
                     hops[label].errors.append(f"HTTP {status}: {body[:60]!r}")
                     break
                 hops[label].latencies.append(elapsed)
+                if sent is not None:
+                    sent.append((time.monotonic() - elapsed, elapsed, False))
                 if os.environ.get("BENCH_DEBUG"):
                     print(label, body)
                 if constant is None:  # the hops alone (CPU a hop, the sustained rate)
@@ -207,6 +213,8 @@ def client(port: int, host: str, path: str, phone: str, rounds: int, think: tupl
                 status, body = connection.exchange_body(constant_request)
                 if status == 200 and body.startswith(b"CON "):
                     constant.latencies.append(time.perf_counter() - began)
+                    if sent is not None:
+                        sent.append((time.monotonic() - constant.latencies[-1], constant.latencies[-1], True))
                 else:
                     constant.errors.append(f"HTTP {status}")
                 time.sleep(rng.uniform(*think))
@@ -368,9 +376,10 @@ def main(argv=None) -> int:
                   flush=True)  # fmt: skip
             deadline = time.monotonic() + args.time_limit
             path = f"/webhooks/africastalking/{token}/ussd"
+            sent: list[tuple[float, float, bool]] = []
             threads = [threading.Thread(target=client, daemon=True, args=(
                 port, host, path, phone, args.rounds, tuple(args.think), deadline, hops, constant, finished,
-                random.Random(n))) for n, phone in enumerate(phones)]  # fmt: skip
+                random.Random(n), sent)) for n, phone in enumerate(phones)]  # fmt: skip
             load_began = time.monotonic()
             for thread in threads:
                 thread.start()
@@ -446,6 +455,16 @@ def main(argv=None) -> int:
     print(f"hops but the PIN p99 / target = {no_pin.percentile_ms(99):.1f} / {TARGET_P99_MS:.0f} ms = "
           f"{no_pin.percentile_ms(99) / TARGET_P99_MS:.2f}")  # fmt: skip
     print(f"every hop p99 / constant p99 = {p99:.1f} / {ceiling:.1f} ms = {p99 / ceiling:.1f}")
+    # Every session dials within its first 1.2 s (fresh workers: connections, first statements): printed apart, the
+    # target above counts every hop.
+    settled = Result("every hop after the start"), Result("constant after the start")
+    for at, seconds, is_constant in sent:
+        if at - load_began >= START_SECONDS:
+            settled[is_constant].latencies.append(seconds)
+    if settled[0].latencies and settled[1].latencies:
+        print(f"  sent {START_SECONDS:.0f} s or more after the start: every hop p99 / constant p99 = "
+              f"{settled[0].percentile_ms(99):.1f} / {settled[1].percentile_ms(99):.1f} ms = "
+              f"{settled[0].percentile_ms(99) / settled[1].percentile_ms(99):.1f} ({len(settled[0].latencies)} hops)")  # fmt: skip
     ratio = p99 / ceiling
     print(f"every hop p99 / (constant p99 x {TARGET_P99_RATIO}) = {ratio / TARGET_P99_RATIO:.2f}  "
           f"{'ok' if ratio <= TARGET_P99_RATIO else 'MISSED'}")  # fmt: skip

@@ -22,7 +22,7 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 
 from app.extensions import db
 from app.messaging import inbox
@@ -31,6 +31,7 @@ from app.messaging.outbox import OptedOut, SendCapReached, queue_outbound
 from app.models import Contact, Conversation, Message, utcnow
 from app.models.channel import SMS, USSD, WHATSAPP
 from app.models.message_log import DIRECTION_IN, KIND_REPLY, STATUS_FAILED, STATUS_HANDLED, STATUS_RECEIVED
+from app.transactions import transaction_memo
 from bots.flows import FLOWS, Context, Flow, Reply
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _run_flows(ctx: Context):
     if ctx.finished or (reply is not None and reply.end):
         flow.close(ctx)
         conversation.flow, conversation.state = None, {}
-    else:
+    elif conversation.flow != flow.name:  # unchanged: no write for the flush to look at
         conversation.flow = flow.name
     return reply
 
@@ -233,7 +234,7 @@ def handle_message(message_id: str) -> int:
     return handled
 
 
-def _forget_flow(contact: Contact, conversation: Conversation, message: Message) -> None:
+def _forget_flow(contact: Contact, conversation: Conversation, message: Message | inbox.InboundRow) -> None:
     flow = FLOWS.get(conversation.flow or "")
     if flow is not None:
         flow.close(Context(contact=contact, conversation=conversation, message=message, text=""))
@@ -244,26 +245,32 @@ def storable_ussd(inbound: InboundMessage) -> InboundMessage:
     """A USSD hop as it may be stored: its input masked when a USSD flow says it may be a secret (a staff PIN).
 
     Asked before the hop is stored, so that a PIN never reaches the database (nor its WAL and backups), whatever
-    happens to the hop afterwards; the flow gets the real input from :attr:`InboundMessage.typed`, in memory.
+    happens to the hop afterwards; the flow gets the real input from :attr:`InboundMessage.typed`, in memory. The
+    phone's contact is locked first, in the hop's transaction (:func:`handle_ussd` takes it from there).
     """
     if not inbound.text or inbound.session_event == SESSION_CLOSE:
         return inbound
+    # The phone's contact is locked first (one phone's hops then run one after another), so that what a flow reads
+    # here of its session's state is still what the hop acts on: the flow may keep it for the hop
+    # (transaction_memo), and the hop's handling takes the contact from here.
+    transaction_memo(db.session())[_LOCKED_CONTACT] = _ussd_contact(None, inbound.sender, inbound.channel)
     flows = [flow for flow in FLOWS.values() if USSD in flow.channels]
     if any(flow.secret_input(inbound.sender, inbound.session_id) for flow in flows):
         return inbound.masked(MASK)
     return inbound
 
 
-def handle_ussd(message: Message, *, session_id: str | None = None, history: str | None = None,
+def handle_ussd(message: Message | inbox.InboundRow, *, session_id: str | None = None, history: str | None = None,
                 text: str | None = None) -> Reply:  # fmt: skip
     """The screen for one USSD hop (the caller stores it and renders ``CON``/``END``).
 
     A hop of a new session starts afresh: whatever a previous session left (one that ended without a close
     notification) is closed and forgotten first. The USSD entry flow (``bots.flows.ussd``) answers; without a USSD
-    flow, the session ends politely.
+    flow, the session ends politely. The contact is locked and its conversation read in one statement; the hop's
+    status and contact are set on ``message`` for the caller to write (the webhook writes them with the screen).
 
     Args:
-        message: the stored hop (locked by the caller).
+        message: the stored hop (locked by the caller): its row, or a new hop's :class:`~app.messaging.inbox.InboundRow`.
         session_id: the provider's session id; ``None`` when unknown (no session check).
         history: every input of the session so far, joined with ``*`` (Africa's Talking's ``text``); flows read
             the new input relative to the history they stored (``ctx.extra["ussd_history"]``).
@@ -272,8 +279,11 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     Returns:
         The screen, with ``end`` set when the session ends.
     """
-    contact = _ussd_contact(message)
-    conversation = _conversation(contact, message.channel)
+    locked = transaction_memo(db.session()).pop(_LOCKED_CONTACT, None)  # by storable_ussd, in this transaction
+    if locked is not None and locked[0].address == message.address:
+        contact, conversation = locked
+    else:
+        contact, conversation = _ussd_contact(message.contact_id, message.address, message.channel)
     if session_id is not None and conversation.session_id != session_id:
         _forget_flow(contact, conversation, message)
         conversation.session_id = session_id
@@ -292,12 +302,35 @@ def handle_ussd(message: Message, *, session_id: str | None = None, history: str
     return reply
 
 
-def _ussd_contact(message: Message) -> Contact:
-    """The hop's contact, locked: one statement for a known number (the hot path), no ORM get before the lock."""
-    if message.contact_id is not None:
-        return _lock_contact(message.contact_id)
-    contact = db.session.scalar(select(Contact).where(Contact.address == message.address).with_for_update())
-    return contact if contact is not None else _lock_contact(inbox.contact_for(message.address).id)
+def _contact_with_conversation(by_id: bool) -> Select:
+    # Built once (bound at execution): building it cost a USSD hop more than running it.
+    contact = Contact.id == bindparam("contact") if by_id else Contact.address == bindparam("contact")
+    its_conversation = and_(Conversation.contact_id == Contact.id, Conversation.channel == bindparam("channel"))
+    # FOR UPDATE OF contacts only: the conversation is the outer join's nullable side, which PostgreSQL cannot lock.
+    return (
+        select(Contact, Conversation)
+        .outerjoin(Conversation, its_conversation)
+        .where(contact)
+        .with_for_update(of=Contact)
+    )
+
+
+_CONTACT_WITH_CONVERSATION = {by_id: _contact_with_conversation(by_id) for by_id in (False, True)}
+
+
+_LOCKED_CONTACT = "ussd_contact"
+
+
+def _ussd_contact(contact_id: uuid.UUID | None, address: str, channel: str) -> tuple[Contact, Conversation]:
+    """A USSD hop's contact, locked, and its USSD conversation: one statement for a known number (the hot path)."""
+    by_id = contact_id is not None
+    row = db.session.execute(_CONTACT_WITH_CONVERSATION[by_id],
+                             {"contact": contact_id if by_id else address, "channel": channel}).first()  # fmt: skip
+    if row is None:  # first contact: created, then locked
+        contact = _lock_contact(inbox.contact_for(address).id)
+        return contact, _conversation(contact, channel)
+    contact, conversation = row
+    return contact, conversation if conversation is not None else _conversation(contact, channel)
 
 
 def close_ussd(message: Message, *, session_id: str | None = None) -> None:

@@ -9,9 +9,11 @@ here; messages are handed to the engine by a job (SMS, chat) or answered in the 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, inspect, select
+from sqlalchemy import update as sql_update
 
 from app.errors import error_response
 from app.extensions import db, limiter
@@ -19,7 +21,7 @@ from app.i18n import t
 from app.jobs import enqueue_handle
 from app.messaging import inbox
 from app.messaging.envelopes import SESSION_CLOSE
-from app.models import Contact, Message
+from app.models import Contact, Message, utcnow
 from app.models.channel import USSD
 from app.models.message_log import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.transactions import after_commit
@@ -128,16 +130,18 @@ def africastalking_ussd(token: str):
     # One transaction stores the hop, answers it and stores its screen: a flow's effect never commits without the
     # hop, and a hop that fails is stored (as failed) after its effect is rolled back; the gateway then shows an
     # apology. A replay that arrives meanwhile waits on the hop's row (PostgreSQL: its unique key, then the row
-    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once.
-    message_id, created = inbox.store_inbound_id(inbound)
-    message = db.session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    # lock; SQLite: BEGIN IMMEDIATE), then gets the same screen: the flow runs once. A hop with an input has already
+    # locked its phone's contact (storable_ussd, above), so a replay of it waits there. A new hop's row is the
+    # transaction's own: its INSERT returns its id, no further lock.
+    message, created = inbox.store_inbound_locked(inbound)
+    message_id = message.id
     if message.address != inbound.sender:  # a session id is bound to its phone: another phone's "replay" gets nothing
         db.session.commit()
         log.warning("USSD hop %s replayed from another phone; refused", message_id)
         return channel.ussd_response(t("ussd_error", None), end=True)
     if inbound.session_event == SESSION_CLOSE:  # the end-of-session notification: no screen to show
         if created:
-            engine.close_ussd(message, session_id=inbound.session_id)
+            engine.close_ussd(db.session.get(Message, message_id), session_id=inbound.session_id)
         db.session.commit()
         return channel.acknowledge("ussd")
     # The screen is stored in the same commit that marks the hop handled: a hop still "received" has none yet,
@@ -152,7 +156,7 @@ def africastalking_ussd(token: str):
     try:
         reply = engine.handle_ussd(message, session_id=inbound.session_id, history=inbound.extra.get("ussd_history"),
                                    text=inbound.typed)  # fmt: skip
-        db.session.add(_ussd_screen(message, reply.text, reply.end))
+        _finish(message, reply.text, reply.end)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -165,12 +169,49 @@ def africastalking_ussd(token: str):
     return channel.ussd_response(reply.text, end=reply.end)
 
 
-def _ussd_screen(inbound: Message, text: str, end: bool) -> Message:
-    # The screen, as shown (with CON/END), is kept in the message log and lets a replayed hop get the same answer.
-    return Message(direction=DIRECTION_OUT, channel=USSD, provider=inbound.provider, address=inbound.address,
-                   text=f"{'END' if end else 'CON'} {text}", status=STATUS_SENT, kind=KIND_REPLY,
-                   reply_to_id=inbound.id, contact_id=inbound.contact_id, clinic_id=inbound.clinic_id,
-                   appointment_id=inbound.appointment_id)  # fmt: skip
+# The hop's own rows, written with statements built once and bound at execution (the hot path: the ORM's flush of
+# one changed row cost more than the statement): the hop marked handled with what the engine and the flow set on it
+# (its contact; the appointment and clinic a patient's answer is about), and its screen. PostgreSQL runs both as one
+# statement (the UPDATE as a data-modifying WITH; the rows differ); SQLite, which has no such WITH, as two. The
+# screen's INSERT is given every column that has a default: SQLAlchemy leaves the defaults out of an INSERT under a
+# WITH.
+_HOP_FIELDS = ("status", "contact_id", "clinic_id", "appointment_id")
+_SCREEN_FIELDS = ("id", "direction", "channel", "provider", "address", "text", "status", "kind", "reply_to_id",
+                  "contact_id", "clinic_id", "appointment_id", "attempts", "media", "buttons", "created_at",
+                  "updated_at")  # fmt: skip
+_MESSAGES = Message.__table__
+_UPDATE_HOP = (
+    sql_update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("hop_id"))
+    .values({name: bindparam(f"new_{name}") for name in (*_HOP_FIELDS, "updated_at")})
+)
+# Bound under names no column has: in one statement, a parameter named as a column would also be SET by the UPDATE.
+_INSERT_SCREEN = insert(_MESSAGES).values({name: bindparam(f"screen_{name}") for name in _SCREEN_FIELDS})
+_UPDATE_HOP_INSERT_SCREEN = _INSERT_SCREEN.add_cte(_UPDATE_HOP.cte("hop"))
+
+
+def _finish(hop: Message | inbox.InboundRow, text: str, end: bool) -> None:
+    """Mark the hop handled and store its screen, as shown (with CON/END): the message log keeps it, and a replayed
+    hop gets the same answer from it."""
+    now = utcnow()
+    changes = {**{name: getattr(hop, name) for name in _HOP_FIELDS}, "updated_at": now}
+    handled = {"hop_id": hop.id, **{f"new_{name}": value for name, value in changes.items()}}
+    screen = {f"screen_{name}": value for name, value in {
+        "id": uuid.uuid4(), "direction": DIRECTION_OUT, "channel": USSD, "provider": hop.provider,
+        "address": hop.address, "text": f"{'END' if end else 'CON'} {text}", "status": STATUS_SENT, "kind": KIND_REPLY,
+        "reply_to_id": hop.id, "contact_id": hop.contact_id, "clinic_id": hop.clinic_id,
+        "appointment_id": hop.appointment_id, "attempts": 0, "media": [], "buttons": [], "created_at": now,
+        "updated_at": now,
+    }.items()}  # fmt: skip
+    state = inspect(hop) if isinstance(hop, Message) else None  # a new hop is no ORM object (InboundRow)
+    with db.session.no_autoflush:  # the session's other changes (a flow's) go at commit, as always
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.execute(_UPDATE_HOP_INSERT_SCREEN, {**handled, **screen})
+        else:
+            db.session.execute(_UPDATE_HOP, handled)
+            db.session.execute(_INSERT_SCREEN, screen)
+    if state is not None and state.unmodified.issuperset(set(state.mapper.column_attrs.keys()) - changes.keys()):
+        db.session.expunge(hop)  # all written: nothing left for the commit's flush to look at or repeat
 
 
 def _language_of(message: Message) -> str | None:

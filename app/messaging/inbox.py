@@ -8,8 +8,9 @@ caller's transaction and never commit.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -57,6 +58,31 @@ def contact_for(address: str, *, name: str | None = None) -> Contact:
     return contact
 
 
+def _inbound_values(inbound: InboundMessage, key: str) -> dict:
+    return {
+        "direction": DIRECTION_IN,
+        "channel": inbound.channel,
+        "provider": inbound.provider,
+        "provider_id": inbound.provider_id,
+        "address": inbound.sender,
+        "text": inbound.text,
+        "media": [
+            {"content_type": m.content_type, "url": m.url, "provider_media_id": m.provider_media_id}
+            for m in inbound.media
+        ],
+        "status": STATUS_RECEIVED,
+        "dedupe_key": key,
+        "our_address": (inbound.recipient or "")[:64] or None,
+        "received_at": inbound.received_at or utcnow(),
+        # Skin consultations: the few facts chat linking and buttons need later.
+        "extra": {k: inbound.extra[k] for k in KEPT_EXTRA if inbound.extra.get(k) is not None} or None,
+    }
+
+
+def _dedupe_key(inbound: InboundMessage) -> str:
+    return f"in:{inbound.provider}:{inbound.provider_id}"
+
+
 def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
     """Store an inbound message once, whatever the provider retries: the webhooks' hot path, one statement.
 
@@ -69,33 +95,77 @@ def store_inbound_id(inbound: InboundMessage) -> tuple[uuid.UUID, bool]:
     Returns:
         The message id and whether this call created it (False: a retry or a concurrent duplicate).
     """
-    key = f"in:{inbound.provider}:{inbound.provider_id}"
+    key = _dedupe_key(inbound)
     message_id = db.session.scalar(
         _insert(Message)
-        .values(
-            direction=DIRECTION_IN,
-            channel=inbound.channel,
-            provider=inbound.provider,
-            provider_id=inbound.provider_id,
-            address=inbound.sender,
-            text=inbound.text,
-            media=[
-                {"content_type": m.content_type, "url": m.url, "provider_media_id": m.provider_media_id}
-                for m in inbound.media
-            ],
-            status=STATUS_RECEIVED,
-            dedupe_key=key,
-            our_address=(inbound.recipient or "")[:64] or None,
-            received_at=inbound.received_at or utcnow(),
-            # Skin consultations: the few facts chat linking and buttons need later.
-            extra={k: inbound.extra[k] for k in KEPT_EXTRA if inbound.extra.get(k) is not None} or None,
-        )
+        .values(**_inbound_values(inbound, key))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Message.__table__.c.id)
     )
     if message_id is None:
         return db.session.scalar(select(Message.id).where(Message.dedupe_key == key)), False
     return message_id, True
+
+
+@dataclass
+class InboundRow:
+    """A just-stored inbound message (a USSD hop) as its handling reads and changes it, without an ORM object: the
+    caller writes the changes (the webhook, with the hop's screen). Building the ORM object of the row cost a hop
+    more than storing it."""
+
+    id: uuid.UUID
+    channel: str
+    provider: str | None
+    address: str
+    text: str | None
+    status: str
+    contact_id: uuid.UUID | None = None
+    clinic_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+
+
+_INBOUND_COLUMNS = ("direction", "channel", "provider", "provider_id", "address", "text", "media", "status",
+                    "dedupe_key", "our_address", "received_at", "extra")  # fmt: skip
+_STORE_LOCKED: dict[str, Executable] = {}
+
+
+def _store_locked(dialect: str) -> Executable:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row's id: built once per dialect, values bound at
+    execution (a USSD hop's hot path: building the statement cost more than running it)."""
+    statement = _STORE_LOCKED.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = Message.__table__
+        statement = _STORE_LOCKED[dialect] = (
+            insert(table)
+            .values({name: bindparam(name) for name in _INBOUND_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.id)
+        )
+    return statement
+
+
+def store_inbound_locked(inbound: InboundMessage) -> tuple[Message | InboundRow, bool]:
+    """:func:`store_inbound_id` for a caller that acts on the message in the same transaction (a USSD hop): the row,
+    locked, in one statement when it is new.
+
+    A row this transaction has just inserted is invisible to every other one and holds its unique key until commit
+    (a concurrent delivery of the same message waits on it), so it needs no ``SELECT ... FOR UPDATE``: it comes back
+    as an :class:`InboundRow` of what was inserted. An existing row (a retry) is read and locked (``FOR UPDATE``;
+    SQLite: ``BEGIN IMMEDIATE`` already serialises), waiting for a transaction that still handles it, as its
+    :class:`Message`.
+
+    Returns:
+        The row and whether this call created it.
+    """
+    key = _dedupe_key(inbound)
+    values = _inbound_values(inbound, key)
+    message_id = db.session.execute(_store_locked(db.session.get_bind().dialect.name), values).scalar()
+    if message_id is not None:
+        return InboundRow(id=message_id, channel=values["channel"], provider=values["provider"],
+                          address=values["address"], text=values["text"], status=values["status"]), True  # fmt: skip
+    existing = select(Message).where(Message.dedupe_key == key).with_for_update()
+    return db.session.scalar(existing.execution_options(populate_existing=True)), False
 
 
 def latest_inbound(address: str, channel: str, *, provider: str | None = None, our_address: str | None = None):

@@ -76,11 +76,19 @@ def locked_until(user: User, now: datetime | None = None) -> datetime | None:
     return until if until is not None and until > (now or utcnow()) else None
 
 
-def check_pin(user_id: uuid.UUID, pin: str, now: datetime | None = None) -> PinCheck:
-    """Try ``pin`` for the user, counting a wrong try (in the caller's transaction, under the user's row lock)."""
+def check_pin(user: User | uuid.UUID, pin: str, now: datetime | None = None) -> PinCheck:
+    """Try ``pin`` for the user, counting a wrong try (in the caller's transaction, under the user's row lock).
+
+    Args:
+        user: the user's row, read and locked (``FOR UPDATE``) by the caller in this transaction, or their id (the
+            row is then read and locked here).
+        pin: what was typed.
+        now: the time to check the lock against.
+    """
     now = now or utcnow()
-    user = db.session.scalar(select(User).where(User.id == user_id).with_for_update(of=User)
-                             .execution_options(populate_existing=True))  # fmt: skip
+    if not isinstance(user, User):
+        user = db.session.scalar(select(User).where(User.id == user).with_for_update(of=User)
+                                 .execution_options(populate_existing=True))  # fmt: skip
     if user is None or user.pin_hash is None:
         return PinCheck("unset")
     until = locked_until(user, now)

@@ -14,9 +14,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
@@ -70,14 +72,28 @@ def actor_for(user: User) -> StaffActor:
     return StaffActor(user_id=user.id, role=user.role, clinic_id=user.clinic_id)
 
 
-def display_name(item: StockItem) -> str:
+class StockLine(NamedTuple):
+    """An item as the USSD menu shows it: its id, name and unit as texts show them (already folded and cut), and
+    its level. Small enough to keep in a USSD session's state."""
+
+    id: uuid.UUID
+    name: str
+    unit: str
+    level: int
+
+
+def display_name(item: StockItem | StockLine) -> str:
     """The item's name as texts show it: GSM-7, at most :data:`NAME_IN_TEXTS` characters."""
     return fold(item.name)[:NAME_IN_TEXTS].strip()
 
 
-def display_unit(item: StockItem) -> str:
+def display_unit(item: StockItem | StockLine) -> str:
     """The item's unit as texts show it: GSM-7, at most :data:`UNIT_IN_TEXTS` characters."""
     return fold(item.unit)[:UNIT_IN_TEXTS].strip()
+
+
+def _line(row) -> StockLine:
+    return StockLine(row.id, display_name(row), display_unit(row), row.level)
 
 
 # --- The ledger -------------------------------------------------------------------------------------------------
@@ -88,6 +104,7 @@ def _locked(actor, item_id: uuid.UUID) -> StockItem:
         select(StockItem)
         .where(StockItem.id == item_id)
         .with_for_update(of=StockItem)
+        .options(lazyload(StockItem.clinic))  # read only for an alert (its name): not joined into every write
         .execution_options(populate_existing=True)
     )
     if item is None:
@@ -237,15 +254,21 @@ def manual_alert(actor, item_id: uuid.UUID, note: str) -> dict:
     return {"item_id": item.id, "recipients": len(queued), "message_ids": queued}
 
 
-def receipt(user: User, movement: StockMovement, item: StockItem) -> None:
-    """The SMS receipt of a write made from the USSD menu, to the staff member, in their language."""
+def receipt(user: User, movement: StockMovement, item: StockItem | StockLine) -> None:
+    """The SMS receipt of a write made from the USSD menu, to the staff member, in their language.
+
+    Args:
+        user: the staff member who made it (their clinic's item).
+        movement: the write; its ``level_after`` is the level the receipt shows.
+        item: the item written, for its name and unit (a :class:`StockLine` will do).
+    """
     key = {KIND_RECEIVED: "stock_receipt_received", KIND_DISPENSED: "stock_receipt_dispensed",
            KIND_COUNTED: "stock_receipt_counted"}.get(movement.kind, "stock_receipt_counted")  # fmt: skip
-    text = t(key, user.language, item=display_name(item), quantity=movement.quantity, level=item.level,
+    text = t(key, user.language, item=display_name(item), quantity=movement.quantity, level=movement.level_after,
              unit=display_unit(item))  # fmt: skip
     try:
         queue_outbound(channel=SMS, address=user.phone, text=text, language=user.language, kind=KIND_SYSTEM,
-                       user_id=user.id, clinic_id=item.clinic_id, dedupe_key=f"stock-receipt:{movement.id}")  # fmt: skip
+                       user_id=user.id, clinic_id=user.clinic_id, dedupe_key=f"stock-receipt:{movement.id}")  # fmt: skip
     except (OptedOut, SendCapReached) as exc:
         log.warning("stock receipt for movement %s not sent: %s", movement.id, exc.code)
 
@@ -322,18 +345,31 @@ def low_items(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None = 
     return _page(stmt, base, page=page, per_page=per_page)
 
 
-def clinic_items(clinic_id: uuid.UUID, *, low: bool = False) -> list[StockItem]:
-    """Every item of one clinic for the USSD menu: name order, or (``low``) as :func:`low_items` orders them.
+def clinic_items(clinic_id: uuid.UUID, *, low: bool = False) -> list[StockLine]:
+    """Every item of one clinic for the USSD menu, as :class:`StockLine` rows: name order, or (``low``) as
+    :func:`low_items` orders them.
 
-    Only the ``low`` list has ``days_of_stock_left`` attached (its order needs them); no USSD screen shows them.
+    Only the columns a screen shows are read (no ORM objects, no joined clinic): the menu keeps the lines in its
+    session state. No screen shows days left, so only the ``low`` list, whose order needs them, joins the 30-day
+    dispensing scan.
     """
-    base = select(StockItem).where(StockItem.clinic_id == clinic_id)
-    if not low:  # no screen of this list shows days left: skip the 30-day dispensing scan (most of a hop's time)
-        return list(db.session.scalars(base.order_by(StockItem.name, StockItem.id)))
+    base = select(StockItem.id, StockItem.name, StockItem.unit, StockItem.level).where(StockItem.clinic_id == clinic_id)
+    if not low:
+        return [_line(row) for row in db.session.execute(base.order_by(StockItem.name, StockItem.id))]
     base = base.where(StockItem.level <= StockItem.reorder_level)
     stmt, days = _with_days(base, _dispensed_since())
     order = (days.is_(None), days, StockItem.level, StockItem.name)
-    return _attach(db.session.execute(stmt.order_by(*order, StockItem.id)).all())
+    return [_line(row) for row in db.session.execute(stmt.order_by(*order, StockItem.id))]
+
+
+def clinic_item(clinic_id: uuid.UUID, item_id: uuid.UUID) -> StockLine | None:
+    """One item of one clinic as a :class:`StockLine`; None when there is none with this id in that clinic."""
+    row = db.session.execute(
+        select(StockItem.id, StockItem.name, StockItem.unit, StockItem.level).where(
+            StockItem.id == item_id, StockItem.clinic_id == clinic_id
+        )
+    ).first()
+    return _line(row) if row is not None else None
 
 
 def _readable(actor, item_id: uuid.UUID, *, write: bool = False) -> StockItem:

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from app.i18n import DEFAULT_LANGUAGE, t
 from app.messaging.envelopes import Button
+from app.messaging.inbox import InboundRow
 from app.models import Contact, Conversation, Message
 
 
@@ -37,7 +38,7 @@ class Context:
 
     contact: Contact
     conversation: Conversation
-    message: Message
+    message: Message | InboundRow  # a new USSD hop: its InboundRow (the webhook writes what a flow sets on it)
     text: str
     default_language: str = DEFAULT_LANGUAGE
     extra: dict = field(default_factory=dict)
@@ -97,7 +98,8 @@ class Flow:
     def secret_input(self, address: str, session_id: str | None) -> bool:
         """Whether the next input from ``address`` in this session may be a secret (a PIN), so that it is masked
         before it is stored. Asked before the message is stored, so it must not rely on the message row; when in
-        doubt, say True."""
+        doubt, say True. Asked in the hop's transaction, with the phone's contact locked: what it reads may be kept
+        for the hop in :func:`app.transactions.transaction_memo`."""
         return False
 
 

@@ -8,6 +8,14 @@ the PIN it contains is kept nowhere. A hop that may carry the PIN (:meth:`StaffM
 is showing, or nobody knows which screen is) is stored as ``****`` by the webhook before anything is committed; the
 flow reads the real input from memory.
 
+Who is signed in (:class:`~bots.flows.ussd_staff_session.StaffUser`: id, clinic, role, language, the clinic's name
+and language) is kept in the state for the session's life: taken from the user's row on the dial and again, under
+the row's lock, on the PIN. A hop that only shows a screen reads no user; the stock list on screen is kept there too
+while it shows (paging and choosing an item read nothing). Every write, and every screen of patients' data, reads
+the row again first (:meth:`StaffMenu.current_user`): a user deactivated, moved to another clinic, or whose phone
+changed since the PIN gets the error screen, nothing is written, and the session and its unfinished write go. A stock
+write still locks and reads its item again.
+
 Screens (every one at most 160 GSM-7 characters after ``CON``/``END``; ``00`` is the main menu everywhere); what
 reads the input on each is the table ``StaffMenu.inputs``::
 
@@ -30,27 +38,31 @@ the next correct PIN, "Continue where you left off?" takes them back to that scr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from app.errors import ServiceError
 from app.extensions import db
-from app.models import Appointment, StockItem, User
+from app.models import Appointment, User
 from app.models.appointment import TRACING_OUTCOMES
 from app.models.channel import USSD
 from app.models.stock import CHANNEL_USSD, KIND_COUNTED, KIND_DISPENSED, KIND_RECEIVED
 from app.models.user import ROLE_STAFF
 from app.services import appointments, pins, stock, tracing, visits
+from app.services.stock import StockLine
+from app.transactions import transaction_memo
 from bots.flows import Context, Flow, Reply, ussd_menu
 from bots.flows.ussd_menu import chosen, first_fitting
-from bots.flows.ussd_staff_session import StaffSession, forget
+from bots.flows.ussd_staff_session import StaffSession, StaffUser, forget
 
 # forget: the demo reset clears staff sessions through this module.
-__all__ = ["STAFF_MENU", "StaffMenu", "forget", "paginate", "staff_user", "stock_line"]
+__all__ = ["STAFF_MENU", "StaffMenu", "StaffUser", "forget", "paginate", "staff_user", "stock_line"]
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +87,32 @@ def _footer(ctx: Context, *, more: bool) -> str:
     return " ".join(parts)
 
 
-def stock_line(number: int, item: StockItem) -> str:
+def stock_line(number: int, item: StockLine) -> str:
     """``N. <name> <level> <unit>`` (INTERFACES.md)."""
-    return f"{number}. {stock.display_name(item)} {item.level} {stock.display_unit(item)}"
+    return f"{number}. {item.name} {item.level} {item.unit}"
 
 
-def paginate(ctx: Context, header: str, items: list[StockItem]) -> list[list[StockItem]]:
+def paginate(ctx: Context, header: str, items: list[StockLine]) -> list[list[StockLine]]:
     """Items cut into screens of at most :data:`PAGE_ITEMS` lines that fit with the header and footer."""
     widest = header.format(page=99, pages=99)
     return ussd_menu.paginate(items, lambda page: _page_text(ctx, widest, page, more=True), PAGE_ITEMS)
 
 
-def _page_text(ctx: Context, header: str, items: list[StockItem], *, more: bool) -> str:
+def _page_text(ctx: Context, header: str, items: list[StockLine], *, more: bool) -> str:
     lines = [stock_line(number, item) for number, item in enumerate(items, start=1)]
     return "\n".join([header, *lines, _footer(ctx, more=more)])
 
 
 def _action_label(ctx: Context, action: str) -> str:
     return ctx.t(f"ussd_staff_action_{action}")
+
+
+def _line_json(line: StockLine) -> list:
+    return [str(line.id), line.name, line.unit, line.level]
+
+
+def _line_of(data: list) -> StockLine:
+    return StockLine(uuid.UUID(data[0]), data[1], data[2], int(data[3]))
 
 
 # --- The flow ---------------------------------------------------------------------------------------------------
@@ -107,7 +127,7 @@ class StaffMenu(Flow):
     def __init__(self) -> None:
         # The step a session is on → what reads the input typed on that step's screen (the PIN step is read
         # before these, so that the PIN is masked first); a step without an entry shows the main menu.
-        self.inputs: dict[str, Callable[[Context, StaffSession, User, str], Reply]] = {
+        self.inputs: dict[str, Callable[[Context, StaffSession, StaffUser, str], Reply]] = {
             "resume": self._on_resume,
             "menu": self._on_menu,
             "list": self._on_list,
@@ -123,7 +143,7 @@ class StaffMenu(Flow):
             "trace_ok": self._on_trace_ok,
         }
         # The step → its screen, shown on entering it (a resumed write); a step without an entry: the main menu.
-        self.screens: dict[str, Callable[[Context, StaffSession, User], Reply]] = {
+        self.screens: dict[str, Callable[[Context, StaffSession, StaffUser], Reply]] = {
             "list": self._list,
             "pick": self._list,
             "qty": self._quantity,
@@ -147,35 +167,42 @@ class StaffMenu(Flow):
         user = ctx.extra.get("user") or staff_user(ctx.contact.address)
         if user is None:
             return Reply(ctx.t("ussd_error"), end=True)
-        self._language(ctx, user)
+        staff = StaffUser.of(user)
+        self._language(ctx, staff)
         history = ctx.extra.get("ussd_history")
-        session = StaffSession(session_id, {"phone": ctx.contact.address, "user_id": str(user.id)})
+        session = StaffSession(session_id, {"phone": ctx.contact.address}, batched=True)
+        session.sign_in(staff)
         session.new_input(history or "", "")
         return self._pin_screen(ctx, session, user)
 
     def resume(self, ctx: Context) -> Reply:
         """A later hop: the input, read from the session state, on the current screen."""
         session_id = ctx.conversation.session_id or ""
-        session = StaffSession.load(session_id)
+        kept = transaction_memo(db.session()).pop(_memo_key(session_id), None)  # read by secret_input for this hop
+        session = StaffSession(session_id, kept, batched=True) if kept else StaffSession.load(session_id, batched=True)
         if session is None:  # expired (a very long pause): start again from the PIN
             return self.start(ctx)
         if session.data.get("phone") != ctx.contact.address:
             log.warning("USSD session %s used from another phone; refused", session_id)
             return Reply(ctx.t("ussd_error"), end=True)
-        user = db.session.get(User, uuid.UUID(session.data["user_id"]))
-        if user is None or not user.active or user.clinic is None:
-            session.delete()
-            return Reply(ctx.t("ussd_error"), end=True)
-        self._language(ctx, user)
+        staff = session.user
+        if staff is None:  # a state saved without the user (by an older release): take it from the row once
+            user = self._user_row(ctx, uuid.UUID(session.data["user_id"]), None)
+            if user is None:
+                session.delete()
+                return Reply(ctx.t("ussd_error"), end=True)
+            staff = StaffUser.of(user)
+            session.sign_in(staff)
+        self._language(ctx, staff)
         typed = session.new_input(ctx.extra.get("ussd_history"), ctx.text)
         if session.step == "pin":
-            reply = self._on_pin(ctx, session, user, typed)
+            reply = self._on_pin(ctx, session, staff, typed)
         elif typed == "00":
             session.drop_pending()
-            reply = self._menu(ctx, session, user)
+            reply = self._menu(ctx, session, staff)
         else:
             handler = self.inputs.get(session.step)
-            reply = handler(ctx, session, user, typed) if handler else self._menu(ctx, session, user)
+            reply = handler(ctx, session, staff, typed) if handler else self._menu(ctx, session, staff)
         if reply.end:
             session.delete()
         else:
@@ -197,15 +224,50 @@ class StaffMenu(Flow):
             session = StaffSession.load(session_id) if session_id else None
         except RedisError:
             session = None
-        if session is not None and session.data.get("phone") == address and session.step != "pin":
-            return False  # past the PIN in this phone's own session: no database read on the hot path
+        if session is not None and session.data.get("phone") == address:
+            # Read under the phone's contact lock (engine.storable_ussd): kept for this hop, which reads it no more.
+            transaction_memo(db.session())[_memo_key(session.session_id)] = session.data
+            return session.step == "pin"  # this phone's own staff session: no database read on the hot path
         return staff_user(address) is not None
+
+    # The user's row, read again -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _user_row(ctx: Context, user_id: uuid.UUID, clinic_id: uuid.UUID | None, *,
+                  lock: str | None = None) -> User | None:  # fmt: skip
+        """The user's row if they may still use this menu from this phone: an active staff account whose proven
+        phone this is (as :func:`staff_user`), of ``clinic_id`` when given (the clinic the session shows).
+
+        ``lock``: ``"share"`` keeps the row from changing (a deactivation waits) until the hop commits; ``"update"``
+        for a hop that changes the row. PostgreSQL checks the conditions again on a row changed meanwhile.
+        """
+        stmt = select(User).where(User.id == user_id, User.active.is_(True), User.role == ROLE_STAFF,
+                                  User.clinic_id.is_not(None), User.phone == ctx.contact.address,
+                                  User.phone_verified_at.is_not(None))  # fmt: skip
+        if clinic_id is not None:
+            stmt = stmt.where(User.clinic_id == clinic_id)
+        if lock is not None:
+            stmt = stmt.with_for_update(read=lock == "share", of=User)
+        # The clinic, when a screen needs it, is read apart: a FOR UPDATE cannot reach the outer join's side.
+        return db.session.scalar(stmt.options(lazyload(User.clinic)).execution_options(populate_existing=True))
+
+    def current_user(self, ctx: Context, staff: StaffUser, *, lock: str | None = "share") -> User | None:
+        """The signed-in user's row, read again before a write or a screen of patients' data, or None when they may
+        no longer use the menu, or have moved to another clinic than the one the session shows (deactivated, moved,
+        their phone changed or unproven since the PIN). A write goes on only with it (``lock``: see
+        :meth:`_user_row`)."""
+        return self._user_row(ctx, staff.id, staff.clinic_id, lock=lock)
+
+    @staticmethod
+    def _refused(session: StaffSession, ctx: Context) -> Reply:
+        session.drop_pending()
+        return Reply(ctx.t("ussd_error"), end=True)
 
     # PIN ---------------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _language(ctx: Context, user: User) -> None:
-        ctx.default_language = user.language or (user.clinic.default_language if user.clinic else "en")
+    def _language(ctx: Context, staff: StaffUser) -> None:
+        ctx.default_language = staff.language or staff.clinic_language
 
     def _pin_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
         if user.pin_hash is None:
@@ -216,54 +278,65 @@ class StaffMenu(Flow):
         session.save()
         return Reply(ctx.t("ussd_staff_pin"))
 
-    def _on_pin(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
-        check = pins.check_pin(user.id, typed)
+    def _on_pin(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
+        # The row, locked, as the PIN is checked: whoever passes is who the session keeps (their clinic may have
+        # changed since the dial; a deactivated user gets no further).
+        user = self._user_row(ctx, staff.id, None, lock="update")
+        if user is None:
+            return self._refused(session, ctx)
+        check = pins.check_pin(user, typed)
         if check.outcome == "unset":
             return Reply(ctx.t("ussd_staff_no_pin"), end=True)
         if check.outcome == "locked":
             return Reply(ctx.t("ussd_staff_locked", minutes=_minutes(pins.LOCK_FOR)), end=True)
         if check.outcome == "wrong":
             return Reply(ctx.t("ussd_staff_wrong_pin", tries=check.tries_left))
+        if user.clinic_id != staff.clinic_id:
+            staff = StaffUser.of(user)  # reads the clinic
+        elif user.language != staff.language:
+            staff = dataclasses.replace(staff, language=user.language)
+        self._language(ctx, staff)
+        session.sign_in(staff)
         pending = session.pending()
-        if pending and self._summary(ctx, user, pending):
+        if pending and self._summary(ctx, staff, pending):
             session.go("resume")
-            return Reply(ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending)))
-        return self._menu(ctx, session, user)
+            return Reply(ctx.t("ussd_staff_resume", summary=self._summary(ctx, staff, pending)))
+        return self._menu(ctx, session, staff)
 
-    def _summary(self, ctx: Context, user: User, pending: dict) -> str | None:
+    def _summary(self, ctx: Context, staff: StaffUser, pending: dict) -> str | None:
         """One line about an unfinished write, or None when it can no longer be resumed."""
         action = pending.get("action")
         if action == "attend":
             appointment = db.session.get(Appointment, uuid.UUID(pending.get("appointment_id", str(uuid.UUID(int=0)))))
-            if appointment is None or appointment.clinic_id != user.clinic_id:
+            if appointment is None or appointment.clinic_id != staff.clinic_id:
                 return None
             return f"{_action_label(ctx, 'attend')} {self._visit_label(appointment)}"
-        item = self._item(user, pending.get("item_id"))
+        item = self._fresh_item(staff, pending.get("item_id"))
         if action not in ACTIONS or item is None:
             return None
         quantity = pending.get("quantity")
-        tail = f" {quantity} {stock.display_unit(item)}" if quantity is not None else ""
-        return f"{_action_label(ctx, action)} {stock.display_name(item)}{tail}"
+        tail = f" {quantity} {item.unit}" if quantity is not None else ""
+        return f"{_action_label(ctx, action)} {item.name}{tail}"
 
-    def _on_resume(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_resume(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         pending = session.pending()
-        if pending is None or not self._summary(ctx, user, pending):  # expired or gone meanwhile
-            return self._menu(ctx, session, user)
+        if pending is None or not self._summary(ctx, staff, pending):  # expired or gone meanwhile
+            return self._menu(ctx, session, staff)
         if typed == "1":
             session.go(pending["step"], **{k: v for k, v in pending.items() if k != "step"})
-            return self._show(ctx, session, user)
+            return self._show(ctx, session, staff)
         if typed in ("2", "0"):
             session.drop_pending()
-            return self._menu(ctx, session, user)
-        return _again(ctx, ctx.t("ussd_staff_resume", summary=self._summary(ctx, user, pending)))
+            return self._menu(ctx, session, staff)
+        return _again(ctx, ctx.t("ussd_staff_resume", summary=self._summary(ctx, staff, pending)))
 
     # Main menu ---------------------------------------------------------------------------------------------------
 
-    def _menu(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+    def _menu(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
         session.go("menu")
-        return Reply(ctx.t("ussd_staff_menu", clinic=user.clinic.sms_name))
+        return Reply(ctx.t("ussd_staff_menu", clinic=staff.clinic_name))
 
-    def _on_menu(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_menu(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "1":
             session.go("list", low=False, page=0)
         elif typed == "5":
@@ -277,12 +350,12 @@ class StaffMenu(Flow):
         elif typed == "8":
             session.go("trace")
         else:
-            return _again(ctx, self._menu(ctx, session, user).text)
-        return self._show(ctx, session, user)
+            return _again(ctx, self._menu(ctx, session, staff).text)
+        return self._show(ctx, session, staff)
 
-    def _show(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+    def _show(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
         """The current step's screen."""
-        return self.screens.get(session.step, self._menu)(ctx, session, user)
+        return self.screens.get(session.step, self._menu)(ctx, session, staff)
 
     # Stock lists and item choice ---------------------------------------------------------------------------------
 
@@ -293,16 +366,27 @@ class StaffMenu(Flow):
         return ctx.t("ussd_staff_low" if session.data.get("low") else "ussd_staff_stock", page="{page}",
                      pages="{pages}")  # fmt: skip
 
-    def _pages(self, ctx: Context, session: StaffSession, user: User) -> tuple[str, list[list[StockItem]]]:
-        items = stock.clinic_items(user.clinic_id, low=bool(session.data.get("low")))
-        header = self._header(ctx, session)
-        return header, paginate(ctx, header, items)
+    def _pages(self, ctx: Context, session: StaffSession, staff: StaffUser) -> list[list[StockLine]]:
+        """The list's pages: read from the database on entering the list, then from the session state while the
+        list shows (paging and choosing an item read nothing; the levels are as of the list's first screen, and a
+        write locks and reads its item again)."""
+        if "items" in session.data:
+            items = [_line_of(data) for data in session.data["items"]]
+            pages, start = [], 0
+            for size in session.data["pages"]:
+                pages.append(items[start : start + size])
+                start += size
+            return pages
+        items = stock.clinic_items(staff.clinic_id, low=bool(session.data.get("low")))
+        pages = paginate(ctx, self._header(ctx, session), items)
+        session.data.update(items=[_line_json(line) for line in items], pages=[len(page) for page in pages])
+        return pages
 
-    def _list(self, ctx: Context, session: StaffSession, user: User,
-              pages: list[list[StockItem]] | None = None) -> Reply:  # fmt: skip
+    def _list(self, ctx: Context, session: StaffSession, staff: StaffUser,
+              pages: list[list[StockLine]] | None = None) -> Reply:  # fmt: skip
         header = self._header(ctx, session)
         if pages is None:
-            header, pages = self._pages(ctx, session, user)
+            pages = self._pages(ctx, session, staff)
         if not pages:
             empty = "ussd_staff_low_none" if session.data.get("low") else "ussd_staff_stock_none"
             return Reply(f"{ctx.t(empty)}\n{ctx.t('ussd_nav_back')} {ctx.t('ussd_nav_main')}")
@@ -311,112 +395,128 @@ class StaffMenu(Flow):
         title = header.format(page=page + 1, pages=len(pages))
         return Reply(_page_text(ctx, title, pages[page], more=page + 1 < len(pages)))
 
-    def _on_list(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
-        _, pages = self._pages(ctx, session, user)
+    def _on_list(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
+        pages = self._pages(ctx, session, staff)
         page = int(session.data.get("page", 0))
         if typed == "9" and page + 1 < len(pages):
             session.data["page"] = page + 1
         elif typed == "0":
             if page == 0:
-                return self._menu(ctx, session, user)
+                return self._menu(ctx, session, staff)
             session.data["page"] = page - 1
         elif session.step == "pick" and pages and (index := chosen(typed, len(pages[page]))) is not None:
             item = pages[page][index]
-            session.go("qty", action=session.data["action"], item_id=str(item.id), page=page)
+            session.go("qty", action=session.data["action"], item_id=str(item.id), page=page, item=_line_json(item))
             session.keep_pending()
-            return self._quantity(ctx, session, user)
+            return self._quantity(ctx, session, staff)
         else:
-            return _again(ctx, self._list(ctx, session, user, pages).text)
-        return self._list(ctx, session, user, pages)  # the same items: one query a hop
+            return _again(ctx, self._list(ctx, session, staff, pages).text)
+        return self._list(ctx, session, staff, pages)
 
     # Quantity and confirmation -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _item(user: User, item_id: str | None) -> StockItem | None:
-        if not item_id:
-            return None
-        item = db.session.get(StockItem, uuid.UUID(item_id))
-        return item if item is not None and item.clinic_id == user.clinic_id else None
+    def _fresh_item(staff: StaffUser, item_id: str | None) -> StockLine | None:
+        return stock.clinic_item(staff.clinic_id, uuid.UUID(item_id)) if item_id else None
 
-    def _quantity(self, ctx: Context, session: StaffSession, user: User, problem: str | None = None) -> Reply:
-        item = self._item(user, session.data.get("item_id"))
+    def _item(self, session: StaffSession, staff: StaffUser) -> StockLine | None:
+        """The item being written to: as the list showed it (kept in the state), else (a resumed write) read now."""
+        kept = session.data.get("item")
+        if kept is not None and kept[0] == session.data.get("item_id"):
+            return _line_of(kept)
+        item = self._fresh_item(staff, session.data.get("item_id"))
+        if item is not None:
+            session.data["item"] = _line_json(item)
+        return item
+
+    def _quantity(self, ctx: Context, session: StaffSession, staff: StaffUser, problem: str | None = None) -> Reply:
+        item = self._item(session, staff)
         if item is None:
             session.drop_pending()
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         action = session.data["action"]
         key = "ussd_staff_count_prompt" if action == "count" else "ussd_staff_quantity"
-        screen = ctx.t(key, action=_action_label(ctx, action), item=stock.display_name(item), level=item.level,
-                       unit=stock.display_unit(item))  # fmt: skip
+        screen = ctx.t(key, action=_action_label(ctx, action), item=item.name, level=item.level, unit=item.unit)
         if problem is not None:
             return _again(ctx, screen, problem) if problem.startswith("ussd_") else _prefixed(problem, screen)
         return Reply(screen)
 
-    def _on_qty(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_qty(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "0":
             session.drop_pending()
             session.go("pick", action=session.data["action"], page=session.data.get("page", 0))
-            return self._list(ctx, session, user)
-        item = self._item(user, session.data.get("item_id"))
+            return self._list(ctx, session, staff)
+        item = self._item(session, staff)
         if item is None:
-            return self._quantity(ctx, session, user)
+            return self._quantity(ctx, session, staff)
         action = session.data["action"]
         smallest = 0 if action == "count" else 1
         if not typed.isdigit() or not smallest <= int(typed) <= MAX_USSD_QUANTITY:
-            return self._quantity(ctx, session, user, problem="ussd_staff_enter_number")
+            return self._quantity(ctx, session, staff, problem="ussd_staff_enter_number")
         quantity = int(typed)
         if action == "dispense" and quantity > item.level:
-            return self._quantity(ctx, session, user, problem=ctx.t("ussd_staff_not_enough", level=item.level,
-                                                                    unit=stock.display_unit(item)))  # fmt: skip
+            return self._quantity(ctx, session, staff, problem=ctx.t("ussd_staff_not_enough", level=item.level,
+                                                                     unit=item.unit))  # fmt: skip
         session.data.update(step="confirm", quantity=quantity)
         session.keep_pending()
-        return self._confirm(ctx, session, user)
+        return self._confirm(ctx, session, staff)
 
-    def _confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
-        item = self._item(user, session.data.get("item_id"))
+    def _confirm(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
+        item = self._item(session, staff)
         if item is None:
             session.drop_pending()
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         action, quantity = session.data["action"], int(session.data["quantity"])
         after = quantity if action == "count" else item.level + (quantity if action == "receive" else -quantity)
-        return Reply(ctx.t(f"ussd_staff_confirm_{action}", item=stock.display_name(item), quantity=quantity,
-                           unit=stock.display_unit(item), before=item.level, after=after))  # fmt: skip
+        return Reply(ctx.t(f"ussd_staff_confirm_{action}", item=item.name, quantity=quantity, unit=item.unit,
+                           before=item.level, after=after))  # fmt: skip
 
-    def _on_confirm(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_confirm(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "2":
             session.drop_pending()
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         if typed == "0":
             session.data["step"] = "qty"
-            return self._quantity(ctx, session, user)
+            return self._quantity(ctx, session, staff)
         if typed != "1":
-            return _again(ctx, self._confirm(ctx, session, user).text)
+            return _again(ctx, self._confirm(ctx, session, staff).text)
+        user = self.current_user(ctx, staff)  # still allowed, and kept so until this write commits
+        if user is None:
+            return self._refused(session, ctx)
+        item = self._item(session, staff)
+        if item is None:
+            return self._quantity(ctx, session, staff)
         action, quantity = session.data["action"], int(session.data["quantity"])
         writer = {"receive": stock.receive, "dispense": stock.dispense, "count": stock.count}[action]
         try:
-            with db.session.begin_nested():
-                movement = writer(stock.actor_for(user), uuid.UUID(session.data["item_id"]), quantity,
-                                  channel=CHANNEL_USSD)  # fmt: skip
+            with db.session.begin_nested():  # the item's row is locked and read again by the write
+                movement = writer(stock.actor_for(user), item.id, quantity, channel=CHANNEL_USSD)
         except stock.InsufficientStock:
             session.data["step"] = "qty"
-            item = self._item(user, session.data["item_id"])
-            return self._quantity(ctx, session, user, problem=ctx.t("ussd_staff_not_enough", level=item.level,
-                                                                    unit=stock.display_unit(item)))  # fmt: skip
+            session.data.pop("item", None)  # the level changed meanwhile: show it as it is now
+            item = self._item(session, staff)
+            if item is None:
+                return self._quantity(ctx, session, staff)
+            return self._quantity(ctx, session, staff, problem=ctx.t("ussd_staff_not_enough", level=item.level,
+                                                                     unit=item.unit))  # fmt: skip
         except ServiceError:
             session.drop_pending()
             return Reply(ctx.t("ussd_error"), end=True)
-        item = self._item(user, session.data["item_id"])
         stock.receipt(user, movement, item)
         session.drop_pending()
-        return Reply(ctx.t("ussd_staff_saved", item=stock.display_name(item), level=item.level,
-                           unit=stock.display_unit(item)), end=True)  # fmt: skip
+        return Reply(ctx.t("ussd_staff_saved", item=item.name, level=movement.level_after, unit=item.unit), end=True)
 
-    # Today's visits ----------------------------------------------------------------------------------------------
+    # Today's visits (patients' data: each screen reads the user's row again) ---------------------------------------
 
-    def _visits_text(self, ctx: Context, user: User) -> str:
+    @staticmethod
+    def _visits_text(ctx: Context, user: User) -> str:
         total, attended = visits.today_counts(user.clinic)
         return ctx.t("ussd_staff_visits", total=total, attended=attended)
 
-    def _visits_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+    def _visits_screen(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
+        user = self.current_user(ctx, staff, lock=None)
+        if user is None:
+            return self._refused(session, ctx)
         return Reply(self._visits_text(ctx, user))
 
     @staticmethod
@@ -424,9 +524,12 @@ class StaffMenu(Flow):
         at = appointments.local_time(appointment.clinic, appointment.appointment_datetime).strftime("%H:%M")
         return f"{at} ...{appointment.patient.phone[-4:]}"
 
-    def _on_visits(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_visits(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "0":
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
+        user = self.current_user(ctx, staff, lock=None)
+        if user is None:
+            return self._refused(session, ctx)
         if not (len(typed) == 4 and typed.isdigit()):
             return _again(ctx, self._visits_text(ctx, user), "ussd_staff_four_digits")
         found = visits.today_ending(user.clinic, typed)
@@ -435,7 +538,7 @@ class StaffMenu(Flow):
         if len(found) == 1:
             session.go("visit_ok", action="attend", appointment_id=str(found[0].id))
             session.keep_pending()
-            return self._visit_confirm(ctx, session, user)
+            return self._visit_confirm(ctx, session, staff)
         session.go("visit_pick", appointment_ids=[str(a.id) for a in found])
         return Reply(self._visit_pick_text(ctx, found))
 
@@ -443,31 +546,38 @@ class StaffMenu(Flow):
         lines = [f"{n}. {self._visit_label(a)}" for n, a in enumerate(found, start=1)]
         return "\n".join([ctx.t("ussd_staff_which_visit"), *lines, ctx.t("ussd_nav_back")])
 
-    def _on_visit_pick(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_visit_pick(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         ids = session.data.get("appointment_ids", [])
         if typed == "0":
             session.go("visits")
-            return Reply(self._visits_text(ctx, user))
+            return self._visits_screen(ctx, session, staff)
         if (index := chosen(typed, len(ids))) is not None:
             session.go("visit_ok", action="attend", appointment_id=ids[index])
             session.keep_pending()
-            return self._visit_confirm(ctx, session, user)
+            return self._visit_confirm(ctx, session, staff)
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
         found = [a for a in (db.session.get(Appointment, uuid.UUID(i)) for i in ids) if a is not None]
         return _again(ctx, self._visit_pick_text(ctx, found))
 
-    def _visit_confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+    def _visit_confirm(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
         appointment = db.session.get(Appointment, uuid.UUID(session.data["appointment_id"]))
-        if appointment is None or appointment.clinic_id != user.clinic_id:
+        if appointment is None or appointment.clinic_id != staff.clinic_id:
             session.drop_pending()
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         return Reply(ctx.t("ussd_staff_confirm_attend", visit=self._visit_label(appointment)))
 
-    def _on_visit_ok(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_visit_ok(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "2":
             session.drop_pending()
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         if typed != "1":
-            return _again(ctx, self._visit_confirm(ctx, session, user).text)
+            return _again(ctx, self._visit_confirm(ctx, session, staff).text)
+        user = self.current_user(ctx, staff)
+        if user is None:
+            return self._refused(session, ctx)
         try:
             with db.session.begin_nested():
                 appointment = visits.mark_attended(stock.actor_for(user), user.clinic,
@@ -480,30 +590,34 @@ class StaffMenu(Flow):
         session.drop_pending()
         return Reply(ctx.t("ussd_staff_attended", visit=label), end=True)
 
-    # Tracing patients who missed a visit --------------------------------------------------------------------------
+    # Tracing patients who missed a visit (patients' data: each screen reads the user's row again) ---------------
 
-    def _trace_text(self, ctx: Context, user: User) -> str:
-        return ctx.t("ussd_staff_trace", count=tracing.open_count(user.clinic_id))
+    def _trace_text(self, ctx: Context, staff: StaffUser) -> str:
+        return ctx.t("ussd_staff_trace", count=tracing.open_count(staff.clinic_id))
 
-    def _trace_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
-        return Reply(self._trace_text(ctx, user))
+    def _trace_screen(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
+        return Reply(self._trace_text(ctx, staff))
 
     @staticmethod
     def _trace_label(ctx: Context, appointment: Appointment) -> str:
         day = appointments.local_time(appointment.clinic, appointment.appointment_datetime).strftime("%d/%m")
         return ctx.t("ussd_staff_trace_label", date=day, digits=appointment.patient.phone[-4:])
 
-    def _on_trace(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_trace(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "0":
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
         if not (len(typed) == 4 and typed.isdigit()):
-            return _again(ctx, self._trace_text(ctx, user), "ussd_staff_four_digits")
-        found = tracing.open_ending(user.clinic_id, typed)
+            return _again(ctx, self._trace_text(ctx, staff), "ussd_staff_four_digits")
+        found = tracing.open_ending(staff.clinic_id, typed)
         if not found:
-            return _prefixed(ctx.t("ussd_staff_no_trace", digits=typed), self._trace_text(ctx, user))
+            return _prefixed(ctx.t("ussd_staff_no_trace", digits=typed), self._trace_text(ctx, staff))
         if len(found) == 1:
             session.go("trace_ok", appointment_id=str(found[0].id))
-            return self._trace_confirm(ctx, session, user)
+            return self._trace_confirm(ctx, session, staff)
         session.go("trace_pick", appointment_ids=[str(a.id) for a in found])
         return Reply(self._trace_pick_text(ctx, found))
 
@@ -511,37 +625,44 @@ class StaffMenu(Flow):
         lines = [f"{n}. {self._trace_label(ctx, a)}" for n, a in enumerate(found, start=1)]
         return "\n".join([ctx.t("ussd_staff_which_visit"), *lines, ctx.t("ussd_nav_back")])
 
-    def _on_trace_pick(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_trace_pick(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         ids = session.data.get("appointment_ids", [])
         if typed == "0":
             session.go("trace")
-            return Reply(self._trace_text(ctx, user))
+            return self._trace_screen(ctx, session, staff)
         if (index := chosen(typed, len(ids))) is not None:
             session.go("trace_ok", appointment_id=ids[index])
-            return self._trace_confirm(ctx, session, user)
+            return self._trace_confirm(ctx, session, staff)
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
         found = [a for a in (db.session.get(Appointment, uuid.UUID(i)) for i in ids) if a is not None]
         return _again(ctx, self._trace_pick_text(ctx, found))
 
-    def _traced(self, user: User, session: StaffSession) -> Appointment | None:
+    def _traced(self, staff: StaffUser, session: StaffSession) -> Appointment | None:
         appointment = db.session.get(Appointment, uuid.UUID(session.data["appointment_id"]))
-        return appointment if appointment is not None and appointment.clinic_id == user.clinic_id else None
+        return appointment if appointment is not None and appointment.clinic_id == staff.clinic_id else None
 
-    def _trace_confirm(self, ctx: Context, session: StaffSession, user: User) -> Reply:
-        appointment = self._traced(user, session)
+    def _trace_confirm(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
+        if self.current_user(ctx, staff, lock=None) is None:
+            return self._refused(session, ctx)
+        appointment = self._traced(staff, session)
         if appointment is None:
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         return Reply(ctx.t("ussd_staff_trace_outcome", visit=self._trace_label(ctx, appointment)))
 
-    def _on_trace_ok(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_trace_ok(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         if typed == "0":
             session.go("trace")
-            return Reply(self._trace_text(ctx, user))
-        appointment = self._traced(user, session)
+            return self._trace_screen(ctx, session, staff)
+        user = self.current_user(ctx, staff)
+        if user is None:
+            return self._refused(session, ctx)
+        appointment = self._traced(staff, session)
         index = chosen(typed, len(TRACING_OUTCOMES))
         if appointment is None:
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         if index is None:
-            return _again(ctx, self._trace_confirm(ctx, session, user).text)
+            return _again(ctx, self._trace_confirm(ctx, session, staff).text)
         try:
             with db.session.begin_nested():
                 tracing.add_outcome(stock.actor_for(user), appointment, TRACING_OUTCOMES[index])
@@ -551,19 +672,28 @@ class StaffMenu(Flow):
 
     # Language ----------------------------------------------------------------------------------------------------
 
-    def _language_screen(self, ctx: Context, session: StaffSession, user: User) -> Reply:
+    def _language_screen(self, ctx: Context, session: StaffSession, staff: StaffUser) -> Reply:
         return Reply(ctx.t("ussd_staff_language"))
 
-    def _on_lang(self, ctx: Context, session: StaffSession, user: User, typed: str) -> Reply:
+    def _on_lang(self, ctx: Context, session: StaffSession, staff: StaffUser, typed: str) -> Reply:
         choice = {"1": "en", "2": "tn"}.get(typed)
         if typed == "0":
-            return self._menu(ctx, session, user)
+            return self._menu(ctx, session, staff)
         if choice is None:
             return _again(ctx, ctx.t("ussd_staff_language"))
+        user = self.current_user(ctx, staff, lock="update")
+        if user is None:
+            return self._refused(session, ctx)
         user.language = choice
         ctx.contact.language = choice
         ctx.default_language = choice
-        return self._menu(ctx, session, user)
+        staff = dataclasses.replace(staff, language=choice)
+        session.sign_in(staff)
+        return self._menu(ctx, session, staff)
+
+
+def _memo_key(session_id: str) -> str:
+    return f"ussd-staff:{session_id}"
 
 
 def _prefixed(line: str, screen: str) -> Reply:
@@ -577,8 +707,11 @@ def _minutes(delta) -> int:
 
 def staff_user(phone: str) -> User | None:
     """The active staff user whose proven phone this is, if any (an unproven number may be anyone's)."""
+    # No autoflush: nothing pending in the session changes who a phone belongs to, and the hop's own changes
+    # (its conversation) then go to the database in one UPDATE at commit.
     return db.session.scalar(select(User).where(User.phone == phone, User.role == ROLE_STAFF, User.active.is_(True),
-                                                User.phone_verified_at.is_not(None)))  # fmt: skip
+                                                User.phone_verified_at.is_not(None))
+                             .execution_options(autoflush=False))  # fmt: skip
 
 
 STAFF_MENU = StaffMenu()

@@ -387,6 +387,168 @@ def test_a_replayed_confirmation_writes_once(client, clinic):
     assert level_of(gloves) == 25
 
 
+# --- The user kept in the session state, read again before every write ---------------------------------------------
+
+
+def at_the_confirmation(client, clinic, action: str = "2") -> tuple[Session, StockItem]:
+    """A signed-in session on the confirmation of a write of 20 Gloves (level 5): the next "1" writes."""
+    gloves = item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    for typed in (action, "1", "20" if action != "3" else "2"):
+        session.send(typed)
+    return session, gloves
+
+
+def as_admin(client, method: str, path: str, **body):
+    admin = make_user("admin")
+    response = client.open(path, method=method, json=body or None, headers=bearer(login(client, admin)["access_token"]))
+    assert response.status_code == 200, response.get_json()
+    return response
+
+
+def nothing_written(gloves: StockItem, level: int = 5) -> None:
+    assert level_of(gloves) == level
+    assert db.session.scalar(select(func.count()).select_from(StockMovement).where(
+        StockMovement.channel == "ussd")) == 0  # fmt: skip
+    assert [text for text in texts_to(PHONE) if "Gloves" in text] == []  # no receipt
+
+
+@pytest.mark.parametrize("action", ["2", "3", "4"])  # receive, dispense, count
+def test_a_user_deactivated_mid_session_cannot_confirm_a_stock_write(client, clinic, redis_conn, action):
+    user = staff(clinic)
+    session, gloves = at_the_confirmation(client, clinic, action)
+    as_admin(client, "DELETE", f"/api/v1/users/{user.id}")  # deactivated while the menu shows the confirmation
+
+    assert session.send("1") == f"END {t('ussd_error', 'en')}"
+
+    nothing_written(gloves)
+    assert redis_conn.get(f"thusa:ussd:staff:{session.session_id}") is None  # the session is over
+    assert list(redis_conn.scan_iter("thusa:ussd:pending:*")) == []  # and nothing is offered to resume
+    assert session.post(session.history) == f"END {t('ussd_error', 'en')}"  # the gateway's retry: the same answer
+    nothing_written(gloves)
+
+
+def test_a_user_moved_to_another_clinic_mid_session_cannot_write_to_the_old_clinics_stock(client, clinic):
+    user = staff(clinic)
+    other = make_clinic("Mogoditshane Clinic")
+    session, gloves = at_the_confirmation(client, clinic)
+    as_admin(client, "PATCH", f"/api/v1/users/{user.id}", clinic_id=str(other.id))
+
+    assert session.send("1") == f"END {t('ussd_error', 'en')}"
+    nothing_written(gloves)
+
+
+def test_a_user_whose_phone_changed_mid_session_cannot_write_from_the_old_phone(client, clinic):
+    user = staff(clinic)
+    session, gloves = at_the_confirmation(client, clinic)
+    as_admin(client, "PATCH", f"/api/v1/users/{user.id}", phone="+26773000077")
+
+    assert session.send("1") == f"END {t('ussd_error', 'en')}"
+    nothing_written(gloves)
+
+
+def visit_in_30_minutes(clinic):
+    from app.services import appointments
+
+    at = utcnow().replace(second=0, microsecond=0) + timedelta(minutes=30)
+    if appointments.local_time(clinic, at).date() != appointments.local_time(clinic, utcnow()).date():
+        pytest.skip("30 minutes from now is tomorrow in clinic time")
+    return book(clinic, phone="+26772004321", at=at)
+
+
+def test_a_user_deactivated_mid_session_looks_up_no_patient(client, clinic):
+    user = staff(clinic)
+    visit_in_30_minutes(clinic)
+    session = signed_in(client)
+    session.send("6")
+    as_admin(client, "DELETE", f"/api/v1/users/{user.id}")
+
+    assert session.send("4321") == f"END {t('ussd_error', 'en')}"  # not the visit's time and phone
+
+
+def test_a_user_deactivated_mid_session_cannot_mark_a_visit_attended(client, clinic):
+    user = staff(clinic)
+    visit = visit_in_30_minutes(clinic)
+    session = signed_in(client)
+    for typed in ("6", "4321"):
+        session.send(typed)
+    as_admin(client, "DELETE", f"/api/v1/users/{user.id}")
+
+    assert session.send("1") == f"END {t('ussd_error', 'en')}"
+    db.session.expire_all()
+    assert db.session.get(type(visit), visit.id).status != "attended"
+    assert texts_to(PHONE) == []  # no receipt
+
+
+def test_a_user_deactivated_between_the_dial_and_the_pin_gets_no_menu(client, clinic):
+    user = staff(clinic)
+    session = Session(client)
+    session.dial()
+    as_admin(client, "DELETE", f"/api/v1/users/{user.id}")
+
+    assert session.send(PIN) == f"END {t('ussd_error', 'en')}"
+    db.session.expire_all()
+    assert db.session.get(User, user.id).pin_failed_attempts == 0  # the PIN was not even tried
+
+
+class Statements:
+    """The SQL statements run while active (their text, whitespace folded)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, *_) -> None:
+        self.seen.append(" ".join(statement.split()))
+
+    def reading(self, table: str) -> list[str]:
+        return [s for s in self.seen if f"FROM {table}" in s or f"JOIN {table}" in s]
+
+
+def test_menu_and_paging_hops_read_no_user_and_paging_reads_no_stock(client, clinic):
+    staff(clinic)
+    for n in range(10):
+        item(clinic, f"Item {n:02d} with a long name", unit="capsules", level=100 + n)
+    session = signed_in(client)
+    with Statements() as listed:
+        first = session.send("1")
+    with Statements() as paged:
+        second = session.send("9")
+        back = session.send("0")
+    with Statements() as chosen:
+        session.send("00")
+        session.send("2")
+        quantity = session.send("1")
+
+    assert listed.reading("users") == [] and len(listed.reading("stock_items")) == 1
+    assert paged.reading("users") == paged.reading("stock_items") == []
+    assert "Stock 2/" in second and back == first
+    assert chosen.reading("users") == [] and len(chosen.reading("stock_items")) == 1  # the list, not the item
+    assert "Item 00 with a long name" in quantity and "100" in quantity
+
+
+def test_a_write_reads_its_item_again_under_its_lock_whatever_the_list_showed(client, clinic):
+    staff(clinic)
+    gloves = item(clinic, "Gloves", level=5)
+    session = signed_in(client)
+    for typed in ("3", "1"):  # dispense Gloves: the screen shows 5
+        session.send(typed)
+    assert session.send("4").endswith("1 Yes 2 No")
+    stock.dispense(stock.StaffActor(user_id=None, role="staff", clinic_id=clinic.id), gloves.id, 3)  # meanwhile
+    db.session.commit()
+
+    body = session.send("1")  # 4 of the 2 left: refused, and re-prompted with the level as it is now
+
+    assert body.startswith("CON ") and t("ussd_staff_not_enough", "en", level=2, unit="boxes") in body
+    assert level_of(gloves) == 2
+
+
 # --- Paging and navigation -----------------------------------------------------------------------------------------
 
 
