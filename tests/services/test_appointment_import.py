@@ -8,6 +8,7 @@ future for the services that read the clock themselves, and the import is given 
 from __future__ import annotations
 
 import codecs
+import csv
 import uuid
 from datetime import UTC, datetime
 
@@ -545,6 +546,23 @@ def test_a_file_in_many_chunks(staff, monkeypatch):
     assert (rows["R2"].record.name, rows["R2"].patient.language) == ("Mpho Tau", "en")
     assert (count(Appointment), count(Patient), count(Contact)) == (4, 3, 3)
     assert notices() == []
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["partial", "atomic"])
+def test_a_csv_error_further_on_imports_nothing_of_the_file(staff, monkeypatch, atomic):
+    """The file is parsed as it is written: rows before a broken line may be stored already, and are rolled back."""
+    monkeypatch.setattr(import_rows, "CHUNK_ROWS", 2)
+    rows = [f"+2677123456{i},2030-03-05 09:00,,,R{i}" for i in range(6)]
+    rows.append("+26771234599,2030-03-05 09:00,,," + "x" * (csv.field_size_limit() + 1))
+
+    report = upload(staff, lines(*rows), atomic=atomic)
+
+    assert [(e["line"], e["column"]) for e in report["errors"]] == [(8, None)]
+    assert report["errors"][0]["message"].startswith("The file is not valid CSV here: field larger than field limit")
+    assert counts(report) == (0, 0, 0, 1)
+    assert count(Appointment) == count(PatientRecord) == count(Patient) == count(Contact) == 0
+    audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "appointment.import")).one()
+    assert (audit.details["rows"], audit.details["imported"], audit.details["error_count"]) == (6, 0, 1)
 
 
 def test_a_failure_while_a_chunk_is_still_being_stored_stores_nothing(staff, monkeypatch):

@@ -218,7 +218,11 @@ class Writer:
         new = _NewAppointments(self.actor, fresh, self.now, self.bulk)
         people.finish_patients(patients)
         stored = records.start(self.people)
-        meanwhile()
+        try:
+            meanwhile()
+        except BaseException:
+            stored.abort()
+            raise
         records.finish(stored)
         self.pending = (fresh, new.start(self.people, self.records))
 
