@@ -289,9 +289,9 @@ def validate(columns: dict[str, int], records: Iterable[tuple[int, list[str]]], 
     p_ref, p_clinic = columns.get("external_ref"), columns.get("clinic_id")
     import_key = appointments.import_key
     records = iter(records)
-    size = max(1, CHUNK_ROWS // 5)  # a small first chunk: the database starts writing sooner
-    while chunk := list(islice(records, size)):
-        size = CHUNK_ROWS
+    take = max(1, CHUNK_ROWS // 5)  # a small first chunk: the database starts writing sooner
+    while chunk := list(islice(records, take)):
+        take = CHUNK_ROWS
         rows: list[Row] = []
         for line, cells in chunk:
             size = len(cells)
