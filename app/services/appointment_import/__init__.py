@@ -55,16 +55,7 @@ from app.models import Clinic, utcnow
 from app.services import audit
 from app.services.appointment_import import repeats
 from app.services.appointment_import.bulk import Bulk
-from app.services.appointment_import.reader import (
-    COLUMNS,
-    MAX_ERRORS,
-    OPTIONAL,
-    REQUIRED,
-    Errors,
-    FileError,
-    Records,
-    read,
-)
+from app.services.appointment_import.reader import COLUMNS, MAX_ERRORS, OPTIONAL, REQUIRED, Errors, read
 from app.services.appointment_import.rows import (
     MSG_DATETIME,
     MSG_LANGUAGE,
@@ -146,55 +137,40 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
     writer = Writer(actor, now, atomic, Errors())
     rows_seen = 0
     if parsed is not None:
-        columns, records = parsed
+        (columns, records), parsed = parsed, None  # validation frees the records as it goes
+        rows_seen = len(records)
+        records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
+        clinics = targets(actor, load_clinics(default_id, columns, records))
+        keys = {}
+        lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
+        chunks = validate(columns, records, clinics, now, errors)
+        ahead = [next(chunks, None)]
+
+        def validate_next() -> None:  # the writer calls it while the database stores the chunk before
+            ahead.append(next(chunks, None))
+
         try:
-            writer = _write(actor, writer, columns, records, default_id, atomic, now, errors)
-        except FileError as exc:  # found further on, maybe after rows were written (rolled back): none stay
-            errors, writer = Errors(), Writer(actor, now, atomic, Errors())
-            errors.add(exc.line, None, exc.message)
-        rows_seen = records.count
+            with _reading_aside(writer.bulk) as execute:
+                while (rows := ahead.pop()) is not None:
+                    if repeating:
+                        keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
+                    if not (atomic and (errors.count or writer.errors.count)):
+                        writer.add(rows, lookups(rows, execute or db.session.execute), validate_next)
+                    if not ahead:
+                        validate_next()
+            writer.finish(failed=atomic and errors.count > 0)
+            if repeating and not (atomic and errors.count):
+                repeats.apply(repeating, keys)
+        except BaseException:
+            writer.abort()
+            db.session.rollback()
+            raise
     errors.merge(writer.errors)
     audit.record(actor, "appointment.import", "clinic", default_id,
                  {"rows": rows_seen, "imported": writer.imported, "updated": writer.updated,
                   "unchanged": writer.unchanged, "error_count": errors.count, "atomic": atomic})  # fmt: skip
     db.session.commit()
     return errors.report(writer.imported, writer.updated, writer.unchanged)
-
-
-def _write(actor, writer: Writer, columns: dict[str, int], records: Records, default_id: uuid.UUID | None,
-           atomic: bool, now: datetime, errors: Errors) -> Writer:  # fmt: skip
-    """Validate and write the file's records, parsed as they are taken (unless a column needs them all first);
-    the writer, finished. Any error rolls back what was written."""
-    if repeats.EVERY in columns or repeats.COUNT in columns or "clinic_id" in columns:
-        records = list(records)  # looked through as a whole first
-    records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
-    clinics = targets(actor, load_clinics(default_id, columns, records))
-    keys = {}
-    lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
-    chunks = validate(columns, records, clinics, now, errors)
-    ahead: list[list | None] = []
-
-    def validate_next() -> None:  # the writer calls it while the database stores the chunk before
-        ahead.append(next(chunks, None))
-
-    try:
-        validate_next()
-        with _reading_aside(writer.bulk) as execute:
-            while (rows := ahead.pop()) is not None:
-                if repeating:
-                    keys.update((row.line, (row.clinic.id, row.key)) for row in rows if row.line in repeating)
-                if not (atomic and (errors.count or writer.errors.count)):
-                    writer.add(rows, lookups(rows, execute or db.session.execute), validate_next)
-                if not ahead:
-                    validate_next()
-        writer.finish(failed=atomic and errors.count > 0)
-        if repeating and not (atomic and errors.count):
-            repeats.apply(repeating, keys)
-    except BaseException:
-        writer.abort()
-        db.session.rollback()
-        raise
-    return writer
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
 
 REQUIRED = ("patient_phone", "appointment_datetime")
 OPTIONAL = ("language", "patient_name", "external_ref", "clinic_id", "repeat_every_days", "repeat_count")
@@ -57,40 +56,8 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-class FileError(Exception):
-    """The file cannot be read on from ``line``: the upload imports none of it (it rolls back what it wrote)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line, self.message = line, message
-
-
-class Records:
-    """The non-blank records after the header, ``(first line, cells)``, parsed as they are iterated (once): an
-    upload is validated and written a chunk at a time while the rest of the file is not parsed yet.
-
-    Iterating may raise :class:`FileError` (a CSV error further on). ``count`` is the number taken so far.
-    """
-
-    def __init__(self, reader, last: int) -> None:
-        self.reader, self.last, self.count = reader, last, 0
-
-    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
-        reader, last = self.reader, self.last
-        try:
-            for cells in reader:
-                start, last = last + 1, reader.line_num
-                if not (cells and cells[0].strip()) and not "".join(cells).strip():
-                    continue  # blank line, or a row of empty cells
-                self.count += 1
-                yield start, cells
-        except csv.Error as exc:
-            raise FileError(last + 1, f"The file is not valid CSV here: {exc}.") from exc
-
-
-def read(data: bytes, errors: Errors) -> tuple[dict[str, int], Records] | None:
-    """The header's column positions and the records after it (parsed as they are taken); None after a file
-    error."""
+def read(data: bytes, errors: Errors) -> tuple[dict[str, int], list[tuple[int, list[str]]]] | None:
+    """The header's column positions and the non-blank records with their first line; None after a file error."""
     try:
         text = decode(data)
     except UnicodeDecodeError:
@@ -103,14 +70,25 @@ def read(data: bytes, errors: Errors) -> tuple[dict[str, int], Records] | None:
     first = next((line for line in io.StringIO(text, newline=None) if line.strip()), "")
     separator = max(SEPARATORS, key=first.count)  # ties (none at all) go to the comma, listed first
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=False)
+    records: list[tuple[int, list[str]]] = []
+    header: tuple[int, list[str]] | None = None
+    last = 0
     try:
-        line, names = next(iter(Records(reader, 0)), (None, None))
-    except FileError as exc:
-        errors.add(exc.line, None, exc.message)
+        for cells in reader:
+            start, last = last + 1, reader.line_num
+            if not (cells and cells[0].strip()) and not "".join(cells).strip():
+                continue  # blank line, or a row of empty cells
+            if header is None:
+                header = (start, cells)
+            else:
+                records.append((start, cells))
+    except csv.Error as exc:
+        errors.add(last + 1, None, f"The file is not valid CSV here: {exc}.")
         return None
-    if line is None:
+    if header is None:
         errors.add(1, None, "The file is empty: it needs a header row (patient_phone, appointment_datetime, ...).")
         return None
+    line, names = header
     columns: dict[str, int] = {}
     for position, raw in enumerate(names):
         name = raw.strip().lower()
@@ -125,4 +103,4 @@ def read(data: bytes, errors: Errors) -> tuple[dict[str, int], Records] | None:
     for name in REQUIRED:
         if name not in columns:
             errors.add(line, name, "This required column is missing from the header row.")
-    return None if errors.count else (columns, Records(reader, reader.line_num))
+    return None if errors.count else (columns, records)

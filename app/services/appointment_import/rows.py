@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from itertools import islice
 
 import phonenumbers
 from sqlalchemy import select
@@ -275,11 +274,11 @@ def targets(actor, clinics: dict[str, Clinic | None]) -> dict[str, tuple]:
     return targets
 
 
-def validate(columns: dict[str, int], records: Iterable[tuple[int, list[str]]], targets: dict[str, tuple],
-             now: datetime, errors: Errors) -> Iterator[list[Row]]:  # fmt: skip
-    """The valid rows, normalised, ``CHUNK_ROWS`` records at a time (the first chunk smaller), taken from
-    ``records`` as they are needed; every problem of the others goes to ``errors``. Pure Python: no database, no
-    ORM attribute."""
+def validate(columns: dict[str, int], records: list[tuple[int, list[str]]], targets: dict[str, tuple],
+              now: datetime, errors: Errors) -> Iterator[list[Row]]:  # fmt: skip
+    """The valid rows, normalised, ``CHUNK_ROWS`` records at a time; every problem of the others goes to
+    ``errors``. Pure Python: no database, no ORM attribute. It empties ``records`` as it goes (an upload's records
+    are its largest part), so the caller must not need them afterwards."""
     add = errors.add
     known = set(columns.values())
     width = max(known) + 1
@@ -288,11 +287,12 @@ def validate(columns: dict[str, int], records: Iterable[tuple[int, list[str]]], 
     p_language, p_name = columns.get("language"), columns.get("patient_name")
     p_ref, p_clinic = columns.get("external_ref"), columns.get("clinic_id")
     import_key = appointments.import_key
-    records = iter(records)
-    take = max(1, CHUNK_ROWS // 5)  # a small first chunk: the database starts writing sooner
-    while chunk := list(islice(records, take)):
-        take = CHUNK_ROWS
+    # A small first chunk: the database starts writing sooner, while the next one is validated.
+    starts = [0, *range(max(1, CHUNK_ROWS // 5), len(records), CHUNK_ROWS)] if records else []
+    for start, end in zip(starts, [*starts[1:], len(records)], strict=True):
         rows: list[Row] = []
+        chunk = records[start:end]
+        records[start:end] = [None] * len(chunk)  # freed once validated: the caller is done with them
         for line, cells in chunk:
             size = len(cells)
             if size < width:

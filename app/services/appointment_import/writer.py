@@ -220,7 +220,7 @@ class Writer:
         stored = records.start(self.people)
         try:
             meanwhile()
-        except BaseException:
+        except BaseException:  # the COPY ends before the transaction rolls back
             stored.abort()
             raise
         records.finish(stored)
