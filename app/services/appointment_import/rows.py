@@ -258,7 +258,7 @@ class Times:
 
 def targets(actor, clinics: dict[str, Clinic | None]) -> dict[str, tuple]:
     """For each ``clinic_id`` text of the file (``""``: none given): ``(clinic, phone reader, time reader)``, or
-    ``(None, error message, None)``. Worked out here, so the validating thread never touches an ORM object."""
+    ``(None, error message, None)``. Worked out here, so validation never touches an ORM object."""
     staff_clinic = None if getattr(actor, "is_admin", False) else actor.clinic_id
     phones: dict[str, Phones] = {}
     targets: dict[str, tuple] = {}
