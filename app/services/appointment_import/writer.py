@@ -7,10 +7,11 @@ appointment through :func:`appointments.reschedule` (new reminders, the patient 
 appointments are left alone (``unchanged``). A row reads and writes only its own clinic's record of the patient.
 
 Each chunk is one step of one transaction: what exists is read by :class:`Lookups` with one statement per chunk of
-values (on PostgreSQL on a connection of its own, as the import's streams rows), then contacts, patients, the clinics' records of
-them and appointments are written with no ORM object per row through :mod:`.bulk`, each table's rows built while
-the previous ones are stored; new rows go in key order, with ascending ids, which halves PostgreSQL's index work.
-Only the rare moved rows and the booking confirmations go through the ORM, at the end.
+values (on PostgreSQL on a connection of its own, as the import's is busy streaming rows), then contacts, patients,
+the clinics' records of them and appointments are written with no ORM object per row through :mod:`.bulk`, each
+table's rows made ready while the previous table's are stored; new rows go in key order, with ascending ids, which
+halves PostgreSQL's index work. Only the rare moved rows and the booking confirmations go through the ORM, at the
+end.
 """
 
 from __future__ import annotations
