@@ -168,6 +168,12 @@ def send_reminder_now(clinic: Clinic, phone: str) -> dict:
     hours = tuple(moment.strftime("%H:%M") for moment in DEFAULT_SEND_WINDOW)  # what the reset puts back
     if visit is None:
         return {"result": "none", "name": name, "hours": hours}
+    if visit.next_reminder_offset is None and db.session.scalar(
+        select(Message.id).where(Message.dedupe_key.startswith(f"reminder:{visit.id}:")).limit(1)
+    ):
+        # Every reminder of this visit has gone out: forcing the earliest offset again would send a second one
+        # whenever that offset's own time is still ahead (a visit more than a day away, say).
+        return {"result": "sent_before", "name": name, "hours": hours}
     now = utcnow()
     clinic.send_window_start, clinic.send_window_end = ALL_DAY
     offsets = sorted(int(o) for o in clinic.reminder_offsets_minutes)

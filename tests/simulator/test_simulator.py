@@ -14,6 +14,7 @@ import socket
 import threading
 import uuid
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,17 @@ from app.models import (
     ConsultationImage,
     Contact,
     Message,
+    Patient,
     Recommendation,
     StockItem,
     StockMovement,
     User,
+    utcnow,
 )
 from app.models.appointment import STATUS_CANCELLED, STATUS_SCHEDULED
 from app.models.clinic import DEFAULT_SEND_WINDOW
 from app.services import stock
+from app.services.clinic_calendar import plan_reminders
 from app.services.demo import seed_demo
 from app.services.passwords import verify_pin
 from bots.channels import senders_for
@@ -227,6 +231,24 @@ def test_the_same_reminder_twice_is_sent_once(served, sim):
     assert "already sent" in second["notice"]
     work(served)
     assert len(read(sim, "+26772000001")) == 1
+
+
+@pytest.mark.parametrize("hours_ahead", [3, 33, 60])
+def test_the_same_reminder_twice_is_sent_once_whenever_the_visit_is(served, sim, hours_ahead):
+    """Seen at 00:10 in Gaborone: a visit more than a day ahead got a second reminder, for the earliest offset."""
+    body = {"clinic_id": gaborone(sim), "phone": "+26772000001"}
+    with served.app_context():
+        visit = db.session.scalar(select(Appointment).join(Patient).where(Patient.phone == body["phone"],
+                                                                          Appointment.status == STATUS_SCHEDULED)
+                                  .order_by(Appointment.appointment_datetime).limit(1))  # fmt: skip
+        visit.appointment_datetime = utcnow() + timedelta(hours=hours_ahead)
+        plan_reminders(visit)
+        db.session.commit()
+
+    assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "queued"
+    assert sim.post("/simulator/api/reminders", json=body, headers=HEADERS).get_json()["result"] == "sent_before"
+    work(served)
+    assert len(read(sim, body["phone"])) == 1
 
 
 def test_reminders_widen_the_demo_clinics_hours_and_reset_restores_them(served, sim):
