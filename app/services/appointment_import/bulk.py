@@ -54,7 +54,8 @@ class Pending:
         self._finish, self._abort = finish, abort
 
     def finish(self) -> tuple[list[tuple], set]:
-        """Wait for the insert; what :meth:`Bulk.insert` returns."""
+        """Wait for the insert: the rows, as a list, and the key values of those a concurrent transaction wrote
+        first, which this one skipped (almost always none)."""
         self._abort = None
         return self._finish()
 
@@ -74,7 +75,7 @@ class Bulk:
 
     @staticmethod
     def as_id(value):
-        """An id (``uuid.UUID`` or already converted) in the form :meth:`insert` writes."""
+        """An id (``uuid.UUID`` or already converted) in the form :meth:`start` writes."""
         return value
 
     def new_ids(self, count: int) -> list:
@@ -86,23 +87,14 @@ class Bulk:
         for chunk in chunks(values):
             yield column.in_(chunk)
 
-    def insert(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> tuple[list[tuple], set]:
-        """Insert ``rows`` (values in ``columns`` order), skipping any that a concurrent transaction wrote first
-        (unique constraints).
+    def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
+        """Start inserting ``rows`` (values in ``columns`` order), skipping any that a concurrent transaction wrote
+        first (unique constraints). The caller may do other (Python) work while the database stores them, but must
+        call :meth:`Pending.finish` (or, on an error, :meth:`Pending.abort`) before its session's next statement.
 
         ``rows`` may be a generator: PostgreSQL stores each row while the next ones are built, so building them
         adds nothing to the upload's time.
-
-        Returns:
-            The rows, as a list, and the ``key``-th values of those a concurrent transaction wrote first, which
-            this one skipped (almost always none).
         """
-        return self.start(table, columns, rows, key=key).finish()
-
-    def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
-        """:meth:`insert`, left to finish: the caller may do other (Python) work while the database stores the
-        rows, but must call :meth:`Pending.finish` (or, on an error, :meth:`Pending.abort`) before its session's
-        next statement."""
         raise NotImplementedError
 
 
