@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -36,6 +37,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _configure_logging(app)
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            _ping_idle_connections(engine, app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
                      compare_type=True)  # fmt: skip
     redis_client.init_app(app)
@@ -63,7 +67,6 @@ def _configure(app: Flask) -> None:
     """Settings derived from the primary ones: Redis location, JWT, limiter, OpenAPI, proxies."""
     cfg = app.config
     cfg["REDIS_URL"] = cfg["REDIS_URL"] or running_embedded_url(Path(cfg["INSTANCE_PATH"])) or ""
-    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     cfg.update(
         JWT_TOKEN_LOCATION=["headers"],
         JWT_ALGORITHM="HS256",
@@ -100,6 +103,31 @@ def _configure_logging(app: Flask) -> None:
     if app.config["THUSA_ENV"] == "development":
         # Bodies of console messages (reset codes, reminders) are shown in development only.
         logging.getLogger("bots.channels.console").setLevel(logging.DEBUG)
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: int) -> None:
+    """Check a pooled connection before use only when it sat idle in the pool for ``idle_seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout: a tenth of a USSD hop's SQL. Connections
+    in use every second are the ones least likely to have been dropped (idle timeouts, a proxy, a restart while
+    quiet); when one was, its error is a disconnect, so SQLAlchemy invalidates the whole pool and that one request
+    answers 503 with ``Retry-After`` (``app.errors``): at most a request a process per database restart.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < idle_seconds:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # As pool_pre_ping does: every pooled connection is as old, so all are replaced; the pool retries.
+            raise exc.InvalidatePoolError() from error
 
 
 @event.listens_for(Engine, "connect")

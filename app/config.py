@@ -46,6 +46,9 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "`instance/.jwt_secret_key`. Changing it signs everybody out"),
         Setting("DATABASE_URL", "", "SQLAlchemy URL, e.g. `postgresql+psycopg://user@host/db`; unset: SQLite "
                 "`instance/thusa.db` (WAL mode, 5 s busy timeout)"),
+        Setting("DATABASE_PING_AFTER_IDLE_SECONDS", "1", "a pooled database connection idle this long is checked "
+                "(a round trip) before use; 0 checks every time. One busier than that is not, so after a database "
+                "restart each process may answer one request 503 (`Retry-After`) before it reconnects"),
         Setting("REDIS_URL", "", "`redis://host:port/db`; unset: the embedded Redis under `instance/` (Unix socket "
                 "`instance/redis.sock`)"),
         Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys "
@@ -164,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = tuple(setting for _, group in SETTING_GROUPS for
 SIMULATOR_SECRETS = ("TWILIO_AUTH_TOKEN", "AT_WEBHOOK_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WHATSAPP_APP_SECRET")
 
 _INTEGERS = (
-    "PORT", "WEB_CONCURRENCY", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
+    "PORT", "WEB_CONCURRENCY", "DATABASE_PING_AFTER_IDLE_SECONDS", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "MAX_CONTENT_LENGTH", "TRUST_PROXY_HOPS",
     "PASSWORD_RESET_MINUTES", "PASSWORD_RESET_MAX_ATTEMPTS", "PASSWORD_RESET_CODES_PER_HOUR", "LOGIN_BACKOFF_AFTER",
     "LOGIN_BACKOFF_MAX_SECONDS", "SMS_CAP_PER_NUMBER_HOUR", "SMS_BUDGET_UNAUTHENTICATED_HOUR",
     "SMS_BUDGET_UNAUTHENTICATED_COUNTRY_HOUR",
