@@ -19,7 +19,7 @@ from app.errors import ServiceError
 from app.extensions import db, redis_client
 from app.jobs import QUEUES
 from app.models.user import ROLES, SITE_TYPES
-from app.services import consultations, formulary, images, review_export, skin_model_validation, skin_training
+from app.services import consultations, formulary, review_export, skin_model_validation
 from app.services.demo import seed_demo
 from app.services.phones import to_e164
 from app.services.users import create_user
@@ -168,6 +168,8 @@ skin_model_cli = AppGroup(
 
 
 def _caps() -> dict:
+    from app.services import images  # numpy, Pillow, pillow-heif: the web process registers, never runs, these
+
     config = current_app.config
     return {**images.upload_caps(config), "max_decode_bytes": config["IMAGE_DECODE_MAX_BYTES"]}
 
@@ -203,6 +205,7 @@ def _progress(message: str) -> None:
 def skin_model_train_command(data_dir, out_dir, backbone_dir, seed, name, version):
     """Train a head on confirmed photos: every photo goes the production way, split by patient, metrics in
     report.md."""
+    from app.services import skin_training  # numpy and Pillow, like images in _caps()
     from app.services.skin_model import DEFAULT_MODEL_DIR
 
     try:
@@ -230,6 +233,8 @@ def skin_model_train_command(data_dir, out_dir, backbone_dir, seed, name, versio
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of Markdown.")
 def skin_model_evaluate_command(model_dir, data_dir, as_json):
     """Re-score a trained model on another labelled set."""
+    from app.services import skin_training  # numpy and Pillow, like images in _caps()
+
     started = time.perf_counter()
     try:
         result = skin_training.evaluate(model_dir, data_dir, caps=_caps(), progress=_progress)

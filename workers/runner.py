@@ -6,6 +6,7 @@ and the Telegram client's event loop live once per process, as the channels and 
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from flask import Flask
@@ -15,6 +16,10 @@ from rq.serializers import JSONSerializer
 from app.extensions import db, redis_client
 from app.jobs import QUEUES, get_queue
 from workers import schedule as periodic
+
+# What the web process leaves to first use (the senders' SDKs, the photo stack): a worker loads it at start, so a
+# broken install stops the worker there instead of failing jobs, and no job pays for the import.
+PRELOADED = ("requests", "twilio.rest", "africastalking.SMS", "telegram.request", "numpy", "PIL.Image", "pillow_heif")
 
 
 class AppWorker(SimpleWorker):
@@ -28,6 +33,12 @@ class AppWorker(SimpleWorker):
                 return super().execute_job(job, queue)
             finally:
                 db.session.remove()
+
+
+def preload() -> None:
+    """Import :data:`PRELOADED` (ImportError: the install is broken)."""
+    for name in PRELOADED:
+        importlib.import_module(name)
 
 
 def _run_periodic(app: Flask, connection, stop: threading.Event) -> None:
@@ -48,6 +59,7 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = QUEUES, *, burst: bool
     Returns:
         RQ's answer: whether any job was performed.
     """
+    preload()
     with app.app_context():
         connection = redis_client.client
         queues = [get_queue(name) for name in queue_names]

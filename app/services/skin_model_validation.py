@@ -20,6 +20,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -29,8 +30,9 @@ from app.models import SkinModelValidation, utcnow
 from app.models.consultation import LEVELS
 from app.services import audit
 from app.services.clinical_terms import CONDITIONS
-from app.services.skin_model import ModelError, SkinModel
-from app.services.skin_training import METADATA_EVALUATION, METADATA_LABELS
+
+if TYPE_CHECKING:
+    from app.services.skin_model import SkinModel
 
 THRESHOLDS_FILE = PROJECT_ROOT / "app" / "clinical" / "model_thresholds.toml"
 MIN_HELDOUT_FLOOR = 30  # the file may ask for more, never for fewer
@@ -96,6 +98,9 @@ def embedded_evaluation(model: SkinModel) -> tuple[list[str], dict]:
     Raises:
         GateRefused: the file carries none (not made by ``flask skin-model train``).
     """
+    # skin_training loads numpy and Pillow: only the sign-off reads this, and the web process needs raised_level().
+    from app.services.skin_training import METADATA_EVALUATION, METADATA_LABELS
+
     metadata = model.metadata
     if METADATA_LABELS not in metadata or METADATA_EVALUATION not in metadata:
         raise GateRefused(["the model file carries no held-out evaluation: only a model made by "
@@ -144,6 +149,8 @@ def validate(model_dir, signed_off_by: str, *, actor=None) -> SkinModelValidatio
     name = (signed_off_by or "").strip()
     if not name:
         raise GateRefused(["--signed-off-by: the name of the clinician who signs off is required"])
+    from app.services.skin_model import ModelError, SkinModel  # numpy and Pillow: only the CLI signs a model off
+
     try:
         model = SkinModel(model_dir)
     except ModelError as exc:

@@ -34,12 +34,11 @@ import hmac
 import json
 import logging
 from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import phonenumbers
-import requests
-from africastalking.Service import AfricasTalkingException, Service
-from africastalking.SMS import SMSService
 from flask import Request, Response
 
 from app.messaging.envelopes import (
@@ -53,6 +52,9 @@ from app.messaging.envelopes import (
 )
 from app.models.channel import SMS, USSD
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
+
+if TYPE_CHECKING:
+    from africastalking.SMS import SMSService
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +85,26 @@ _CODES = {name.lower(): code for code, name in _NAMES.items()}
 OPTED_OUT_REASONS = {"userinblacklist", "donotdisturbrejection"}
 
 
-class _SMSService(SMSService):
-    """The SDK's SMS service, remembering the HTTP status of its answer.
+@cache
+def sms_service_class() -> type[SMSService]:
+    """The SDK's SMS service, remembering the HTTP status of its answer (``last_status``).
 
     ``AfricasTalkingException`` carries only the response body; the status decides whether a failure is worth
-    another try. This wraps the SDK's (name-mangled, private) POST helper and changes nothing else.
+    another try. This wraps the SDK's (name-mangled, private) POST helper and changes nothing else. Made on the
+    first send: the SDK and requests (~3.5 MB) stay out of the web process, which only parses AT's webhooks.
     """
+    from africastalking.Service import Service
+    from africastalking.SMS import SMSService
 
-    last_status: int | None = None
+    class StatusSMSService(SMSService):
+        last_status: int | None = None
 
-    def _Service__make_post_request(self, *args, **kwargs):  # noqa: N802 (the SDK's mangled name)
-        response = Service._Service__make_post_request(*args, **kwargs)
-        self.last_status = getattr(response, "status_code", None)
-        return response
+        def _Service__make_post_request(self, *args, **kwargs):  # noqa: N802 (the SDK's mangled name)
+            response = Service._Service__make_post_request(*args, **kwargs)
+            self.last_status = getattr(response, "status_code", None)
+            return response
+
+    return StatusSMSService
 
 
 def _phone(value: str) -> str | None:
@@ -322,9 +331,9 @@ class AfricasTalkingChannel(Channel):
 
     # --- outbound -------------------------------------------------------------------------------------------
 
-    def _client(self) -> _SMSService:
+    def _client(self) -> SMSService:
         """A fresh SDK client (cheap: no network), pointed at ``AT_API_BASE_URL`` when that is set."""
-        client = _SMSService(self.config.get("AT_USERNAME") or "", self.config.get("AT_API_KEY") or "")
+        client = sms_service_class()(self.config.get("AT_USERNAME") or "", self.config.get("AT_API_KEY") or "")
         base = (self.config.get("AT_API_BASE_URL") or "").rstrip("/")
         if base:
             # The only place the base URL is applied: the SDK reads _baseUrl at call time (send_premium, which
@@ -350,6 +359,9 @@ class AfricasTalkingChannel(Channel):
         if message.channel != SMS:
             raise SendError(f"africastalking cannot send {message.channel}", retryable=False, code="unsupported")
         text = "\n".join([message.text, *message.media_urls]) if message.media_urls else message.text
+        import requests  # with the SDK, on the first send only: see sms_service_class()
+        from africastalking.Service import AfricasTalkingException
+
         client = self._client()
         log.info("africastalking sms %s to ...%s", message.id, message.address[-3:])
         try:

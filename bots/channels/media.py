@@ -23,13 +23,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
 
-import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from bots.channels.base import REGISTRY, MediaError
+
+if TYPE_CHECKING:
+    import requests
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 20.0  # longest wait for the next chunk
@@ -71,6 +74,8 @@ def too_large(what: str, size: int | None, max_bytes: int) -> MediaError:
 
 def request(method: str, url: str, what: str, **kwargs) -> requests.Response:
     """One HTTP request with the module's timeouts; network failures become retryable :class:`MediaError`."""
+    import requests  # ~3 MB with its dependencies: downloads run in the workers, the web process never needs it
+
     try:
         return requests.request(method, url, timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS), **kwargs)
     except requests.Timeout:
@@ -123,7 +128,7 @@ def download(
                            auth=auth if credentials else None)  # fmt: skip
         with response:
             if response.is_redirect and allowed is not None:
-                target = requests.compat.urljoin(url, response.headers.get("Location", ""))
+                target = urljoin(url, response.headers.get("Location", ""))
                 if not allowed(target):
                     raise MediaError(f"{what}: redirected to a host that is not allowed", retryable=False,
                                      code="bad_host")  # fmt: skip
@@ -136,6 +141,8 @@ def download(
 
 
 def _read(response: requests.Response, what: str, max_bytes: int, deadline: float) -> bytes:
+    import requests  # loaded by request() already
+
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise too_large(what, int(declared), max_bytes)

@@ -20,22 +20,10 @@ import concurrent.futures
 import hmac
 import re
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 from flask import Request
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
 
 from app.messaging.envelopes import OutboundMessage, SendResult
 from app.models.channel import TELEGRAM
@@ -44,6 +32,10 @@ from bots.channels.base import Channel, MediaError, ParsedWebhook, SendError, We
 from bots.channels.telegram_client import client_for, redact, remember_token
 from bots.channels.telegram_client import shutdown as shutdown  # the CLI and tests close the client through here
 from bots.channels.telegram_updates import as_dict, as_str, is_int, parse_update
+
+if TYPE_CHECKING:
+    from telegram import Bot
+    from telegram.error import TelegramError
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 CAPTION_LIMIT = 1024  # Bot API: photo captions are at most 1024 characters (texts 4096)
@@ -130,6 +122,9 @@ class TelegramChannel(Channel):
         token = self.config.get("TELEGRAM_BOT_TOKEN") or ""
         if not token:
             raise SendError("telegram: TELEGRAM_BOT_TOKEN is not set", retryable=False, code="not_configured")
+        # python-telegram-bot (with httpx) is ~15 MB: loaded by the first send (a worker), never by a webhook.
+        from telegram.error import TelegramError
+
         for button in message.buttons:
             if not 1 <= len(button.id.encode()) <= CALLBACK_DATA_LIMIT:
                 raise SendError(f"telegram: button id must be 1-{CALLBACK_DATA_LIMIT} bytes", retryable=False,
@@ -148,6 +143,8 @@ class TelegramChannel(Channel):
         return SendResult(provider=self.name, provider_id=f"{chat_id}:{message_id}")
 
     async def _send(self, bot: Bot, message: OutboundMessage) -> tuple[int, int]:
+        from telegram import InlineKeyboardButton, InlineKeyboardMarkup  # loaded by send() already
+
         timeouts = {
             "connect_timeout": self.connect_timeout,
             "write_timeout": self.write_timeout,
@@ -225,6 +222,9 @@ class TelegramChannel(Channel):
 
 def _send_error(exc: TelegramError) -> SendError:
     """Classify a PTB error. The message never carries the token (PTB's own messages can, e.g. InvalidToken)."""
+    import httpx  # loaded with PTB by send()
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+
     detail = redact(f"{exc.__class__.__name__}: {exc.message}")
     if isinstance(exc, RetryAfter):
         # exc.message says how long to wait; reading exc.retry_after warns (PTB's int -> timedelta migration).
@@ -363,6 +363,8 @@ def _timeouts() -> dict[str, float]:
 def _setup_call(config: Mapping[str, Any], token: str, method: str,
                 call: Callable[[Bot], Coroutine[Any, Any, Any]]) -> Any:  # fmt: skip
     """Run ``call(bot)`` on the process's shared loop and Bot, bounded by ``TelegramChannel.send_timeout``."""
+    from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError  # as in send()
+
     client, loop = client_for(token, (config.get("TELEGRAM_API_BASE_URL") or "").rstrip("/"))
     future = asyncio.run_coroutine_threadsafe(call(client.bot), loop)
     try:

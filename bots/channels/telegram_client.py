@@ -19,10 +19,12 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from telegram import Bot
-from telegram.request import HTTPXRequest
+if TYPE_CHECKING:
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
 
 log = logging.getLogger("bots.channels.telegram")  # the adapter's logger, as before the client had its own module
 
@@ -107,6 +109,11 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 def client_for(token: str, api_base_url: str) -> tuple[Client, asyncio.AbstractEventLoop]:
     """The shared Bot for ``token`` at ``api_base_url`` ('' = the real API) and the loop it runs on."""
+    # python-telegram-bot and httpx (~15 MB) are loaded by the first send, so a web process that sends nothing
+    # on Telegram never holds them.
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
     with _lock:
         loop = _event_loop()
         key = (token, api_base_url)

@@ -33,21 +33,21 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote
 
-import requests
 from flask import Request, Response
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from app.messaging.envelopes import InboundMessage, Media, OutboundMessage, SendResult, StatusUpdate
 from app.models.channel import SMS, WHATSAPP
 from bots.channels import media as media_download
 from bots.channels.base import Channel, MalformedPayload, ParsedWebhook, SendError, WebhookRejected, register
 from bots.channels.media import MediaError
+
+if TYPE_CHECKING:
+    from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+    from twilio.rest import Client
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,10 @@ class TwilioChannel(Channel):
 
     def _rest_client(self) -> Client:
         if self._client is None:
+            # twilio.rest and requests load here, on the first send (a worker): webhooks need the validator only.
+            from twilio.http.http_client import TwilioHttpClient
+            from twilio.rest import Client
+
             # max_retries=0: one attempt per call, the worker decides about retries and failover.
             http_client = TwilioHttpClient(timeout=self.timeout_seconds, max_retries=0)
             client = Client(self.config.get("TWILIO_ACCOUNT_SID"), self.config.get("TWILIO_AUTH_TOKEN"),
@@ -309,6 +313,9 @@ class TwilioChannel(Channel):
         """
         if message.channel not in self.sends:
             raise SendError(f"twilio cannot send {message.channel}", retryable=False, code="unsupported_channel")
+        import requests  # with the SDK, on the first send only: see _rest_client()
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+
         params = self._params(message)
         try:
             created = self._rest_client().messages.create(**params)

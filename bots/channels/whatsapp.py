@@ -33,7 +33,6 @@ import logging
 import re
 from collections.abc import Mapping
 
-import requests
 from flask import Request, Response
 
 from app.messaging.envelopes import OutboundMessage, SendResult
@@ -186,6 +185,8 @@ class WhatsAppChannel(Channel):
         if not version.startswith("v"):
             version = f"v{version}"
         url = f"{base}/{version}/{phone_number_id}/messages"
+        import requests  # ~3 MB with its dependencies: loaded by the first send (a worker), not by a webhook
+
         try:
             # requests.post makes exactly one attempt (its default adapter has max_retries=0).
             response = requests.post(

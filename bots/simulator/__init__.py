@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from bots.simulator.views import bp
-
 
 def init_app(app: Flask) -> None:
     """Register the simulator's blueprint when ``SIMULATOR_ENABLED`` is on."""
     if not app.config.get("SIMULATOR_ENABLED"):
         return
+    from bots.simulator.views import bp  # it loads httpx and the twilio SDK: not in a process that has no simulator
+
     app.register_blueprint(bp)

@@ -664,13 +664,13 @@ def test_a_reply_goes_from_the_short_code_the_person_wrote_to(fake):
 
 def test_the_timeout_is_bounded(fake, monkeypatch):
     seen = {}
-    original = at_module._SMSService.send
+    original = at_module.sms_service_class().send
 
     def spy(self, *args, **kwargs):
         seen.update(kwargs)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(at_module._SMSService, "send", spy)
+    monkeypatch.setattr(at_module.sms_service_class(), "send", spy)
     fake.respond(200, success())
     adapter(AT_API_BASE_URL=fake.base_url).send(outbound())
     assert sum(seen["timeout"]) <= 10
