@@ -115,7 +115,8 @@ def _ping_idle_connections(engine: Engine, idle_seconds: int) -> None:
     SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout: a tenth of a USSD hop's SQL. Connections
     in use every second are the ones least likely to have been dropped (idle timeouts, a proxy, a restart while
     quiet); when one was, its error is a disconnect, so SQLAlchemy invalidates the whole pool and that one request
-    answers 503 with ``Retry-After`` (``app.errors``): at most a request a process per database restart.
+    answers 503 with ``Retry-After`` (``app.errors``): after a database restart, a request a process (at most
+    one a thread, those already under way).
     """
 
     @event.listens_for(engine, "checkin")

@@ -48,7 +48,8 @@ SETTING_GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "`instance/thusa.db` (WAL mode, 5 s busy timeout)"),
         Setting("DATABASE_PING_AFTER_IDLE_SECONDS", "1", "a pooled database connection idle this long is checked "
                 "(a round trip) before use; 0 checks every time. One busier than that is not, so after a database "
-                "restart each process may answer one request 503 (`Retry-After`) before it reconnects"),
+                "restart each process may answer a request 503 (`Retry-After`; at most one a thread) before it "
+                "reconnects"),
         Setting("REDIS_URL", "", "`redis://host:port/db`; unset: the embedded Redis under `instance/` (Unix socket "
                 "`instance/redis.sock`)"),
         Setting("INSTANCE_PATH", "instance", "folder for the embedded SQLite file, embedded Redis and generated keys "
