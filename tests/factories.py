@@ -139,10 +139,9 @@ def store_appointment(clinic: Clinic, at: datetime, *, phone: str = PHONE, statu
         status=status, channel=channel, import_key=appointments.import_key(external_ref=None, phone=phone, at=at),
         **fields,
     )  # fmt: skip
-    db.session.add(appointment)
-    if planned is not None:
-        db.session.flush()
+    if planned is not None:  # before the INSERT, as the booking does: the row goes in planned (no UPDATE after)
         appointments.plan_reminders(appointment, planned)
+    db.session.add(appointment)
     db.session.commit()
     return appointment
 

@@ -144,8 +144,7 @@ class Launcher:
         psutil.wait_procs(list(self.seen.values()), timeout=10)
 
 
-@pytest.fixture
-def launcher() -> Iterator[Launcher]:
+def _start_launcher() -> Launcher:
     """``python -m app.launcher`` on the embedded default in a fresh instance folder, up and answering."""
     # A short path under /tmp: the embedded Redis listens on a Unix socket in the instance folder (108-byte limit).
     instance = Path(tempfile.mkdtemp(prefix="thusa-launcher-"))
@@ -174,10 +173,68 @@ def launcher() -> Iterator[Launcher]:
     running = Launcher(process, instance, log, f"http://127.0.0.1:{port}")
     try:
         running.wait_until_up()
+    except BaseException:
+        _clean_up(running)
+        raise
+    return running
+
+
+def _clean_up(running: Launcher) -> None:
+    running.kill_everything()
+    shutil.rmtree(running.instance, ignore_errors=True)
+
+
+class Launchers:
+    """The module's launchers. A start costs three interpreters importing the app (launcher, worker, gunicorn), so a
+    test that leaves the launcher as it found it (:func:`running_launcher`) hands it on to the next test that stops
+    one (:func:`launcher`), instead of each starting its own."""
+
+    def __init__(self) -> None:
+        self.idle: Launcher | None = None
+
+    def borrow(self) -> Launcher:
+        """The idle launcher (started now when there is none, or it died); it stays idle after the test."""
+        if self.idle is None or self.idle.process.poll() is not None:
+            self.close()
+            self.idle = _start_launcher()
+        return self.idle
+
+    def take(self) -> Launcher:
+        """A launcher for this test alone (the idle one if it still runs): the test may stop it."""
+        taken, self.idle = self.idle, None
+        if taken is not None and taken.process.poll() is None:
+            return taken
+        if taken is not None:
+            _clean_up(taken)
+        return _start_launcher()
+
+    def close(self) -> None:
+        if self.idle is not None:
+            _clean_up(self.idle)
+            self.idle = None
+
+
+@pytest.fixture(scope="module")
+def launchers() -> Iterator[Launchers]:
+    pool = Launchers()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def launcher(launchers) -> Iterator[Launcher]:
+    """A running launcher for this test alone, which it may stop; everything it started is gone after the test."""
+    running = launchers.take()
+    try:
         yield running
     finally:
-        running.kill_everything()
-        shutil.rmtree(instance, ignore_errors=True)
+        _clean_up(running)
+
+
+@pytest.fixture
+def running_launcher(launchers) -> Launcher:
+    """A running launcher the test must leave running (it is handed on to a test that stops one)."""
+    return launchers.borrow()
 
 
 def _assert_private(launcher: Launcher) -> None:
@@ -236,6 +293,33 @@ def _names(processes) -> list[str]:
     return [" ".join(_cmdline(process)) for process in processes]
 
 
+def test_the_worker_enqueues_the_periodic_jobs(running_launcher):
+    """The worker's periodic schedule runs under ``make run``: its first period is claimed and its job enqueued.
+
+    A regression test: the periodic thread once ran outside the app context and died on its first tick, right after
+    claiming the period (so the claim alone proves nothing).
+    """
+    from workers.schedule import SCHEDULE
+
+    job = SCHEDULE[0]
+    connection = redis.Redis(unix_socket_path=str(running_launcher.instance / "redis.sock"), socket_timeout=5)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        claims: list[bytes] = []
+        while not claims and time.monotonic() < deadline:  # the worker may still be starting
+            claims = list(connection.scan_iter(f"thusa:periodic:{job.name}:*"))
+            time.sleep(0.2)
+        assert claims, f"the periodic schedule never ran:\n{running_launcher.output()}"
+        slot = claims[0].decode().rsplit(":", 1)[1]
+        # The claim and the enqueue are one step apart; allow a generous moment for the job to appear.
+        deadline = time.monotonic() + 5
+        while not connection.exists(f"rq:job:periodic-{job.name}-{slot}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert connection.exists(f"rq:job:periodic-{job.name}-{slot}"), running_launcher.output()
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_make_run_serves_then_stops_everything_on_a_signal(launcher, signum):
     # Ready as soon as live: the launcher starts the web server only once everything else is up.
@@ -276,30 +360,3 @@ def test_make_run_serves_then_stops_everything_on_a_signal(launcher, signum):
     left = [process for process in launcher.seen.values() if _alive(process)]
     assert left == [], f"still running after the launcher exited: {_names(left)}\n{launcher.output()}"
     assert launcher.output().rstrip().endswith("thusa: stopped")
-
-
-def test_the_worker_enqueues_the_periodic_jobs(launcher):
-    """The worker's periodic schedule runs under ``make run``: its first period is claimed and its job enqueued.
-
-    A regression test: the periodic thread once ran outside the app context and died on its first tick, right after
-    claiming the period (so the claim alone proves nothing).
-    """
-    from workers.schedule import SCHEDULE
-
-    job = SCHEDULE[0]
-    connection = redis.Redis(unix_socket_path=str(launcher.instance / "redis.sock"), socket_timeout=5)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        claims: list[bytes] = []
-        while not claims and time.monotonic() < deadline:  # the worker may still be starting
-            claims = list(connection.scan_iter(f"thusa:periodic:{job.name}:*"))
-            time.sleep(0.2)
-        assert claims, f"the periodic schedule never ran:\n{launcher.output()}"
-        slot = claims[0].decode().rsplit(":", 1)[1]
-        # The claim and the enqueue are one step apart; allow a generous moment for the job to appear.
-        deadline = time.monotonic() + 5
-        while not connection.exists(f"rq:job:periodic-{job.name}-{slot}") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert connection.exists(f"rq:job:periodic-{job.name}-{slot}"), launcher.output()
-    finally:
-        connection.close()

@@ -539,7 +539,9 @@ def test_a_real_worker_sigkilled_mid_request_is_never_resent(configure, twilio, 
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60  # a worker's start took ~15 s on a loaded 2-core host; it ends at the request
+        # The child imports the whole app first: 8 s were not enough on a loaded machine (two cores, three test
+        # processes and a launcher). Waiting longer costs nothing once the request arrives.
+        deadline = time.monotonic() + 60
         while not twilio.requests and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert child.poll() is None, child.stderr.read().decode(errors="replace")[-2000:]

@@ -635,7 +635,8 @@ def _worker(app, twilio: FakeTwilio) -> subprocess.Popen:
     )
 
 
-def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repeats_none(app, twilio):
+def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repeats_none(app, twilio,
+                                                                                        keep_signal_handlers):  # fmt: skip
     """Crash safety end to end: ``flask worker`` in a child process sends a batch of reminders to a slow Twilio and is
     SIGKILLed while one request is in flight. The batch had claimed all 12 and records its sends together at its
     end, so all 12 are left ``sending``. After the sweeper and a restarted worker, every reminder was received by
@@ -655,7 +656,7 @@ def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repe
 
     child = _worker(app, twilio)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # the child imports the whole app first: 30 s failed on a loaded machine
         while len(twilio.requests) <= answered_before_kill and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert child.poll() is None, child.stderr.read().decode(errors="replace")[-2000:]
@@ -688,9 +689,9 @@ def test_a_real_worker_sigkilled_during_a_batch_of_reminders_loses_none_and_repe
     finally:
         restarted.stderr.close()
     assert sweep() == {"released": 0, "requeued": 0, "unknown": 0}
-    again = _worker(app, twilio)
-    again.wait(timeout=120)
-    again.stderr.close()
+    # Another worker on what is left sends nothing more. In this process: the real restart above already proved a
+    # fresh `flask worker`, and a third interpreter start cost seconds.
+    run_worker(app, (QUEUE_OUTBOUND,), burst=True, with_scheduler=False)
 
     assert to_numbers(twilio) == Counter({a.patient.phone: 1 for a in booked})  # none lost, none twice
     db.session.expire_all()
