@@ -142,7 +142,7 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
         records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
         clinics = targets(actor, load_clinics(default_id, columns, records))
         keys = {}
-        lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
+        lookups = Lookups(writer, [clinic for clinic, *_ in clinics.values() if clinic is not None])
         chunks = validate(columns, records, clinics, now, errors)
         ahead = [next(chunks, None)]
 

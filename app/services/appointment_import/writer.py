@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 
 from sqlalchemy import and_, bindparam, select, update
 
@@ -52,6 +52,18 @@ class _Existing:
 
 
 @dataclass(slots=True)
+class _New:
+    """A new appointment of this file (its key's first row), with what later rows of its key may change: all that
+    is kept of it once written (not the row's line, name or reference: a 100,000-row upload holds every key's
+    entry to the end)."""
+
+    phone: str
+    at: datetime
+    language: str | None
+    id: uuid.UUID | None = None  # in the form :meth:`Bulk.as_id` gives, once written; None: not stored (yet)
+
+
+@dataclass(slots=True)
 class _Person:
     """A phone number of this file: its contact and patient (ids in the form :meth:`Bulk.as_id` gives, ``None``
     until created)."""
@@ -64,10 +76,13 @@ class _Person:
 
 @dataclass(slots=True)
 class _Record:
-    """A clinic's own record of a number of this file (id ``None`` until created): another clinic's is never read."""
+    """A clinic's own record of a number of this file (id ``None`` until created): another clinic's is never read.
+
+    Whether it has a name is all the import needs to know of the stored one (the file's names fill empty ones only):
+    not the name itself, which would keep every name of the file in memory to the end."""
 
     id: uuid.UUID | None = None
-    name: str | None = None
+    named: bool = False
     channel: str = SMS
     set_name: str | None = None  # fill the record's empty name
 
@@ -103,7 +118,7 @@ def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clin
             )
             for phone, record_id, name, channel in found:
                 record = records[(clinic, phone)]
-                record.id, record.name, record.channel = record_id, name, channel
+                record.id, record.named, record.channel = record_id, bool(name), channel
     return records
 
 
@@ -146,32 +161,33 @@ class Lookups:
     It reads committed rows only, never the upload's own (those are of numbers and keys already seen), so on
     PostgreSQL it reads on a connection of its own while the import's is busy storing rows: under READ COMMITTED
     the import's session would read the same rows.
+
+    What earlier chunks looked up is in the :class:`Writer`'s maps, which it reads (no copy of its own: a
+    100,000-row upload's numbers and keys take ~12 MB of sets): every number looked up is in ``people``, every
+    (clinic, number) in ``records``, every (clinic, key) in ``existing`` (stored) or ``new`` (its first row).
     """
 
-    def __init__(self, bulk: Bulk, clinics: Iterable[Clinic]) -> None:
-        self.bulk = bulk
+    def __init__(self, writer: Writer, clinics: Iterable[Clinic]) -> None:
+        self.bulk = writer.bulk
         self.clinic_ids = {clinic: clinic.id for clinic in clinics}
-        self.phones: set[str] = set()  # numbers seen
-        self.keys: dict[Clinic, set[str]] = {}  # import keys seen, per clinic
-        self.clinic_phones: dict[Clinic, set[str]] = {}  # numbers seen, per clinic
+        self.writer = writer
         self.patients: set[str] = set()  # numbers with a stored patient
 
     def __call__(self, rows: list[Row], execute: Execute) -> Found:
+        seen_people, seen_records = self.writer.people, self.writer.records
+        seen_existing, seen_new = self.writer.existing, self.writer.new
         keys: dict[Clinic, set[str]] = {}
         clinic_phones: dict[Clinic, set[str]] = {}
-        for row in rows:
+        for row in rows:  # only what no earlier chunk had
             clinic = row.clinic
             if clinic not in keys:
                 keys[clinic], clinic_phones[clinic] = set(), set()
-            keys[clinic].add(row.key)
-            clinic_phones[clinic].add(row.phone)
-        for clinic in keys:  # only what no earlier chunk had
-            keys[clinic] -= self.keys.setdefault(clinic, set())
-            self.keys[clinic] |= keys[clinic]
-            clinic_phones[clinic] -= self.clinic_phones.setdefault(clinic, set())
-            self.clinic_phones[clinic] |= clinic_phones[clinic]
-        phones = set().union(*clinic_phones.values()) - self.phones
-        self.phones |= phones
+            slot = (clinic, row.key)
+            if slot not in seen_new and slot not in seen_existing:
+                keys[clinic].add(row.key)
+            if (clinic, row.phone) not in seen_records:
+                clinic_phones[clinic].add(row.phone)
+        phones = {phone for phone in set().union(*clinic_phones.values()) if phone not in seen_people}
         existing = load_existing(keys, self.clinic_ids, self.bulk, execute)
         people = load_people(phones, self.bulk, execute)
         self.patients.update(phone for phone, person in people.items() if person.patient_id is not None)
@@ -195,10 +211,11 @@ class Writer:
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
         self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
         self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
-        self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds (their ids once written)
+        self.new: dict[tuple[Clinic, str], _New] = {}  # appointments the file adds (their ids once written)
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
-        self.pending: tuple[list[Row], Pending] | None = None  # the last chunk's appointments, being stored
+        self.pending: tuple[list[tuple[Row, _New]], Pending] | None = None  # the last chunk's new appointments,
+        # being stored
         self.imported = self.updated = self.unchanged = 0
 
     def add(self, rows: list[Row], found: Found, meanwhile: Callable[[], None]) -> None:
@@ -209,11 +226,11 @@ class Writer:
         self.records.update(found.records)
         # Each table's rows are made ready while PostgreSQL still stores the previous table's: the COPYs run one
         # after the other, but the Python work between them overlaps them.
-        fresh = [row for row in rows if self._decide(row)]
-        people = _NewPeople(self.people, [row.phone for row in fresh], self.bulk)
+        fresh = [(row, new) for row in rows if (new := self._decide(row)) is not None]
+        people = _NewPeople(self.people, [row.phone for row, _ in fresh], self.bulk)
         self._settle()  # the previous chunk's appointments
         contacts = people.start_contacts()
-        records = _NewRecords(self.records, [(row.clinic, row.phone) for row in fresh], self.bulk)
+        records = _NewRecords(self.records, [(row.clinic, row.phone) for row, _ in fresh], self.bulk)
         people.finish_contacts(contacts)
         patients = people.start_patients()
         new = _NewAppointments(self.actor, fresh, self.now, self.bulk)
@@ -235,12 +252,12 @@ class Writer:
         self.pending = None
         values, skipped = pending.finish()
         if skipped:
-            for row in fresh:
-                if row.id in skipped:
-                    row.id = None
+            for _, new in fresh:
+                if new.id in skipped:
+                    new.id = None
             self.imported, self.unchanged = self.imported - len(skipped), self.unchanged + len(skipped)
-        confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
-        self.confirm.extend(row.id for row in fresh if row.id is not None and confirms[row.clinic])
+        confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row, _ in fresh}}
+        self.confirm.extend(new.id for row, new in fresh if new.id is not None and confirms[row.clinic])
 
     def abort(self) -> None:
         """Give up an insert still under way, before the transaction is rolled back after an error."""
@@ -248,41 +265,41 @@ class Writer:
             self.pending[1].abort()
             self.pending = None
 
-    def _decide(self, row: Row) -> bool:
-        """Count the row; True when it is a new appointment to write."""
+    def _decide(self, row: Row) -> _New | None:
+        """Count the row; its entry in ``self.new`` when it is a new appointment to write."""
         slot = (row.clinic, row.key)
         person, record = self.people[row.phone], self.records[(row.clinic, row.phone)]
         first = self.new.get(slot)
         if first is not None:  # the same key earlier in this file
             if first.phone != row.phone:
                 self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
-                return False
+                return None
             changed = _fill(person, record, row)
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
                 if first.id is not None:
                     self.changed.add(slot)
             self._count(changed)
-            return False
+            return None
         stored = self.existing.get(slot)
         if stored is None:
-            self.new[slot] = row
+            new = self.new[slot] = _New(row.phone, row.at, row.language)
             _fill(person, record, row)
             self.imported += 1
-            return True
+            return new
         if stored.phone != row.phone:
             self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
-            return False
+            return None
         if stored.status not in ACTIVE_STATUSES:
             self.unchanged += 1
-            return False
+            return None
         changed = False
         if row.ref and row.at != (stored.new_at or stored.at):
             stored.new_at, stored.line, changed = row.at, row.line, True
         if row.language and row.language != (stored.new_language or stored.language):
             stored.new_language, changed = row.language, True
         self._count(_fill(person, record, row) or changed)
-        return False
+        return None
 
     def _count(self, changed: bool) -> None:
         if changed:
@@ -312,11 +329,11 @@ class Writer:
             return
         values = []
         for slot in self.changed:
-            row = self.new[slot]
-            if row.id is None:  # a concurrent upload stored it first
+            new = self.new[slot]
+            if new.id is None:  # a concurrent upload stored it first
                 continue
-            send_at, offset = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED, self.now)
-            values.append({"_id": as_uuid(row.id), "_at": row.at, "_language": row.language,
+            send_at, offset = appointments.next_reminder(slot[0], new.at, STATUS_SCHEDULED, self.now)
+            values.append({"_id": as_uuid(new.id), "_at": new.at, "_language": new.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
         table = Appointment.__table__
         db.session.execute(
@@ -338,7 +355,7 @@ def _fill(person: _Person, record: _Record, row: Row) -> bool:
     clinic's record's empty one; a language is kept only where the person has none); True when the row changes
     the person or the record."""
     changed = False
-    if row.name and not (record.name or record.set_name):
+    if row.name and not (record.named or record.set_name):
         record.set_name, changed = row.name, True
     if row.language and not (person.contact_language or person.set_language):
         person.set_language, changed = row.language, True
@@ -418,52 +435,55 @@ class _NewRecords:
         for pair, record_id in zip(self.missing, self.ids, strict=True):
             clinic, phone = pair
             record = records[pair]
-            record.id, record.name, record.set_name = record_id, record.set_name, None
-            yield record_id, clinic_ids[clinic], people[phone].patient_id, record.name, record.channel, now, now
+            name = record.set_name
+            record.id, record.named, record.set_name = record_id, bool(name), None
+            yield record_id, clinic_ids[clinic], people[phone].patient_id, name, record.channel, now, now
 
     def finish(self, pending: Pending) -> None:
         values, skipped = pending.finish()
         for pair, row in zip(self.missing, values, strict=True) if skipped else ():
             if row[0] in skipped:  # created concurrently: use that one
                 record = self.records[pair]
-                record.id, record.name, record.channel = db.session.execute(
+                record.id, name, record.channel = db.session.execute(
                     select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
                         PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
                 ).one()  # fmt: skip
-                record.set_name = row[3] if record.name is None else None
+                record.named, record.set_name = bool(name), row[3] if name is None else None
 
 
 class _NewAppointments:
     """The new appointments, reminders planned, each to the channel its clinic's record names: made ready, then
-    :meth:`start`; each row's ``id`` is its appointment's (see :meth:`Bulk.as_id`) from then on."""
+    :meth:`start`. ``rows`` pairs each row with its entry in ``Writer.new``, whose time and language (a later row
+    of the chunk may have changed them) are written, and whose ``id`` is the appointment's (see
+    :meth:`Bulk.as_id`) from then on."""
 
-    def __init__(self, actor, rows: list[Row], now: datetime, bulk: Bulk) -> None:
+    def __init__(self, actor, rows: list[tuple[Row, _New]], now: datetime, bulk: Bulk) -> None:
         self.bulk = bulk
         created_by = getattr(actor, "user_id", None)
         self.created_by = bulk.as_id(created_by) if created_by else None
         self.stamp = utcnow()
         # The clinics' attributes are read here, not while rows stream: they are columns loaded with the clinic
         # (see load_clinics), and nothing may query while a COPY runs.
-        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic in {row.clinic for row in rows}}
+        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic in {row.clinic for row, _ in rows}}
         self.plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
-        for row in rows:
-            if (row.clinic, row.at) not in self.plans:
-                self.plans[(row.clinic, row.at)] = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED,
+        for row, new in rows:
+            if (row.clinic, new.at) not in self.plans:
+                self.plans[(row.clinic, new.at)] = appointments.next_reminder(row.clinic, new.at, STATUS_SCHEDULED,
                                                                               now)  # fmt: skip
         self.ids = bulk.new_ids(len(rows))
         # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
-        self.ordered = sorted(rows, key=attrgetter("at"))
+        self.ordered = sorted(rows, key=lambda pair: pair[1].at)
 
     def start(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Pending:
         return self.bulk.start(Appointment.__table__, APPOINTMENT_COLUMNS, self._rows(people, records), key=0)
 
     def _rows(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Iterator[tuple]:
         plans, clinic_ids, created_by, stamp = self.plans, self.clinic_ids, self.created_by, self.stamp
-        for row, appointment_id in zip(self.ordered, self.ids, strict=True):
-            clinic, at = row.clinic, row.at
+        for (row, new), appointment_id in zip(self.ordered, self.ids, strict=True):
+            clinic, at = row.clinic, new.at
             plan = plans[(clinic, at)]
-            row.id = appointment_id
-            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, row.language,
+            new.id = appointment_id
+            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, new.language,
                    STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
