@@ -91,11 +91,12 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
     """The contact and patient (if any) of every number."""
     people = {phone: _Person() for phone in phones}
     as_id = bulk.as_id
-    for where in bulk.matching(Contact.address, phones):
+    for where, params in bulk.matching(Contact.address, phones):
         found = execute(
             select(Contact.address, Contact.id, Contact.language, Patient.id)
             .outerjoin(Patient, Patient.contact_id == Contact.id)
-            .where(where)
+            .where(where),
+            params,
         )
         for address, contact_id, language, patient_id in found:
             person = people[address]
@@ -110,11 +111,12 @@ def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clin
     (those with a stored patient) have none."""
     records = {(clinic, phone): _Record() for clinic, phones in clinic_phones.items() for phone in phones}
     for clinic, phones in clinic_phones.items():
-        for where in bulk.matching(Patient.phone, phones & patients):
+        for where, params in bulk.matching(Patient.phone, phones & patients):
             found = execute(
                 select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
                 .join(Patient, Patient.id == PatientRecord.patient_id)
-                .where(PatientRecord.clinic_id == clinic_ids[clinic], where)
+                .where(PatientRecord.clinic_id == clinic_ids[clinic], where),
+                params,
             )
             for phone, record_id, name, channel in found:
                 record = records[(clinic, phone)]
@@ -127,7 +129,7 @@ def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UU
     """The appointments already stored under each clinic's import ``keys``, per (clinic, key)."""
     existing: dict[tuple[Clinic, str], _Existing] = {}
     for clinic, clinic_keys in keys.items():
-        for where in bulk.matching(Appointment.import_key, clinic_keys):
+        for where, params in bulk.matching(Appointment.import_key, clinic_keys):
             found = execute(
                 select(
                     Appointment.import_key,
@@ -138,7 +140,8 @@ def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UU
                     Appointment.language,
                 )  # fmt: skip
                 .join(Patient, Patient.id == Appointment.patient_id)
-                .where(Appointment.clinic_id == clinic_ids[clinic], where)
+                .where(Appointment.clinic_id == clinic_ids[clinic], where),
+                params,
             )
             for key, *fields in found:
                 existing[(clinic, key)] = _Existing(*fields)
