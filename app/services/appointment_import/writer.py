@@ -17,9 +17,11 @@ end.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 
 from sqlalchemy import and_, bindparam, select, update
@@ -106,10 +108,10 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
 
 
 def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clinic_ids: dict[Clinic, uuid.UUID],
-                 bulk: Bulk, execute: Execute) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
-    """Each clinic's record (if any) of each of its numbers, per (clinic, number); numbers not in ``patients``
+                 bulk: Bulk, execute: Execute) -> dict[Clinic, dict[str, _Record]]:  # fmt: skip
+    """Each clinic's record (if any) of each of its numbers, per clinic and number; numbers not in ``patients``
     (those with a stored patient) have none."""
-    records = {(clinic, phone): _Record() for clinic, phones in clinic_phones.items() for phone in phones}
+    records = {clinic: {phone: _Record() for phone in phones} for clinic, phones in clinic_phones.items()}
     for clinic, phones in clinic_phones.items():
         for where, params in bulk.matching(Patient.phone, phones & patients):
             found = execute(
@@ -119,16 +121,17 @@ def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clin
                 params,
             )
             for phone, record_id, name, channel in found:
-                record = records[(clinic, phone)]
+                record = records[clinic][phone]
                 record.id, record.named, record.channel = record_id, bool(name), channel
     return records
 
 
 def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UUID], bulk: Bulk,
-                  execute: Execute) -> dict[tuple[Clinic, str], _Existing]:  # fmt: skip
-    """The appointments already stored under each clinic's import ``keys``, per (clinic, key)."""
-    existing: dict[tuple[Clinic, str], _Existing] = {}
+                  execute: Execute) -> dict[Clinic, dict[str, _Existing]]:  # fmt: skip
+    """The appointments already stored under each clinic's import ``keys``, per clinic and key."""
+    existing: dict[Clinic, dict[str, _Existing]] = {}
     for clinic, clinic_keys in keys.items():
+        stored = existing[clinic] = {}
         for where, params in bulk.matching(Appointment.import_key, clinic_keys):
             found = execute(
                 select(
@@ -144,7 +147,7 @@ def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UU
                 params,
             )
             for key, *fields in found:
-                existing[(clinic, key)] = _Existing(*fields)
+                stored[key] = _Existing(*fields)
     return existing
 
 
@@ -153,8 +156,8 @@ class Found:
     """What the database already holds under one chunk's numbers, keys and (clinic, number) pairs not seen before."""
 
     people: dict[str, _Person]
-    records: dict[tuple[Clinic, str], _Record]
-    existing: dict[tuple[Clinic, str], _Existing]
+    records: dict[Clinic, dict[str, _Record]]
+    existing: dict[Clinic, dict[str, _Existing]]
 
 
 class Lookups:
@@ -185,10 +188,9 @@ class Lookups:
             clinic = row.clinic
             if clinic not in keys:
                 keys[clinic], clinic_phones[clinic] = set(), set()
-            slot = (clinic, row.key)
-            if slot not in seen_new and slot not in seen_existing:
+            if row.key not in seen_new[clinic] and row.key not in seen_existing[clinic]:
                 keys[clinic].add(row.key)
-            if (clinic, row.phone) not in seen_records:
+            if row.phone not in seen_records[clinic]:
                 clinic_phones[clinic].add(row.phone)
         phones = {phone for phone in set().union(*clinic_phones.values()) if phone not in seen_people}
         existing = load_existing(keys, self.clinic_ids, self.bulk, execute)
@@ -205,28 +207,32 @@ class Writer:
     A chunk's appointments are still being stored when :meth:`add` returns (:meth:`Bulk.start`): the next chunk is
     decided meanwhile, in Python only (no query while a COPY runs), and :meth:`finish` or :meth:`abort` ends it.
 
-    Keys are (Clinic object, import key): a Clinic hashes by identity, in C (``UUID.__hash__`` is Python code).
+    Its maps of records, stored and new appointments are per Clinic object (it hashes by identity, in C:
+    ``UUID.__hash__`` is Python code), then per number or import key: a 100,000-row upload holds every entry to
+    the end, and a (clinic, key) tuple per entry would be ~11 MB more.
     """
 
     def __init__(self, actor, now: datetime, atomic: bool, errors: Errors) -> None:
         self.actor, self.now, self.atomic, self.errors = actor, now, atomic, errors
         self.bulk = for_session()  # the backend's bulk reads and writes
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
-        self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
-        self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
-        self.new: dict[tuple[Clinic, str], _New] = {}  # appointments the file adds (their ids once written)
+        self.records: defaultdict[Clinic, dict[str, _Record]] = defaultdict(dict)  # ... each clinic's record of it
+        self.existing: defaultdict[Clinic, dict[str, _Existing]] = defaultdict(dict)  # stored ones under its keys
+        self.new: defaultdict[Clinic, dict[str, _New]] = defaultdict(dict)  # appointments it adds (ids once written)
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
-        self.pending: tuple[list[tuple[Row, _New]], Pending] | None = None  # the last chunk's new appointments,
-        # being stored
+        # The last chunk's new appointments (each row with its entry in self.new), still being stored.
+        self.pending: tuple[list[tuple[Row, _New]], Pending] | None = None
         self.imported = self.updated = self.unchanged = 0
 
     def add(self, rows: list[Row], found: Found, meanwhile: Callable[[], None]) -> None:
         """Decide and write one chunk of valid rows, given what :class:`Lookups` found for them; ``meanwhile`` (the
         next chunk's validation) is called once, while the database stores this chunk's records."""
-        self.existing.update(found.existing)
+        for clinic, stored in found.existing.items():
+            self.existing[clinic].update(stored)
         self.people.update(found.people)
-        self.records.update(found.records)
+        for clinic, records in found.records.items():
+            self.records[clinic].update(records)
         # Each table's rows are made ready while PostgreSQL still stores the previous table's: the COPYs run one
         # after the other, but the Python work between them overlaps them.
         fresh = [(row, new) for row in rows if (new := self._decide(row)) is not None]
@@ -270,9 +276,10 @@ class Writer:
 
     def _decide(self, row: Row) -> _New | None:
         """Count the row; its entry in ``self.new`` when it is a new appointment to write."""
-        slot = (row.clinic, row.key)
-        person, record = self.people[row.phone], self.records[(row.clinic, row.phone)]
-        first = self.new.get(slot)
+        clinic, key = row.clinic, row.key
+        person, record = self.people[row.phone], self.records[clinic][row.phone]
+        new = self.new[clinic]
+        first = new.get(key)
         if first is not None:  # the same key earlier in this file
             if first.phone != row.phone:
                 self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
@@ -281,15 +288,15 @@ class Writer:
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
                 if first.id is not None:
-                    self.changed.add(slot)
+                    self.changed.add((clinic, key))
             self._count(changed)
             return None
-        stored = self.existing.get(slot)
+        stored = self.existing[clinic].get(key)
         if stored is None:
-            new = self.new[slot] = _New(row.phone, row.at, row.language)
+            entry = new[key] = _New(row.phone, row.at, row.language)
             _fill(person, record, row)
             self.imported += 1
-            return new
+            return entry
         if stored.phone != row.phone:
             self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
             return None
@@ -331,11 +338,11 @@ class Writer:
         if not self.changed:
             return
         values = []
-        for slot in self.changed:
-            new = self.new[slot]
+        for clinic, key in self.changed:
+            new = self.new[clinic][key]
             if new.id is None:  # a concurrent upload stored it first
                 continue
-            send_at, offset = appointments.next_reminder(slot[0], new.at, STATUS_SCHEDULED, self.now)
+            send_at, offset = appointments.next_reminder(clinic, new.at, STATUS_SCHEDULED, self.now)
             values.append({"_id": as_uuid(new.id), "_at": new.at, "_language": new.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
         table = Appointment.__table__
@@ -422,11 +429,11 @@ class _NewRecords:
     """Each clinic's record of the numbers of its new appointments where it has none, in bulk: made ready, then
     :meth:`start` / :meth:`finish`."""
 
-    def __init__(self, records: dict[tuple[Clinic, str], _Record], pairs: list[tuple[Clinic, str]],
+    def __init__(self, records: dict[Clinic, dict[str, _Record]], pairs: list[tuple[Clinic, str]],
                  bulk: Bulk) -> None:  # fmt: skip
         self.records, self.bulk, self.now = records, bulk, utcnow()
         # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
-        self.missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
+        self.missing = sorted({(c, phone) for c, phone in pairs if records[c][phone].id is None}, key=itemgetter(1))
         self.ids = bulk.new_ids(len(self.missing))
         self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic, _ in self.missing}
 
@@ -437,7 +444,7 @@ class _NewRecords:
         records, clinic_ids, now = self.records, self.clinic_ids, self.now
         for pair, record_id in zip(self.missing, self.ids, strict=True):
             clinic, phone = pair
-            record = records[pair]
+            record = records[clinic][phone]
             name = record.set_name
             record.id, record.named, record.set_name = record_id, bool(name), None
             yield record_id, clinic_ids[clinic], people[phone].patient_id, name, record.channel, now, now
@@ -446,7 +453,7 @@ class _NewRecords:
         values, skipped = pending.finish()
         for pair, row in zip(self.missing, values, strict=True) if skipped else ():
             if row[0] in skipped:  # created concurrently: use that one
-                record = self.records[pair]
+                record = self.records[pair[0]][pair[1]]
                 record.id, name, record.channel = db.session.execute(
                     select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
                         PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
@@ -477,24 +484,25 @@ class _NewAppointments:
         # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
         self.ordered = sorted(rows, key=lambda pair: pair[1].at)
 
-    def start(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Pending:
+    def start(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Pending:
         return self.bulk.start(Appointment.__table__, APPOINTMENT_COLUMNS, self._rows(people, records), key=0)
 
-    def _rows(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Iterator[tuple]:
+    def _rows(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Iterator[tuple]:
         plans, clinic_ids, created_by, stamp = self.plans, self.clinic_ids, self.created_by, self.stamp
         for (row, new), appointment_id in zip(self.ordered, self.ids, strict=True):
             clinic, at = row.clinic, new.at
             plan = plans[(clinic, at)]
             new.id = appointment_id
             yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, new.language,
-                   STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
+                   STATUS_SCHEDULED, 0, row.ref, row.key, records[clinic][row.phone].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
 
-def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> None:
+def _fill_people(people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> None:
     """Existing contacts' empty languages and the clinics' records' empty names, from the file."""
     contacts = [{"_id": as_uuid(p.contact_id), "_language": p.set_language} for p in people.values() if p.set_language]
-    names = [{"_id": as_uuid(r.id), "_name": r.set_name} for r in records.values() if r.set_name and r.id is not None]
+    names = [{"_id": as_uuid(r.id), "_name": r.set_name} for clinic_records in records.values()
+             for r in clinic_records.values() if r.set_name and r.id is not None]  # fmt: skip
     table = Contact.__table__
     if contacts:
         db.session.execute(
@@ -513,12 +521,12 @@ def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _
         )
 
 
-def _update_existing(actor, existing: dict[tuple[Clinic, str], _Existing], errors: Errors) -> None:
+def _update_existing(actor, existing: dict[Clinic, dict[str, _Existing]], errors: Errors) -> None:
     """Stored appointments the file changes: languages in bulk; new times through :func:`appointments.reschedule`
     (reminders re-planned, the patient told), one at a time: they are rare. A file whose rows of one key end
     where the appointment already is changes nothing."""
     moves, languages = [], []
-    for stored in existing.values():
+    for stored in chain.from_iterable(clinic_existing.values() for clinic_existing in existing.values()):
         if stored.new_at is not None and stored.new_at != stored.at:
             moves.append(stored)
         elif stored.new_language and stored.new_language != stored.language:
