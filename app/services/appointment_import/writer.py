@@ -56,13 +56,13 @@ class _Existing:
 @dataclass(slots=True)
 class _New:
     """A new appointment of this file (its key's first row), with what later rows of its key may change: all that
-    is kept of it once written (not the row's line, name or reference: a 100,000-row upload holds every key's
-    entry to the end)."""
+    is kept of it once written (not the row's line, name or reference, nor its id: a later row that changes it
+    finds it by clinic and key; a 100,000-row upload holds every key's entry to the end)."""
 
     phone: str
     at: datetime
     language: str | None
-    id: uuid.UUID | None = None  # in the form :meth:`Bulk.as_id` gives, once written; None: not stored (yet)
+    stored: bool = False  # written by this upload (False again if a concurrent upload stored its key first)
 
 
 @dataclass(slots=True)
@@ -221,8 +221,8 @@ class Writer:
         self.new: defaultdict[Clinic, dict[str, _New]] = defaultdict(dict)  # appointments it adds (ids once written)
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
-        # The last chunk's new appointments (each row with its entry in self.new), still being stored.
-        self.pending: tuple[list[tuple[Row, _New]], Pending] | None = None
+        # The last chunk's new appointments, still being stored.
+        self.pending: tuple[_NewAppointments, Pending] | None = None
         self.imported = self.updated = self.unchanged = 0
 
     def add(self, rows: list[Row], found: Found, meanwhile: Callable[[], None]) -> None:
@@ -251,22 +251,23 @@ class Writer:
             stored.abort()
             raise
         records.finish(stored)
-        self.pending = (fresh, new.start(self.people, self.records))
+        self.pending = (new, new.start(self.people, self.records))
 
     def _settle(self) -> None:
         """Wait for the last chunk's appointments to be stored; count those a concurrent upload stored first."""
         if self.pending is None:
             return
-        fresh, pending = self.pending
+        written, pending = self.pending
         self.pending = None
-        values, skipped = pending.finish()
+        _, skipped = pending.finish()
         if skipped:
-            for _, new in fresh:
-                if new.id in skipped:
-                    new.id = None
             self.imported, self.unchanged = self.imported - len(skipped), self.unchanged + len(skipped)
-        confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row, _ in fresh}}
-        self.confirm.extend(new.id for row, new in fresh if new.id is not None and confirms[row.clinic])
+        confirms = {clinic: clinic.booking_confirmation for clinic in written.clinic_ids}
+        for (row, new), appointment_id in zip(written.rows, written.ids, strict=True):
+            if appointment_id in skipped:
+                new.stored = False
+            elif confirms[row.clinic]:
+                self.confirm.append(appointment_id)
 
     def abort(self) -> None:
         """Give up an insert still under way, before the transaction is rolled back after an error."""
@@ -287,7 +288,7 @@ class Writer:
             changed = _fill(person, record, row)
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
-                if first.id is not None:
+                if first.stored:
                     self.changed.add((clinic, key))
             self._count(changed)
             return None
@@ -340,15 +341,15 @@ class Writer:
         values = []
         for clinic, key in self.changed:
             new = self.new[clinic][key]
-            if new.id is None:  # a concurrent upload stored it first
+            if not new.stored:  # a concurrent upload stored it first
                 continue
             send_at, offset = appointments.next_reminder(clinic, new.at, STATUS_SCHEDULED, self.now)
-            values.append({"_id": as_uuid(new.id), "_at": new.at, "_language": new.language,
+            values.append({"_clinic": clinic.id, "_key": key, "_at": new.at, "_language": new.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
         table = Appointment.__table__
         db.session.execute(
             update(table)
-            .where(table.c.id == bindparam("_id"))
+            .where(table.c.clinic_id == bindparam("_clinic"), table.c.import_key == bindparam("_key"))
             .values(
                 appointment_datetime=bindparam("_at"),
                 language=bindparam("_language"),
@@ -464,8 +465,8 @@ class _NewRecords:
 class _NewAppointments:
     """The new appointments, reminders planned, each to the channel its clinic's record names: made ready, then
     :meth:`start`. ``rows`` pairs each row with its entry in ``Writer.new``, whose time and language (a later row
-    of the chunk may have changed them) are written, and whose ``id`` is the appointment's (see
-    :meth:`Bulk.as_id`) from then on."""
+    of the chunk may have changed them) are written; ``ids[i]`` is the id (see :meth:`Bulk.as_id`) of
+    ``rows[i]``'s appointment."""
 
     def __init__(self, actor, rows: list[tuple[Row, _New]], now: datetime, bulk: Bulk) -> None:
         self.bulk = bulk
@@ -480,20 +481,25 @@ class _NewAppointments:
             if (row.clinic, new.at) not in self.plans:
                 self.plans[(row.clinic, new.at)] = appointments.next_reminder(row.clinic, new.at, STATUS_SCHEDULED,
                                                                               now)  # fmt: skip
-        self.ids = bulk.new_ids(len(rows))
-        # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
-        self.ordered = sorted(rows, key=lambda pair: pair[1].at)
+        # Written by time, with ids in ascending order: four of the table's indexes then take the rows in key order.
+        self.rows = rows
+        self.order = sorted(range(len(rows)), key=lambda i: rows[i][1].at)
+        self.ids: list = [None] * len(rows)
+        for i, appointment_id in zip(self.order, bulk.new_ids(len(rows)), strict=True):
+            self.ids[i] = appointment_id
 
     def start(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Pending:
         return self.bulk.start(Appointment.__table__, APPOINTMENT_COLUMNS, self._rows(people, records), key=0)
 
     def _rows(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Iterator[tuple]:
         plans, clinic_ids, created_by, stamp = self.plans, self.clinic_ids, self.created_by, self.stamp
-        for (row, new), appointment_id in zip(self.ordered, self.ids, strict=True):
+        rows, ids = self.rows, self.ids
+        for i in self.order:
+            row, new = rows[i]
             clinic, at = row.clinic, new.at
             plan = plans[(clinic, at)]
-            new.id = appointment_id
-            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, new.language,
+            new.stored = True
+            yield (ids[i], clinic_ids[clinic], people[row.phone].patient_id, at, new.language,
                    STATUS_SCHEDULED, 0, row.ref, row.key, records[clinic][row.phone].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
