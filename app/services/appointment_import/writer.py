@@ -78,12 +78,13 @@ class _Person:
 
 @dataclass(slots=True)
 class _Record:
-    """A clinic's own record of a number of this file (id ``None`` until created): another clinic's is never read.
+    """A clinic's own record of a number of this file: another clinic's is never read.
 
-    Whether it has a name is all the import needs to know of the stored one (the file's names fill empty ones only):
-    not the name itself, which would keep every name of the file in memory to the end."""
+    A 100,000-row upload holds one for each number to the end, so it keeps only what the import needs: whether the
+    record exists (not its id: the names the file fills in are written by clinic and patient, unique together)
+    and whether it has a name (not the name: the file's names fill empty ones only)."""
 
-    id: uuid.UUID | None = None
+    stored: bool = False  # in the database, or written by this upload
     named: bool = False
     channel: str = SMS
     set_name: str | None = None  # fill the record's empty name
@@ -115,14 +116,14 @@ def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clin
     for clinic, phones in clinic_phones.items():
         for where, params in bulk.matching(Patient.phone, phones & patients):
             found = execute(
-                select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
+                select(Patient.phone, PatientRecord.name, PatientRecord.preferred_channel)
                 .join(Patient, Patient.id == PatientRecord.patient_id)
                 .where(PatientRecord.clinic_id == clinic_ids[clinic], where),
                 params,
             )
-            for phone, record_id, name, channel in found:
+            for phone, name, channel in found:
                 record = records[clinic][phone]
-                record.id, record.named, record.channel = record_id, bool(name), channel
+                record.stored, record.named, record.channel = True, bool(name), channel
     return records
 
 
@@ -434,7 +435,7 @@ class _NewRecords:
                  bulk: Bulk) -> None:  # fmt: skip
         self.records, self.bulk, self.now = records, bulk, utcnow()
         # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
-        self.missing = sorted({(c, phone) for c, phone in pairs if records[c][phone].id is None}, key=itemgetter(1))
+        self.missing = sorted({(c, phone) for c, phone in pairs if not records[c][phone].stored}, key=itemgetter(1))
         self.ids = bulk.new_ids(len(self.missing))
         self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic, _ in self.missing}
 
@@ -447,7 +448,7 @@ class _NewRecords:
             clinic, phone = pair
             record = records[clinic][phone]
             name = record.set_name
-            record.id, record.named, record.set_name = record_id, bool(name), None
+            record.stored, record.named, record.set_name = True, bool(name), None
             yield record_id, clinic_ids[clinic], people[phone].patient_id, name, record.channel, now, now
 
     def finish(self, pending: Pending) -> None:
@@ -455,8 +456,8 @@ class _NewRecords:
         for pair, row in zip(self.missing, values, strict=True) if skipped else ():
             if row[0] in skipped:  # created concurrently: use that one
                 record = self.records[pair[0]][pair[1]]
-                record.id, name, record.channel = db.session.execute(
-                    select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
+                name, record.channel = db.session.execute(
+                    select(PatientRecord.name, PatientRecord.preferred_channel).where(
                         PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
                 ).one()  # fmt: skip
                 record.named, record.set_name = bool(name), row[3] if name is None else None
@@ -507,8 +508,9 @@ class _NewAppointments:
 def _fill_people(people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> None:
     """Existing contacts' empty languages and the clinics' records' empty names, from the file."""
     contacts = [{"_id": as_uuid(p.contact_id), "_language": p.set_language} for p in people.values() if p.set_language]
-    names = [{"_id": as_uuid(r.id), "_name": r.set_name} for clinic_records in records.values()
-             for r in clinic_records.values() if r.set_name and r.id is not None]  # fmt: skip
+    names = [{"_clinic": clinic.id, "_patient": as_uuid(people[phone].patient_id), "_name": record.set_name}
+             for clinic, clinic_records in records.items() for phone, record in clinic_records.items()
+             if record.set_name and record.stored]  # fmt: skip
     table = Contact.__table__
     if contacts:
         db.session.execute(
@@ -521,7 +523,13 @@ def _fill_people(people: dict[str, _Person], records: dict[Clinic, dict[str, _Re
     if names:
         db.session.execute(
             update(table)
-            .where(and_(table.c.id == bindparam("_id"), table.c.name.is_(None)))
+            .where(
+                and_(
+                    table.c.clinic_id == bindparam("_clinic"),
+                    table.c.patient_id == bindparam("_patient"),
+                    table.c.name.is_(None),
+                )
+            )
             .values(name=bindparam("_name"), updated_at=utcnow()),
             names,
         )
