@@ -219,7 +219,7 @@ class Writer:
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
         self.records: defaultdict[Clinic, dict[str, _Record]] = defaultdict(dict)  # ... each clinic's record of it
         self.existing: defaultdict[Clinic, dict[str, _Existing]] = defaultdict(dict)  # stored ones under its keys
-        self.new: defaultdict[Clinic, dict[str, _New]] = defaultdict(dict)  # appointments it adds (ids once written)
+        self.new: defaultdict[Clinic, dict[str, _New]] = defaultdict(dict)  # appointments it adds
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
         # The last chunk's new appointments, still being stored.
@@ -280,8 +280,8 @@ class Writer:
         """Count the row; its entry in ``self.new`` when it is a new appointment to write."""
         clinic, key = row.clinic, row.key
         person, record = self.people[row.phone], self.records[clinic][row.phone]
-        new = self.new[clinic]
-        first = new.get(key)
+        clinic_new = self.new[clinic]
+        first = clinic_new.get(key)
         if first is not None:  # the same key earlier in this file
             if first.phone != row.phone:
                 self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
@@ -295,7 +295,7 @@ class Writer:
             return None
         stored = self.existing[clinic].get(key)
         if stored is None:
-            entry = new[key] = _New(row.phone, row.at, row.language)
+            entry = clinic_new[key] = _New(row.phone, row.at, row.language)
             _fill(person, record, row)
             self.imported += 1
             return entry
