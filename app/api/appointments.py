@@ -124,10 +124,13 @@ def upload(query, files):
     """
     actor = current_actor()
     clinics.clinic_for(actor, query.get("clinic_id"), location="query")
-    data = files["file"].read()
-    if not data:
+    # The file goes to the import unread: it reads the bytes itself and frees them once parsed (~6 MB for a
+    # 100,000-row file that a local here would hold to the end of the request).
+    stream = files["file"].stream
+    if not stream.read(1):
         raise ValidationFailed("The file is empty.", {"files": {"file": ["The file is empty."]}})
-    report = appointment_import.import_csv(actor, data, clinic_id=query.get("clinic_id"), atomic=query["atomic"])
+    stream.seek(0)
+    report = appointment_import.import_csv(actor, stream, clinic_id=query.get("clinic_id"), atomic=query["atomic"])
     if query["atomic"] and report["error_count"]:
         raise ValidationFailed(f"Nothing was imported: {report['error_count']} error(s); see details.report.",
                                {"report": report})  # fmt: skip

@@ -48,6 +48,7 @@ import gc
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import BinaryIO
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 
-def import_csv(actor, data: bytes, *, clinic_id: uuid.UUID | None = None, atomic: bool = False,
+def import_csv(actor, data: bytes | BinaryIO, *, clinic_id: uuid.UUID | None = None, atomic: bool = False,
                now: datetime | None = None) -> dict:  # fmt: skip
     """Import appointments from a CSV file, validating every row; commits (it is the unit of work).
 
@@ -99,7 +100,8 @@ def import_csv(actor, data: bytes, *, clinic_id: uuid.UUID | None = None, atomic
     Args:
         actor: the :class:`app.security.Actor`. Staff import for their own clinic; an admin names the clinic with
             ``clinic_id`` and/or a ``clinic_id`` column.
-        data: the file's bytes.
+        data: the file's bytes, or a binary file to read them from (the upload endpoint passes the request's
+            file: its bytes are then freed once parsed instead of being held by the caller to the end).
         clinic_id: the clinic of rows without a ``clinic_id`` value (admins; staff may only name their own).
         atomic: all or nothing.
         now: the current time (rows before it are refused; reminders are planned from it).
@@ -131,9 +133,9 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now: datetime) -> dict:
+def _import(actor, data: bytes | BinaryIO, default_id: uuid.UUID | None, atomic: bool, now: datetime) -> dict:
     errors = Errors()  # the file's and the validation's
-    parsed = read(data, errors)
+    parsed = read(data if isinstance(data, bytes) else data.read(), errors)
     writer = Writer(actor, now, atomic, Errors())
     rows_seen = 0
     if parsed is not None:
@@ -142,7 +144,7 @@ def _import(actor, data: bytes, default_id: uuid.UUID | None, atomic: bool, now:
         records, repeating = repeats.split(columns, records, errors)  # recurring visits: see .repeats
         clinics = targets(actor, load_clinics(default_id, columns, records))
         keys = {}
-        lookups = Lookups(writer.bulk, [clinic for clinic, *_ in clinics.values() if clinic is not None])
+        lookups = Lookups(writer, [clinic for clinic, *_ in clinics.values() if clinic is not None])
         chunks = validate(columns, records, clinics, now, errors)
         ahead = [next(chunks, None)]
 

@@ -68,7 +68,6 @@ class Row:
     name: str | None
     ref: str | None
     key: str
-    id: object = None  # the new appointment's, once the writer has stored it
 
 
 def load_clinics(default_id: uuid.UUID | None, columns: dict[str, int],

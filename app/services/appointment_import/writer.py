@@ -17,10 +17,12 @@ end.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from itertools import chain
+from operator import itemgetter
 
 from sqlalchemy import and_, bindparam, select, update
 
@@ -52,6 +54,18 @@ class _Existing:
 
 
 @dataclass(slots=True)
+class _New:
+    """A new appointment of this file (its key's first row), with what later rows of its key may change: all that
+    is kept of it once written (not the row's line, name or reference, nor its id: a later row that changes it
+    finds it by clinic and key; a 100,000-row upload holds every key's entry to the end)."""
+
+    phone: str
+    at: datetime
+    language: str | None
+    stored: bool = False  # written by this upload (False again if a concurrent upload stored its key first)
+
+
+@dataclass(slots=True)
 class _Person:
     """A phone number of this file: its contact and patient (ids in the form :meth:`Bulk.as_id` gives, ``None``
     until created)."""
@@ -64,10 +78,14 @@ class _Person:
 
 @dataclass(slots=True)
 class _Record:
-    """A clinic's own record of a number of this file (id ``None`` until created): another clinic's is never read."""
+    """A clinic's own record of a number of this file: another clinic's is never read.
 
-    id: uuid.UUID | None = None
-    name: str | None = None
+    A 100,000-row upload holds one for each number to the end, so it keeps only what the import needs: whether the
+    record exists (not its id: the names the file fills in are written by clinic and patient, unique together)
+    and whether it has a name (not the name: the file's names fill empty ones only)."""
+
+    stored: bool = False  # in the database, or written by this upload
+    named: bool = False
     channel: str = SMS
     set_name: str | None = None  # fill the record's empty name
 
@@ -76,11 +94,12 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
     """The contact and patient (if any) of every number."""
     people = {phone: _Person() for phone in phones}
     as_id = bulk.as_id
-    for where in bulk.matching(Contact.address, phones):
+    for where, params in bulk.matching(Contact.address, phones):
         found = execute(
             select(Contact.address, Contact.id, Contact.language, Patient.id)
             .outerjoin(Patient, Patient.contact_id == Contact.id)
-            .where(where)
+            .where(where),
+            params,
         )
         for address, contact_id, language, patient_id in found:
             person = people[address]
@@ -90,29 +109,31 @@ def load_people(phones: set[str], bulk: Bulk, execute: Execute) -> dict[str, _Pe
 
 
 def load_records(clinic_phones: dict[Clinic, set[str]], patients: set[str], clinic_ids: dict[Clinic, uuid.UUID],
-                 bulk: Bulk, execute: Execute) -> dict[tuple[Clinic, str], _Record]:  # fmt: skip
-    """Each clinic's record (if any) of each of its numbers, per (clinic, number); numbers not in ``patients``
+                 bulk: Bulk, execute: Execute) -> dict[Clinic, dict[str, _Record]]:  # fmt: skip
+    """Each clinic's record (if any) of each of its numbers, per clinic and number; numbers not in ``patients``
     (those with a stored patient) have none."""
-    records = {(clinic, phone): _Record() for clinic, phones in clinic_phones.items() for phone in phones}
+    records = {clinic: {phone: _Record() for phone in phones} for clinic, phones in clinic_phones.items()}
     for clinic, phones in clinic_phones.items():
-        for where in bulk.matching(Patient.phone, phones & patients):
+        for where, params in bulk.matching(Patient.phone, phones & patients):
             found = execute(
-                select(Patient.phone, PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel)
+                select(Patient.phone, PatientRecord.name, PatientRecord.preferred_channel)
                 .join(Patient, Patient.id == PatientRecord.patient_id)
-                .where(PatientRecord.clinic_id == clinic_ids[clinic], where)
+                .where(PatientRecord.clinic_id == clinic_ids[clinic], where),
+                params,
             )
-            for phone, record_id, name, channel in found:
-                record = records[(clinic, phone)]
-                record.id, record.name, record.channel = record_id, name, channel
+            for phone, name, channel in found:
+                record = records[clinic][phone]
+                record.stored, record.named, record.channel = True, bool(name), channel
     return records
 
 
 def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UUID], bulk: Bulk,
-                  execute: Execute) -> dict[tuple[Clinic, str], _Existing]:  # fmt: skip
-    """The appointments already stored under each clinic's import ``keys``, per (clinic, key)."""
-    existing: dict[tuple[Clinic, str], _Existing] = {}
+                  execute: Execute) -> dict[Clinic, dict[str, _Existing]]:  # fmt: skip
+    """The appointments already stored under each clinic's import ``keys``, per clinic and key."""
+    existing: dict[Clinic, dict[str, _Existing]] = {}
     for clinic, clinic_keys in keys.items():
-        for where in bulk.matching(Appointment.import_key, clinic_keys):
+        stored = existing[clinic] = {}
+        for where, params in bulk.matching(Appointment.import_key, clinic_keys):
             found = execute(
                 select(
                     Appointment.import_key,
@@ -123,10 +144,11 @@ def load_existing(keys: dict[Clinic, set[str]], clinic_ids: dict[Clinic, uuid.UU
                     Appointment.language,
                 )  # fmt: skip
                 .join(Patient, Patient.id == Appointment.patient_id)
-                .where(Appointment.clinic_id == clinic_ids[clinic], where)
+                .where(Appointment.clinic_id == clinic_ids[clinic], where),
+                params,
             )
             for key, *fields in found:
-                existing[(clinic, key)] = _Existing(*fields)
+                stored[key] = _Existing(*fields)
     return existing
 
 
@@ -135,8 +157,8 @@ class Found:
     """What the database already holds under one chunk's numbers, keys and (clinic, number) pairs not seen before."""
 
     people: dict[str, _Person]
-    records: dict[tuple[Clinic, str], _Record]
-    existing: dict[tuple[Clinic, str], _Existing]
+    records: dict[Clinic, dict[str, _Record]]
+    existing: dict[Clinic, dict[str, _Existing]]
 
 
 class Lookups:
@@ -146,32 +168,32 @@ class Lookups:
     It reads committed rows only, never the upload's own (those are of numbers and keys already seen), so on
     PostgreSQL it reads on a connection of its own while the import's is busy storing rows: under READ COMMITTED
     the import's session would read the same rows.
+
+    What earlier chunks looked up is in the :class:`Writer`'s maps, which it reads (no copy of its own: a
+    100,000-row upload's numbers and keys take ~12 MB of sets): every number looked up is in ``people``, every
+    (clinic, number) in ``records``, every (clinic, key) in ``existing`` (stored) or ``new`` (its first row).
     """
 
-    def __init__(self, bulk: Bulk, clinics: Iterable[Clinic]) -> None:
-        self.bulk = bulk
+    def __init__(self, writer: Writer, clinics: Iterable[Clinic]) -> None:
+        self.bulk = writer.bulk
         self.clinic_ids = {clinic: clinic.id for clinic in clinics}
-        self.phones: set[str] = set()  # numbers seen
-        self.keys: dict[Clinic, set[str]] = {}  # import keys seen, per clinic
-        self.clinic_phones: dict[Clinic, set[str]] = {}  # numbers seen, per clinic
+        self.writer = writer
         self.patients: set[str] = set()  # numbers with a stored patient
 
     def __call__(self, rows: list[Row], execute: Execute) -> Found:
+        seen_people, seen_records = self.writer.people, self.writer.records
+        seen_existing, seen_new = self.writer.existing, self.writer.new
         keys: dict[Clinic, set[str]] = {}
         clinic_phones: dict[Clinic, set[str]] = {}
-        for row in rows:
+        for row in rows:  # only what no earlier chunk had
             clinic = row.clinic
             if clinic not in keys:
                 keys[clinic], clinic_phones[clinic] = set(), set()
-            keys[clinic].add(row.key)
-            clinic_phones[clinic].add(row.phone)
-        for clinic in keys:  # only what no earlier chunk had
-            keys[clinic] -= self.keys.setdefault(clinic, set())
-            self.keys[clinic] |= keys[clinic]
-            clinic_phones[clinic] -= self.clinic_phones.setdefault(clinic, set())
-            self.clinic_phones[clinic] |= clinic_phones[clinic]
-        phones = set().union(*clinic_phones.values()) - self.phones
-        self.phones |= phones
+            if row.key not in seen_new[clinic] and row.key not in seen_existing[clinic]:
+                keys[clinic].add(row.key)
+            if row.phone not in seen_records[clinic]:
+                clinic_phones[clinic].add(row.phone)
+        phones = {phone for phone in set().union(*clinic_phones.values()) if phone not in seen_people}
         existing = load_existing(keys, self.clinic_ids, self.bulk, execute)
         people = load_people(phones, self.bulk, execute)
         self.patients.update(phone for phone, person in people.items() if person.patient_id is not None)
@@ -186,34 +208,39 @@ class Writer:
     A chunk's appointments are still being stored when :meth:`add` returns (:meth:`Bulk.start`): the next chunk is
     decided meanwhile, in Python only (no query while a COPY runs), and :meth:`finish` or :meth:`abort` ends it.
 
-    Keys are (Clinic object, import key): a Clinic hashes by identity, in C (``UUID.__hash__`` is Python code).
+    Its maps of records, stored and new appointments are per Clinic object (it hashes by identity, in C:
+    ``UUID.__hash__`` is Python code), then per number or import key: a 100,000-row upload holds every entry to
+    the end, and a (clinic, key) tuple per entry would be ~11 MB more.
     """
 
     def __init__(self, actor, now: datetime, atomic: bool, errors: Errors) -> None:
         self.actor, self.now, self.atomic, self.errors = actor, now, atomic, errors
         self.bulk = for_session()  # the backend's bulk reads and writes
         self.people: dict[str, _Person] = {}  # every number of the file's valid rows
-        self.records: dict[tuple[Clinic, str], _Record] = {}  # ... each clinic's record of it
-        self.existing: dict[tuple[Clinic, str], _Existing] = {}  # stored appointments under the file's keys
-        self.new: dict[tuple[Clinic, str], Row] = {}  # appointments the file adds (their ids once written)
+        self.records: defaultdict[Clinic, dict[str, _Record]] = defaultdict(dict)  # ... each clinic's record of it
+        self.existing: defaultdict[Clinic, dict[str, _Existing]] = defaultdict(dict)  # stored ones under its keys
+        self.new: defaultdict[Clinic, dict[str, _New]] = defaultdict(dict)  # appointments it adds
         self.changed: set[tuple[Clinic, str]] = set()  # ... written ones a later row changes
         self.confirm: list = []  # ids of new appointments whose clinic sends booking confirmations
-        self.pending: tuple[list[Row], Pending] | None = None  # the last chunk's appointments, being stored
+        # The last chunk's new appointments, still being stored.
+        self.pending: tuple[_NewAppointments, Pending] | None = None
         self.imported = self.updated = self.unchanged = 0
 
     def add(self, rows: list[Row], found: Found, meanwhile: Callable[[], None]) -> None:
         """Decide and write one chunk of valid rows, given what :class:`Lookups` found for them; ``meanwhile`` (the
         next chunk's validation) is called once, while the database stores this chunk's records."""
-        self.existing.update(found.existing)
+        for clinic, stored in found.existing.items():
+            self.existing[clinic].update(stored)
         self.people.update(found.people)
-        self.records.update(found.records)
+        for clinic, records in found.records.items():
+            self.records[clinic].update(records)
         # Each table's rows are made ready while PostgreSQL still stores the previous table's: the COPYs run one
         # after the other, but the Python work between them overlaps them.
-        fresh = [row for row in rows if self._decide(row)]
-        people = _NewPeople(self.people, [row.phone for row in fresh], self.bulk)
+        fresh = [(row, new) for row in rows if (new := self._decide(row)) is not None]
+        people = _NewPeople(self.people, [row.phone for row, _ in fresh], self.bulk)
         self._settle()  # the previous chunk's appointments
         contacts = people.start_contacts()
-        records = _NewRecords(self.records, [(row.clinic, row.phone) for row in fresh], self.bulk)
+        records = _NewRecords(self.records, [(row.clinic, row.phone) for row, _ in fresh], self.bulk)
         people.finish_contacts(contacts)
         patients = people.start_patients()
         new = _NewAppointments(self.actor, fresh, self.now, self.bulk)
@@ -225,22 +252,23 @@ class Writer:
             stored.abort()
             raise
         records.finish(stored)
-        self.pending = (fresh, new.start(self.people, self.records))
+        self.pending = (new, new.start(self.people, self.records))
 
     def _settle(self) -> None:
         """Wait for the last chunk's appointments to be stored; count those a concurrent upload stored first."""
         if self.pending is None:
             return
-        fresh, pending = self.pending
+        written, pending = self.pending
         self.pending = None
-        values, skipped = pending.finish()
+        _, skipped = pending.finish()
         if skipped:
-            for row in fresh:
-                if row.id in skipped:
-                    row.id = None
             self.imported, self.unchanged = self.imported - len(skipped), self.unchanged + len(skipped)
-        confirms = {clinic: clinic.booking_confirmation for clinic in {row.clinic for row in fresh}}
-        self.confirm.extend(row.id for row in fresh if row.id is not None and confirms[row.clinic])
+        confirms = {clinic: clinic.booking_confirmation for clinic in written.clinic_ids}
+        for (row, new), appointment_id in zip(written.rows, written.ids, strict=True):
+            if appointment_id in skipped:
+                new.stored = False
+            elif confirms[row.clinic]:
+                self.confirm.append(appointment_id)
 
     def abort(self) -> None:
         """Give up an insert still under way, before the transaction is rolled back after an error."""
@@ -248,41 +276,42 @@ class Writer:
             self.pending[1].abort()
             self.pending = None
 
-    def _decide(self, row: Row) -> bool:
-        """Count the row; True when it is a new appointment to write."""
-        slot = (row.clinic, row.key)
-        person, record = self.people[row.phone], self.records[(row.clinic, row.phone)]
-        first = self.new.get(slot)
+    def _decide(self, row: Row) -> _New | None:
+        """Count the row; its entry in ``self.new`` when it is a new appointment to write."""
+        clinic, key = row.clinic, row.key
+        person, record = self.people[row.phone], self.records[clinic][row.phone]
+        clinic_new = self.new[clinic]
+        first = clinic_new.get(key)
         if first is not None:  # the same key earlier in this file
             if first.phone != row.phone:
                 self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
-                return False
+                return None
             changed = _fill(person, record, row)
             if row.at != first.at or (row.language and row.language != first.language):
                 first.at, first.language, changed = row.at, row.language or first.language, True
-                if first.id is not None:
-                    self.changed.add(slot)
+                if first.stored:
+                    self.changed.add((clinic, key))
             self._count(changed)
-            return False
-        stored = self.existing.get(slot)
+            return None
+        stored = self.existing[clinic].get(key)
         if stored is None:
-            self.new[slot] = row
+            entry = clinic_new[key] = _New(row.phone, row.at, row.language)
             _fill(person, record, row)
             self.imported += 1
-            return True
+            return entry
         if stored.phone != row.phone:
             self.errors.add(row.line, "external_ref", MSG_REF_TAKEN)
-            return False
+            return None
         if stored.status not in ACTIVE_STATUSES:
             self.unchanged += 1
-            return False
+            return None
         changed = False
         if row.ref and row.at != (stored.new_at or stored.at):
             stored.new_at, stored.line, changed = row.at, row.line, True
         if row.language and row.language != (stored.new_language or stored.language):
             stored.new_language, changed = row.language, True
         self._count(_fill(person, record, row) or changed)
-        return False
+        return None
 
     def _count(self, changed: bool) -> None:
         if changed:
@@ -311,17 +340,17 @@ class Writer:
         if not self.changed:
             return
         values = []
-        for slot in self.changed:
-            row = self.new[slot]
-            if row.id is None:  # a concurrent upload stored it first
+        for clinic, key in self.changed:
+            new = self.new[clinic][key]
+            if not new.stored:  # a concurrent upload stored it first
                 continue
-            send_at, offset = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED, self.now)
-            values.append({"_id": as_uuid(row.id), "_at": row.at, "_language": row.language,
+            send_at, offset = appointments.next_reminder(clinic, new.at, STATUS_SCHEDULED, self.now)
+            values.append({"_clinic": clinic.id, "_key": key, "_at": new.at, "_language": new.language,
                            "_send_at": send_at, "_offset": offset})  # fmt: skip
         table = Appointment.__table__
         db.session.execute(
             update(table)
-            .where(table.c.id == bindparam("_id"))
+            .where(table.c.clinic_id == bindparam("_clinic"), table.c.import_key == bindparam("_key"))
             .values(
                 appointment_datetime=bindparam("_at"),
                 language=bindparam("_language"),
@@ -338,7 +367,7 @@ def _fill(person: _Person, record: _Record, row: Row) -> bool:
     clinic's record's empty one; a language is kept only where the person has none); True when the row changes
     the person or the record."""
     changed = False
-    if row.name and not (record.name or record.set_name):
+    if row.name and not (record.named or record.set_name):
         record.set_name, changed = row.name, True
     if row.language and not (person.contact_language or person.set_language):
         person.set_language, changed = row.language, True
@@ -402,11 +431,11 @@ class _NewRecords:
     """Each clinic's record of the numbers of its new appointments where it has none, in bulk: made ready, then
     :meth:`start` / :meth:`finish`."""
 
-    def __init__(self, records: dict[tuple[Clinic, str], _Record], pairs: list[tuple[Clinic, str]],
+    def __init__(self, records: dict[Clinic, dict[str, _Record]], pairs: list[tuple[Clinic, str]],
                  bulk: Bulk) -> None:  # fmt: skip
         self.records, self.bulk, self.now = records, bulk, utcnow()
         # By number (new patients' ids ascend with it) and with ascending ids: the indexes take the rows in key order.
-        self.missing = sorted({pair for pair in pairs if records[pair].id is None}, key=itemgetter(1))
+        self.missing = sorted({(c, phone) for c, phone in pairs if not records[c][phone].stored}, key=itemgetter(1))
         self.ids = bulk.new_ids(len(self.missing))
         self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic, _ in self.missing}
 
@@ -417,61 +446,71 @@ class _NewRecords:
         records, clinic_ids, now = self.records, self.clinic_ids, self.now
         for pair, record_id in zip(self.missing, self.ids, strict=True):
             clinic, phone = pair
-            record = records[pair]
-            record.id, record.name, record.set_name = record_id, record.set_name, None
-            yield record_id, clinic_ids[clinic], people[phone].patient_id, record.name, record.channel, now, now
+            record = records[clinic][phone]
+            name = record.set_name
+            record.stored, record.named, record.set_name = True, bool(name), None
+            yield record_id, clinic_ids[clinic], people[phone].patient_id, name, record.channel, now, now
 
     def finish(self, pending: Pending) -> None:
         values, skipped = pending.finish()
         for pair, row in zip(self.missing, values, strict=True) if skipped else ():
             if row[0] in skipped:  # created concurrently: use that one
-                record = self.records[pair]
-                record.id, record.name, record.channel = db.session.execute(
-                    select(PatientRecord.id, PatientRecord.name, PatientRecord.preferred_channel).where(
+                record = self.records[pair[0]][pair[1]]
+                name, record.channel = db.session.execute(
+                    select(PatientRecord.name, PatientRecord.preferred_channel).where(
                         PatientRecord.clinic_id == pair[0].id, PatientRecord.patient_id == as_uuid(row[2]))
                 ).one()  # fmt: skip
-                record.set_name = row[3] if record.name is None else None
+                record.named, record.set_name = bool(name), row[3] if name is None else None
 
 
 class _NewAppointments:
     """The new appointments, reminders planned, each to the channel its clinic's record names: made ready, then
-    :meth:`start`; each row's ``id`` is its appointment's (see :meth:`Bulk.as_id`) from then on."""
+    :meth:`start`. ``rows`` pairs each row with its entry in ``Writer.new``, whose time and language (a later row
+    of the chunk may have changed them) are written; ``ids[i]`` is the id (see :meth:`Bulk.as_id`) of
+    ``rows[i]``'s appointment."""
 
-    def __init__(self, actor, rows: list[Row], now: datetime, bulk: Bulk) -> None:
+    def __init__(self, actor, rows: list[tuple[Row, _New]], now: datetime, bulk: Bulk) -> None:
         self.bulk = bulk
         created_by = getattr(actor, "user_id", None)
         self.created_by = bulk.as_id(created_by) if created_by else None
         self.stamp = utcnow()
         # The clinics' attributes are read here, not while rows stream: they are columns loaded with the clinic
         # (see load_clinics), and nothing may query while a COPY runs.
-        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic in {row.clinic for row in rows}}
+        self.clinic_ids = {clinic: bulk.as_id(clinic.id) for clinic in {row.clinic for row, _ in rows}}
         self.plans: dict[tuple[Clinic, datetime], tuple[datetime | None, int | None]] = {}
-        for row in rows:
-            if (row.clinic, row.at) not in self.plans:
-                self.plans[(row.clinic, row.at)] = appointments.next_reminder(row.clinic, row.at, STATUS_SCHEDULED,
+        for row, new in rows:
+            if (row.clinic, new.at) not in self.plans:
+                self.plans[(row.clinic, new.at)] = appointments.next_reminder(row.clinic, new.at, STATUS_SCHEDULED,
                                                                               now)  # fmt: skip
-        self.ids = bulk.new_ids(len(rows))
-        # By time, with ids in ascending order: four of the table's indexes then take the rows in key order.
-        self.ordered = sorted(rows, key=attrgetter("at"))
+        # Written by time, with ids in ascending order: four of the table's indexes then take the rows in key order.
+        self.rows = rows
+        self.order = sorted(range(len(rows)), key=lambda i: rows[i][1].at)
+        self.ids: list = [None] * len(rows)
+        for i, appointment_id in zip(self.order, bulk.new_ids(len(rows)), strict=True):
+            self.ids[i] = appointment_id
 
-    def start(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Pending:
+    def start(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Pending:
         return self.bulk.start(Appointment.__table__, APPOINTMENT_COLUMNS, self._rows(people, records), key=0)
 
-    def _rows(self, people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> Iterator[tuple]:
+    def _rows(self, people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> Iterator[tuple]:
         plans, clinic_ids, created_by, stamp = self.plans, self.clinic_ids, self.created_by, self.stamp
-        for row, appointment_id in zip(self.ordered, self.ids, strict=True):
-            clinic, at = row.clinic, row.at
+        rows, ids = self.rows, self.ids
+        for i in self.order:
+            row, new = rows[i]
+            clinic, at = row.clinic, new.at
             plan = plans[(clinic, at)]
-            row.id = appointment_id
-            yield (appointment_id, clinic_ids[clinic], people[row.phone].patient_id, at, row.language,
-                   STATUS_SCHEDULED, 0, row.ref, row.key, records[(clinic, row.phone)].channel, plan[0], plan[1],
+            new.stored = True
+            yield (ids[i], clinic_ids[clinic], people[row.phone].patient_id, at, new.language,
+                   STATUS_SCHEDULED, 0, row.ref, row.key, records[clinic][row.phone].channel, plan[0], plan[1],
                    created_by, stamp, stamp)  # fmt: skip
 
 
-def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _Record]) -> None:
+def _fill_people(people: dict[str, _Person], records: dict[Clinic, dict[str, _Record]]) -> None:
     """Existing contacts' empty languages and the clinics' records' empty names, from the file."""
     contacts = [{"_id": as_uuid(p.contact_id), "_language": p.set_language} for p in people.values() if p.set_language]
-    names = [{"_id": as_uuid(r.id), "_name": r.set_name} for r in records.values() if r.set_name and r.id is not None]
+    names = [{"_clinic": clinic.id, "_patient": as_uuid(people[phone].patient_id), "_name": record.set_name}
+             for clinic, clinic_records in records.items() for phone, record in clinic_records.items()
+             if record.set_name and record.stored]  # fmt: skip
     table = Contact.__table__
     if contacts:
         db.session.execute(
@@ -484,18 +523,24 @@ def _fill_people(people: dict[str, _Person], records: dict[tuple[Clinic, str], _
     if names:
         db.session.execute(
             update(table)
-            .where(and_(table.c.id == bindparam("_id"), table.c.name.is_(None)))
+            .where(
+                and_(
+                    table.c.clinic_id == bindparam("_clinic"),
+                    table.c.patient_id == bindparam("_patient"),
+                    table.c.name.is_(None),
+                )
+            )
             .values(name=bindparam("_name"), updated_at=utcnow()),
             names,
         )
 
 
-def _update_existing(actor, existing: dict[tuple[Clinic, str], _Existing], errors: Errors) -> None:
+def _update_existing(actor, existing: dict[Clinic, dict[str, _Existing]], errors: Errors) -> None:
     """Stored appointments the file changes: languages in bulk; new times through :func:`appointments.reschedule`
     (reminders re-planned, the patient told), one at a time: they are rare. A file whose rows of one key end
     where the appointment already is changes nothing."""
     moves, languages = [], []
-    for stored in existing.values():
+    for stored in chain.from_iterable(clinic_existing.values() for clinic_existing in existing.values()):
         if stored.new_at is not None and stored.new_at != stored.at:
             moves.append(stored)
         elif stored.new_language and stored.new_language != stored.language:
