@@ -80,7 +80,7 @@ def bot_api(clean_env):
 
 
 @pytest.fixture
-def configure(app_factory, twilio, at, cloud, bot_api):
+def configure(app_for_fakes, twilio, at, cloud, bot_api):
     """The app with Twilio (SMS and WhatsApp), Africa's Talking, WhatsApp Cloud and Telegram all configured."""
     entered = []
 
@@ -95,7 +95,7 @@ def configure(app_factory, twilio, at, cloud, bot_api):
             "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_API_BASE_URL": bot_api.base_url,
             "PUBLIC_BASE_URL": "", "SMS_PROVIDERS": ["twilio", "africastalking"], "SEND_RETRY_BACKOFF_SECONDS": "0",
         }  # fmt: skip
-        application = app_factory(**{**settings, **overrides})
+        application = app_for_fakes(**{**settings, **overrides})
         context = application.app_context()
         context.push()
         entered.append(context)
