@@ -81,6 +81,9 @@ class FakeProvider:
     requests: list[RecordedRequest] = field(default_factory=list)
     answers: list[Answer | Callable[[RecordedRequest], Answer]] = field(default_factory=list)
     delay_seconds: float = 0.0
+    # Set when the fake stops: a delayed answer still waiting is dropped (its client gave up long ago), so neither
+    # the test nor the server waits for it, and no answer is written to a connection the client has closed.
+    _closing: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def respond(self, status_or_fn, body: object = None, headers: dict | None = None) -> FakeProvider:
         """Queue an answer: ``(status, body[, headers])`` or a function of the request returning that tuple.
@@ -106,8 +109,8 @@ class FakeProvider:
                 parts = urlsplit(self.path)
                 request = RecordedRequest(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
                 fake.requests.append(request)
-                if fake.delay_seconds:
-                    time.sleep(fake.delay_seconds)
+                if fake.delay_seconds and fake._closing.wait(fake.delay_seconds):
+                    return
                 answer = fake._next_answer(request)
                 status, payload = answer[0], answer[1]
                 headers = answer[2] if len(answer) > 2 else {}
@@ -136,6 +139,7 @@ class FakeProvider:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 

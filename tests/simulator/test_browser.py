@@ -34,7 +34,7 @@ from app.models.consultation import LEVELS
 
 ROOT = Path(app_package.__file__).resolve().parents[1]
 START_SECONDS = 90
-WAIT_MS = 20_000  # a reply crosses webhook → worker → outbox → worker → console → the page's 1.5 s poll
+WAIT_MS = 20_000  # a reply crosses webhook → worker → outbox → worker → console → the page's poll
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PATIENT = "+26772000002"  # Lesego Tau, English

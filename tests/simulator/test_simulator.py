@@ -73,11 +73,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def port() -> int:
+    """One loopback port for the module's tests in this process, so that they share one app (its settings name
+    the port): each test serves it there anew."""
+    return _free_port()
+
+
 @pytest.fixture
-def served(app_factory, keep_signal_handlers):
+def served(shared_app, port, keep_signal_handlers):
     """The simulator on, demo data seeded, and the same app answering HTTP on a loopback port."""
-    port = _free_port()
-    application = app_factory(SIMULATOR_ENABLED=True, HOST="127.0.0.1", PORT=port, **SECRETS)
+    application = shared_app(SIMULATOR_ENABLED=True, HOST="127.0.0.1", PORT=port, **SECRETS)
     with application.app_context():
         seed_demo()
         db.session.remove()
@@ -87,10 +93,10 @@ def served(app_factory, keep_signal_handlers):
     thread.start()
     yield application
     server.shutdown()
+    server.server_close()  # the port is free for the next test's server at once
     thread.join(5)
     with application.app_context():
         db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

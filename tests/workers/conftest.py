@@ -29,3 +29,21 @@ def twilio(clean_env):
     with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
         yield fake
     assert fake.violations == []  # every request the client made is one Twilio's spec allows
+
+
+@pytest.fixture
+def app_for_fakes(shared_app):
+    """This test's app with these settings, pointed at this test's fakes.
+
+    The fakes listen on a new port in each test, so their URLs (the ``*_API_BASE_URL`` settings, read at each send)
+    are set on the app handed out rather than built into it: one app per process serves every test with the same
+    other settings, instead of an app built for each test.
+    """
+
+    def get(**settings):
+        urls = {name: settings.pop(name) for name in [name for name in settings if name.endswith("_API_BASE_URL")]}
+        application = shared_app(**settings)
+        application.config.update(urls)
+        return application
+
+    return get

@@ -99,12 +99,12 @@ def provider_settings(twilio: FakeTwilio, at: FakeProvider) -> dict:
 
 
 @pytest.fixture
-def configure(app_factory, twilio, at):
+def configure(app_for_fakes, twilio, at):
     """Build the app with both providers pointed at the fakes (plus overrides) and enter its context."""
     entered = []
 
     def make(**overrides):
-        application = app_factory(**{**provider_settings(twilio, at), **overrides})
+        application = app_for_fakes(**{**provider_settings(twilio, at), **overrides})
         context = application.app_context()
         context.push()
         entered.append(context)
@@ -113,7 +113,6 @@ def configure(app_factory, twilio, at):
     yield make
     for context in reversed(entered):
         db.session.remove()
-        db.engine.dispose()
         context.pop()
 
 

@@ -106,8 +106,8 @@ def apis():
 
 
 @pytest.fixture
-def skin_app(app_factory, apis):
-    app = app_factory(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET=TG_SECRET, TELEGRAM_API_BASE_URL=apis.base_url,
+def skin_app(app_for_fakes, apis):
+    app = app_for_fakes(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET=TG_SECRET, TELEGRAM_API_BASE_URL=apis.base_url,
                       WHATSAPP_TOKEN=WA_TOKEN, WHATSAPP_APP_SECRET=WA_SECRET, WHATSAPP_PHONE_NUMBER_ID=WA_PHONE_ID,
                       WHATSAPP_API_BASE_URL=apis.base_url, WHATSAPP_API_VERSION="v21.0", PUBLIC_BASE_URL="",
                       SEND_RETRY_BACKOFF_SECONDS="0")  # fmt: skip

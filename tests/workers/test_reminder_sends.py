@@ -74,12 +74,12 @@ def twilio_settings(base_url: str) -> dict:
 
 
 @pytest.fixture
-def configure(app_factory, twilio):
+def configure(app_for_fakes, twilio):
     """Build the app with Twilio pointed at the fake (plus overrides) and enter its context."""
     entered = []
 
     def make(**overrides):
-        application = app_factory(**{**twilio_settings(twilio.base_url), **overrides})
+        application = app_for_fakes(**{**twilio_settings(twilio.base_url), **overrides})
         context = application.app_context()
         context.push()
         entered.append(context)
@@ -88,7 +88,6 @@ def configure(app_factory, twilio):
     yield make
     for context in reversed(entered):
         db.session.remove()
-        db.engine.dispose()
         context.pop()
 
 

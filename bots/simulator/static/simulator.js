@@ -9,6 +9,10 @@
   const language = body.dataset.language;
   const $ = (id) => document.getElementById(id);
   const POLL_MS = 1500;
+  const QUICK_MS = 250;
+  const QUICK_FOR_MS = 4000;
+  let quickUntil = 0; // until when the page polls every QUICK_MS
+  let timer = null;
   const ussd = { sessionId: null, history: "" };
 
   function api(path, options) {
@@ -62,7 +66,7 @@
     $("sms-number").textContent = $("patient").value || "";
     renderThread($("sms-thread"), [], false);
     lastSeen.sms = "";
-    poll();
+    pollSoon();
   }
 
   // --- threads --------------------------------------------------------------------------------------------------
@@ -154,6 +158,18 @@
       .finally(() => { polling = false; });
   }
 
+  // After the person does something, its answer is looked for every QUICK_MS for QUICK_FOR_MS (it crosses the
+  // webhook, the worker and the console sender, usually in well under a second), then every POLL_MS again.
+  function schedule() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => { poll(); schedule(); }, Date.now() < quickUntil ? QUICK_MS : POLL_MS);
+  }
+  function pollSoon() {
+    quickUntil = Date.now() + QUICK_FOR_MS;
+    poll();
+    schedule();
+  }
+
   // --- SMS phone ------------------------------------------------------------------------------------------------
 
   $("sms-form").addEventListener("submit", (event) => {
@@ -162,7 +178,7 @@
     const text = input.value.trim();
     if (!text) return;
     api("sms", { method: "POST", json: { phone: $("patient").value, text: text } })
-      .then(() => { input.value = ""; poll(); })
+      .then(() => { input.value = ""; pollSoon(); })
       .catch(failed);
   });
 
@@ -188,7 +204,7 @@
         ussd.history = data.history;
         showScreen(data.screen, true);
       }
-      poll();
+      pollSoon();
     });
   }
 
@@ -218,14 +234,14 @@
     ussd.history = "";
     showScreen(T.sim_ussd_idle, false);
     lastSeen.ussd = "";
-    poll();
+    pollSoon();
   });
 
   // --- chat phone -----------------------------------------------------------------------------------------------
 
   function sendChat(payload) {
     return api("chat", { method: "POST", json: Object.assign({ app: $("chat-app").value }, payload) })
-      .then(() => poll())
+      .then(() => pollSoon())
       .catch(failed);
   }
 
@@ -245,7 +261,7 @@
     form.append("app", $("chat-app").value);
     form.append("photo", file);
     api("chat/photo", { method: "POST", body: form })
-      .then(() => { $("chat-photo").value = ""; poll(); })
+      .then(() => { $("chat-photo").value = ""; pollSoon(); })
       .catch(failed);
   });
 
@@ -254,7 +270,7 @@
   $("chat-app").addEventListener("change", () => {
     $("chat-contact").hidden = $("chat-app").value !== "telegram";
     lastSeen.chat = "";
-    poll();
+    pollSoon();
   });
 
   // --- controls -------------------------------------------------------------------------------------------------
@@ -264,13 +280,13 @@
 
   $("send-reminders").addEventListener("click", () => {
     api("reminders", { method: "POST", json: { clinic_id: $("clinic").value, phone: $("patient").value } })
-      .then((data) => { notice(data.notice, data.result === "none"); poll(); })
+      .then((data) => { notice(data.notice, data.result === "none"); pollSoon(); })
       .catch(failed);
   });
 
   $("answer-review").addEventListener("click", () => {
     api("review-answer", { method: "POST", json: {} })
-      .then((data) => { notice(data.notice, data.result === "none"); poll(); })
+      .then((data) => { notice(data.notice, data.result === "none"); pollSoon(); })
       .catch(failed);
   });
 
@@ -288,5 +304,5 @@
   });
 
   fillPatients();
-  window.setInterval(poll, POLL_MS);
+  schedule();
 })();
