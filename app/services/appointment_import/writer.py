@@ -484,7 +484,7 @@ class _NewAppointments:
                                                                               now)  # fmt: skip
         # Written by time, with ids in ascending order: four of the table's indexes then take the rows in key order.
         self.rows = rows
-        self.order = sorted(range(len(rows)), key=lambda i: rows[i][1].at)
+        self.order = sorted(range(len(rows)), key=[new.at for _, new in rows].__getitem__)  # a C key, not a lambda
         self.ids: list = [None] * len(rows)
         for i, appointment_id in zip(self.order, bulk.new_ids(len(rows)), strict=True):
             self.ids[i] = appointment_id
