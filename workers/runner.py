@@ -34,18 +34,6 @@ class AppWorker(SimpleWorker):
             finally:
                 db.session.remove()
 
-    def unsubscribe(self):
-        """Stop listening for RQ's worker commands without waiting a second for it.
-
-        RQ unsubscribes, then stops its listener thread and joins it for up to a second. A thread that reads the
-        unsubscribe answer before it is told to stop goes on to wait for a new subscription (up to a minute), so the
-        join runs out its second: every other stop of a worker took a second longer. Told to stop first, the thread
-        ends on that answer and the join returns at once.
-        """
-        if self.pubsub_thread:
-            self.pubsub_thread.stop()
-        super().unsubscribe()
-
 
 def preload() -> None:
     """Import :data:`PRELOADED` (ImportError: the install is broken)."""
