@@ -102,6 +102,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.no_cover)
 
 
+def _running_tracer(config: pytest.Config):
+    """pytest-cov's controller while its tracer runs in this process, else None."""
+    plugin = config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    if getattr(plugin, "_disabled", True) or controller is None or not controller.started:
+        return None
+    return controller
+
+
+def _collecting_untraced(collector: pytest.Collector) -> bool:
+    """Whether ``collector`` builds tests of a module (or class) marked ``untraced``."""
+    module = collector.getparent(pytest.Module)
+    if module is None:
+        return False
+    try:
+        module.obj  # noqa: B018 - imports the module (traced, as before), so that its markers are known
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # an import error or a module-level skip: pytest's own collection reports it
+        return False
+    return collector.get_closest_marker("untraced") is not None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """Build the tests of an ``untraced`` module with the tracer paused, as they later run.
+
+    The module's import stays traced. schemathesis builds each operation's test (strategies and the coverage phase's cases)
+    while collecting, in every xdist process: under the tracer, about 4 s more a process for the fuzz module.
+    """
+    controller = _running_tracer(collector.config)
+    if controller is None or not _collecting_untraced(collector):
+        return (yield)
+    controller.pause()
+    try:
+        return (yield)
+    finally:
+        controller.resume()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run each database test on the backends its markers ask for (PostgreSQL when none does)."""
     if "database_url" not in metafunc.fixturenames:
