@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
@@ -101,6 +102,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.no_cover)
 
 
+def _running_tracer(config: pytest.Config):
+    """pytest-cov's controller while its tracer runs in this process, else None."""
+    plugin = config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    if getattr(plugin, "_disabled", True) or controller is None or not controller.started:
+        return None
+    return controller
+
+
+def _collecting_untraced(collector: pytest.Collector) -> bool:
+    """Whether ``collector`` builds tests of a module (or class) marked ``untraced``."""
+    module = collector.getparent(pytest.Module)
+    if module is None:
+        return False
+    try:
+        module.obj  # noqa: B018 - imports the module (traced, as before), so that its markers are known
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # an import error or a module-level skip: pytest's own collection reports it
+        return False
+    return collector.get_closest_marker("untraced") is not None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """Build the tests of an ``untraced`` module with the tracer paused, as they later run.
+
+    The module's import stays traced. schemathesis builds each operation's test (strategies and the coverage phase's cases)
+    while collecting, in every xdist process: under the tracer, about 4 s more a process for the fuzz module.
+    """
+    controller = _running_tracer(collector.config)
+    if controller is None or not _collecting_untraced(collector):
+        return (yield)
+    controller.pause()
+    try:
+        return (yield)
+    finally:
+        controller.resume()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run each database test on the backends its markers ask for (PostgreSQL when none does)."""
     if "database_url" not in metafunc.fixturenames:
@@ -171,6 +212,19 @@ def _skip_waiting_for_the_disk(url: str) -> None:
     engine.dispose()
 
 
+# A connection a previous test left inside a transaction would block the emptying: fail that test's set-up after a
+# while, naming the lock, instead of hanging the run.
+WAIT = "SET LOCAL lock_timeout = '30s'"
+
+
+def _driver_connection(url: str) -> psycopg.Connection:
+    """A psycopg connection in autocommit mode: a script with its own BEGIN and COMMIT goes in one round trip (in
+    a transaction of the driver's, its BEGIN and the COMMIT were two more), and SQLAlchemy's layers, which cost
+    more than the emptying under coverage's tracer, are not in the way."""
+    return psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                           autocommit=True)  # fmt: skip
+
+
 class Databases:
     """The migrated test database of each backend in this process, migrated on first use, and their emptying.
 
@@ -183,10 +237,12 @@ class Databases:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._urls: dict[str, str] = {}
-        self._postgres: sa.Connection | None = None
+        self._postgres: psycopg.Connection | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_script = ""
         self._tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+        deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)  # noqa: S608 - our own table names
+        self._postgres_script = f"BEGIN; {WAIT}; SET LOCAL session_replication_role = replica; {deletes}; COMMIT"
 
     def url(self, backend: str) -> str:
         """The database URL of ``backend``, migrated."""
@@ -213,25 +269,19 @@ class Databases:
 
     def _empty_postgres(self, url: str) -> None:
         if self._postgres is None:
-            self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
-        deletes = "; ".join(f"DELETE FROM {name}" for name in self._tables)  # noqa: S608 - our own table names
-        # A connection a previous test left inside a transaction would block the emptying: fail this test's set-up
-        # after a while, naming the lock, instead of hanging the run.
-        wait = "SET LOCAL lock_timeout = '30s'"
+            self._postgres = _driver_connection(url)
         try:
-            self._postgres.exec_driver_sql(f"{wait}; SET LOCAL session_replication_role = replica; {deletes}")
-            self._postgres.commit()
-        except sa.exc.DBAPIError:
+            self._postgres.execute(self._postgres_script)
+        except psycopg.Error:
             # The connection broke (a test restarted the server?) or the role is not a superuser: start again with
             # a new connection and TRUNCATE, which needs neither and skips the audit trigger too.
-            self._postgres.invalidate()
             self._postgres.close()
-            self._postgres = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+            self._postgres = _driver_connection(url)
             try:
-                self._postgres.exec_driver_sql(f"{wait}; TRUNCATE {', '.join(self._tables)} CASCADE")
-                self._postgres.commit()
-            except sa.exc.DBAPIError:
-                self._postgres.rollback()  # the next test's set-up starts on a clean connection
+                self._postgres.execute(f"BEGIN; {WAIT}; TRUNCATE {', '.join(self._tables)} CASCADE; COMMIT")
+            except psycopg.Error:
+                self._postgres.close()  # the next test's set-up starts on a new connection
+                self._postgres = None
                 raise
 
     def _empty_sqlite(self, url: str) -> None:
@@ -274,11 +324,23 @@ def database_url(request, databases) -> str:
     return databases.empty(request.param)
 
 
-@pytest.fixture
-def redis_conn() -> Iterator[redis.Redis]:
-    """The test Redis database, emptied before the test (rate-limit counters, revoked tokens, queues)."""
+@pytest.fixture(scope="session")
+def _redis_flusher() -> Iterator[redis.Redis]:
+    """The connection that empties the test Redis database before each test, kept for the process: a new one per
+    test cost a connection and its hand-shake (3.5 ms a test under coverage, more than emptying the database)."""
     connection = redis.Redis.from_url(TEST_REDIS_URL)
-    connection.flushdb()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def redis_conn(_redis_flusher) -> Iterator[redis.Redis]:
+    """The test Redis database, emptied before the test (rate-limit counters, revoked tokens, queues).
+
+    The test's own client connects when the test first uses it.
+    """
+    _redis_flusher.flushdb()
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
     yield connection
     connection.close()
 
@@ -355,8 +417,27 @@ def app_cache(tmp_path_factory) -> Iterator[AppCache]:
         built.dispose()
 
 
+@pytest.fixture(scope="session")
+def _instances(tmp_path_factory) -> Path:
+    """A folder of this process's per-test instance folders, numbered (``instance_folder``)."""
+    return tmp_path_factory.mktemp("instances")
+
+
+_instance_numbers = iter(range(10**9))
+
+
 @pytest.fixture
-def shared_app(database_url, redis_conn, tmp_path, app_cache) -> Callable[..., Flask]:
+def instance_folder(_instances) -> Path:
+    """This test's instance folder for its app: not there yet (as a new install's), in a folder that is.
+
+    Numbered in a folder of the process's own rather than under ``tmp_path``: pytest finds a new ``tmp_path``'s
+    number by listing every earlier test's folder, a cost that grew through the run to milliseconds a test.
+    """
+    return _instances / f"instance-{next(_instance_numbers)}"
+
+
+@pytest.fixture
+def shared_app(database_url, redis_conn, instance_folder, app_cache) -> Callable[..., Flask]:
     """This test's app with extra settings, built once per process for each set of settings and reused.
 
     For settings a module's tests all share (the ``app`` fixture of a module). A test that needs an app of its own
@@ -367,18 +448,18 @@ def shared_app(database_url, redis_conn, tmp_path, app_cache) -> Callable[..., F
     def get(**overrides) -> Flask:
         built = app_cache.get(database_url, overrides, busy=busy)
         busy.add(id(built))
-        return built.hand_out(tmp_path / "instance")
+        return built.hand_out(instance_folder)
 
     return get
 
 
 @pytest.fixture
-def app_factory(database_url, redis_conn, tmp_path) -> Iterator[Callable[..., Flask]]:
+def app_factory(database_url, redis_conn, instance_folder) -> Iterator[Callable[..., Flask]]:
     """Build a new app on this test's database and Redis, with extra settings."""
     built: list[Flask] = []
 
     def make(**overrides) -> Flask:
-        application = create_app({**_base_config(database_url, tmp_path / "instance"), **overrides})
+        application = create_app({**_base_config(database_url, instance_folder), **overrides})
         built.append(application)
         return application
 
@@ -465,8 +546,8 @@ def _plain_app(tmp_path_factory) -> _Built:
 
 
 @pytest.fixture
-def plain_app(_plain_app, tmp_path) -> Iterator[Flask]:
+def plain_app(_plain_app, instance_folder) -> Iterator[Flask]:
     """An app with an empty in-memory database and no Redis use, for code that touches neither (channel adapters)."""
-    application = _plain_app.hand_out(tmp_path / "instance")
+    application = _plain_app.hand_out(instance_folder)
     with application.app_context():
         yield application
