@@ -180,8 +180,11 @@ def client(port: int, host: str, path: str, phone: str, rounds: int, think: tupl
            sent: list | None = None) -> None:  # fmt: skip
     """One session's walks; ``sent`` (if given) gets ``(monotonic send time, seconds, is the constant)`` of each
     answered request."""
-    connection = UssdConnection(port, timeout=30)
     time.sleep(rng.uniform(0, 2 * think[1]))  # sessions begin spread out, as people dial
+    # Connected only now, as a gateway connects to send a request: gunicorn's gthread worker gives a new connection
+    # a thread that waits up to 5 s for its first request, so 50 connections opened early and left idle held all
+    # 8 threads while other sessions' first hops queued (every first hop ~1 s in the first second).
+    connection = UssdConnection(port, timeout=30)
     constant_request = _post(CONSTANT_PATH, host, {"sessionId": "x", "phoneNumber": phone, "text": ""})
     try:
         for _ in range(rounds):

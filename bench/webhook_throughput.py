@@ -484,9 +484,15 @@ def open_balanced(port: int, count: int, timeout: float) -> list[Connection]:
     return connections
 
 
-def wait_until_up(process: subprocess.Popen, port: int, timeout: float) -> None:
+def wait_until_up(process: subprocess.Popen, port: int, timeout: float, workers: int = GUNICORN_WORKERS) -> None:
+    """Return once ``workers`` distinct gunicorn workers have answered ``/healthz`` (``PID_HEADER``).
+
+    One answer is not enough: the first worker to finish building the app answers while the others are still
+    building it (~2.5 s of CPU each), and a load started then would measure their boot, not the requests.
+    """
     deadline = time.monotonic() + timeout
     probe = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    answered: set[str] = set()
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with status {process.returncode}")
@@ -494,13 +500,16 @@ def wait_until_up(process: subprocess.Popen, port: int, timeout: float) -> None:
             connection = Connection(port, timeout=2)
             try:
                 if connection.exchange(probe) == 200:
-                    return
+                    answered.add(connection.worker)
+                    if len(answered) >= workers:
+                        return
             finally:
                 connection.close()
         except OSError:
             pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s")
+        time.sleep(0.1)  # a new connection may reach another worker; asking faster would slow its boot
+    raise RuntimeError(f"{workers - len(answered)} of {workers} gunicorn workers did not answer /healthz within "
+                       f"{timeout:.0f} s")  # fmt: skip
 
 
 def stop_gunicorn(process: subprocess.Popen) -> None:
