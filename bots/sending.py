@@ -40,7 +40,7 @@ from app.jobs import HANDLE_MESSAGE, QUEUE_DEFAULT, QUEUE_OUTBOUND, enqueue, enq
 from app.messaging import inbox, outbox
 from app.messaging.envelopes import Button, OutboundMessage
 from app.messaging.outbox import BATCH_KEY, enqueue_send, enqueue_sends
-from app.models import Appointment, Contact, Message, MessageEvent, utcnow
+from app.models import Appointment, Contact, Message, MessageEvent, new_id, utcnow
 from app.models.channel import USSD
 from app.models.message_log import (
     DIRECTION_IN,
@@ -309,7 +309,7 @@ def _finish(message: Message, status: str, *, error: str | None = None, code: st
         # The accepted attempt is recorded here, with the status: one commit less per message.
         db.session.execute(
             insert(events).values(
-                id=uuid.uuid4(),
+                id=new_id(),
                 message_id=message.id,
                 kind="attempt",
                 provider=provider,
@@ -574,7 +574,7 @@ def _record_accepted(accepted: list[_Accepted], done: Counter) -> None:
         insert(events),
         [
             {
-                "id": uuid.uuid4(),
+                "id": new_id(),
                 "message_id": a.message.id,
                 "kind": "attempt",
                 "provider": a.provider,

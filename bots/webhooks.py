@@ -9,7 +9,6 @@ here; messages are handed to the engine by a job (SMS, chat) or answered in the 
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import bindparam, insert, inspect, select
@@ -21,7 +20,7 @@ from app.i18n import t
 from app.jobs import enqueue_handle
 from app.messaging import inbox
 from app.messaging.envelopes import SESSION_CLOSE
-from app.models import Contact, Message, utcnow
+from app.models import Contact, Message, new_id, utcnow
 from app.models.channel import USSD
 from app.models.message_log import DIRECTION_OUT, KIND_REPLY, STATUS_FAILED, STATUS_RECEIVED, STATUS_SENT
 from app.transactions import after_commit
@@ -197,7 +196,7 @@ def _finish(hop: Message | inbox.InboundRow, text: str, end: bool) -> None:
     changes = {**{name: getattr(hop, name) for name in _HOP_FIELDS}, "updated_at": now}
     handled = {"hop_id": hop.id, **{f"new_{name}": value for name, value in changes.items()}}
     screen = {f"screen_{name}": value for name, value in {
-        "id": uuid.uuid4(), "direction": DIRECTION_OUT, "channel": USSD, "provider": hop.provider,
+        "id": new_id(), "direction": DIRECTION_OUT, "channel": USSD, "provider": hop.provider,
         "address": hop.address, "text": f"{'END' if end else 'CON'} {text}", "status": STATUS_SENT, "kind": KIND_REPLY,
         "reply_to_id": hop.id, "contact_id": hop.contact_id, "clinic_id": hop.clinic_id,
         "appointment_id": hop.appointment_id, "attempts": 0, "media": [], "buttons": [], "created_at": now,

@@ -30,7 +30,7 @@ from app.extensions import db, redis_client
 from app.i18n.gsm7 import sms_encoding
 from app.messaging import inbox
 from app.messaging.envelopes import Button
-from app.models import Contact, Message, utcnow
+from app.models import Contact, Message, new_id, utcnow
 from app.models.channel import SMS
 from app.models.message_log import (
     DIRECTION_OUT,
@@ -371,7 +371,7 @@ def queue_many(messages: Sequence[Outgoing], *, now: datetime | None = None) -> 
         encoding, segments = sms_encoding(m.text) if m.channel == SMS else (None, None)
         scheduled = m.send_at is not None and m.send_at > now
         rows.append({
-            "id": uuid.uuid4(), "channel": m.channel, "address": m.address, "text": m.text, "language": m.language,
+            "id": new_id(), "channel": m.channel, "address": m.address, "text": m.text, "language": m.language,
             "kind": m.kind, "clinic_id": m.clinic_id, "appointment_id": m.appointment_id, "contact_id": contact_id,
             "encoding": encoding, "segments": segments, "send_at": m.send_at,
             "status": STATUS_SCHEDULED if scheduled else STATUS_QUEUED, "dedupe_key": m.dedupe_key,

