@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import StatementError
 
 from app.extensions import db
-from app.models import Clinic
-from app.models import base
+from app.models import Clinic, base
 from app.models.base import new_id, new_id_bytes, utcnow
 
 # the UTC datetime column type stores naive values on SQLite
