@@ -13,6 +13,7 @@ it returns, so the writer has no dialect branch of its own.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -141,8 +142,9 @@ class _PostgresBulk(Bulk):
             )
 
     def start(self, table, columns: tuple[str, ...], rows: Iterable[tuple], *, key: int) -> Pending:
-        # The rows go to a queue that a psycopg thread feeds to the server, and the COPY stays open: the caller
-        # goes on with Python work while PostgreSQL stores them, and waits only in Pending.finish.
+        # The rows go to a queue that a psycopg thread feeds to the server, and a thread of ours ends the COPY once
+        # they are all queued: the caller goes on with Python work while PostgreSQL stores them and then does what
+        # ends the statement (the foreign-key triggers: ~20 ms a 10,000 rows), and waits only in Pending.finish.
         from psycopg.copy import QueuedLibpqWriter
         from psycopg.errors import UniqueViolation
         from psycopg.types.string import BytesBinaryDumper
@@ -161,7 +163,6 @@ class _PostgresBulk(Bulk):
         copy = opened.__enter__()
         sent: list[tuple] = []
         keep, write = sent.append, copy.write_row
-        conflict = False
         try:
             copy.set_types(types)
             for row in chain((first,), rows):
@@ -170,29 +171,33 @@ class _PostgresBulk(Bulk):
         except UniqueViolation as exc:  # reported early: this COPY is lost, its rows still wanted
             sent.extend(rows)
             _close(opened, cursor, savepoint, exc)
-            conflict = True
+            return Pending(lambda: (sent, self._insert_new(table, columns, types, sent, key)))
         except BaseException as exc:
             _close(opened, cursor, savepoint, exc)
             raise
+        # The COPY holds the connection's lock (psycopg's cursor.copy) until it ends, so nothing else can use the
+        # connection meanwhile: a statement of this thread would wait for the end.
+        ended: list[BaseException | None] = []
+        ending = threading.Thread(target=_end, args=(opened, ended), name="import-copy-end", daemon=True)
+        ending.start()
 
         def finish() -> tuple[list[tuple], set]:
-            if not conflict:
-                try:
-                    opened.__exit__(None, None, None)
-                except UniqueViolation as exc:  # a concurrent upload stored some of them first
-                    _close(opened, cursor, savepoint, exc)
-                except BaseException as exc:
-                    _close(opened, cursor, savepoint, exc)
-                    raise
-                else:
-                    cursor.close()
-                    savepoint.commit()
-                    return sent, set()
+            ending.join()
+            (error,) = ended
+            if error is None:
+                cursor.close()
+                savepoint.commit()
+                return sent, set()
+            _close(opened, cursor, savepoint, error)
+            if not isinstance(error, UniqueViolation):  # a concurrent upload stored some of them first: go on
+                raise error
             return sent, self._insert_new(table, columns, types, sent, key)
 
-        return Pending(
-            finish, None if conflict else lambda: _close(opened, cursor, savepoint, RuntimeError("abandoned"))
-        )
+        def abort() -> None:
+            ending.join()
+            _close(opened, cursor, savepoint, RuntimeError("abandoned"))
+
+        return Pending(finish, abort)
 
     def _insert_new(self, table, columns: tuple[str, ...], types: list[str], rows: list[tuple], key: int) -> set:
         """``rows`` through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``; the keys of those skipped."""
@@ -217,6 +222,16 @@ def _copy_statement(table: str, columns: tuple[str, ...]):
     return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+
+
+def _end(opened, ended: list[BaseException | None]) -> None:
+    """End a COPY whose rows are all queued (on a thread of its own); ``ended`` gets the error, or None."""
+    try:
+        opened.__exit__(None, None, None)
+    except BaseException as exc:  # noqa: BLE001 (handed to the thread that waits for it)
+        ended.append(exc)
+    else:
+        ended.append(None)
 
 
 def _close(opened, cursor, savepoint, exc: BaseException) -> None:
