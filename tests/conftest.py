@@ -129,8 +129,9 @@ def _collecting_untraced(collector: pytest.Collector) -> bool:
 def pytest_make_collect_report(collector: pytest.Collector):
     """Build the tests of an ``untraced`` module with the tracer paused, as they later run.
 
-    The module's import stays traced. schemathesis builds each operation's test (strategies and the coverage phase's cases)
-    while collecting, in every xdist process: under the tracer, about 4 s more a process for the fuzz module.
+    The module's import stays traced. The fuzz module's collection (schemathesis reads the document and lists its
+    operations in every xdist process) costs up to a second more a process under the tracer; each operation's test is
+    built later, by the process that runs it (``pytest_runtest_setup``).
     """
     controller = _running_tracer(collector.config)
     if controller is None or not _collecting_untraced(collector):
@@ -140,6 +141,24 @@ def pytest_make_collect_report(collector: pytest.Collector):
         return (yield)
     finally:
         controller.resume()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test collected as a stand-in (``build_when_run``: tests/api/test_openapi_fuzz.py) is built now, in the
+    process that runs it, with the tracer paused when the test is ``untraced``; pytest and the plugins then see the
+    built test as they would have from collection."""
+    build = getattr(getattr(item, "obj", None), "build_when_run", None)
+    if build is None:
+        return
+    controller = _running_tracer(item.config) if item.get_closest_marker("untraced") else None
+    if controller is not None:
+        controller.pause()
+    try:
+        item.obj = build()
+    finally:
+        if controller is not None:
+            controller.resume()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
