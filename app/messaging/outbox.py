@@ -233,6 +233,7 @@ def queue_outbound(
     elif in_conversation:
         route = inbox.latest_inbound(address, channel)
     message = Message(
+        id=new_id(),  # known before the row is written: a message without a key waits for the next flush
         direction=DIRECTION_OUT,
         channel=channel,
         address=address,
@@ -254,14 +255,15 @@ def queue_outbound(
         dedupe_key=dedupe_key,
         extra={"secret_text": True} if secret_text is not None else None,
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:
-        if dedupe_key is None and reply_to_id is None:
-            raise
-        lookup = Message.dedupe_key == dedupe_key if dedupe_key else Message.reply_to_id == reply_to_id
-        return db.session.scalar(select(Message).where(lookup))
+    if dedupe_key is None and reply_to_id is None:
+        db.session.add(message)  # nothing unique to race on: no savepoint (two round trips, often under a row lock)
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(message)
+        except IntegrityError:
+            lookup = Message.dedupe_key == dedupe_key if dedupe_key else Message.reply_to_id == reply_to_id
+            return db.session.scalar(select(Message).where(lookup))
     message_id = message.id
     if secret_text is not None:
         # Stashed before the send is enqueued, in the same post-commit step: a job never runs ahead of it.

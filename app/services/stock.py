@@ -266,9 +266,11 @@ def receipt(user: User, movement: StockMovement, item: StockItem | StockLine) ->
            KIND_COUNTED: "stock_receipt_counted"}.get(movement.kind, "stock_receipt_counted")  # fmt: skip
     text = t(key, user.language, item=display_name(item), quantity=movement.quantity, level=movement.level_after,
              unit=display_unit(item))  # fmt: skip
+    # No dedupe key: the movement is new in this transaction, so no receipt of it can exist yet, and a key would cost
+    # a look-up and a savepoint while the item's row is locked.
     try:
         queue_outbound(channel=SMS, address=user.phone, text=text, language=user.language, kind=KIND_SYSTEM,
-                       user_id=user.id, clinic_id=user.clinic_id, dedupe_key=f"stock-receipt:{movement.id}")  # fmt: skip
+                       user_id=user.id, clinic_id=user.clinic_id)  # fmt: skip
     except (OptedOut, SendCapReached) as exc:
         log.warning("stock receipt for movement %s not sent: %s", movement.id, exc.code)
 

@@ -489,8 +489,9 @@ class StaffMenu(Flow):
         action, quantity = session.data["action"], int(session.data["quantity"])
         writer = {"receive": stock.receive, "dispense": stock.dispense, "count": stock.count}[action]
         try:
-            with db.session.begin_nested():  # the item's row is locked and read again by the write
-                movement = writer(stock.actor_for(user), item.id, quantity, channel=CHANNEL_USSD)
+            # No savepoint: the writer refuses before it writes anything, and the item's row stays locked from its
+            # read to the hop's commit, so every round trip spent here makes the next writer of that item wait.
+            movement = writer(stock.actor_for(user), item.id, quantity, channel=CHANNEL_USSD)
         except stock.InsufficientStock:
             session.data["step"] = "qty"
             session.data.pop("item", None)  # the level changed meanwhile: show it as it is now
