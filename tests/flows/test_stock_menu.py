@@ -385,6 +385,8 @@ def test_a_replayed_confirmation_writes_once(client, clinic):
 
     assert session.post(session.history) == first  # Africa's Talking retried the same hop
     assert level_of(gloves) == 25
+    # One receipt: the replay answers from the stored screen and runs no write (the receipt has no dedupe key).
+    assert texts_to(PHONE) == [t("stock_receipt_received", "en", quantity=20, unit="boxes", item="Gloves", level=25)]
 
 
 # --- The user kept in the session state, read again before every write ---------------------------------------------
