@@ -301,7 +301,7 @@ def worker_memory(database_url: str, redis_url: str, instance: str, email: str, 
     import json
     import subprocess
 
-    from webhook_throughput import child_pids, free_port, stop_gunicorn, wait_until_up
+    from webhook_throughput import child_pids, free_port, show_log_tail, stop_gunicorn, wait_until_up
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TWILIO_", "AT_", "TELEGRAM_"))}
     env.update({"THUSA_ENV": "production", "SECRET_KEY": "bench-secret-" + "s" * 32,
@@ -345,8 +345,7 @@ def worker_memory(database_url: str, redis_url: str, instance: str, email: str, 
         seconds = time.perf_counter() - began
         peak = _status_mb(pid, "VmHWM")
     except BaseException:
-        log.seek(0)
-        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+        show_log_tail(log)
         raise
     finally:
         stop_gunicorn(process)

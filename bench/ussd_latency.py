@@ -54,6 +54,7 @@ from webhook_throughput import (  # noqa: E402 (the shared bench helpers live ne
     peak_rss_mb,
     pin_to_cores,
     prepare_database,
+    show_log_tail,
     stop_gunicorn,
     tag_pid,
     wait_until_up,
@@ -410,14 +411,12 @@ def main(argv=None) -> int:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn died during the run (status {process.returncode})")
         except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            show_log_tail(log)
             raise
         finally:
             stop_gunicorn(process)
             if os.environ.get("BENCH_DEBUG"):
-                log.seek(0)
-                sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+                show_log_tail(log)
             log.close()
         counted_walks = 3
         statements = statements_per_hop(env, count_phone, counted_walks)

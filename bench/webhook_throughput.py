@@ -512,6 +512,12 @@ def wait_until_up(process: subprocess.Popen, port: int, timeout: float, workers:
                        f"{timeout:.0f} s")  # fmt: skip
 
 
+def show_log_tail(log, chars: int = 4000) -> None:
+    """Write the last ``chars`` of gunicorn's log (a binary file opened ``w+b``) to stderr: why a run failed."""
+    log.seek(0)
+    sys.stderr.write(log.read().decode(errors="replace")[-chars:])
+
+
 def stop_gunicorn(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
@@ -698,8 +704,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"gunicorn died during the run (status {process.returncode})")
             web_rss = {pid: peak_rss_mb(pid) for pid in child_pids(process.pid)}
         except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            show_log_tail(log)
             raise
         finally:
             for connection in connections:
