@@ -66,8 +66,9 @@ LAST_NAMES = ("Molefe", "Mogapi", "Kgosi", "Sebina", "Motsumi", "Tau", "Ramotswa
 # --- the file ---------------------------------------------------------------------------------------------------
 
 
-def build_csv(rows: int, *, start: date, seed: int = 4) -> bytes:
-    """A clinic system's export of ``rows`` appointments over the week from ``start`` (clinic time)."""
+def build_csv(rows: int, *, start: date, seed: int = 4, refs: str = "BW-TLK") -> bytes:
+    """A clinic system's export of ``rows`` appointments over the week from ``start`` (clinic time); ``refs`` prefixes
+    its external references (a clinic's warm-up file needs its own, or its rows would claim the main file's)."""
     rng = random.Random(seed)
     zone = ZoneInfo(TIMEZONE)
     # A week of 15-minute slots, 07:30-16:30, Monday to Saturday: what the clinics' opening hours allow.
@@ -98,7 +99,7 @@ def build_csv(rows: int, *, start: date, seed: int = 4) -> bytes:
                 else moment.replace(tzinfo=zone).isoformat())  # fmt: skip
         language = rng.choice(("en", "tn", "tn", ""))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" if rng.random() < 0.9 else ""
-        ref = f"BW-TLK-{index:07d}" if rng.random() < 0.7 else ""
+        ref = f"{refs}-{index:07d}" if rng.random() < 0.7 else ""
         out.write(f"{phone},{when},{language},{name},{ref}\r\n")
     return out.getvalue().encode()
 
@@ -254,7 +255,7 @@ def run(database_url: str, redis_url: str, rows: int = 100_000) -> dict:
         start = (datetime.now(ZoneInfo(TIMEZONE)) + timedelta(days=2)).date()
         data = build_csv(rows, start=start)
         # Warm-up (imports, regular expressions, connection pool) on another clinic, as a running server is.
-        _upload(app, client, users[1], build_csv(200, start=start, seed=5), tokens[1])
+        _upload(app, client, users[1], build_csv(200, start=start, seed=5, refs="BW-WRM"), tokens[1])
         request = _multipart(data) if tokens[0] else None  # the client's ~6 MB body is not the server's memory
         backends = _backend_cpu(database_url)
         resting = peak_rss_mb(reset=True)
@@ -271,7 +272,7 @@ def run(database_url: str, redis_url: str, rows: int = 100_000) -> dict:
             db.session.remove()
             db.engine.dispose()
         worker = worker_memory(database_url, redis_url, instance, users[2].email, build_csv(rows, start=start, seed=6),
-                               build_csv(200, start=start, seed=7))  # fmt: skip
+                               build_csv(200, start=start, seed=7, refs="BW-WRM"))  # fmt: skip
     copy_seconds = copy_rate(database_url, data, rows)
     rate, copied = rows / seconds, rows / copy_seconds
     passed = (
@@ -417,7 +418,8 @@ def describe(result: dict) -> str:
         f"  memory in a gunicorn worker (wsgi:app, production settings, one worker x 4 threads), the same upload of "
         f"other numbers to another clinic ({result['worker']['seconds']:.2f} s over HTTP): {worker['before_mb']:.0f} MB "
         f"before it, peak {worker['peak_mb']:.0f} MB / target {TARGET_WEB_RSS_MB:.0f} MB = "
-        f"{worker['peak_mb'] / TARGET_WEB_RSS_MB:.2f}",
+        f"{worker['peak_mb'] / TARGET_WEB_RSS_MB:.2f}; report "
+        f"{ {k: worker['report'].get(k) for k in ('imported', 'updated', 'unchanged', 'error_count')} }",
         f"  load average {load:.1f} on {os.cpu_count()} cores (other processes slow both sides down)",
         f"  target ≥ {result['target_rate']:,} rows/s validated: {result['upload_rate']:,.0f} → {verdict}",
     ])  # fmt: skip
