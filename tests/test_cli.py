@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Appointment, Clinic, Message, User, utcnow
-from app.services.demo import ACCOUNTS, APPOINTMENTS, CLINICS
+from app.services import appointments
+from app.services.demo import ACCOUNTS, APPOINTMENTS, CLINICS, PAST_APPOINTMENTS
+from app.services.upkeep import mark_missed
 
 # `make run` seeds the embedded default (SQLite); production runs PostgreSQL
 pytestmark = pytest.mark.both_backends
@@ -61,10 +63,30 @@ def test_seed_demo_is_idempotent_and_prints_the_sign_ins(runner):
     staff = db.session.scalars(select(User).where(User.role == "staff")).all()
     assert gaborone.id in {user.clinic_id for user in staff}
     booked = db.session.scalars(select(Appointment)).all()
-    assert sorted(a.external_ref for a in booked) == sorted(ref for ref, *_ in APPOINTMENTS)
+    assert sorted(a.external_ref for a in booked) == sorted(ref for ref, *_ in APPOINTMENTS + PAST_APPOINTMENTS)
     assert {a.clinic_id for a in booked} == {gaborone.id}
     assert all(a.next_reminder_at is not None or a.appointment_datetime - utcnow() < timedelta(days=1) for a in booked)
     assert db.session.scalar(select(func.count()).select_from(Message)) == 0  # booking sends nothing by itself
+
+
+def test_the_demo_visit_of_yesterday_can_be_marked_missed_even_after_the_hourly_job(client, runner):
+    runner.invoke(args=["seed-demo"])
+    [(ref, phone, *_)] = PAST_APPOINTMENTS
+    visit = db.session.scalar(select(Appointment).where(Appointment.external_ref == ref))
+    gaborone = db.session.get(Clinic, visit.clinic_id)
+    yesterday = (appointments.local_time(gaborone, utcnow()) - timedelta(days=1)).date()
+    local = appointments.local_time(gaborone, visit.appointment_datetime)
+    assert (local.date(), local.time()) == (yesterday, time(10, 0))
+    assert (visit.patient.phone, visit.status, visit.next_reminder_at) == (phone, "scheduled", None)
+
+    assert mark_missed(utcnow()) == 1  # `make run`'s hourly job may come first
+    owed = db.session.get(Appointment, visit.id, populate_existing=True).recovery_at
+    token = client.post("/api/v1/auth/login", json={"email": "staff@thusa.example", "password": "thusa-staff-demo"})
+    response = client.put(f"/api/v1/appointments/{visit.id}/attendance", json={"attended": False},
+                          headers={"Authorization": f"Bearer {token.get_json()['access_token']}"})  # fmt: skip
+
+    assert response.status_code == 200 and response.get_json()["status"] == "missed"
+    assert db.session.get(Appointment, visit.id, populate_existing=True).recovery_at == owed  # nothing new owed
 
 
 def test_demo_accounts_can_sign_in(client, runner):

@@ -7,8 +7,9 @@ examples; this script makes it runnable, top to bottom, against ``make run``'s d
   environment;
 - every request is named ``METHOD /api/v1/path`` as in the API document, and sends the token of a role allowed to
   call it (:data:`ROLES`);
-- path parameters and ids in example bodies come from what earlier requests created (:data:`CAPTURES`), so
-  ``GET /api/v1/users/{user_id}`` reads the user ``POST /api/v1/users`` made;
+- path parameters and ids in example bodies come from what earlier requests created or listed (:data:`CAPTURES`),
+  so ``GET /api/v1/users/{user_id}`` reads the user ``POST /api/v1/users`` made, and the attendance is recorded for
+  the demo's visit of yesterday, found in the appointments list;
 - a request that needs what another one did runs right after it (:data:`AFTER`), or first waits until the worker
   has done it (:data:`WAIT`); what deletes, cancels or signs out runs last (:data:`LAST`);
 - every request checks that it got one of its documented 2xx answers (:data:`EXPECTED` lists the two that cannot:
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.schemas import examples as ex  # noqa: E402 (the shared example ids become Postman variables)
+from app.services.demo import PAST_APPOINTMENTS  # noqa: E402 (the demo visit whose attendance is recorded)
 
 NAMESPACE = uuid.UUID("0b5e7d2c-4a61-4f0e-9c3d-7e8f9a0b1c2d")
 PREFIX = "/api/v1/"
@@ -46,8 +48,16 @@ ROLES = {
     "/api/v1/auth/logout": "session", "DELETE /api/v1/patients/{patient_id}": "admin",
 }  # fmt: skip
 
+# The demo's visit of yesterday: attendance can be recorded only once a visit's time has passed (missed) or its day
+# has come (attended), and every other visit of the demo data, or booked by the collection, is still to come.
+PAST_REF = PAST_APPOINTMENTS[0][0]
+
 # Environment variables set from an answer: (method, path) -> {variable: JavaScript expression on `body`}.
 CAPTURES = {
+    ("GET", "/api/v1/appointments"): {
+        "past_appointment_id": f"(body.items.find(function (a) {{ return a.external_ref === {json.dumps(PAST_REF)}; }})"
+        " || {}).id",
+    },
     ("POST", "/api/v1/auth/login"): {"session_token": "body.access_token", "session_refresh": "body.refresh_token"},
     ("POST", "/api/v1/auth/refresh"): {"session_token": "body.access_token", "session_refresh": "body.refresh_token"},
     ("POST", "/api/v1/users"): {"new_user_id": "body.id"},
@@ -68,6 +78,8 @@ CAPTURES = {
 # Path parameters read from another variable than their own name.
 PATH_VARIABLES = {
     ("DELETE", "/api/v1/appointments/{appointment_id}"): {"appointment_id": "bulk_appointment_id"},
+    ("PUT", "/api/v1/appointments/{appointment_id}/attendance"): {"appointment_id": "past_appointment_id"},
+    ("POST", "/api/v1/appointments/{appointment_id}/tracing"): {"appointment_id": "past_appointment_id"},
     "user_id": "new_user_id",
     "clinic_id": "new_clinic_id",
     "token": "photo_token",
@@ -83,7 +95,8 @@ EXPECTED = {
 }
 
 # Run right after another request of the same folder (the converter orders them by path): the first needs what the
-# second did. Tracing needs a missed visit: the attendance example marks the booked one missed.
+# second did. Tracing needs a missed visit: the attendance example marks the demo's past visit missed (already missed
+# when the hourly mark-missed job came first: marking it again is allowed).
 AFTER = {
     ("POST", "/api/v1/appointments/{appointment_id}/tracing"):
         ("PUT", "/api/v1/appointments/{appointment_id}/attendance"),

@@ -1,7 +1,7 @@
-"""Demo data for ``make run``: a clinic in Gaborone with staff and patients' appointments, a clinic in Accra, a
-pharmacist, a clinician (second opinions), an admin.
+"""Demo data for ``make run``: a clinic in Gaborone with staff and patients' appointments (one of them yesterday's),
+a clinic in Accra, a pharmacist, a clinician (second opinions), an admin.
 
-Idempotent: run it any number of times; existing rows (matched by name or email) are left as they are.
+Idempotent: run it any number of times; existing rows (matched by name, email or external ref) are left as they are.
 The passwords are public (printed by ``make run``), so ``seed-demo`` refuses to run in production.
 """
 
@@ -27,6 +27,7 @@ from app.models import (
     StockMovement,
     User,
 )
+from app.models.appointment import STATUS_SCHEDULED
 from app.models.stock import KIND_DISPENSED, KIND_RECEIVED
 from app.services import appointments, consultations, formulary
 from app.services.passwords import hash_password, hash_pin
@@ -56,6 +57,11 @@ APPOINTMENTS = (
     ("DEMO-2", "+26772000002", "Lesego Tau", "en", 3, time(10, 30)),
     ("DEMO-3", "+26772000003", "Onalenna Seretse", None, 5, time(14, 0)),
 )
+# (external ref, phone, name, language, days before today, local time): a visit of the Gaborone clinic that has taken
+# place, so its attendance can be recorded and, once missed, traced (the Postman collection does both). Kept apart
+# from APPOINTMENTS, whose patients are the phone simulator's. The hourly mark-missed job marks it missed soon after
+# `make run` starts; its recovery SMS goes to the console sender.
+PAST_APPOINTMENTS = (("DEMO-0", "+26772000004", "Kabelo Nkwe", "tn", 1, time(10, 0)),)
 
 
 def seed_demo() -> list[str]:
@@ -104,12 +110,37 @@ def seed_demo() -> list[str]:
 def _seed_appointments(clinic: Clinic) -> None:
     today = datetime.now(UTC).astimezone(appointments.zone(clinic)).date()
     for ref, phone, name, language, days, at in APPOINTMENTS:
-        key = appointments.import_key(external_ref=ref, phone=phone, at=datetime.now(UTC))
-        exists = select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
-        if db.session.scalar(exists) is None:
+        if not _seeded(clinic, ref):
             when = datetime.combine(today + timedelta(days=days), at, tzinfo=appointments.zone(clinic))
             appointments.create(None, clinic, patient_phone=phone, appointment_datetime=when.astimezone(UTC),
                                 language=language, patient_name=name, external_ref=ref)  # fmt: skip
+    for ref, phone, name, language, days_ago, at in PAST_APPOINTMENTS:
+        if not _seeded(clinic, ref):
+            when = datetime.combine(today - timedelta(days=days_ago), at, tzinfo=appointments.zone(clinic))
+            _store_past_visit(clinic, ref, phone, name, language, when.astimezone(UTC))
+
+
+def _seeded(clinic: Clinic, ref: str) -> bool:
+    key = appointments.import_key(external_ref=ref, phone="", at=datetime.now(UTC))  # a reference decides alone
+    return db.session.scalar(
+        select(Appointment.id).where(Appointment.clinic_id == clinic.id, Appointment.import_key == key)
+    ) is not None  # fmt: skip
+
+
+def _store_past_visit(clinic: Clinic, ref: str, phone: str, name: str, language: str | None, at: datetime) -> None:
+    """A visit that was booked before ``at`` and not marked since, as the booking would have left it.
+
+    Written directly: booking refuses a time that has passed, rightly for everyone but the demo's history.
+    """
+    patient = appointments.patient_for(phone, language=language)
+    record = appointments.record_for(clinic, patient, name=name)
+    visit = Appointment(clinic_id=clinic.id, clinic=clinic, patient_id=patient.id, patient=patient,
+                        appointment_datetime=at, language=language, external_ref=ref, status=STATUS_SCHEDULED,
+                        import_key=appointments.import_key(external_ref=ref, phone=phone, at=at),
+                        channel=record.preferred_channel)  # fmt: skip
+    appointments.plan_reminders(visit)  # none: every reminder's time has passed
+    db.session.add(visit)
+    db.session.flush()
 
 
 # --- Clinic stock and the staff USSD menu ------------------------------------------------------------------------

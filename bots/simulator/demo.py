@@ -223,12 +223,14 @@ def reset() -> None:
     """Put the demo data back where ``seed-demo`` leaves it, then run the seed again.
 
     Deleted: the demo numbers' messages, conversations, patients (with the clinics' records of them), appointments
-    and contacts; the demo accounts' consultations, chat links and link codes, and the demo clinics' stock
-    (:func:`app.services.demo.erase_demo_work`, which also clears the PIN lock and restores the demo PIN). The demo clinics' sending hours are restored, and
+    and contacts, those of the demo's past visit's patient too (not a simulator phone); the demo accounts'
+    consultations, chat links and link codes, and the demo clinics' stock (:func:`app.services.demo.erase_demo_work`,
+    which also clears the PIN lock and restores the demo PIN). The demo clinics' sending hours are restored, and
     once that is committed the staff USSD sessions of the demo phones are forgotten in Redis (exact keys, from the
     session ids their messages carry). Idempotent, and it touches nothing but demo data.
     """
-    demo = addresses()
+    # The past visit's patient: once marked or traced, only a reset brings that visit back as the seed left it.
+    demo = addresses() | {phone for _ref, phone, *_ in seed.PAST_APPOINTMENTS}
     contact_ids = select(Contact.id).where(Contact.address.in_(demo))
     patient_ids = select(Patient.id).where(Patient.phone.in_(demo))
     sessions = _ussd_sessions(demo)
