@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from flask import Flask, current_app
 from flask.testing import FlaskClient
@@ -144,6 +144,17 @@ def store_appointment(clinic: Clinic, at: datetime, *, phone: str = PHONE, statu
     db.session.add(appointment)
     db.session.commit()
     return appointment
+
+
+def past_visit(clinic: Clinic, phone: str = PHONE, *, days_ago: int = 1, local: time = time(10, 0),
+               **fields) -> Appointment:  # fmt: skip
+    """A visit ``days_ago`` clinic-local days before today at ``local`` clinic time (yesterday at 10:00 by default),
+    stored directly (:func:`store_appointment`: booking refuses a time that has passed); unmarked unless ``fields``
+    give a status. Attendance can be recorded for it either way, with the real clock.
+    """
+    day = (appointments.local_time(clinic, utcnow()) - timedelta(days=days_ago)).date()
+    at = datetime.combine(day, local, tzinfo=appointments.zone(clinic)).astimezone(UTC)
+    return store_appointment(clinic, at, phone=phone, **fields)
 
 
 def make_triaged(pharmacist: User, *, level: str = "pharmacy", condition: str | None = "eczema", channel: str = "api",

@@ -209,6 +209,9 @@ def tracing_outcome(data, appointment_id: UUID):
 def attendance(data, appointment_id: UUID):
     """Record whether the patient came.
 
-    Status attended or missed. 409 for a cancelled appointment.
+    Status attended or missed; missed owes the patient one recovery SMS (none more when it was missed already).
+    409, and nothing is recorded: the appointment was cancelled; ``attended`` before the visit's day in clinic time
+    (a patient may come early that day); ``missed`` before the visit's time has passed. The message gives the
+    visit's date and from when it can be marked.
     """
     return appointments.record_attendance(current_actor(), appointment_id, data["attended"])

@@ -221,23 +221,54 @@ def request_change(actor, appointment: Appointment) -> list[datetime]:
     return free_slots(appointment.clinic, exclude=appointment.id)
 
 
-def set_attendance(actor, appointment: Appointment, attended: bool) -> Appointment:
-    """Record whether the patient came (staff, or the nightly job for ``missed``)."""
+def set_attendance(actor, appointment: Appointment, attended: bool, *, now: datetime | None = None) -> Appointment:
+    """Record whether the patient came (staff, through the API or the USSD menu).
+
+    Attended is accepted from the visit's day in clinic time on (a patient may come early that day), missed once
+    the visit's time has passed: marked missed sooner, the patient would be sent the recovery SMS ("we missed
+    you") for a visit still to come. A refused change writes nothing. Marking a missed visit missed again owes no
+    second recovery SMS.
+
+    Args:
+        actor: who records it (audited).
+        appointment: the visit.
+        attended: whether the patient came.
+        now: the current time (UTC); defaults to now.
+
+    Returns:
+        The appointment, ``attended`` or ``missed``.
+
+    Raises:
+        Conflict: it was cancelled, or it is too early to say (the message gives the visit's day and from when).
+    """
     if appointment.status == STATUS_CANCELLED:
         raise Conflict("This appointment was cancelled; book a new one instead.")
+    now = now or utcnow()
+    _require_attendance_due(appointment, attended, now)
     was = appointment.status
     appointment.attended = attended
     appointment.status = STATUS_ATTENDED if attended else STATUS_MISSED
-    plan_reminders(appointment)
+    plan_reminders(appointment, now)
     # A visit newly missed owes the patient one recovery SMS (app.services.recovery), at the next allowed time.
     if not attended and was != STATUS_MISSED:
-        appointment.recovery_at = next_send_time(appointment.clinic, utcnow())
+        appointment.recovery_at = next_send_time(appointment.clinic, now)
     elif attended:
         appointment.recovery_at = None
     audit.record(actor, "appointment.attendance", "appointment", appointment.id, {"attended": attended})
     if was in ACTIVE_STATUSES:
         _series_next(actor, appointment)
     return appointment
+
+
+def _require_attendance_due(appointment: Appointment, attended: bool, now: datetime) -> None:
+    clinic, at = appointment.clinic, appointment.appointment_datetime
+    day = local_time(clinic, at).date()
+    # The clinic's calendar day decides, not UTC's: 00:30 in Gaborone is still the previous day in UTC.
+    if attended and local_time(clinic, now).date() < day:
+        raise Conflict(f"This visit is on {day.isoformat()}: it can be marked attended from that day on "
+                       "(clinic time).")  # fmt: skip
+    if not attended and at > now:
+        raise Conflict(f"This visit is on {day.isoformat()}: it can be marked missed once its time has passed.")
 
 
 def _series_next(actor, appointment: Appointment, *, end: bool = False) -> None:

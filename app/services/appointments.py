@@ -312,7 +312,8 @@ def record_attendance(actor, appointment_id: uuid.UUID, attended: bool) -> Appoi
     """Whether the patient came (:func:`set_attendance`).
 
     Raises:
-        NotFound, Forbidden, Conflict: it was cancelled.
+        NotFound, Forbidden, Conflict: it was cancelled, or it is too early to say (attended before the visit's
+            day in clinic time, missed before its time).
     """
     appointment = _own(actor, appointment_id)
     with _unit_of_work():

@@ -56,14 +56,25 @@ def today_ending(clinic: Clinic, digits: str, now: datetime | None = None) -> li
     )  # fmt: skip
 
 
-def mark_attended(actor, clinic: Clinic, appointment_id: uuid.UUID) -> Appointment:
-    """Mark one of the clinic's visits attended (in the caller's transaction)."""
+def mark_attended(actor, clinic: Clinic, appointment_id: uuid.UUID, now: datetime | None = None) -> Appointment:
+    """Mark one of the clinic's visits attended (in the caller's transaction).
+
+    Args:
+        actor: the staff member marking it (audited).
+        clinic: their clinic; another clinic's visit is not found.
+        appointment_id: the visit, as :func:`today_ending` offered it.
+        now: the current time (UTC), as the list was made with; defaults to now.
+
+    Raises:
+        NotFound: no such visit at this clinic.
+        Conflict: it was cancelled, or its day (clinic time) has not come (:func:`appointments.set_attendance`).
+    """
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None or appointment.clinic_id != clinic.id:
         raise NotFound("No such visit at this clinic.")
     if appointment.status == STATUS_CANCELLED:
         raise Conflict("This visit was cancelled.")
-    return appointments.set_attendance(actor, appointment, True)
+    return appointments.set_attendance(actor, appointment, True, now=now)
 
 
 def receipt(user: User, appointment: Appointment, label: str) -> None:

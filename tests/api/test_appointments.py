@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Appointment, AuditLog, Message, Patient, PatientRecord, utcnow
 from app.security import Actor
-from app.services import appointments
+from app.services import appointments, recovery
 from tests.conftest import bearer
-from tests.factories import booking
+from tests.factories import booking, past_visit
 
 PHONE = "+26771234567"
 OTHER_PHONE = "+26772000001"
@@ -453,7 +453,7 @@ def test_admins_cancel_any_clinics_appointment(client, people):
 
 @pytest.mark.parametrize(("attended", "status"), [(True, "attended"), (False, "missed")])
 def test_attendance(client, people, attended, status):
-    appointment = book(people["home"])
+    appointment = past_visit(people["home"])  # yesterday at 10:00, unmarked
 
     response = client.put(f"{BASE}/{appointment.id}/attendance", json={"attended": attended}, headers=headers(people))
 
@@ -461,6 +461,42 @@ def test_attendance(client, people, attended, status):
     body = response.get_json()
     assert (body["attended"], body["status"], body["next_reminder_at"]) == (attended, status, None)
     assert [r.details for r in audit_rows("appointment.attendance")] == [{"attended": attended}]
+
+
+def test_a_visit_marked_missed_after_its_time_owes_one_recovery_sms(client, people):
+    appointment = past_visit(people["home"])
+
+    first = client.put(f"{BASE}/{appointment.id}/attendance", json={"attended": False}, headers=headers(people))
+    due = stored(appointment.id).recovery_at
+    again = client.put(f"{BASE}/{appointment.id}/attendance", json={"attended": False}, headers=headers(people))
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert due is not None and stored(appointment.id).recovery_at == due  # missed again: nothing new owed
+    assert recovery.queue_due_recovery(due)["queued"] == 1
+    assert recovery.queue_due_recovery(due + timedelta(days=1))["due"] == 0
+
+
+@pytest.mark.parametrize(("attended", "rule"), [
+    (False, "it can be marked missed once its time has passed."),
+    (True, "it can be marked attended from that day on (clinic time)."),
+], ids=["missed", "attended"])  # fmt: skip
+def test_attendance_of_a_visit_still_to_come_is_a_409_and_records_nothing(client, people, attended, rule):
+    home = people["home"]
+    tomorrow = (appointments.local_time(home, utcnow()) + timedelta(days=1)).date()
+    at = datetime.combine(tomorrow, time(10, 0), tzinfo=appointments.zone(home)).astimezone(UTC)
+    appointment = book(home, at=at)
+    planned = stored(appointment.id).next_reminder_at
+    messages = count(Message)
+
+    response = client.put(f"{BASE}/{appointment.id}/attendance", json={"attended": attended}, headers=headers(people))
+
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert (error["code"], error["message"]) == ("conflict", f"This visit is on {tomorrow.isoformat()}: {rule}")
+    after = stored(appointment.id)
+    assert (after.status, after.attended, after.recovery_at, after.next_reminder_at) == ("scheduled", None, None,
+                                                                                         planned)  # fmt: skip
+    assert audit_rows("appointment.attendance") == [] and count(Message) == messages
 
 
 @pytest.mark.parametrize(("body", "field"), [({}, "attended"), ({"attended": "perhaps"}, "attended"),

@@ -33,6 +33,7 @@ from app.messaging.outbox import queue_outbound, text_to_send
 from app.models import Medication, Message, PhoneProofCode, utcnow
 from app.services import accounts, appointments, phone_proof, tokens
 from tests.conftest import PASSWORD, bearer, make_clinic
+from tests.factories import past_visit
 
 ACTORS = ("anonymous", "viewer", "staff", "other_staff", "pharmacist", "admin", "clinician")
 NEW_PASSWORD = "a-long-enough-passphrase-9"
@@ -179,6 +180,11 @@ def home_appointment(people: dict) -> dict:
                                       appointment_datetime=datetime.fromisoformat(APPOINTMENT_AT))  # fmt: skip
     db.session.commit()
     return {"home_appointment": appointment.id, "home_patient": appointment.patient_id}
+
+
+def home_past_visit(people: dict) -> dict:
+    """A visit of the home clinic yesterday, unmarked: attendance can be recorded only once a visit took place."""
+    return {"home_past_visit": past_visit(people["home"], "+26772000093").id}
 
 
 def home_missed(people: dict) -> dict:
@@ -391,8 +397,8 @@ TABLE = [
         setup=home_appointment),
     row("DELETE", "/api/v1/appointments/{home_appointment}", None,           (401, 403, 200, 403, 403, 200, 403),
         setup=home_appointment),
-    row("PUT",    "/api/v1/appointments/{home_appointment}/attendance", attendance_body,
-        (401, 403, 200, 403, 403, 200, 403), setup=home_appointment),
+    row("PUT",    "/api/v1/appointments/{home_past_visit}/attendance", attendance_body,
+        (401, 403, 200, 403, 403, 200, 403), setup=home_past_visit),
     row("GET",    "/api/v1/appointments/tracing",        None,               (401, 200, 200, 200, 403, 200, 403)),
     row("POST",   "/api/v1/appointments/{home_missed}/tracing", tracing_body, (401, 403, 201, 403, 403, 201, 403),
         setup=home_missed),

@@ -18,7 +18,7 @@ from app.models.appointment import STATUS_ATTENDED, STATUS_CANCELLED, STATUS_MIS
 from app.services import appointments, recovery, series
 from app.services.upkeep import mark_missed
 from tests.conftest import bearer
-from tests.factories import store_appointment
+from tests.factories import past_visit, store_appointment
 
 BASE = "/api/v1/appointments"
 PHONE = "+26771234567"
@@ -29,10 +29,7 @@ def headers(people, who: str = "staff") -> dict:
 
 
 def missed(clinic, *, days_ago: int = 1, phone: str = PHONE) -> Appointment:
-    day = (appointments.local_time(clinic, utcnow()) - timedelta(days=days_ago)).date()
-    at = datetime.combine(day, time(10, 0), tzinfo=appointments.zone(clinic)).astimezone(UTC)
-    visit = store_appointment(clinic, at, phone=phone, status=STATUS_MISSED)
-    return visit
+    return past_visit(clinic, phone, days_ago=days_ago, status=STATUS_MISSED)
 
 
 def local_iso(clinic, days: int, hour: int = 9) -> str:
@@ -159,42 +156,46 @@ def _series_visits(series_id) -> list[Appointment]:
 
 
 def test_a_28_day_series_books_its_next_visit_when_one_is_attended_at_the_same_local_time(client, people):
-    home = people["home"]
-    created = client.post(BASE, json={"patient_phone": PHONE, "appointment_datetime": local_iso(home, 2, 10),
-                                      "repeat": {"every_days": 28, "count": 3}}, headers=headers(people))  # fmt: skip
-    assert created.status_code == 201, created.get_json()
-    first = created.get_json()
-    assert first["series"]["every_days"] == 28 and first["series"]["count"] == 3 and first["series_number"] == 1
+    first = past_visit(people["home"])  # yesterday at 10:00: attendance is recorded once the visit took place
+    started = series.start(first, 28, 3)
+    db.session.commit()
 
-    client.put(f"{BASE}/{first['id']}/attendance", json={"attended": True}, headers=headers(people))
-    visits = _series_visits(first["series"]["id"])
+    response = client.put(f"{BASE}/{first.id}/attendance", json={"attended": True}, headers=headers(people))
+    visits = _series_visits(started.id)
 
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["series"]["every_days"] == 28 and body["series"]["count"] == 3 and body["series_number"] == 1
     assert [v.status for v in visits] == [STATUS_ATTENDED, STATUS_SCHEDULED]
     assert visits[1].appointment_datetime - visits[0].appointment_datetime == timedelta(days=28)
     assert visits[1].series_number == 2
     shown = client.get(f"{BASE}/{visits[1].id}", headers=headers(people, "viewer")).get_json()
     assert shown["series"]["booked"] == 2
 
-    appointments.set_attendance(None, visits[1], False)  # the second is missed: the third (last) is booked
+    # The next two, each recorded at its own time: the second missed, so the third (the last) is booked.
+    appointments.set_attendance(None, visits[1], False, now=visits[1].appointment_datetime + timedelta(hours=1))
     db.session.commit()
-    appointments.set_attendance(None, _series_visits(first["series"]["id"])[2], True)
+    third = _series_visits(started.id)[2]
+    appointments.set_attendance(None, third, True, now=third.appointment_datetime)
     db.session.commit()
-    assert len(_series_visits(first["series"]["id"])) == 3  # count reached: nothing more
+    assert len(_series_visits(started.id)) == 3  # count reached: nothing more
 
 
 def test_the_next_visit_moves_to_the_next_day_whose_slot_has_room(client, people):
     home = people["home"]
-    first = client.post(BASE, json={"patient_phone": PHONE, "appointment_datetime": local_iso(home, 1, 10),
-                                    "repeat": {"every_days": 7}}, headers=headers(people)).get_json()  # fmt: skip
-    due = datetime.fromisoformat(first["appointment_datetime"]) + timedelta(days=7)
+    first = past_visit(home)
+    started = series.start(first, 7, None)
+    db.session.commit()
+    due = first.appointment_datetime + timedelta(days=7)
     for n in range(home.slot_capacity):
         appointments.create(None, home, patient_phone=f"+2677900{n:04d}", appointment_datetime=due)
     db.session.commit()
 
-    client.put(f"{BASE}/{first['id']}/attendance", json={"attended": True}, headers=headers(people))
+    response = client.put(f"{BASE}/{first.id}/attendance", json={"attended": True}, headers=headers(people))
 
-    nxt = _series_visits(first["series"]["id"])[1]
-    assert nxt.appointment_datetime == due + timedelta(days=1) and first["series"]["count"] is None
+    assert response.status_code == 200, response.get_json()
+    nxt = _series_visits(started.id)[1]
+    assert nxt.appointment_datetime == due + timedelta(days=1) and response.get_json()["series"]["count"] is None
 
 
 def test_the_nightly_job_books_the_next_visit_of_a_missed_series_visit(app, people):

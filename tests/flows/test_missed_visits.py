@@ -20,7 +20,7 @@ from app.security import Actor
 from app.services import appointments, recovery, reports
 from app.services.upkeep import mark_missed
 from tests.bots.test_webhooks import CONFIG
-from tests.factories import store_appointment
+from tests.factories import past_visit
 from tests.flows import OTHER_PHONE, PHONE, book, conversation, make_clinic, outbound, reload
 from tests.flows.test_appointments import say
 
@@ -40,9 +40,7 @@ def clinic(app):
 
 def yesterday(clinic, phone: str = PHONE, **fields) -> Appointment:
     """A visit yesterday at 10:00 clinic time that nobody marked."""
-    day = (appointments.local_time(clinic, utcnow()) - timedelta(days=1)).date()
-    at = datetime.combine(day, time(10, 0), tzinfo=appointments.zone(clinic)).astimezone(UTC)
-    return store_appointment(clinic, at, phone=phone, **fields)
+    return past_visit(clinic, phone, **fields)
 
 
 def recoveries(phone: str = PHONE) -> list[Message]:
@@ -109,7 +107,7 @@ ADMIN = Actor(user_id=None, role="admin", clinic_id=None, remote_addr=None)
 
 
 def test_staff_marking_a_visit_missed_owes_one_recovery_sms(app, clinic):
-    visit = book(clinic, days=1)
+    visit = yesterday(clinic)
     actor = ADMIN
     appointments.set_attendance(actor, visit, False)
     db.session.commit()

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.i18n import CATALOG
 from app.i18n.gsm7 import fits_one_segment, septets
 from app.messaging import inbox
-from app.models import Appointment, Clinic, Contact, Message, Patient, PatientRecord
+from app.models import Appointment, AuditLog, Clinic, Contact, Message, Patient, PatientRecord
 from app.models.appointment import (
     ACTIVE_STATUSES,
     STATUS_ATTENDED,
@@ -36,7 +36,7 @@ from app.models.appointment import (
     STATUSES,
 )
 from app.models.clinic import DEFAULT_OPENING_HOURS, SMS_NAME_LENGTH, default_opening_hours
-from app.services import appointments
+from app.services import appointments, visits
 from tests.conftest import make_clinic
 from tests.factories import store_appointment
 
@@ -559,12 +559,82 @@ def test_request_change_offers_free_slots_without_its_own(clinic):
 def test_set_attendance(clinic, attended, status):
     appointment = book(clinic, AT)
     appointments.plan_reminders(appointment, local("2030-03-01", "08:00"))
+    now = AT + timedelta(hours=1)  # 10:00 in Gaborone: inside the sending hours
 
-    appointments.set_attendance(None, appointment, attended)
+    appointments.set_attendance(None, appointment, attended, now=now)
     db.session.commit()
 
     appointment = reload(appointment)
     assert (appointment.attended, appointment.status, appointment.next_reminder_at) == (attended, status, None)
+    assert appointment.recovery_at == (None if attended else now)  # missed: one recovery SMS due at once
+
+
+TOO_EARLY_MISSED = "This visit is on {}: it can be marked missed once its time has passed."
+TOO_EARLY_ATTENDED = "This visit is on {}: it can be marked attended from that day on (clinic time)."
+
+# (clinic zone, the visit and now in clinic time, attended, the refusal or None: recorded)
+ATTENDANCE_TIMES = [
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-05", "08:59"), False,
+                 TOO_EARLY_MISSED.format("2030-03-05"), id="missed a minute before its time"),
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-01", "12:00"), False,
+                 TOO_EARLY_MISSED.format("2030-03-05"), id="missed days before"),
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-05", "09:00"), False, None, id="missed at its time"),
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-06", "08:00"), False, None, id="missed the next day"),
+    pytest.param(GABORONE, ("2030-03-05", "14:00"), ("2030-03-05", "07:30"), True, None,
+                 id="attended earlier the same day"),
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-12", "10:00"), True, None, id="attended a week later"),
+    pytest.param(GABORONE, ("2030-03-05", "09:00"), ("2030-03-04", "16:00"), True,
+                 TOO_EARLY_ATTENDED.format("2030-03-05"), id="attended the day before"),
+    # Near midnight the clinic's day decides, not UTC's. The next two are the same instants (visit 22:30 UTC, now
+    # 21:30 UTC on 5 March): the next day in Gaborone (UTC+2), the same day in Accra (UTC+0).
+    pytest.param(GABORONE, ("2030-03-06", "00:30"), ("2030-03-05", "23:30"), True,
+                 TOO_EARLY_ATTENDED.format("2030-03-06"), id="Gaborone: attended before its midnight"),
+    pytest.param(ACCRA, ("2030-03-05", "22:30"), ("2030-03-05", "21:30"), True, None,
+                 id="Accra: the same instants are one day"),
+    # 00:30 UTC on the 5th and 23:30 UTC on the 4th: different days in UTC, the same day in Gaborone.
+    pytest.param(GABORONE, ("2030-03-05", "02:30"), ("2030-03-05", "01:30"), True, None,
+                 id="Gaborone: attended after its midnight, before UTC's"),
+]  # fmt: skip
+
+
+@pytest.mark.both_backends  # the rule compares the visit's time as the database hands it back (naive on SQLite)
+@pytest.mark.parametrize(("zone", "visit", "now", "attended", "refused"), ATTENDANCE_TIMES)
+def test_attendance_is_recorded_only_once_it_can_be_known(app, zone, visit, now, attended, refused):
+    clinic = make_clinic("Kumasi Clinic", "GH", "Africa/Accra", "en") if zone is ACCRA else make_clinic()
+    appointment = reload(book(clinic, local(*visit, zone), planned=local("2030-03-01", "08:00", zone)))
+    planned = appointment.next_reminder_at
+    at = local(*now, zone)
+
+    if refused:
+        with pytest.raises(Conflict) as error:
+            appointments.set_attendance(None, appointment, attended, now=at)
+    else:
+        appointments.set_attendance(None, appointment, attended, now=at)
+    db.session.commit()  # whatever the refusal left in the session would be written now
+
+    stored = reload(appointment)
+    audited = db.session.scalar(
+        select(func.count()).select_from(AuditLog).where(AuditLog.action == "appointment.attendance")
+    )
+    if refused:
+        assert error.value.message == refused
+        assert (stored.status, stored.attended, stored.recovery_at) == (STATUS_SCHEDULED, None, None)
+        assert stored.next_reminder_at == planned and audited == 0
+    else:
+        assert stored.status == (STATUS_ATTENDED if attended else STATUS_MISSED) and audited == 1
+        assert stored.recovery_at == (None if attended else appointments.next_send_time(clinic, at))
+    assert outbox() == []
+
+
+def test_the_ussd_menus_marking_keeps_the_rule_with_the_clock_it_is_given(clinic):
+    visit = book(clinic, AT)  # 09:00 in Gaborone on 5 March
+
+    with pytest.raises(Conflict):
+        visits.mark_attended(None, clinic, visit.id, now=local("2030-03-04", "23:59"))
+    marked = visits.mark_attended(None, clinic, visit.id, now=local("2030-03-05", "00:00"))
+    db.session.commit()
+
+    assert reload(marked).status == STATUS_ATTENDED
 
 
 def test_attendance_of_a_cancelled_appointment_is_refused(clinic):

@@ -179,12 +179,14 @@ def _move(appointment):
     appointments.reschedule(None, appointment, appointment.appointment_datetime + DAY)
 
 
+# Attendance is recorded once it can be known (on the visit's day, after its time); the send below still runs at NOW,
+# before the visit, so only the changed status can stop the reminder.
 def _attended(appointment):
-    appointments.set_attendance(None, appointment, True)
+    appointments.set_attendance(None, appointment, True, now=appointment.appointment_datetime)
 
 
 def _missed(appointment):
-    appointments.set_attendance(None, appointment, False)
+    appointments.set_attendance(None, appointment, False, now=appointment.appointment_datetime + timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
