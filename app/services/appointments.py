@@ -123,9 +123,8 @@ def in_period(since: date | datetime | None, until: date | datetime | None, clin
     """
     if since is None and until is None:
         return true()
-    zones = [clinic.timezone] if clinic is not None else db.session.scalars(select(Clinic.timezone).distinct()).all()
     clauses = []
-    for timezone in zones:
+    for timezone in _zones(clinic):
         parts = [] if clinic is not None else [Clinic.timezone == timezone]
         if since is not None:
             parts.append(Appointment.appointment_datetime >= _bound(since, timezone, end=False))
@@ -133,6 +132,25 @@ def in_period(since: date | datetime | None, until: date | datetime | None, clin
             parts.append(Appointment.appointment_datetime < _bound(until, timezone, end=True))
         clauses.append(and_(*parts))
     return or_(false(), *clauses)
+
+
+def more_days_ago(days: int, now: datetime, clinic: Clinic | None):
+    """A WHERE clause: the appointment is on a day more than ``days`` days before ``now``'s, both days in its
+    clinic's time. Each clinic has its own today: at 23:00 UTC it is already tomorrow in Gaborone.
+
+    Without a clinic, the statement must join :class:`Clinic` (as for :func:`in_period`).
+    """
+    clauses = []
+    for timezone in _zones(clinic):
+        today = now.astimezone(ZoneInfo(timezone)).date()
+        before = Appointment.appointment_datetime < _bound(today - timedelta(days=days), timezone, end=False)
+        clauses.append(before if clinic is not None else and_(Clinic.timezone == timezone, before))
+    return or_(false(), *clauses)
+
+
+def _zones(clinic: Clinic | None) -> list[str]:
+    """The time zone of ``clinic``, or of every clinic (a handful)."""
+    return [clinic.timezone] if clinic is not None else list(db.session.scalars(select(Clinic.timezone).distinct()))
 
 
 def visible(actor):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import Appointment, Clinic, Message, Patient, TracingOutcome, utcnow
 from app.models.appointment import ACTIVE_STATUSES, STATUS_MISSED, TRACING_CLOSING
 from app.services import audit, clinics
-from app.services.appointments import in_period
+from app.services.appointments import more_days_ago
 from app.services.clinic_calendar import local_time
 from app.services.recovery import RECOVERY_DAYS, RECOVERY_KEY, recovery_key
 
@@ -98,11 +98,9 @@ def tracing_list(actor, *, page: int, per_page: int, clinic_id: uuid.UUID | None
     clinic = clinics.clinic_for(actor, clinic_id, location="query")
     stmt = _open(clinic.id if clinic is not None else None, now)
     if overdue is not None:
-        # Overdue: on a clinic-local day more than RECOVERY_DAYS days before today (as ``days_since`` counts).
-        today = local_time(clinic, now).date() if clinic is not None else now.date()
-        last_overdue_day = today - timedelta(days=RECOVERY_DAYS + 1)
+        # Overdue as ``days_since`` counts it: more than RECOVERY_DAYS days before its own clinic's today.
         stmt = stmt.join(Clinic, Appointment.clinic_id == Clinic.id)
-        older = in_period(None, last_overdue_day, clinic)
+        older = more_days_ago(RECOVERY_DAYS, now, clinic)
         stmt = stmt.where(older if overdue else ~older)
     result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
     entries = _entries(list(result.items), now)

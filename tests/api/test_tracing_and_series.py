@@ -15,7 +15,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Appointment, AuditLog, TracingOutcome, utcnow
 from app.models.appointment import STATUS_ATTENDED, STATUS_CANCELLED, STATUS_MISSED, STATUS_SCHEDULED
-from app.services import appointments, recovery, series
+from app.security import Actor
+from app.services import appointments, recovery, series, tracing
 from app.services.upkeep import mark_missed
 from tests.conftest import bearer
 from tests.factories import past_visit, store_appointment
@@ -244,3 +245,23 @@ def test_overdue_in_the_filter_and_the_flag_agree_at_the_edge(client, people, da
     shown = listed["true" if overdue else "false"]["items"]
     assert [item["overdue"] for item in shown] == [overdue]
     assert listed["false" if overdue else "true"]["items"] == []
+
+
+def test_an_admins_overdue_filter_counts_each_clinics_own_days(people):
+    # 23:00 UTC on 5 March: already the 6th in Gaborone (UTC+2), still the 5th in Accra (UTC+0). Each clinic's two
+    # missed visits are RECOVERY_DAYS + 1 (overdue) and RECOVERY_DAYS (not yet) of its own days old.
+    now = datetime(2030, 3, 5, 23, 0, tzinfo=UTC)
+    expected = {True: set(), False: set()}
+    for n, clinic in enumerate((people["home"], people["other"])):
+        today = appointments.local_time(clinic, now).date()
+        for days, overdue in ((recovery.RECOVERY_DAYS + 1, True), (recovery.RECOVERY_DAYS, False)):
+            at = datetime.combine(today - timedelta(days=days), time(10, 0), tzinfo=appointments.zone(clinic))
+            visit = store_appointment(clinic, at.astimezone(UTC), phone=f"+2677123450{n}{int(overdue)}",
+                                      status=STATUS_MISSED)  # fmt: skip
+            expected[overdue].add(visit.id)
+    admin = Actor(user_id=people["users"]["admin"].id, role="admin", clinic_id=None, remote_addr=None)
+
+    for flag in (True, False):
+        listed = tracing.tracing_list(admin, page=1, per_page=50, overdue=flag, now=now)["items"]
+        assert {entry.appointment.id for entry in listed} == expected[flag]
+        assert {entry.overdue for entry in listed} == {flag}  # the filter and each entry's flag agree
